@@ -1,0 +1,89 @@
+//! The process authority: the only thing allowed to end a subject.
+//!
+//! The core never signals anything. When it has decided (and logged) that a subject must end,
+//! it hands a [`TerminationRequest`] to an [`Authority`]. The authority carries it out in its
+//! own time and reports back through [`Input::Answer`](crate::Input::Answer) (accepted or
+//! refused, keyed by the request's [`Ticket`]) and [`Input::Exited`](crate::Input::Exited).
+//!
+//! The request call itself returns nothing on purpose: every fact that changes the core's
+//! state arrives as an input, so a recorded input stream replays a run bit for bit without the
+//! authority. An authority that fails at once (its transport is down, say) answers with
+//! `Input::Answer { answer: Answer::Refused(..) }` like any other refusal.
+
+use memstat::SubjectId;
+
+/// Identifies one termination request. Issued by the core in increasing order (wrapping after
+/// 2^32 requests, far beyond any run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Ticket(pub u32);
+
+/// How hard to end a subject. Escalation only goes up: `Graceful` then `Forced`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[repr(u8)]
+pub enum TerminationMode {
+    /// Ask the subject to exit (SIGTERM on Linux) and give it time.
+    Graceful = 1,
+    /// End it now (SIGKILL / `cgroup.kill` on Linux).
+    Forced = 2,
+}
+
+/// What the core asks the authority to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TerminationRequest {
+    /// Quote this in the answer.
+    pub ticket: Ticket,
+    /// The service to end: all of it, by identity, never a PID.
+    pub subject: SubjectId,
+    /// How.
+    pub mode: TerminationMode,
+}
+
+/// The process authority as the core sees it.
+pub trait Authority {
+    /// Start ending `request.subject`. Must not block. The outcome comes back later as inputs:
+    /// one [`Answer`] for the ticket, then [`Input::Exited`](crate::Input::Exited) when the
+    /// subject is gone. The core logs the request *before* calling this.
+    fn request_termination(&mut self, request: TerminationRequest);
+}
+
+/// The authority's answer to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Answer {
+    /// The authority has started ending the subject.
+    Accepted,
+    /// The authority will not end the subject.
+    Refused(RefusalReason),
+}
+
+/// Why an authority refused. Crosses process boundaries: discriminants are fixed, only append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum RefusalReason {
+    /// The authority protects this subject (defence in depth behind the core's own check).
+    Critical = 1,
+    /// The authority does not know the subject (it exited, or never ran under it).
+    UnknownSubject = 2,
+    /// The caller may not end subjects.
+    NotPermitted = 3,
+    /// The authority could not be reached or could not act.
+    Unavailable = 4,
+}
+
+impl RefusalReason {
+    /// The word logs and markers use.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::UnknownSubject => "unknown-subject",
+            Self::NotPermitted => "not-permitted",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}

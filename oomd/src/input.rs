@@ -1,0 +1,245 @@
+//! The one input type: everything that can change the core's state.
+
+use memstat::{SubjectId, MAX_FRAME_LEN};
+
+use crate::{Answer, PolicyUpdate, Tick, Ticket};
+
+/// Every input the core accepts. A run is fully described by its sequence of inputs: feeding
+/// the same sequence to a fresh [`Watchdog`](crate::Watchdog) gives a byte-identical event log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum Input {
+    /// Time advanced. Decisions are taken here, never on other inputs.
+    Tick(Tick),
+    /// A memstat frame arrived. `sender` is who the *transport* says sent it (the channel it
+    /// arrived on, or the kernel's peer credentials), never a value read from the payload.
+    Frame {
+        /// The authenticated sender.
+        sender: SubjectId,
+        /// The bytes as received.
+        payload: Payload,
+    },
+    /// A trusted kernel figure for a subject (e.g. cgroup `memory.current`, or VmRSS summed
+    /// over its processes). Optional: the core works with frames alone.
+    KernelReading {
+        /// The subject measured.
+        subject: SubjectId,
+        /// Bytes the kernel charges to it.
+        bytes: u64,
+    },
+    /// A subject started (or restarted): the authority spawned it.
+    Register(Registration),
+    /// A subject is gone for good and its slot may be reused.
+    Unregister(SubjectId),
+    /// Change the policy.
+    SetPolicy(PolicyUpdate),
+    /// The authority's answer to a termination request.
+    Answer {
+        /// The request answered.
+        ticket: Ticket,
+        /// The answer.
+        answer: Answer,
+    },
+    /// The authority observed that a subject exited (all of its processes).
+    Exited(SubjectId),
+}
+
+/// A subject as the authority spawned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Registration {
+    /// Its identity.
+    pub subject: SubjectId,
+    /// Its victim class.
+    pub class: SubjectClass,
+    /// Marked critical by the manifest: never to be killed. Subjects named in
+    /// [`ALWAYS_CRITICAL`](crate::limits::ALWAYS_CRITICAL) are critical regardless.
+    pub critical: bool,
+}
+
+/// Which subjects go first when several must be acted on in one tick. Lower classes are
+/// preferred victims. Discriminants are fixed; only append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[repr(u8)]
+pub enum SubjectClass {
+    /// Batch work, caches, prefetchers: first to go.
+    Background = 0,
+    /// Ordinary services.
+    #[default]
+    Standard = 1,
+    /// Services a user is waiting on: last to go.
+    Foreground = 2,
+}
+
+impl SubjectClass {
+    /// The word traces and policy files use.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Background => "background",
+            Self::Standard => "standard",
+            Self::Foreground => "foreground",
+        }
+    }
+}
+
+/// The bytes of one received frame, held by value so that an [`Input`] can be recorded.
+///
+/// At most [`MAX_FRAME_LEN`] bytes are kept; `len` is what arrived, so an oversize frame is
+/// still seen as oversize by the decoder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Payload {
+    len: u32,
+    bytes: [u8; MAX_FRAME_LEN],
+}
+
+impl Payload {
+    /// Copies a received datagram. Anything past [`MAX_FRAME_LEN`] is not kept.
+    #[must_use]
+    pub fn new(received: &[u8]) -> Self {
+        Self::truncated(received, received.len())
+    }
+
+    /// A datagram of `len` bytes of which only `kept` was read (the edge's buffer holds
+    /// [`MAX_FRAME_LEN`] bytes; the kernel reports the full length).
+    #[must_use]
+    pub fn truncated(kept: &[u8], len: usize) -> Self {
+        let mut bytes = [0; MAX_FRAME_LEN];
+        let n = kept.len().min(MAX_FRAME_LEN).min(len);
+        bytes[..n].copy_from_slice(&kept[..n]);
+        Payload {
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+            bytes,
+        }
+    }
+
+    /// The length that arrived.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True when nothing arrived.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Decodes the frame, rejecting oversize input before reading it.
+    pub fn decode(&self) -> Result<memstat::Frame, memstat::DecodeError> {
+        match self.bytes.get(..self.len()) {
+            Some(bytes) => memstat::Frame::decode(bytes),
+            None => Err(memstat::DecodeError::Oversize { len: self.len() }),
+        }
+    }
+
+    /// The bytes kept.
+    #[must_use]
+    pub fn kept(&self) -> &[u8] {
+        &self.bytes[..self.len().min(MAX_FRAME_LEN)]
+    }
+}
+
+impl core::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Payload(len={}, {:02x?})", self.len, self.kept())
+    }
+}
+
+/// Recorded as `(len, kept bytes)`; a recording whose kept bytes disagree with `len` is refused.
+#[cfg(feature = "serde")]
+mod payload_serde {
+    use core::fmt;
+
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::ser::SerializeTuple;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Payload, MAX_FRAME_LEN};
+
+    impl Serialize for Payload {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut t = serializer.serialize_tuple(2)?;
+            t.serialize_element(&self.len)?;
+            t.serialize_element(&Kept(self.kept()))?;
+            t.end()
+        }
+    }
+
+    struct Kept<'a>(&'a [u8]);
+
+    impl Serialize for Kept<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+
+    /// Up to `MAX_FRAME_LEN` bytes, from a byte string or a sequence of numbers.
+    struct KeptBuf {
+        n: usize,
+        bytes: [u8; MAX_FRAME_LEN],
+    }
+
+    impl<'de> Deserialize<'de> for KeptBuf {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_bytes(KeptVisitor)
+        }
+    }
+
+    struct KeptVisitor;
+
+    impl<'de> Visitor<'de> for KeptVisitor {
+        type Value = KeptBuf;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "at most {MAX_FRAME_LEN} bytes")
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<KeptBuf, E> {
+            let mut out = KeptBuf {
+                n: v.len(),
+                bytes: [0; MAX_FRAME_LEN],
+            };
+            out.bytes
+                .get_mut(..v.len())
+                .ok_or_else(|| E::invalid_length(v.len(), &self))?
+                .copy_from_slice(v);
+            Ok(out)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeptBuf, A::Error> {
+            let mut out = KeptBuf {
+                n: 0,
+                bytes: [0; MAX_FRAME_LEN],
+            };
+            while let Some(b) = seq.next_element::<u8>()? {
+                let slot = out
+                    .bytes
+                    .get_mut(out.n)
+                    .ok_or_else(|| de::Error::invalid_length(out.n + 1, &self))?;
+                *slot = b;
+                out.n += 1;
+            }
+            Ok(out)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Payload {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let (len, kept) = <(u32, KeptBuf)>::deserialize(deserializer)?;
+            let expected = (len as usize).min(MAX_FRAME_LEN);
+            if kept.n != expected {
+                return Err(de::Error::invalid_length(
+                    kept.n,
+                    &"as many bytes as len (capped)",
+                ));
+            }
+            Ok(Payload {
+                len,
+                bytes: kept.bytes,
+            })
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Every bound the core enforces, in one place, with the reason for each.
+//!
+//! Capacities of the tables themselves are const generics of
+//! [`Watchdog`](crate::Watchdog); the defaults live here too.
+
+/// Default subject-table capacity: a service layer of an embedded or desktop OS runs tens to a
+/// few hundred services; 256 leaves room and keeps the state machine small (see `docs/perf.md`).
+pub const DEFAULT_SUBJECTS: usize = 256;
+
+/// Default event-ring capacity: enough for several minutes of a busy incident at the default
+/// tick, so a reader polling `events()` once a second loses nothing.
+pub const DEFAULT_EVENTS: usize = 1024;
+
+/// Largest accepted kill budget per window. The budget is a brake on cascades; more than a few
+/// dozen kills per window means the policy is wrong, not that more kills are needed. Also the
+/// length of the fixed array that remembers recent kills.
+pub const MAX_KILL_BUDGET: u16 = 32;
+
+/// Longest kill window, in ticks (a day at a 1 ms tick). Longer windows are a typo.
+pub const MAX_KILL_WINDOW_TICKS: u64 = 86_400_000;
+
+/// Longest soft grace, in ticks: same bound as the kill window.
+pub const MAX_SOFT_GRACE_TICKS: u64 = MAX_KILL_WINDOW_TICKS;
+
+/// Longest exit deadline, in ticks (an hour at a 1 ms tick); zero is refused because a kill
+/// needs at least one tick to be observed.
+pub const MAX_EXIT_DEADLINE_TICKS: u64 = 3_600_000;
+
+/// Most frames one sender may have accepted per tick. A service publishes at most once per
+/// quantum of growth or per interval; a few per tick is generous, thousands is a flood.
+pub const MAX_FRAME_BUDGET: u16 = 1024;
+
+/// Sample period bounds in milliseconds (the edge's tick period): 1 ms to one minute.
+pub const MIN_SAMPLE_PERIOD_MS: u32 = 1;
+/// See [`MIN_SAMPLE_PERIOD_MS`].
+pub const MAX_SAMPLE_PERIOD_MS: u32 = 60_000;
+
+/// Soft-limit hysteresis: after crossing `soft`, a subject is re-armed (and a new incident may
+/// begin) only once its enforced bytes fall below `soft - soft / SOFT_REARM_DIVISOR`, so a
+/// service hovering at its soft limit produces one soft event, not one per frame.
+pub const SOFT_REARM_DIVISOR: u64 = 16;
+
+/// Subjects that are critical whatever their registration says: the process authority, the
+/// watchdog itself, and the system managers the reference OS names. Matched by name-derived id.
+pub const ALWAYS_CRITICAL: [&str; 5] = ["init", "execd", "oomd", "samgrd", "policyd"];

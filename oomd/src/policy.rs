@@ -1,0 +1,263 @@
+//! What the watchdog enforces, and how a policy is checked before it is accepted.
+
+use crate::limits;
+
+/// The limits of one subject. The global [`Policy`] carries the default; a subject may have an
+/// override (see [`PolicyUpdate::SubjectLimits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Limits {
+    /// At or above this many bytes a subject is *over soft*: one warning per crossing.
+    pub soft_bytes: u64,
+    /// At or above this many bytes a subject must be terminated (at the next tick).
+    pub hard_bytes: u64,
+    /// Ticks a subject may stay over soft before a graceful termination is requested;
+    /// `0` means soft is a warning only.
+    pub soft_grace_ticks: u64,
+    /// Ticks to wait for the exit after each termination request before escalating
+    /// (graceful → forced) or, after the forced request, reporting the kill as failed.
+    pub exit_deadline_ticks: u64,
+}
+
+/// The global policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Policy {
+    /// Default limits of every subject without an override.
+    pub limits: Limits,
+    /// The edge's tick period in milliseconds. The core counts ticks only; this is carried so
+    /// that one policy document configures both.
+    pub sample_period_ms: u32,
+    /// At most this many kills may be decided in any `kill_window_ticks` consecutive ticks;
+    /// further kills are throttled until the window allows them.
+    pub kill_budget: u16,
+    /// The length of the kill-budget window, in ticks.
+    pub kill_window_ticks: u64,
+    /// Frames accepted per sender per tick; more are rejected as over budget.
+    pub frame_budget_per_tick: u16,
+    /// When true, a subject's enforced bytes are the larger of its report and its kernel
+    /// reading; when false, kernel readings are only shown and compared.
+    pub enforce_kernel: bool,
+    /// A kernel reading more than this many bytes above a subject's report is an
+    /// under-report (one event per incident).
+    pub underreport_margin_bytes: u64,
+    /// Observe only (dry run): decisions are logged as would-kill events and the authority is
+    /// never called.
+    pub observe_only: bool,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl Default for Policy {
+    /// A conservative default: soft 256 MiB, hard 512 MiB, 100 ms ticks, a 5 s soft grace
+    /// before a graceful kill, 2 s to exit, at most 4 kills per minute.
+    fn default() -> Self {
+        Policy {
+            limits: Limits {
+                soft_bytes: 256 * MIB,
+                hard_bytes: 512 * MIB,
+                soft_grace_ticks: 50,
+                exit_deadline_ticks: 20,
+            },
+            sample_period_ms: 100,
+            kill_budget: 4,
+            kill_window_ticks: 600,
+            frame_budget_per_tick: 8,
+            enforce_kernel: false,
+            underreport_margin_bytes: 16 * MIB,
+            observe_only: false,
+        }
+    }
+}
+
+/// A change of policy, fed to the core with [`Input::SetPolicy`](crate::Input::SetPolicy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum PolicyUpdate {
+    /// Replace the global policy.
+    Global(Policy),
+    /// Set (`Some`) or clear (`None`) the limits override of one registered subject.
+    SubjectLimits {
+        /// The subject.
+        subject: memstat::SubjectId,
+        /// Its own limits, or `None` to fall back to the global ones.
+        limits: Option<Limits>,
+    },
+}
+
+/// Why a policy was refused. The value named is the first one found wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// `hard_bytes` is zero: every subject would be killed at once.
+    HardZero,
+    /// `soft_bytes` is above `hard_bytes`.
+    SoftAboveHard,
+    /// `soft_grace_ticks` is above [`limits::MAX_SOFT_GRACE_TICKS`].
+    SoftGraceTooLong,
+    /// `exit_deadline_ticks` is zero or above [`limits::MAX_EXIT_DEADLINE_TICKS`].
+    ExitDeadlineOutOfRange,
+    /// `sample_period_ms` is outside
+    /// [`limits::MIN_SAMPLE_PERIOD_MS`]`..=`[`limits::MAX_SAMPLE_PERIOD_MS`].
+    SamplePeriodOutOfRange,
+    /// `kill_budget` is zero or above [`limits::MAX_KILL_BUDGET`] (use `observe_only` to
+    /// never kill).
+    KillBudgetOutOfRange,
+    /// `kill_window_ticks` is zero or above [`limits::MAX_KILL_WINDOW_TICKS`].
+    KillWindowOutOfRange,
+    /// `frame_budget_per_tick` is zero or above [`limits::MAX_FRAME_BUDGET`].
+    FrameBudgetOutOfRange,
+    /// The subject of a limits override is not registered.
+    UnknownSubject,
+}
+
+impl PolicyError {
+    /// The name of the setting at fault, as policy files spell it.
+    #[must_use]
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::HardZero => "hard_bytes",
+            Self::SoftAboveHard => "soft_bytes",
+            Self::SoftGraceTooLong => "soft_grace_ticks",
+            Self::ExitDeadlineOutOfRange => "exit_deadline_ticks",
+            Self::SamplePeriodOutOfRange => "sample_period_ms",
+            Self::KillBudgetOutOfRange => "kill_budget",
+            Self::KillWindowOutOfRange => "kill_window_ticks",
+            Self::FrameBudgetOutOfRange => "frame_budget_per_tick",
+            Self::UnknownSubject => "subject",
+        }
+    }
+}
+
+impl core::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let why = match self {
+            Self::HardZero => "must be above zero",
+            Self::SoftAboveHard => "must not exceed hard_bytes",
+            Self::SoftGraceTooLong => "is above the maximum",
+            Self::ExitDeadlineOutOfRange
+            | Self::SamplePeriodOutOfRange
+            | Self::KillBudgetOutOfRange
+            | Self::KillWindowOutOfRange
+            | Self::FrameBudgetOutOfRange => "is out of range",
+            Self::UnknownSubject => "is not registered",
+        };
+        write!(f, "{} {}", self.key(), why)
+    }
+}
+
+impl Limits {
+    /// Checks the limits on their own.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.hard_bytes == 0 {
+            return Err(PolicyError::HardZero);
+        }
+        if self.soft_bytes > self.hard_bytes {
+            return Err(PolicyError::SoftAboveHard);
+        }
+        if self.soft_grace_ticks > limits::MAX_SOFT_GRACE_TICKS {
+            return Err(PolicyError::SoftGraceTooLong);
+        }
+        if self.exit_deadline_ticks == 0
+            || self.exit_deadline_ticks > limits::MAX_EXIT_DEADLINE_TICKS
+        {
+            return Err(PolicyError::ExitDeadlineOutOfRange);
+        }
+        Ok(())
+    }
+
+    /// Bytes below which a subject over soft is re-armed (see [`limits::SOFT_REARM_DIVISOR`]).
+    #[must_use]
+    pub const fn soft_rearm_bytes(&self) -> u64 {
+        self.soft_bytes - self.soft_bytes / limits::SOFT_REARM_DIVISOR
+    }
+}
+
+impl Policy {
+    /// Checks every field; the error names the first one at fault.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        self.limits.validate()?;
+        if !(limits::MIN_SAMPLE_PERIOD_MS..=limits::MAX_SAMPLE_PERIOD_MS)
+            .contains(&self.sample_period_ms)
+        {
+            return Err(PolicyError::SamplePeriodOutOfRange);
+        }
+        if self.kill_budget == 0 || self.kill_budget > limits::MAX_KILL_BUDGET {
+            return Err(PolicyError::KillBudgetOutOfRange);
+        }
+        if self.kill_window_ticks == 0 || self.kill_window_ticks > limits::MAX_KILL_WINDOW_TICKS {
+            return Err(PolicyError::KillWindowOutOfRange);
+        }
+        if self.frame_budget_per_tick == 0 || self.frame_budget_per_tick > limits::MAX_FRAME_BUDGET
+        {
+            return Err(PolicyError::FrameBudgetOutOfRange);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_is_valid() {
+        assert_eq!(Policy::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_the_key_at_fault() {
+        let ok = Policy::default();
+        type Breakage = fn(&mut Policy);
+        let cases: [(Breakage, PolicyError); 9] = [
+            (|p| p.limits.hard_bytes = 0, PolicyError::HardZero),
+            (
+                |p| p.limits.soft_bytes = p.limits.hard_bytes + 1,
+                PolicyError::SoftAboveHard,
+            ),
+            (
+                |p| p.limits.soft_grace_ticks = u64::MAX,
+                PolicyError::SoftGraceTooLong,
+            ),
+            (
+                |p| p.limits.exit_deadline_ticks = 0,
+                PolicyError::ExitDeadlineOutOfRange,
+            ),
+            (
+                |p| p.sample_period_ms = 0,
+                PolicyError::SamplePeriodOutOfRange,
+            ),
+            (|p| p.kill_budget = 0, PolicyError::KillBudgetOutOfRange),
+            (
+                |p| p.kill_budget = limits::MAX_KILL_BUDGET + 1,
+                PolicyError::KillBudgetOutOfRange,
+            ),
+            (
+                |p| p.kill_window_ticks = 0,
+                PolicyError::KillWindowOutOfRange,
+            ),
+            (
+                |p| p.frame_budget_per_tick = 0,
+                PolicyError::FrameBudgetOutOfRange,
+            ),
+        ];
+        for (break_it, expected) in cases {
+            let mut p = ok;
+            break_it(&mut p);
+            assert_eq!(p.validate(), Err(expected), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn soft_equal_to_hard_is_allowed_and_rearm_is_below_soft() {
+        let mut p = Policy::default();
+        p.limits.soft_bytes = p.limits.hard_bytes;
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!(
+            p.limits.soft_rearm_bytes(),
+            p.limits.soft_bytes - p.limits.soft_bytes / 16
+        );
+    }
+}

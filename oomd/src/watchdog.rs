@@ -1,0 +1,692 @@
+//! The state machine.
+
+use core::cmp::Reverse;
+
+use memstat::SubjectId;
+
+use crate::event::EventLog;
+use crate::subject::Subject;
+use crate::{
+    limits, Answer, Authority, DenyReason, EventKind, EventTag, Events, Input, KillReason,
+    KillState, Limits, Payload, Policy, PolicyError, PolicyUpdate, Registration, RegistrationError,
+    Rejection, SubjectStatus, TerminationMode, TerminationRequest, Tick, Ticket,
+};
+
+/// Why an input was not taken as given. The core has already counted it (and, where the
+/// documentation says so, logged it); the caller may show it to whoever sent the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InputError {
+    /// A frame was rejected: the sender misbehaved.
+    Frame(Rejection),
+    /// A policy was refused: the caller asked for nonsense.
+    Policy(PolicyError),
+    /// A registration was refused.
+    Registration(RegistrationError),
+    /// The subject named is not registered, or not running (reading, exit, unregister).
+    UnknownSubject,
+    /// An answer quoted a ticket that is not pending.
+    StaleAnswer,
+    /// The tick was earlier than the current one and was clamped.
+    TickWentBackwards,
+}
+
+/// Counters that survive the event ring's overwriting. Monotonic, saturating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    events: [u64; EventTag::COUNT],
+    rejected: [u64; Rejection::COUNT],
+    /// Kernel readings for unknown or exited subjects.
+    pub readings_ignored: u64,
+    /// Exits reported for unknown or exited subjects.
+    pub exits_ignored: u64,
+    /// Unregistrations of unknown subjects.
+    pub unregisters_ignored: u64,
+    /// Policies refused by validation.
+    pub policies_refused: u64,
+}
+
+impl Counters {
+    /// Events of this kind ever appended, including those since overwritten.
+    #[must_use]
+    pub const fn events(&self, tag: EventTag) -> u64 {
+        self.events[tag as usize]
+    }
+
+    /// Frames rejected for this reason.
+    #[must_use]
+    pub const fn rejected(&self, reason: Rejection) -> u64 {
+        self.rejected[reason as usize]
+    }
+
+    /// Frames rejected for any reason.
+    #[must_use]
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().fold(0, |a, &b| a.saturating_add(b))
+    }
+}
+
+/// Recent kill decisions, to enforce the kill budget over a sliding window.
+#[derive(Clone, Copy, Debug)]
+struct KillBudget {
+    recent: [Tick; limits::MAX_KILL_BUDGET as usize],
+    len: usize,
+    next: usize,
+}
+
+impl KillBudget {
+    const fn new() -> Self {
+        KillBudget {
+            recent: [Tick::ZERO; limits::MAX_KILL_BUDGET as usize],
+            len: 0,
+            next: 0,
+        }
+    }
+
+    /// Kills decided in the `window` ticks ending at `now` (ticks `now - window + 1 ..= now`).
+    fn used(&self, now: Tick, window: u64) -> usize {
+        self.recent[..self.len]
+            .iter()
+            .filter(|&&t| now.since(t) < window)
+            .count()
+    }
+
+    fn allows(&self, now: Tick, policy: &Policy) -> bool {
+        self.used(now, policy.kill_window_ticks) < usize::from(policy.kill_budget)
+    }
+
+    fn record(&mut self, now: Tick) {
+        self.recent[self.next] = now;
+        self.next = (self.next + 1) % self.recent.len();
+        self.len = (self.len + 1).min(self.recent.len());
+    }
+}
+
+/// The watchdog: a pure, bounded, deterministic state machine.
+///
+/// `SUBJECTS` is the subject-table capacity and `EVENTS` the event-ring capacity (defaults in
+/// [`limits`]). See the crate documentation for how to drive it.
+#[derive(Debug, Clone)]
+pub struct Watchdog<
+    const SUBJECTS: usize = { limits::DEFAULT_SUBJECTS },
+    const EVENTS: usize = { limits::DEFAULT_EVENTS },
+> {
+    policy: Policy,
+    now: Tick,
+    next_ticket: u32,
+    budget: KillBudget,
+    /// Rejection reasons already logged as an event during the current tick (bit per reason).
+    rejections_logged: u16,
+    /// Rows `..len` are in use, sorted by subject id.
+    subjects: [Subject; SUBJECTS],
+    len: usize,
+    log: EventLog<EVENTS>,
+    counters: Counters,
+}
+
+impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
+    const CAPACITY_OK: () = assert!(
+        SUBJECTS > 0 && SUBJECTS <= u16::MAX as usize,
+        "subject capacity must be in 1..=65535"
+    );
+
+    /// A watchdog at [`Tick::ZERO`] with no subjects, enforcing `policy`.
+    pub fn new(policy: Policy) -> Result<Self, PolicyError> {
+        let () = Self::CAPACITY_OK;
+        policy.validate()?;
+        Ok(Watchdog {
+            policy,
+            now: Tick::ZERO,
+            next_ticket: 1,
+            budget: KillBudget::new(),
+            rejections_logged: 0,
+            subjects: [Subject::VACANT; SUBJECTS],
+            len: 0,
+            log: EventLog::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    // ----- getters -------------------------------------------------------------------------
+
+    /// The current tick.
+    #[must_use]
+    pub const fn now(&self) -> Tick {
+        self.now
+    }
+
+    /// The global policy in force.
+    #[must_use]
+    pub const fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Counters that survive the event ring.
+    #[must_use]
+    pub const fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Number of registered subjects (running or exited).
+    #[must_use]
+    pub const fn subject_count(&self) -> usize {
+        self.len
+    }
+
+    /// The status of one subject.
+    #[must_use]
+    pub fn subject(&self, id: SubjectId) -> Option<SubjectStatus> {
+        self.find(id).ok().map(|i| self.status(&self.subjects[i]))
+    }
+
+    /// Every subject's status, in subject-id order.
+    pub fn subjects(&self) -> impl Iterator<Item = SubjectStatus> + '_ {
+        self.subjects[..self.len].iter().map(|s| self.status(s))
+    }
+
+    /// At most `limit` events with `seq >= since_seq`, oldest first, and how many the reader
+    /// lost because they were overwritten.
+    #[must_use]
+    pub fn events(&self, since_seq: u64, limit: usize) -> Events<'_, EVENTS> {
+        self.log.read(since_seq, limit)
+    }
+
+    /// The sequence number the next event will get.
+    #[must_use]
+    pub const fn next_event_seq(&self) -> u64 {
+        self.log.next_seq()
+    }
+
+    // ----- the one input method ------------------------------------------------------------
+
+    /// Feeds one input. Termination requests, if any, are handed to `authority` during the
+    /// call, each after its events are logged.
+    pub fn handle<A: Authority + ?Sized>(
+        &mut self,
+        input: Input,
+        authority: &mut A,
+    ) -> Result<(), InputError> {
+        match input {
+            Input::Tick(t) => self.on_tick(t, authority),
+            Input::Frame { sender, payload } => self.on_frame(sender, &payload),
+            Input::KernelReading { subject, bytes } => self.on_reading(subject, bytes),
+            Input::Register(r) => self.on_register(r),
+            Input::Unregister(id) => self.on_unregister(id),
+            Input::SetPolicy(update) => self.on_set_policy(update),
+            Input::Answer { ticket, answer } => self.on_answer(ticket, answer),
+            Input::Exited(id) => self.on_exited(id),
+        }
+    }
+
+    // ----- inputs --------------------------------------------------------------------------
+
+    fn on_tick<A: Authority + ?Sized>(
+        &mut self,
+        t: Tick,
+        authority: &mut A,
+    ) -> Result<(), InputError> {
+        let went_backwards = t < self.now;
+        if went_backwards {
+            self.emit(EventKind::TickClamped { got: t });
+        } else {
+            self.now = t;
+        }
+        self.rejections_logged = 0;
+
+        // Collect the subjects that may need action, then act in the documented total order:
+        // victim class ascending, enforced bytes descending, subject id ascending.
+        let mut order = [0u16; SUBJECTS];
+        let mut n = 0;
+        let policy = self.policy;
+        for (i, s) in self.subjects[..self.len].iter_mut().enumerate() {
+            s.frames_this_tick = 0;
+            if needs_attention(s, &policy) {
+                order[n] = i as u16; // i < SUBJECTS <= u16::MAX (CAPACITY_OK)
+                n += 1;
+            }
+        }
+        let subjects = &self.subjects;
+        order[..n].sort_unstable_by_key(|&i| {
+            let s = &subjects[usize::from(i)];
+            (s.class, Reverse(s.enforced(policy.enforce_kernel)), s.id)
+        });
+        for &i in &order[..n] {
+            self.evaluate(usize::from(i), authority);
+        }
+        if went_backwards {
+            Err(InputError::TickWentBackwards)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn on_frame(&mut self, sender: SubjectId, payload: &Payload) -> Result<(), InputError> {
+        let budget = self.policy.frame_budget_per_tick;
+        let verdict = match self.find(sender) {
+            Err(_) => Err(Rejection::UnknownSender),
+            Ok(i) => {
+                let s = &mut self.subjects[i];
+                accept_frame(s, budget, payload)
+            }
+        };
+        verdict.map_err(|reason| {
+            self.reject(sender, reason);
+            InputError::Frame(reason)
+        })
+    }
+
+    fn on_reading(&mut self, subject: SubjectId, bytes: u64) -> Result<(), InputError> {
+        match self.find(subject) {
+            Ok(i) if self.subjects[i].running => {
+                self.subjects[i].kernel = Some(bytes);
+                Ok(())
+            }
+            _ => {
+                bump(&mut self.counters.readings_ignored);
+                Err(InputError::UnknownSubject)
+            }
+        }
+    }
+
+    fn on_register(&mut self, r: Registration) -> Result<(), InputError> {
+        let critical = r.critical || is_always_critical(r.subject);
+        let refused = |this: &mut Self, reason| {
+            this.emit(EventKind::RegistrationRefused {
+                subject: r.subject,
+                reason,
+            });
+            Err(InputError::Registration(reason))
+        };
+        match self.find(r.subject) {
+            Ok(i) if self.subjects[i].running => {
+                return refused(self, RegistrationError::Duplicate)
+            }
+            Ok(i) => {
+                let s = &mut self.subjects[i];
+                s.clear_observations();
+                s.class = r.class;
+                s.critical = critical;
+                s.running = true;
+            }
+            Err(_) if self.len == SUBJECTS => return refused(self, RegistrationError::TableFull),
+            Err(at) => {
+                self.subjects.copy_within(at..self.len, at + 1);
+                self.subjects[at] = Subject {
+                    id: r.subject,
+                    class: r.class,
+                    critical,
+                    running: true,
+                    ..Subject::VACANT
+                };
+                self.len += 1;
+            }
+        }
+        self.emit(EventKind::Registered {
+            subject: r.subject,
+            class: r.class,
+            critical,
+        });
+        Ok(())
+    }
+
+    fn on_unregister(&mut self, id: SubjectId) -> Result<(), InputError> {
+        let Ok(at) = self.find(id) else {
+            bump(&mut self.counters.unregisters_ignored);
+            return Err(InputError::UnknownSubject);
+        };
+        self.subjects.copy_within(at + 1..self.len, at);
+        self.len -= 1;
+        self.subjects[self.len] = Subject::VACANT;
+        self.emit(EventKind::Unregistered { subject: id });
+        Ok(())
+    }
+
+    fn on_set_policy(&mut self, update: PolicyUpdate) -> Result<(), InputError> {
+        let result = match update {
+            PolicyUpdate::Global(policy) => policy.validate().map(|()| {
+                self.policy = policy;
+                None
+            }),
+            PolicyUpdate::SubjectLimits { subject, limits } => limits
+                .as_ref()
+                .map_or(Ok(()), Limits::validate)
+                .and_then(|()| self.find(subject).map_err(|_| PolicyError::UnknownSubject))
+                .map(|i| {
+                    self.subjects[i].limits = limits;
+                    Some(subject)
+                }),
+        };
+        match result {
+            Ok(subject) => {
+                self.emit(EventKind::PolicyChanged { subject });
+                Ok(())
+            }
+            Err(e) => {
+                bump(&mut self.counters.policies_refused);
+                Err(InputError::Policy(e))
+            }
+        }
+    }
+
+    fn on_answer(&mut self, ticket: Ticket, answer: Answer) -> Result<(), InputError> {
+        let found = self.subjects[..self.len].iter().position(|s| {
+            matches!(s.kill, KillState::Pending { ticket: t, acknowledged, .. }
+                if t == ticket && !(acknowledged && answer == Answer::Accepted))
+        });
+        let Some(i) = found else {
+            self.emit(EventKind::AnswerIgnored { ticket });
+            return Err(InputError::StaleAnswer);
+        };
+        let subject = self.subjects[i].id;
+        match answer {
+            Answer::Accepted => {
+                if let KillState::Pending { acknowledged, .. } = &mut self.subjects[i].kill {
+                    *acknowledged = true;
+                }
+                self.emit(EventKind::KillAcknowledged { subject, ticket });
+            }
+            Answer::Refused(reason) => {
+                let retry_at = self.now.plus(self.policy.kill_window_ticks);
+                self.subjects[i].kill = KillState::Refused { retry_at };
+                self.emit(EventKind::KillRefused {
+                    subject,
+                    ticket,
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn on_exited(&mut self, id: SubjectId) -> Result<(), InputError> {
+        let i = match self.find(id) {
+            Ok(i) if self.subjects[i].running => i,
+            _ => {
+                bump(&mut self.counters.exits_ignored);
+                return Err(InputError::UnknownSubject);
+            }
+        };
+        let s = &mut self.subjects[i];
+        let event = match s.kill {
+            KillState::Pending {
+                acknowledged: true,
+                bytes,
+                ..
+            } => EventKind::KillConfirmed { subject: id, bytes },
+            KillState::Pending {
+                acknowledged: false,
+                ..
+            } => EventKind::Exited {
+                subject: id,
+                during_kill: true,
+            },
+            _ => EventKind::Exited {
+                subject: id,
+                during_kill: false,
+            },
+        };
+        s.clear_observations();
+        s.running = false;
+        self.emit(event);
+        Ok(())
+    }
+
+    // ----- decisions -----------------------------------------------------------------------
+
+    /// Everything a tick does for one subject, in a fixed order: under-report check, the
+    /// deadline of a pending kill, the soft crossing, then the kill decision.
+    fn evaluate<A: Authority + ?Sized>(&mut self, i: usize, authority: &mut A) {
+        let policy = self.policy;
+        let now = self.now;
+        let s = self.subjects[i];
+        let limits = s.limits.unwrap_or(policy.limits);
+        let bytes = s.enforced(policy.enforce_kernel);
+
+        let under = s.under_reports(policy.underreport_margin_bytes);
+        if under && !s.underreport_noted {
+            self.emit(EventKind::UnderReport {
+                subject: s.id,
+                reported: s.reported.unwrap_or(0),
+                kernel: s.kernel.unwrap_or(0),
+            });
+        }
+        self.subjects[i].underreport_noted = under;
+
+        if let KillState::Pending {
+            ticket,
+            mode,
+            deadline,
+            bytes: decided,
+            ..
+        } = s.kill
+        {
+            if now >= deadline {
+                match mode {
+                    TerminationMode::Graceful => {
+                        self.emit(EventKind::KillEscalated {
+                            subject: s.id,
+                            ticket,
+                        });
+                        self.request(i, TerminationMode::Forced, decided, authority);
+                    }
+                    TerminationMode::Forced => {
+                        self.subjects[i].kill = KillState::Failed { since: now };
+                        self.emit(EventKind::KillFailed {
+                            subject: s.id,
+                            bytes: decided,
+                        });
+                    }
+                }
+            }
+            return;
+        }
+
+        let mut over_soft_since = s.over_soft_since;
+        if bytes >= limits.soft_bytes {
+            if over_soft_since.is_none() {
+                over_soft_since = Some(now);
+                self.emit(EventKind::SoftExceeded {
+                    subject: s.id,
+                    bytes,
+                    soft: limits.soft_bytes,
+                });
+            }
+        } else if bytes < limits.soft_rearm_bytes() {
+            // The incident is over: whatever was denied, refused, failed or throttled re-arms.
+            over_soft_since = None;
+            self.subjects[i].kill = KillState::Idle;
+        }
+        self.subjects[i].over_soft_since = over_soft_since;
+
+        let reason = if bytes >= limits.hard_bytes {
+            Some(KillReason::HardLimit)
+        } else {
+            over_soft_since
+                .filter(|&since| {
+                    limits.soft_grace_ticks > 0 && now.since(since) >= limits.soft_grace_ticks
+                })
+                .map(|_| KillReason::SoftGrace)
+        };
+        let kill = self.subjects[i].kill;
+        match (reason, kill) {
+            (None, KillState::Throttled { .. }) => self.subjects[i].kill = KillState::Idle,
+            (None, _) => {}
+            (Some(reason), KillState::Idle | KillState::Throttled { .. }) => {
+                self.decide(i, reason, bytes, authority);
+            }
+            (Some(reason), KillState::Refused { retry_at }) if now >= retry_at => {
+                self.decide(i, reason, bytes, authority);
+            }
+            (Some(reason), KillState::WouldKill { .. }) if !policy.observe_only => {
+                self.decide(i, reason, bytes, authority);
+            }
+            (Some(_), _) => {}
+        }
+    }
+
+    /// A kill is due: deny, throttle, log as would-kill, or decide and request — in that
+    /// order of precedence.
+    fn decide<A: Authority + ?Sized>(
+        &mut self,
+        i: usize,
+        reason: KillReason,
+        bytes: u64,
+        authority: &mut A,
+    ) {
+        let now = self.now;
+        let s = self.subjects[i];
+        if s.critical {
+            self.subjects[i].kill = KillState::Denied { since: now };
+            self.emit(EventKind::KillDenied {
+                subject: s.id,
+                bytes,
+                reason: DenyReason::Critical,
+            });
+            return;
+        }
+        if !self.budget.allows(now, &self.policy) {
+            if !matches!(s.kill, KillState::Throttled { .. }) {
+                self.subjects[i].kill = KillState::Throttled { since: now };
+                self.emit(EventKind::KillThrottled {
+                    subject: s.id,
+                    bytes,
+                });
+            }
+            return;
+        }
+        self.budget.record(now);
+        if self.policy.observe_only {
+            self.subjects[i].kill = KillState::WouldKill { since: now };
+            self.emit(EventKind::WouldKill {
+                subject: s.id,
+                bytes,
+                reason,
+            });
+            return;
+        }
+        self.emit(EventKind::KillDecided {
+            subject: s.id,
+            bytes,
+            reason,
+        });
+        self.request(i, TerminationMode::Graceful, bytes, authority);
+    }
+
+    /// Logs a request, records it as pending, then hands it to the authority.
+    fn request<A: Authority + ?Sized>(
+        &mut self,
+        i: usize,
+        mode: TerminationMode,
+        bytes: u64,
+        authority: &mut A,
+    ) {
+        let limits = self.subjects[i].limits.unwrap_or(self.policy.limits);
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket = self.next_ticket.wrapping_add(1);
+        let subject = self.subjects[i].id;
+        self.subjects[i].kill = KillState::Pending {
+            ticket,
+            mode,
+            acknowledged: false,
+            deadline: self.now.plus(limits.exit_deadline_ticks),
+            bytes,
+        };
+        self.emit(EventKind::KillRequested {
+            subject,
+            ticket,
+            mode,
+        });
+        authority.request_termination(TerminationRequest {
+            ticket,
+            subject,
+            mode,
+        });
+    }
+
+    // ----- helpers -------------------------------------------------------------------------
+
+    fn find(&self, id: SubjectId) -> Result<usize, usize> {
+        self.subjects[..self.len].binary_search_by_key(&id, |s| s.id)
+    }
+
+    fn emit(&mut self, kind: EventKind) {
+        bump(&mut self.counters.events[kind.tag() as usize]);
+        self.log.push(self.now, kind);
+    }
+
+    fn reject(&mut self, sender: SubjectId, reason: Rejection) {
+        bump(&mut self.counters.rejected[reason as usize]);
+        let bit = 1u16 << (reason as u16);
+        if self.rejections_logged & bit == 0 {
+            self.rejections_logged |= bit;
+            self.emit(EventKind::FrameRejected { sender, reason });
+        }
+    }
+
+    fn status(&self, s: &Subject) -> SubjectStatus {
+        SubjectStatus {
+            subject: s.id,
+            class: s.class,
+            critical: s.critical,
+            running: s.running,
+            reported_bytes: s.reported,
+            peak_bytes: s.peak,
+            kernel_bytes: s.kernel,
+            enforced_bytes: s.enforced(self.policy.enforce_kernel),
+            limits: s.limits.unwrap_or(self.policy.limits),
+            has_override: s.limits.is_some(),
+            over_soft_since: s.over_soft_since,
+            kill: s.kill,
+            last_seq: s.last_seq,
+            frames_this_tick: s.frames_this_tick,
+        }
+    }
+}
+
+/// The checks a frame passes, cheapest first; on success the subject's report is updated.
+fn accept_frame(s: &mut Subject, budget: u16, payload: &Payload) -> Result<(), Rejection> {
+    if !s.running {
+        return Err(Rejection::NotRunning);
+    }
+    if s.frames_this_tick >= budget {
+        return Err(Rejection::OverBudget);
+    }
+    // A frame counts against the budget whether or not it turns out valid: floods of garbage
+    // are as costly as floods of frames.
+    s.frames_this_tick += 1;
+    let frame = payload.decode().map_err(Rejection::from_decode)?;
+    if frame.claimed_subject.is_some_and(|claim| claim != s.id) {
+        return Err(Rejection::ClaimMismatch);
+    }
+    if s.last_seq.is_some_and(|last| frame.seq <= last) {
+        return Err(Rejection::StaleSequence);
+    }
+    s.last_seq = Some(frame.seq);
+    s.reported = Some(frame.current_bytes);
+    s.peak = frame.peak_bytes;
+    Ok(())
+}
+
+/// Cheap test for "a tick may have something to do for this subject". A false positive costs
+/// a sort slot; a false negative would be a missed decision, so it errs on the side of true.
+fn needs_attention(s: &Subject, policy: &Policy) -> bool {
+    if !s.running {
+        return false;
+    }
+    let limits = s.limits.unwrap_or(policy.limits);
+    !matches!(s.kill, KillState::Idle)
+        || s.over_soft_since.is_some()
+        || s.underreport_noted
+        || s.enforced(policy.enforce_kernel) >= limits.soft_bytes
+        || s.under_reports(policy.underreport_margin_bytes)
+}
+
+fn is_always_critical(id: SubjectId) -> bool {
+    limits::ALWAYS_CRITICAL
+        .iter()
+        .any(|name| SubjectId::from_name(name) == id)
+}
+
+fn bump(counter: &mut u64) {
+    *counter = counter.saturating_add(1);
+}
