@@ -39,6 +39,10 @@ pub struct TerminationRequest {
     pub subject: SubjectId,
     /// How.
     pub mode: TerminationMode,
+    /// Sequence number of the [`EventKind::KillRequested`](crate::EventKind::KillRequested)
+    /// event that records this request: it exists before the request does, and lets the
+    /// authority's own logs point at the audit record.
+    pub audit_seq: u64,
 }
 
 /// The process authority as the core sees it.

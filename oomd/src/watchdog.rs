@@ -591,7 +591,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             deadline: self.now.plus(limits.exit_deadline_ticks),
             bytes,
         };
-        self.emit(EventKind::KillRequested {
+        let audit_seq = self.emit(EventKind::KillRequested {
             subject,
             ticket,
             mode,
@@ -600,6 +600,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             ticket,
             subject,
             mode,
+            audit_seq,
         });
     }
 
@@ -609,9 +610,10 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         self.subjects[..self.len].binary_search_by_key(&id, |s| s.id)
     }
 
-    fn emit(&mut self, kind: EventKind) {
+    /// Appends an event and returns its sequence number.
+    fn emit(&mut self, kind: EventKind) -> u64 {
         bump(&mut self.counters.events[kind.tag() as usize]);
-        self.log.push(self.now, kind);
+        self.log.push(self.now, kind)
     }
 
     fn reject(&mut self, sender: SubjectId, reason: Rejection) {
