@@ -47,7 +47,6 @@ impl Names {
     }
 
     /// All names known, by id.
-    #[must_use]
     pub fn iter(&self) -> impl Iterator<Item = (SubjectId, &str)> {
         self.0.iter().map(|(id, n)| (*id, n.as_str()))
     }
@@ -105,13 +104,24 @@ pub struct Harness<const S: usize = 16, const E: usize = 512> {
     now: u64,
 }
 
-impl<const S: usize, const E: usize> Harness<S, E> {
-    /// A harness enforcing `policy`.
+impl Harness {
+    /// A harness of the default test capacities (16 subjects, 512 events) enforcing `policy`.
     ///
     /// # Panics
     /// If the policy is invalid (a test bug).
     #[must_use]
     pub fn new(policy: Policy) -> Self {
+        Self::with_capacity(policy)
+    }
+}
+
+impl<const S: usize, const E: usize> Harness<S, E> {
+    /// A harness of capacities `S` subjects and `E` events, enforcing `policy`.
+    ///
+    /// # Panics
+    /// If the policy is invalid (a test bug).
+    #[must_use]
+    pub fn with_capacity(policy: Policy) -> Self {
         Harness {
             wd: Watchdog::new(policy).expect("test policy must be valid"),
             authority: RecordingAuthority::default(),

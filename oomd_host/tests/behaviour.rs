@@ -1,0 +1,697 @@
+//! Every policy behaviour of the core, one test each, driven through the fixture harness.
+//! Policy in all tests unless said otherwise: `fixture::small_policy()` — soft 1000, hard
+//! 2000, grace 5, deadline 3, 2 kills per 10 ticks, 4 frames per sender per tick.
+
+use memstat::{Frame, SubjectId, MAX_FRAME_LEN};
+use oomd::{
+    EventKind, EventTag, InputError, KillReason, KillState, Limits, Policy, PolicyError,
+    RefusalReason, RegistrationError, Rejection, SubjectClass, TerminationMode, Tick,
+};
+use oomd_host::fixture::{small_policy, Harness};
+
+fn harness() -> Harness {
+    Harness::new(small_policy())
+}
+
+/// A harness with one registered subject `hog` already over hard, and the tick that decided.
+fn hog_over_hard() -> Harness {
+    let mut h = harness();
+    h.register("hog");
+    h.report("hog", 2_500).expect("accepted");
+    h.tick().expect("forward tick");
+    h
+}
+
+fn count_lines(h: &Harness, needle: &str) -> usize {
+    h.lines().iter().filter(|l| l.contains(needle)).count()
+}
+
+// ----- the kill path ---------------------------------------------------------------------
+
+#[test]
+fn hard_limit_triggers_exactly_one_kill_decision() {
+    let mut h = hog_over_hard(); // decided at tick 1; the deadline (3) is not reached below
+    for bytes in [3_000, 9_000] {
+        h.report("hog", bytes).unwrap();
+        h.tick().unwrap();
+    }
+    assert_eq!(h.count(EventTag::KillDecided), 1);
+    assert_eq!(h.requests().len(), 1);
+    assert_eq!(h.last_request().mode, TerminationMode::Graceful);
+    assert_eq!(
+        count_lines(
+            &h,
+            "oomd: kill decided app=hog bytes=2500 reason=hard-limit"
+        ),
+        1
+    );
+}
+
+#[test]
+fn the_decision_is_audited_before_the_authority_is_called() {
+    let h = hog_over_hard();
+    let request = h.last_request();
+    let events = h.events();
+    let audit = events
+        .iter()
+        .find(|e| e.seq == request.audit_seq)
+        .expect("audit record kept");
+    assert_eq!(
+        audit.kind,
+        EventKind::KillRequested {
+            subject: request.subject,
+            ticket: request.ticket,
+            mode: request.mode
+        }
+    );
+    let decided = events
+        .iter()
+        .position(|e| matches!(e.kind, EventKind::KillDecided { subject, .. } if subject == request.subject))
+        .expect("a decision");
+    assert!(
+        events[decided].seq < audit.seq,
+        "the decision is logged before the request"
+    );
+}
+
+#[test]
+fn kill_is_confirmed_only_after_acknowledgement_and_observed_exit() {
+    let mut h = hog_over_hard();
+    let ticket = h.last_request().ticket;
+    assert_eq!(
+        h.count(EventTag::KillConfirmed),
+        0,
+        "no confirmation on request"
+    );
+    h.accept(ticket).unwrap();
+    assert_eq!(
+        h.count(EventTag::KillConfirmed),
+        0,
+        "no confirmation on acknowledgement"
+    );
+    h.tick().unwrap();
+    h.exited("hog").unwrap();
+    assert_eq!(h.lines().last().unwrap(), "oomd: kill app=hog bytes=2500");
+    assert!(!h.status("hog").running);
+}
+
+#[test]
+fn an_exit_before_acknowledgement_is_not_claimed_as_a_kill() {
+    let mut h = hog_over_hard();
+    h.exited("hog").unwrap();
+    assert_eq!(h.count(EventTag::KillConfirmed), 0);
+    assert_eq!(
+        h.lines().last().unwrap(),
+        "oomd: exited app=hog (kill not acknowledged)"
+    );
+    // The late acknowledgement is stale and cannot confirm anything either.
+    assert_eq!(
+        h.accept(h.last_request().ticket),
+        Err(InputError::StaleAnswer)
+    );
+    assert_eq!(h.count(EventTag::KillConfirmed), 0);
+}
+
+#[test]
+fn frames_during_a_pending_kill_do_not_retrigger() {
+    let mut h = hog_over_hard();
+    h.accept(h.last_request().ticket).unwrap();
+    for bytes in [5_000, 50_000] {
+        h.report("hog", bytes).unwrap();
+        h.tick().unwrap();
+    }
+    assert_eq!(h.requests().len(), 1);
+    assert!(matches!(
+        h.status("hog").kill,
+        KillState::Pending {
+            acknowledged: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        h.status("hog").reported_bytes,
+        Some(50_000),
+        "observations still update"
+    );
+}
+
+#[test]
+fn no_exit_escalates_once_to_forced_then_reports_failure() {
+    let mut h = hog_over_hard(); // decided at tick 1, deadline 3 → escalation at tick 4
+    h.accept(h.last_request().ticket).unwrap();
+    h.ticks(2);
+    assert_eq!(h.requests().len(), 1, "no escalation before the deadline");
+    h.tick().unwrap(); // tick 4
+    let modes: Vec<_> = h.requests().iter().map(|r| r.mode).collect();
+    assert_eq!(modes, [TerminationMode::Graceful, TerminationMode::Forced]);
+    assert_ne!(h.requests()[0].ticket, h.requests()[1].ticket);
+    h.accept(h.last_request().ticket).unwrap();
+    h.ticks(3); // tick 7: forced deadline passes
+    assert_eq!(h.count(EventTag::KillFailed), 1);
+    assert_eq!(
+        h.lines().last().unwrap(),
+        "oomd: kill failed app=hog bytes=2500"
+    );
+    h.ticks(30);
+    assert_eq!(
+        h.requests().len(),
+        2,
+        "a failed kill is not retried in the same incident"
+    );
+    assert_eq!(
+        h.count(EventTag::KillConfirmed),
+        0,
+        "never confirmed without an exit"
+    );
+}
+
+#[test]
+fn an_unanswered_request_escalates_too() {
+    let mut h = hog_over_hard();
+    h.ticks(3);
+    assert_eq!(h.requests().len(), 2);
+    assert_eq!(h.last_request().mode, TerminationMode::Forced);
+    h.accept(h.last_request().ticket).unwrap();
+    h.exited("hog").unwrap();
+    assert_eq!(h.lines().last().unwrap(), "oomd: kill app=hog bytes=2500");
+}
+
+#[test]
+fn a_refusal_is_logged_and_retried_only_after_a_kill_window() {
+    let mut h = hog_over_hard(); // tick 1
+    h.refuse(h.last_request().ticket, RefusalReason::Unavailable)
+        .unwrap();
+    assert_eq!(count_lines(&h, "reason=unavailable"), 1);
+    h.ticks(9); // ticks 2..=10
+    assert_eq!(h.requests().len(), 1, "no retry storm");
+    h.tick().unwrap(); // tick 11 = refusal tick + window
+    assert_eq!(h.requests().len(), 2);
+    assert_eq!(h.count(EventTag::KillDecided), 2);
+}
+
+#[test]
+fn a_throttled_subject_that_recovers_is_not_killed() {
+    let mut h = harness();
+    for name in ["a", "b", "c"] {
+        h.register(name);
+        h.report(name, 3_000).unwrap();
+    }
+    h.tick().unwrap();
+    assert_eq!(h.requests().len(), 2);
+    let throttled = ["a", "b", "c"]
+        .into_iter()
+        .find(|n| matches!(h.status(n).kill, KillState::Throttled { .. }))
+        .unwrap();
+    h.report(throttled, 100).unwrap();
+    h.ticks(20);
+    assert!(h.requests_for(throttled).is_empty());
+    assert_eq!(h.count(EventTag::KillDecided), 2);
+    assert_eq!(h.status(throttled).kill, KillState::Idle);
+}
+
+// ----- soft limit ------------------------------------------------------------------------
+
+#[test]
+fn soft_crossing_is_reported_once_per_crossing_with_hysteresis() {
+    let mut h = Harness::new(Policy {
+        limits: Limits {
+            soft_grace_ticks: 0,
+            ..small_policy().limits
+        },
+        ..small_policy()
+    });
+    h.register("svc");
+    // soft 1000 re-arms below 1000 - 1000/16 = 938.
+    for bytes in [1_200, 1_500, 1_100, 950, 1_300, 900, 1_001] {
+        h.report("svc", bytes).unwrap();
+        h.tick().unwrap();
+    }
+    assert_eq!(h.count(EventTag::SoftExceeded), 2);
+    let soft: Vec<_> = h
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("soft limit"))
+        .collect();
+    assert_eq!(
+        soft,
+        [
+            "oomd: soft limit app=svc bytes=1200 soft=1000",
+            "oomd: soft limit app=svc bytes=1001 soft=1000"
+        ]
+    );
+    assert!(h.requests().is_empty(), "grace 0 only warns");
+}
+
+#[test]
+fn staying_over_soft_for_the_grace_requests_a_graceful_kill() {
+    let mut h = harness(); // grace 5
+    h.register("svc");
+    h.report("svc", 1_500).unwrap();
+    h.ticks(5); // over soft since tick 1; ticks 2..=5
+    assert!(h.requests().is_empty());
+    h.tick().unwrap(); // tick 6: 5 ticks over soft
+    assert_eq!(h.requests().len(), 1);
+    assert_eq!(count_lines(&h, "reason=soft-grace"), 1);
+}
+
+#[test]
+fn a_subject_override_replaces_the_global_limits() {
+    let mut h = harness();
+    h.register("big");
+    h.set_limits(
+        "big",
+        Some(Limits {
+            soft_bytes: 10_000,
+            hard_bytes: 20_000,
+            ..small_policy().limits
+        }),
+    )
+    .unwrap();
+    h.report("big", 5_000).unwrap();
+    h.ticks(10);
+    assert!(h.requests().is_empty());
+    assert!(h.status("big").has_override);
+    h.set_limits("big", None).unwrap();
+    h.tick().unwrap();
+    assert_eq!(h.requests().len(), 1, "back on the global hard limit");
+}
+
+// ----- critical subjects -----------------------------------------------------------------
+
+#[test]
+fn a_critical_subject_is_denied_once_per_incident() {
+    let mut h = harness();
+    h.register_critical("db");
+    h.report("db", 5_000).unwrap();
+    h.ticks(10);
+    assert_eq!(h.count(EventTag::KillDenied), 1);
+    h.report("db", 100).unwrap(); // below re-arm: incident over
+    h.tick().unwrap();
+    h.report("db", 5_000).unwrap();
+    h.tick().unwrap();
+    assert_eq!(h.count(EventTag::KillDenied), 2);
+    assert!(h.requests().is_empty());
+    assert_eq!(
+        count_lines(&h, "oomd: kill denied (subject=db reason=critical)"),
+        2
+    );
+}
+
+#[test]
+fn well_known_system_services_are_critical_by_name() {
+    for name in oomd::limits::ALWAYS_CRITICAL {
+        let mut h = harness();
+        h.register(name); // registered as non-critical
+        assert!(h.status(name).critical, "{name}");
+        h.report(name, 1 << 30).unwrap();
+        h.ticks(3);
+        assert!(h.requests().is_empty(), "{name} was requested");
+    }
+}
+
+#[test]
+fn a_critical_subject_does_not_spend_the_kill_budget() {
+    let mut h = harness();
+    h.register_critical("db");
+    h.register("a");
+    h.register("b");
+    h.report("db", 9_000).unwrap();
+    h.report("a", 3_000).unwrap();
+    h.report("b", 3_000).unwrap();
+    h.tick().unwrap();
+    assert_eq!(h.requests().len(), 2);
+}
+
+// ----- observe-only ----------------------------------------------------------------------
+
+#[test]
+fn observe_only_logs_would_kill_and_never_calls_the_authority() {
+    let mut h = Harness::new(Policy {
+        observe_only: true,
+        ..small_policy()
+    });
+    h.register("hog");
+    h.report("hog", 3_000).unwrap();
+    h.ticks(20);
+    assert!(h.requests().is_empty());
+    assert_eq!(h.count(EventTag::WouldKill), 1);
+    assert_eq!(
+        count_lines(&h, "oomd: would kill app=hog bytes=3000 reason=hard-limit"),
+        1
+    );
+    // Turning enforcement on acts on the standing incident at the next tick.
+    h.set_policy(small_policy()).unwrap();
+    h.tick().unwrap();
+    assert_eq!(h.requests().len(), 1);
+}
+
+// ----- kernel readings -------------------------------------------------------------------
+
+#[test]
+fn an_under_report_is_flagged_once_and_enforced_only_when_asked() {
+    let mut h = harness(); // margin 500, kernel readings not enforced
+    h.register("liar");
+    h.report("liar", 100).unwrap();
+    for _ in 0..5 {
+        h.kernel("liar", 5_000).unwrap();
+        h.tick().unwrap();
+    }
+    assert_eq!(h.count(EventTag::UnderReport), 1);
+    assert_eq!(
+        count_lines(&h, "oomd: under-report app=liar reported=100 kernel=5000"),
+        1
+    );
+    assert!(h.requests().is_empty(), "not enforced: shown only");
+
+    h.set_policy(Policy {
+        enforce_kernel: true,
+        ..small_policy()
+    })
+    .unwrap();
+    h.tick().unwrap();
+    assert_eq!(h.requests().len(), 1);
+    assert_eq!(
+        count_lines(
+            &h,
+            "oomd: kill decided app=liar bytes=5000 reason=hard-limit"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_silent_subject_is_caught_by_its_kernel_figure() {
+    let mut h = Harness::new(Policy {
+        enforce_kernel: true,
+        ..small_policy()
+    });
+    h.register("mute");
+    h.kernel("mute", 4_000).unwrap();
+    h.tick().unwrap();
+    assert_eq!(
+        count_lines(&h, "oomd: under-report app=mute reported=0 kernel=4000"),
+        1
+    );
+    assert_eq!(h.requests().len(), 1);
+}
+
+#[test]
+fn the_enforced_figure_is_the_larger_of_report_and_kernel() {
+    let mut h = Harness::new(Policy {
+        enforce_kernel: true,
+        ..small_policy()
+    });
+    h.register("svc");
+    h.report("svc", 1_500).unwrap();
+    h.kernel("svc", 1_200).unwrap();
+    assert_eq!(h.status("svc").enforced_bytes, 1_500);
+    h.kernel("svc", 1_900).unwrap();
+    assert_eq!(h.status("svc").enforced_bytes, 1_900);
+}
+
+// ----- ordering --------------------------------------------------------------------------
+
+#[test]
+fn several_kills_in_one_tick_follow_class_then_bytes_then_id() {
+    let mut h = Harness::new(Policy {
+        kill_budget: 4,
+        ..small_policy()
+    });
+    let subjects = [
+        ("fg", SubjectClass::Foreground, 9_000),
+        ("std-small", SubjectClass::Standard, 3_000),
+        ("std-big", SubjectClass::Standard, 8_000),
+        ("bg", SubjectClass::Background, 2_500),
+    ];
+    for (name, class, bytes) in subjects {
+        h.register_with(name, class, false).unwrap();
+        h.report(name, bytes).unwrap();
+    }
+    h.tick().unwrap();
+    let order: Vec<SubjectId> = h.requests().iter().map(|r| r.subject).collect();
+    let expected: Vec<SubjectId> = ["bg", "std-big", "std-small", "fg"]
+        .map(SubjectId::from_name)
+        .to_vec();
+    assert_eq!(order, expected);
+}
+
+#[test]
+fn equal_bytes_in_one_class_are_ordered_by_id() {
+    let mut h = Harness::new(Policy {
+        kill_budget: 4,
+        ..small_policy()
+    });
+    let names = ["p", "q", "r", "s"];
+    for n in names {
+        h.register(n);
+        h.report(n, 3_000).unwrap();
+    }
+    h.tick().unwrap();
+    let order: Vec<SubjectId> = h.requests().iter().map(|r| r.subject).collect();
+    let mut by_id: Vec<SubjectId> = names.map(SubjectId::from_name).to_vec();
+    by_id.sort();
+    assert_eq!(order, by_id);
+}
+
+// ----- frames ----------------------------------------------------------------------------
+
+/// Raw bytes of a v1 frame, built by hand (the encoder refuses inconsistent frames).
+fn raw(seq: u8, current: u8, peak: u8) -> Vec<u8> {
+    vec![b'M', b'S', 1, seq, current, peak, 0]
+}
+
+#[test]
+fn every_kind_of_bad_frame_is_rejected_counted_and_changes_nothing() {
+    let mut h = harness();
+    h.register("svc");
+    h.register("other");
+    h.report("svc", 500).unwrap(); // seq 1
+    let before = h.status("svc");
+    let frame = |seq, claim: &str| Frame {
+        seq,
+        current_bytes: 1 << 30,
+        peak_bytes: 1 << 30,
+        claimed_subject: Some(SubjectId::from_name(claim)),
+    };
+    let encoded = |f: Frame| {
+        let mut buf = [0; MAX_FRAME_LEN];
+        let n = f.encode(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    let mut trailing = encoded(frame(7, "svc"));
+    trailing.push(0);
+    let cases: Vec<(Vec<u8>, Rejection)> = vec![
+        (encoded(frame(8, "other")), Rejection::ClaimMismatch),
+        (encoded(frame(1, "svc")), Rejection::StaleSequence),
+        (vec![b'M'; MAX_FRAME_LEN + 1], Rejection::Oversize),
+        (b"XS\x01\x01\x01\x01\x00".to_vec(), Rejection::MagicMismatch),
+        (
+            b"MS\x02\x01\x01\x01\x00".to_vec(),
+            Rejection::UnsupportedVersion,
+        ),
+        (b"MS\x01\x01".to_vec(), Rejection::Truncated),
+        (b"MS\x01\x01\x01\x01\x02".to_vec(), Rejection::Malformed),
+        (trailing, Rejection::TrailingBytes),
+    ];
+    for (bytes, reason) in &cases {
+        h.tick().unwrap(); // a fresh frame budget for each case
+        assert_eq!(
+            h.send_bytes("svc", bytes),
+            Err(InputError::Frame(*reason)),
+            "{reason:?}"
+        );
+    }
+    h.tick().unwrap();
+    assert_eq!(
+        h.send_bytes("svc", &raw(9, 50, 40)),
+        Err(InputError::Frame(Rejection::Inconsistent))
+    );
+    assert_eq!(
+        h.send_bytes("ghost", &raw(1, 1, 1)),
+        Err(InputError::Frame(Rejection::UnknownSender))
+    );
+
+    let after = h.status("svc");
+    assert_eq!(
+        (
+            after.reported_bytes,
+            after.peak_bytes,
+            after.last_seq,
+            after.kill,
+            after.over_soft_since
+        ),
+        (
+            before.reported_bytes,
+            before.peak_bytes,
+            before.last_seq,
+            before.kill,
+            before.over_soft_since
+        )
+    );
+    assert!(h.requests().is_empty());
+    for (_, reason) in &cases {
+        assert_eq!(h.wd.counters().rejected(*reason), 1, "{reason:?}");
+    }
+    assert_eq!(h.wd.counters().rejected_total(), cases.len() as u64 + 2);
+    assert_eq!(h.count(EventTag::FrameRejected), cases.len() as u64 + 2);
+}
+
+#[test]
+fn a_sender_over_its_frame_budget_is_rejected_until_the_next_tick() {
+    let mut h = harness(); // 4 frames per tick
+    h.register("chatty");
+    for _ in 0..4 {
+        h.report("chatty", 10).unwrap();
+    }
+    for _ in 0..100 {
+        assert_eq!(
+            h.report("chatty", 1 << 40),
+            Err(InputError::Frame(Rejection::OverBudget))
+        );
+    }
+    assert_eq!(h.status("chatty").reported_bytes, Some(10));
+    assert_eq!(h.wd.counters().rejected(Rejection::OverBudget), 100);
+    assert_eq!(
+        h.count(EventTag::FrameRejected),
+        1,
+        "one event per reason per tick, all counted"
+    );
+    h.tick().unwrap();
+    assert_eq!(h.report("chatty", 20), Ok(()));
+}
+
+#[test]
+fn frames_from_an_exited_subject_are_rejected_and_a_restart_starts_a_fresh_sequence() {
+    let mut h = harness();
+    h.register("svc");
+    h.report("svc", 10).unwrap();
+    h.report("svc", 20).unwrap(); // seq 2
+    h.exited("svc").unwrap();
+    let late = Frame {
+        seq: 3,
+        current_bytes: 30,
+        peak_bytes: 30,
+        claimed_subject: None,
+    };
+    assert_eq!(
+        h.send_frame("svc", late),
+        Err(InputError::Frame(Rejection::NotRunning))
+    );
+    h.register("svc"); // respawned: its sequence starts over
+    let fresh = Frame {
+        seq: 1,
+        current_bytes: 5,
+        peak_bytes: 5,
+        claimed_subject: None,
+    };
+    assert_eq!(h.send_frame("svc", fresh), Ok(()));
+    assert_eq!(h.status("svc").reported_bytes, Some(5));
+}
+
+// ----- time, tables, the log -------------------------------------------------------------
+
+#[test]
+fn a_tick_that_goes_backwards_is_clamped_and_counted() {
+    let mut h = harness();
+    h.ticks(5);
+    assert_eq!(
+        h.feed(oomd::Input::Tick(Tick(2))),
+        Err(InputError::TickWentBackwards)
+    );
+    assert_eq!(h.wd.now(), Tick(5));
+    assert_eq!(h.count(EventTag::TickClamped), 1);
+    assert_eq!(h.lines().last().unwrap(), "oomd: tick clamped got=2");
+}
+
+#[test]
+fn a_full_subject_table_refuses_visibly() {
+    let mut h = Harness::<2, 64>::with_capacity(small_policy());
+    h.register("a");
+    h.register("b");
+    assert_eq!(
+        h.register_with("c", SubjectClass::Standard, false),
+        Err(InputError::Registration(RegistrationError::TableFull))
+    );
+    assert_eq!(
+        h.lines().last().unwrap(),
+        "oomd: register refused (subject=c reason=table-full)"
+    );
+    assert_eq!(h.wd.subject_count(), 2);
+    assert_eq!(
+        h.register_with("a", SubjectClass::Standard, false),
+        Err(InputError::Registration(RegistrationError::Duplicate))
+    );
+}
+
+#[test]
+fn a_reader_is_told_how_many_events_it_lost() {
+    let mut h = Harness::<4, 8>::with_capacity(small_policy());
+    h.ticks(2);
+    for _ in 0..20 {
+        let _ = h.feed(oomd::Input::Tick(Tick(1))); // 20 clamp events into an 8-slot ring
+    }
+    let page = h.wd.events(0, 100);
+    assert_eq!(page.lost(), 12);
+    assert_eq!(page.count(), 8);
+    assert_eq!(
+        h.count(EventTag::TickClamped),
+        20,
+        "counters survive the overwrite"
+    );
+    let tail = h.wd.events(18, 100);
+    assert_eq!((tail.lost(), tail.count()), (0, 2));
+}
+
+#[test]
+fn answers_for_unknown_tickets_are_ignored_and_logged() {
+    let mut h = harness();
+    assert_eq!(h.accept(oomd::Ticket(99)), Err(InputError::StaleAnswer));
+    assert_eq!(h.lines().last().unwrap(), "oomd: answer ignored ticket=99");
+}
+
+#[test]
+fn invalid_policies_are_refused_with_the_key_at_fault() {
+    let mut h = harness();
+    let bad = Policy {
+        limits: Limits {
+            soft_bytes: 3_000,
+            ..small_policy().limits
+        },
+        ..small_policy()
+    };
+    assert_eq!(
+        h.set_policy(bad),
+        Err(InputError::Policy(PolicyError::SoftAboveHard))
+    );
+    assert_eq!(PolicyError::SoftAboveHard.key(), "soft_bytes");
+    assert_eq!(h.wd.policy(), &small_policy());
+    assert_eq!(
+        h.set_limits("nobody", None),
+        Err(InputError::Policy(PolicyError::UnknownSubject))
+    );
+    assert_eq!(h.wd.counters().policies_refused, 2);
+}
+
+#[test]
+fn unregistering_forgets_the_subject_and_its_pending_kill() {
+    let mut h = hog_over_hard();
+    let ticket = h.last_request().ticket;
+    h.feed(oomd::Input::Unregister(SubjectId::from_name("hog")))
+        .unwrap();
+    assert!(h.wd.subject(SubjectId::from_name("hog")).is_none());
+    assert_eq!(h.accept(ticket), Err(InputError::StaleAnswer));
+    assert_eq!(h.count(EventTag::KillConfirmed), 0);
+}
+
+#[test]
+fn the_kill_reason_is_part_of_the_decision() {
+    let h = hog_over_hard();
+    assert!(h.events().iter().any(|e| matches!(
+        e.kind,
+        EventKind::KillDecided {
+            bytes: 2_500,
+            reason: KillReason::HardLimit,
+            ..
+        }
+    )));
+}
