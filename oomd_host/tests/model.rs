@@ -1,0 +1,482 @@
+//! Model-based property test: random sequences of every kind of input, with the core's
+//! invariants checked after every single step.
+//!
+//! Invariants (from the specification and `docs/policy.md`):
+//! 1. a critical subject is never requested;
+//! 2. kill decisions (and would-kills) never exceed the budget in any window;
+//! 3. at most one request in flight per subject; a second one only as an escalation
+//!    graceful → forced, never down;
+//! 4. a kill is confirmed only on an observed exit, after the authority accepted;
+//! 5. every request is preceded by its audit record (decision or escalation, then request);
+//! 6. the ring never holds more than its capacity and never loses silently;
+//! 7. a rejected frame changes no subject's memory or kill state;
+//! 8. replaying the recorded inputs gives the identical event log and requests;
+//! and, throughout, no panic.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use memstat::{Frame, SubjectId, MAX_FRAME_LEN};
+use oomd::{
+    Answer, Event, EventKind, Input, Limits, Payload, Policy, PolicyUpdate, RefusalReason,
+    Registration, SubjectClass, SubjectStatus, TerminationMode, TerminationRequest, Tick, Ticket,
+    Watchdog,
+};
+use oomd_host::fixture::RecordingAuthority;
+use proptest::prelude::*;
+
+const NAMES: [&str; 6] = ["a", "b", "c", "d", "samgrd", "e"];
+/// Small on purpose: the checker drains the ring after every step, so it never wraps unseen.
+const EVENTS: usize = 256;
+type Wd = Watchdog<8, EVENTS>;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Register {
+        who: usize,
+        critical: bool,
+        class: u8,
+    },
+    Unregister {
+        who: usize,
+    },
+    Report {
+        who: usize,
+        bytes: u64,
+    },
+    Stale {
+        who: usize,
+        bytes: u64,
+    },
+    Spoof {
+        who: usize,
+        victim: usize,
+        bytes: u64,
+    },
+    Garbage {
+        who: usize,
+        bytes: Vec<u8>,
+    },
+    Kernel {
+        who: usize,
+        bytes: u64,
+    },
+    Tick {
+        advance: u64,
+    },
+    TickBack {
+        by: u64,
+    },
+    Accept {
+        pick: usize,
+    },
+    Refuse {
+        pick: usize,
+    },
+    Exit {
+        who: usize,
+    },
+    Observe(bool),
+    Budget {
+        budget: u16,
+        window: u64,
+    },
+    EnforceKernel(bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let who = 0..NAMES.len();
+    let bytes = prop_oneof![0..900u64, 900..2_100u64, 2_000..6_000u64];
+    prop_oneof![
+        3 => (who.clone(), any::<bool>(), 0..3u8)
+            .prop_map(|(who, critical, class)| Op::Register { who, critical, class }),
+        1 => who.clone().prop_map(|who| Op::Unregister { who }),
+        8 => (who.clone(), bytes.clone()).prop_map(|(who, bytes)| Op::Report { who, bytes }),
+        1 => (who.clone(), bytes.clone()).prop_map(|(who, bytes)| Op::Stale { who, bytes }),
+        1 => (who.clone(), who.clone(), bytes.clone())
+            .prop_map(|(who, victim, bytes)| Op::Spoof { who, victim, bytes }),
+        1 => (who.clone(), proptest::collection::vec(any::<u8>(), 0..50))
+            .prop_map(|(who, bytes)| Op::Garbage { who, bytes }),
+        2 => (who.clone(), bytes).prop_map(|(who, bytes)| Op::Kernel { who, bytes }),
+        8 => (0..4u64).prop_map(|advance| Op::Tick { advance }),
+        1 => (1..3u64).prop_map(|by| Op::TickBack { by }),
+        4 => any::<usize>().prop_map(|pick| Op::Accept { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::Refuse { pick }),
+        3 => who.prop_map(|who| Op::Exit { who }),
+        1 => any::<bool>().prop_map(Op::Observe),
+        1 => (1..4u16, 1..15u64).prop_map(|(budget, window)| Op::Budget { budget, window }),
+        1 => any::<bool>().prop_map(Op::EnforceKernel),
+    ]
+}
+
+fn policy() -> Policy {
+    Policy {
+        limits: Limits {
+            soft_bytes: 1_000,
+            hard_bytes: 2_000,
+            soft_grace_ticks: 4,
+            exit_deadline_ticks: 2,
+        },
+        kill_budget: 2,
+        kill_window_ticks: 8,
+        frame_budget_per_tick: 3,
+        underreport_margin_bytes: 300,
+        ..Policy::default()
+    }
+}
+
+fn id(who: usize) -> SubjectId {
+    SubjectId::from_name(NAMES[who])
+}
+
+fn payload(frame: Frame) -> Payload {
+    let mut buf = [0; MAX_FRAME_LEN];
+    let n = frame.encode(&mut buf).expect("valid frame");
+    Payload::new(&buf[..n])
+}
+
+/// What the checker remembers between steps.
+#[derive(Default)]
+struct Model {
+    now: u64,
+    next_seq: BTreeMap<SubjectId, u64>,
+    critical: BTreeSet<SubjectId>,
+    /// Ticks of every kill decision and would-kill.
+    decisions: Vec<u64>,
+    in_flight: BTreeMap<SubjectId, TerminationRequest>,
+    accepted: BTreeSet<Ticket>,
+    requests_seen: usize,
+    events_seen: u64,
+    inputs: Vec<Input>,
+    /// Every event, drained step by step.
+    log: Vec<Event>,
+}
+
+impl Model {
+    /// Turns an op into an input, using what the model knows (tickets, sequence numbers).
+    fn input(&mut self, op: &Op, wd: &Wd, requests: &[TerminationRequest]) -> Option<Input> {
+        let pick_ticket = |pick: usize| -> Ticket {
+            if requests.is_empty() || pick % 5 == 0 {
+                Ticket((pick % 7) as u32) // sometimes an unknown or stale ticket
+            } else {
+                requests[pick % requests.len()].ticket
+            }
+        };
+        Some(match *op {
+            Op::Register {
+                who,
+                critical,
+                class,
+            } => {
+                let class = [
+                    SubjectClass::Background,
+                    SubjectClass::Standard,
+                    SubjectClass::Foreground,
+                ][class as usize];
+                Input::Register(Registration {
+                    subject: id(who),
+                    class,
+                    critical,
+                })
+            }
+            Op::Unregister { who } => Input::Unregister(id(who)),
+            Op::Report { who, bytes } => {
+                let seq = self.next_seq.entry(id(who)).or_insert(0);
+                *seq += 1;
+                let frame = Frame {
+                    seq: *seq,
+                    current_bytes: bytes,
+                    peak_bytes: bytes,
+                    claimed_subject: Some(id(who)),
+                };
+                Input::Frame {
+                    sender: id(who),
+                    payload: payload(frame),
+                }
+            }
+            Op::Stale { who, bytes } => {
+                let seq = wd.subject(id(who)).and_then(|s| s.last_seq).unwrap_or(0);
+                let frame = Frame {
+                    seq,
+                    current_bytes: bytes,
+                    peak_bytes: bytes,
+                    claimed_subject: None,
+                };
+                Input::Frame {
+                    sender: id(who),
+                    payload: payload(frame),
+                }
+            }
+            Op::Spoof { who, victim, bytes } if who != victim => {
+                let frame = Frame {
+                    seq: u64::MAX,
+                    current_bytes: bytes,
+                    peak_bytes: bytes,
+                    claimed_subject: Some(id(victim)),
+                };
+                Input::Frame {
+                    sender: id(who),
+                    payload: payload(frame),
+                }
+            }
+            Op::Spoof { .. } => return None,
+            Op::Garbage { who, ref bytes } => Input::Frame {
+                sender: id(who),
+                payload: Payload::new(bytes),
+            },
+            Op::Kernel { who, bytes } => Input::KernelReading {
+                subject: id(who),
+                bytes,
+            },
+            Op::Tick { advance } => Input::Tick(Tick(self.now + advance)),
+            Op::TickBack { by } => Input::Tick(Tick(self.now.saturating_sub(by))),
+            Op::Accept { pick } => Input::Answer {
+                ticket: pick_ticket(pick),
+                answer: Answer::Accepted,
+            },
+            Op::Refuse { pick } => Input::Answer {
+                ticket: pick_ticket(pick),
+                answer: Answer::Refused(RefusalReason::Unavailable),
+            },
+            Op::Exit { who } => Input::Exited(id(who)),
+            Op::Observe(on) => Input::SetPolicy(PolicyUpdate::Global(Policy {
+                observe_only: on,
+                ..*wd.policy()
+            })),
+            Op::Budget { budget, window } => Input::SetPolicy(PolicyUpdate::Global(Policy {
+                kill_budget: budget,
+                kill_window_ticks: window,
+                ..*wd.policy()
+            })),
+            Op::EnforceKernel(on) => Input::SetPolicy(PolicyUpdate::Global(Policy {
+                enforce_kernel: on,
+                ..*wd.policy()
+            })),
+        })
+    }
+
+    /// Feeds one input and checks every invariant against what it produced.
+    fn step(
+        &mut self,
+        wd: &mut Wd,
+        authority: &mut RecordingAuthority,
+        input: Input,
+    ) -> Result<(), TestCaseError> {
+        let before: BTreeMap<SubjectId, SubjectStatus> =
+            wd.subjects().map(|s| (s.subject, s)).collect();
+        let result = wd.handle(input, authority);
+        self.inputs.push(input);
+        if let Input::Tick(t) = input {
+            self.now = self.now.max(t.0);
+        }
+        if let Input::Answer {
+            ticket,
+            answer: Answer::Accepted,
+        } = input
+        {
+            if result.is_ok() {
+                self.accepted.insert(ticket);
+            }
+        }
+        if let Input::Register(r) = input {
+            if result.is_ok() {
+                self.next_seq.remove(&r.subject);
+                let critical = r.critical
+                    || oomd::limits::ALWAYS_CRITICAL
+                        .iter()
+                        .any(|n| SubjectId::from_name(n) == r.subject);
+                if critical {
+                    self.critical.insert(r.subject);
+                } else {
+                    self.critical.remove(&r.subject);
+                }
+            }
+        }
+
+        // 7. Rejected frames change nothing but the sender's per-tick frame count.
+        if let (Input::Frame { .. }, Err(_)) = (input, result) {
+            let without_count = |mut s: SubjectStatus| {
+                s.frames_this_tick = 0;
+                s
+            };
+            let after: BTreeMap<SubjectId, SubjectStatus> = wd
+                .subjects()
+                .map(|s| (s.subject, without_count(s)))
+                .collect();
+            let before: BTreeMap<_, _> = before
+                .into_iter()
+                .map(|(k, s)| (k, without_count(s)))
+                .collect();
+            prop_assert_eq!(after, before, "a rejected frame changed state");
+        }
+
+        // 6. The ring: nothing lost with this capacity, never more than capacity held.
+        let page = wd.events(self.events_seen, usize::MAX);
+        prop_assert_eq!(page.lost(), 0);
+        let new: Vec<Event> = page.collect();
+        prop_assert!(wd.events(0, usize::MAX).count() <= EVENTS);
+        prop_assert_eq!(wd.next_event_seq(), self.events_seen + new.len() as u64);
+        self.events_seen = wd.next_event_seq();
+        self.log.extend_from_slice(&new);
+
+        let policy = *wd.policy();
+        for e in &new {
+            match e.kind {
+                // 2. Budget.
+                EventKind::KillDecided { .. } | EventKind::WouldKill { .. } => {
+                    self.decisions.push(e.tick.0);
+                    let t = e.tick.0;
+                    let in_window = self
+                        .decisions
+                        .iter()
+                        .filter(|&&d| d <= t && t - d < policy.kill_window_ticks)
+                        .count();
+                    prop_assert!(
+                        in_window <= usize::from(policy.kill_budget),
+                        "{} decisions in the window ending at tick {}",
+                        in_window,
+                        t
+                    );
+                }
+                // 4. Confirmation only on an observed exit of an accepted request.
+                EventKind::KillConfirmed { subject, .. } => {
+                    prop_assert_eq!(input, Input::Exited(subject));
+                    let pending = self.in_flight.get(&subject);
+                    prop_assert!(pending.is_some_and(|r| self.accepted.contains(&r.ticket)));
+                    self.in_flight.remove(&subject);
+                }
+                EventKind::Exited { subject, .. } => {
+                    self.in_flight.remove(&subject);
+                }
+                EventKind::Unregistered { subject } => {
+                    self.in_flight.remove(&subject);
+                }
+                EventKind::KillRefused { subject, .. } | EventKind::KillFailed { subject, .. } => {
+                    prop_assert!(self.in_flight.remove(&subject).is_some());
+                }
+                _ => {}
+            }
+        }
+
+        for r in &authority.requests[self.requests_seen..] {
+            // 1. Never a critical subject.
+            prop_assert!(
+                !self.critical.contains(&r.subject),
+                "critical {:?} requested",
+                r.subject
+            );
+            // 5. Audit before action.
+            let audit = new.iter().position(|e| e.seq == r.audit_seq);
+            prop_assert!(
+                audit.is_some(),
+                "request without an audit record in this step"
+            );
+            let audit = audit.unwrap_or_default();
+            prop_assert_eq!(
+                new[audit].kind,
+                EventKind::KillRequested {
+                    subject: r.subject,
+                    ticket: r.ticket,
+                    mode: r.mode
+                }
+            );
+            prop_assert!(audit > 0);
+            let cause = new[audit - 1].kind;
+            // 3. One in flight; a second request only escalates graceful → forced.
+            match (self.in_flight.get(&r.subject), r.mode) {
+                (None, TerminationMode::Graceful) => {
+                    let decided = matches!(cause, EventKind::KillDecided { subject, .. } if subject == r.subject);
+                    prop_assert!(decided, "a graceful request not right after its decision");
+                }
+                (Some(prev), TerminationMode::Forced) if prev.mode == TerminationMode::Graceful => {
+                    prop_assert_eq!(
+                        cause,
+                        EventKind::KillEscalated {
+                            subject: r.subject,
+                            ticket: prev.ticket
+                        }
+                    );
+                }
+                (prev, mode) => {
+                    prop_assert!(false, "request {:?} while {:?} in flight", mode, prev)
+                }
+            }
+            self.in_flight.insert(r.subject, *r);
+        }
+        self.requests_seen = authority.requests.len();
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_after_every_step(ops in proptest::collection::vec(op(), 1..250)) {
+        let mut wd = Wd::new(policy()).expect("valid policy");
+        let mut authority = RecordingAuthority::default();
+        let mut model = Model::default();
+        for op in &ops {
+            if let Some(input) = model.input(op, &wd, &authority.requests) {
+                model.step(&mut wd, &mut authority, input)?;
+            }
+        }
+
+        // 8. Replay: the same inputs give the same log and the same requests.
+        let mut replayed = Wd::new(policy()).expect("valid policy");
+        let mut replay_authority = RecordingAuthority::default();
+        let mut again = Vec::new();
+        for input in &model.inputs {
+            let next = replayed.next_event_seq();
+            let _ = replayed.handle(*input, &mut replay_authority);
+            again.extend(replayed.events(next, usize::MAX));
+        }
+        prop_assert_eq!(&model.log, &again);
+        prop_assert_eq!(authority.requests, replay_authority.requests);
+    }
+}
+
+#[test]
+fn the_model_reaches_the_interesting_states() {
+    // Guard against a generator that never gets anywhere: run a fixed sample of cases and
+    // require that kills, denials, throttles, escalations and confirmations all occur.
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRunner};
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
+    let mut seen = BTreeSet::new();
+    for _ in 0..300 {
+        let ops = proptest::collection::vec(op(), 100..250)
+            .new_tree(&mut runner)
+            .expect("tree")
+            .current();
+        let mut wd = Wd::new(policy()).expect("valid policy");
+        let mut authority = RecordingAuthority::default();
+        let mut model = Model::default();
+        for op in &ops {
+            if let Some(input) = model.input(op, &wd, &authority.requests) {
+                model
+                    .step(&mut wd, &mut authority, input)
+                    .expect("invariants");
+            }
+        }
+        seen.extend(model.log.iter().map(|e| e.kind.tag()));
+    }
+    for tag in [
+        oomd::EventTag::KillDecided,
+        oomd::EventTag::KillConfirmed,
+        oomd::EventTag::KillDenied,
+        oomd::EventTag::KillThrottled,
+        oomd::EventTag::KillEscalated,
+        oomd::EventTag::KillFailed,
+        oomd::EventTag::KillRefused,
+        oomd::EventTag::WouldKill,
+        oomd::EventTag::UnderReport,
+        oomd::EventTag::FrameRejected,
+    ] {
+        assert!(seen.contains(&tag), "the generator never produced {tag:?}");
+    }
+}
