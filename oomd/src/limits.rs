@@ -11,6 +11,13 @@ pub const DEFAULT_SUBJECTS: usize = 256;
 /// tick, so a reader polling `events()` once a second loses nothing.
 pub const DEFAULT_EVENTS: usize = 1024;
 
+/// Size of the limits-override table: how many subjects may have limits of their own at once.
+/// Most services share the global limits; a few big ones (a database, a compositor) differ.
+/// Keeping overrides out of the subject rows keeps every row small.
+pub const MAX_OVERRIDES: usize = 32;
+
+const _: () = assert!(MAX_OVERRIDES > 0 && MAX_OVERRIDES < u8::MAX as usize);
+
 /// Largest accepted kill budget per window. The budget is a brake on cascades; more than a few
 /// dozen kills per window means the policy is wrong, not that more kills are needed. Also the
 /// length of the fixed array that remembers recent kills.

@@ -111,6 +111,8 @@ pub enum PolicyError {
     FrameBudgetOutOfRange,
     /// The subject of a limits override is not registered.
     UnknownSubject,
+    /// Every slot of the override table ([`limits::MAX_OVERRIDES`]) is taken.
+    TooManyOverrides,
 }
 
 impl PolicyError {
@@ -126,7 +128,7 @@ impl PolicyError {
             Self::KillBudgetOutOfRange => "kill_budget",
             Self::KillWindowOutOfRange => "kill_window_ticks",
             Self::FrameBudgetOutOfRange => "frame_budget_per_tick",
-            Self::UnknownSubject => "subject",
+            Self::UnknownSubject | Self::TooManyOverrides => "subject",
         }
     }
 }
@@ -143,6 +145,7 @@ impl core::fmt::Display for PolicyError {
             | Self::KillWindowOutOfRange
             | Self::FrameBudgetOutOfRange => "is out of range",
             Self::UnknownSubject => "is not registered",
+            Self::TooManyOverrides => "cannot have its own limits: the override table is full",
         };
         write!(f, "{} {}", self.key(), why)
     }

@@ -120,6 +120,8 @@ pub struct Watchdog<
     /// Rows `..len` are in use, sorted by subject id.
     subjects: [Subject; SUBJECTS],
     len: usize,
+    /// Per-subject limits, indexed by `Subject::override_slot`.
+    overrides: [Option<Limits>; limits::MAX_OVERRIDES],
     log: EventLog<EVENTS>,
     counters: Counters,
 }
@@ -142,6 +144,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             rejections_logged: 0,
             subjects: [Subject::VACANT; SUBJECTS],
             len: 0,
+            overrides: [None; limits::MAX_OVERRIDES],
             log: EventLog::new(),
             counters: Counters::default(),
         })
@@ -240,7 +243,8 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let policy = self.policy;
         for (i, s) in self.subjects[..self.len].iter_mut().enumerate() {
             s.frames_this_tick = 0;
-            if needs_attention(s, &policy) {
+            let limits = override_or(&self.overrides, s, &policy);
+            if needs_attention(s, limits, &policy) {
                 order[n] = i as u16; // i < SUBJECTS <= u16::MAX (CAPACITY_OK)
                 n += 1;
             }
@@ -277,8 +281,8 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
 
     fn on_reading(&mut self, subject: SubjectId, bytes: u64) -> Result<(), InputError> {
         match self.find(subject) {
-            Ok(i) if self.subjects[i].running => {
-                self.subjects[i].kernel = Some(bytes);
+            Ok(i) if self.subjects[i].running() => {
+                self.subjects[i].set_kernel(bytes);
                 Ok(())
             }
             _ => {
@@ -298,26 +302,20 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             Err(InputError::Registration(reason))
         };
         match self.find(r.subject) {
-            Ok(i) if self.subjects[i].running => {
+            Ok(i) if self.subjects[i].running() => {
                 return refused(self, RegistrationError::Duplicate)
             }
             Ok(i) => {
                 let s = &mut self.subjects[i];
                 s.clear_observations();
                 s.class = r.class;
-                s.critical = critical;
-                s.running = true;
+                s.set_critical(critical);
+                s.set_running(true);
             }
             Err(_) if self.len == SUBJECTS => return refused(self, RegistrationError::TableFull),
             Err(at) => {
                 self.subjects.copy_within(at..self.len, at + 1);
-                self.subjects[at] = Subject {
-                    id: r.subject,
-                    class: r.class,
-                    critical,
-                    running: true,
-                    ..Subject::VACANT
-                };
+                self.subjects[at] = Subject::new(r.subject, r.class, critical);
                 self.len += 1;
             }
         }
@@ -334,6 +332,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             bump(&mut self.counters.unregisters_ignored);
             return Err(InputError::UnknownSubject);
         };
+        self.release_override(at);
         self.subjects.copy_within(at + 1..self.len, at);
         self.len -= 1;
         self.subjects[self.len] = Subject::VACANT;
@@ -351,10 +350,8 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 .as_ref()
                 .map_or(Ok(()), Limits::validate)
                 .and_then(|()| self.find(subject).map_err(|_| PolicyError::UnknownSubject))
-                .map(|i| {
-                    self.subjects[i].limits = limits;
-                    Some(subject)
-                }),
+                .and_then(|i| self.set_override(i, limits))
+                .map(|()| Some(subject)),
         };
         match result {
             Ok(subject) => {
@@ -400,7 +397,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
 
     fn on_exited(&mut self, id: SubjectId) -> Result<(), InputError> {
         let i = match self.find(id) {
-            Ok(i) if self.subjects[i].running => i,
+            Ok(i) if self.subjects[i].running() => i,
             _ => {
                 bump(&mut self.counters.exits_ignored);
                 return Err(InputError::UnknownSubject);
@@ -426,7 +423,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             },
         };
         s.clear_observations();
-        s.running = false;
+        s.set_running(false);
         self.emit(event);
         Ok(())
     }
@@ -439,18 +436,18 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let policy = self.policy;
         let now = self.now;
         let s = self.subjects[i];
-        let limits = s.limits.unwrap_or(policy.limits);
+        let limits = self.limits_of(&s);
         let bytes = s.enforced(policy.enforce_kernel);
 
         let under = s.under_reports(policy.underreport_margin_bytes);
-        if under && !s.underreport_noted {
+        if under && !s.underreport_noted() {
             self.emit(EventKind::UnderReport {
                 subject: s.id,
-                reported: s.reported.unwrap_or(0),
-                kernel: s.kernel.unwrap_or(0),
+                reported: s.reported().unwrap_or(0),
+                kernel: s.kernel().unwrap_or(0),
             });
         }
-        self.subjects[i].underreport_noted = under;
+        self.subjects[i].set_underreport_noted(under);
 
         if let KillState::Pending {
             ticket,
@@ -481,7 +478,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             return;
         }
 
-        let mut over_soft_since = s.over_soft_since;
+        let mut over_soft_since = s.over_soft_since();
         if bytes >= limits.soft_bytes {
             if over_soft_since.is_none() {
                 over_soft_since = Some(now);
@@ -496,7 +493,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             over_soft_since = None;
             self.subjects[i].kill = KillState::Idle;
         }
-        self.subjects[i].over_soft_since = over_soft_since;
+        self.subjects[i].set_over_soft_since(over_soft_since);
 
         let reason = if bytes >= limits.hard_bytes {
             Some(KillReason::HardLimit)
@@ -535,7 +532,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
     ) {
         let now = self.now;
         let s = self.subjects[i];
-        if s.critical {
+        if s.critical() {
             self.subjects[i].kill = KillState::Denied { since: now };
             self.emit(EventKind::KillDenied {
                 subject: s.id,
@@ -580,7 +577,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         bytes: u64,
         authority: &mut A,
     ) {
-        let limits = self.subjects[i].limits.unwrap_or(self.policy.limits);
+        let limits = self.limits_of(&self.subjects[i]);
         let ticket = Ticket(self.next_ticket);
         self.next_ticket = self.next_ticket.wrapping_add(1);
         let subject = self.subjects[i].id;
@@ -606,6 +603,36 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
 
     // ----- helpers -------------------------------------------------------------------------
 
+    fn limits_of(&self, s: &Subject) -> Limits {
+        *override_or(&self.overrides, s, &self.policy)
+    }
+
+    /// Sets or clears row `i`'s override, taking or freeing a slot of the override table.
+    fn set_override(&mut self, i: usize, limits: Option<Limits>) -> Result<(), PolicyError> {
+        let Some(limits) = limits else {
+            self.release_override(i);
+            return Ok(());
+        };
+        let slot = match self.subjects[i].override_slot {
+            Subject::NO_OVERRIDE => self
+                .overrides
+                .iter()
+                .position(Option::is_none)
+                .ok_or(PolicyError::TooManyOverrides)?,
+            slot => usize::from(slot),
+        };
+        self.overrides[slot] = Some(limits);
+        self.subjects[i].override_slot = slot as u8; // slot < MAX_OVERRIDES < NO_OVERRIDE
+        Ok(())
+    }
+
+    fn release_override(&mut self, i: usize) {
+        let slot = core::mem::replace(&mut self.subjects[i].override_slot, Subject::NO_OVERRIDE);
+        if let Some(o) = self.overrides.get_mut(usize::from(slot)) {
+            *o = None;
+        }
+    }
+
     fn find(&self, id: SubjectId) -> Result<usize, usize> {
         self.subjects[..self.len].binary_search_by_key(&id, |s| s.id)
     }
@@ -629,17 +656,17 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         SubjectStatus {
             subject: s.id,
             class: s.class,
-            critical: s.critical,
-            running: s.running,
-            reported_bytes: s.reported,
+            critical: s.critical(),
+            running: s.running(),
+            reported_bytes: s.reported(),
             peak_bytes: s.peak,
-            kernel_bytes: s.kernel,
+            kernel_bytes: s.kernel(),
             enforced_bytes: s.enforced(self.policy.enforce_kernel),
-            limits: s.limits.unwrap_or(self.policy.limits),
-            has_override: s.limits.is_some(),
-            over_soft_since: s.over_soft_since,
+            limits: self.limits_of(s),
+            has_override: s.override_slot != Subject::NO_OVERRIDE,
+            over_soft_since: s.over_soft_since(),
             kill: s.kill,
-            last_seq: s.last_seq,
+            last_seq: s.last_seq(),
             frames_this_tick: s.frames_this_tick,
         }
     }
@@ -647,7 +674,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
 
 /// The checks a frame passes, cheapest first; on success the subject's report is updated.
 fn accept_frame(s: &mut Subject, budget: u16, payload: &Payload) -> Result<(), Rejection> {
-    if !s.running {
+    if !s.running() {
         return Err(Rejection::NotRunning);
     }
     if s.frames_this_tick >= budget {
@@ -660,27 +687,32 @@ fn accept_frame(s: &mut Subject, budget: u16, payload: &Payload) -> Result<(), R
     if frame.claimed_subject.is_some_and(|claim| claim != s.id) {
         return Err(Rejection::ClaimMismatch);
     }
-    if s.last_seq.is_some_and(|last| frame.seq <= last) {
+    if s.last_seq().is_some_and(|last| frame.seq <= last) {
         return Err(Rejection::StaleSequence);
     }
-    s.last_seq = Some(frame.seq);
-    s.reported = Some(frame.current_bytes);
+    s.set_last_seq(frame.seq);
+    s.set_reported(frame.current_bytes);
     s.peak = frame.peak_bytes;
     Ok(())
 }
 
 /// Cheap test for "a tick may have something to do for this subject". A false positive costs
 /// a sort slot; a false negative would be a missed decision, so it errs on the side of true.
-fn needs_attention(s: &Subject, policy: &Policy) -> bool {
-    if !s.running {
-        return false;
+fn needs_attention(s: &Subject, limits: &Limits, policy: &Policy) -> bool {
+    s.running()
+        && (!matches!(s.kill, KillState::Idle)
+            || s.over_soft_since().is_some()
+            || s.underreport_noted()
+            || s.enforced(policy.enforce_kernel) >= limits.soft_bytes
+            || s.under_reports(policy.underreport_margin_bytes))
+}
+
+/// The limits in force for `s`: its override, or the global ones.
+fn override_or<'a>(overrides: &'a [Option<Limits>], s: &Subject, policy: &'a Policy) -> &'a Limits {
+    match overrides.get(usize::from(s.override_slot)) {
+        Some(Some(limits)) => limits,
+        _ => &policy.limits,
     }
-    let limits = s.limits.unwrap_or(policy.limits);
-    !matches!(s.kill, KillState::Idle)
-        || s.over_soft_since.is_some()
-        || s.underreport_noted
-        || s.enforced(policy.enforce_kernel) >= limits.soft_bytes
-        || s.under_reports(policy.underreport_margin_bytes)
 }
 
 fn is_always_critical(id: SubjectId) -> bool {

@@ -695,3 +695,27 @@ fn the_kill_reason_is_part_of_the_decision() {
         }
     )));
 }
+
+#[test]
+fn the_override_table_is_bounded_and_slots_are_freed() {
+    let mut h = Harness::<64, 512>::with_capacity(small_policy());
+    let own = Limits {
+        hard_bytes: 50_000,
+        ..small_policy().limits
+    };
+    for n in 0..oomd::limits::MAX_OVERRIDES {
+        let name = format!("svc{n}");
+        h.register(&name);
+        h.set_limits(&name, Some(own)).unwrap();
+    }
+    h.register("one-too-many");
+    assert_eq!(
+        h.set_limits("one-too-many", Some(own)),
+        Err(InputError::Policy(PolicyError::TooManyOverrides))
+    );
+    h.feed(oomd::Input::Unregister(SubjectId::from_name("svc0")))
+        .unwrap();
+    assert_eq!(h.set_limits("one-too-many", Some(own)), Ok(()));
+    assert_eq!(h.status("one-too-many").limits, own);
+    assert_eq!(h.status("svc1").limits, own, "other overrides untouched");
+}
