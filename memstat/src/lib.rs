@@ -16,13 +16,17 @@
 //!
 //! What it is not: a transport that authenticates anyone (the receiver decides who sent a
 //! frame from the channel it came on), nor a measure of kernel memory.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![cfg_attr(not(feature = "counting-alloc"), forbid(unsafe_code))]
 #![cfg_attr(feature = "counting-alloc", deny(unsafe_code))]
 #![warn(missing_docs)]
 
+#[cfg(feature = "counting-alloc")]
+mod counting_alloc;
 mod frame;
 mod subject;
 
+#[cfg(feature = "counting-alloc")]
+pub use counting_alloc::CountingAlloc;
 pub use frame::{DecodeError, EncodeError, Frame, HEADER_LEN, MAGIC, MAX_FRAME_LEN, VERSION};
 pub use subject::SubjectId;
