@@ -1,1 +1,173 @@
-fn main() {}
+//! `oomd-sim`: run scenarios, replay recorded input logs, check scenario files.
+//!
+//! Exit codes: 0 when everything held, 1 when a scenario's expectations did not, 2 on bad
+//! input (an unreadable or invalid scenario or log, or a usage error). See `docs/oomd-sim.md`.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use oomd_host::record::{self, InputLog};
+use oomd_host::scenario::Scenario;
+use oomd_host::sim::Run;
+
+/// Deterministic simulator of the oomd memory watchdog.
+#[derive(Debug, Parser)]
+#[command(name = "oomd-sim", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario: print its trace and a summary, and check its expectations.
+    Run {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Also write the run's input log (JSON lines) to this file.
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
+        /// Print events as JSON lines instead of the readable trace (the summary goes to
+        /// stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a recorded input log and print its trace.
+    Replay {
+        /// The input log (JSON lines).
+        log: PathBuf,
+        /// Print events as JSON lines instead of the readable trace.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate scenario files without running them.
+    Check {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+}
+
+/// How a command ended badly.
+enum Failure {
+    /// Expectations did not hold (exit 1).
+    Expectations,
+    /// Bad input or an I/O problem; the message is printed on stderr (exit 2).
+    Bad(String),
+}
+
+const EXPECTATIONS_FAILED: u8 = 1;
+const BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            scenario,
+            record,
+            json,
+        } => run(&scenario, record.as_deref(), json),
+        Command::Replay { log, json } => replay(&log, json),
+        Command::Check { scenarios } => check(&scenarios),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Expectations) => ExitCode::from(EXPECTATIONS_FAILED),
+        Err(Failure::Bad(message)) => {
+            eprintln!("oomd-sim: {message}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+fn run(path: &Path, record: Option<&Path>, json: bool) -> Result<(), Failure> {
+    let scenario = Scenario::load(path).map_err(|e| Failure::Bad(e.to_string()))?;
+    let outcome = scenario
+        .run()
+        .map_err(|e| Failure::Bad(format!("{}: {e}", path.display())))?;
+    if let Some(out) = record {
+        write_log(&outcome.run, out)?;
+    }
+    print_trace(&outcome.run, json)?;
+    let summary = format!(
+        "scenario {}: {}\n{}",
+        scenario.name,
+        if outcome.failures.is_empty() {
+            "expectations hold"
+        } else {
+            "expectations FAILED"
+        },
+        outcome.run.summary()
+    );
+    if json {
+        eprintln!("{summary}");
+    } else {
+        println!("--\n{summary}");
+    }
+    if outcome.failures.is_empty() {
+        return Ok(());
+    }
+    for failure in &outcome.failures {
+        eprintln!("{}: {failure}", path.display());
+    }
+    Err(Failure::Expectations)
+}
+
+fn write_log(run: &Run, out: &Path) -> Result<(), Failure> {
+    let bad = |e: io::Error| Failure::Bad(format!("{}: cannot write the log: {e}", out.display()));
+    let file = File::create(out).map_err(bad)?;
+    InputLog::from_run(run)
+        .write_to(BufWriter::new(file))
+        .map_err(bad)
+}
+
+fn replay(path: &Path, json: bool) -> Result<(), Failure> {
+    let bad = |message: String| Failure::Bad(format!("{}: {message}", path.display()));
+    let file = File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let log = InputLog::read_from(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+    let run = record::replay(&log).map_err(|e| bad(e.to_string()))?;
+    print_trace(&run, json)?;
+    let summary = run.summary();
+    if json {
+        eprintln!("{summary}");
+    } else {
+        println!("--\n{summary}");
+    }
+    Ok(())
+}
+
+fn check(paths: &[PathBuf]) -> Result<(), Failure> {
+    let mut errors = Vec::new();
+    for path in paths {
+        match Scenario::load(path) {
+            Ok(s) => println!("{}: ok ({})", path.display(), s.name),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Bad(errors.join("\noomd-sim: ")))
+    }
+}
+
+fn print_trace(run: &Run, json: bool) -> Result<(), Failure> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = if json {
+        run.events.iter().try_for_each(|e| {
+            serde_json::to_writer(&mut out, e)?;
+            out.write_all(b"\n")
+        })
+    } else {
+        run.trace_lines()
+            .iter()
+            .try_for_each(|line| writeln!(out, "{line}"))
+    };
+    result
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::Bad(format!("cannot write to stdout: {e}")))
+}
