@@ -532,6 +532,7 @@ impl Run {
             failed: c.events(EventTag::KillFailed),
             would_kill: c.events(EventTag::WouldKill),
             rejected: Rejection::ALL.map(|r| (r, c.rejected(r))),
+            policies_refused: c.policies_refused,
             undelivered: self.undelivered,
         }
     }
@@ -564,6 +565,9 @@ pub struct Summary {
     pub would_kill: u64,
     /// Frames rejected, by reason.
     pub rejected: [(Rejection, u64); Rejection::COUNT],
+    /// Policy changes the core refused (a limits override when its table is full, say): the
+    /// core counts them but logs no event.
+    pub policies_refused: u64,
     /// Authority deliveries still due after the last tick.
     pub undelivered: usize,
 }
@@ -591,6 +595,9 @@ impl fmt::Display for Summary {
         write!(f, "frames rejected: {total}")?;
         for (reason, n) in self.rejected.iter().filter(|(_, n)| *n > 0) {
             write!(f, " {}={n}", reason.as_str())?;
+        }
+        if self.policies_refused > 0 {
+            write!(f, "\npolicy changes refused: {}", self.policies_refused)?;
         }
         if self.undelivered > 0 {
             write!(
