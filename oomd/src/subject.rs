@@ -51,11 +51,10 @@ pub enum KillState {
 }
 
 /// A subject's row. `Copy` and a `const` vacant value let the table be a plain array; the
-/// optional values are packed behind [`Flags`] to keep the row at 80 bytes (the table is paid
+/// optional values are packed behind [`Flags`] to keep the row at 72 bytes (the id lives in a separate sorted array) (the table is paid
 /// `SUBJECTS` times over: see `tests/size.rs`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Subject {
-    pub(crate) id: SubjectId,
     reported: u64,
     pub(crate) peak: u64,
     kernel: u64,
@@ -99,7 +98,6 @@ impl Subject {
     pub(crate) const NO_OVERRIDE: u8 = u8::MAX;
 
     pub(crate) const VACANT: Subject = Subject {
-        id: SubjectId(0),
         reported: 0,
         peak: 0,
         kernel: 0,
@@ -113,9 +111,8 @@ impl Subject {
     };
 
     /// A running subject that has reported nothing yet.
-    pub(crate) fn new(id: SubjectId, class: SubjectClass, critical: bool) -> Subject {
+    pub(crate) fn new(class: SubjectClass, critical: bool) -> Subject {
         let mut s = Subject {
-            id,
             class,
             ..Self::VACANT
         };

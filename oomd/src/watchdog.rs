@@ -117,9 +117,16 @@ pub struct Watchdog<
     budget: KillBudget,
     /// Rejection reasons already logged as an event during the current tick (bit per reason).
     rejections_logged: u16,
-    /// Rows `..len` are in use, sorted by subject id.
+    /// Ids of the rows `..len` in use, sorted; `subjects[i]` is the row of `ids[i]`. Kept
+    /// apart from the rows so that the lookup of a frame's sender searches a dense array.
+    ids: [SubjectId; SUBJECTS],
     subjects: [Subject; SUBJECTS],
     len: usize,
+    /// Hash index over `ids[..len]`: `heads[bucket]` is the first row of a bucket, `chain[row]`
+    /// the next row in the same bucket, [`NO_ROW`] ends a chain. Lookup only: nothing ever
+    /// iterates in hash order, so hashing cannot make decisions depend on it.
+    heads: [u16; SUBJECTS],
+    chain: [u16; SUBJECTS],
     /// Per-subject limits, indexed by `Subject::override_slot`.
     overrides: [Option<Limits>; limits::MAX_OVERRIDES],
     log: EventLog<EVENTS>,
@@ -128,8 +135,8 @@ pub struct Watchdog<
 
 impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
     const CAPACITY_OK: () = assert!(
-        SUBJECTS > 0 && SUBJECTS <= u16::MAX as usize,
-        "subject capacity must be in 1..=65535"
+        SUBJECTS > 0 && SUBJECTS < u16::MAX as usize,
+        "subject capacity must be in 1..65535"
     );
 
     /// A watchdog at [`Tick::ZERO`] with no subjects, enforcing `policy`.
@@ -142,8 +149,11 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             next_ticket: 1,
             budget: KillBudget::new(),
             rejections_logged: 0,
+            ids: [SubjectId(0); SUBJECTS],
             subjects: [Subject::VACANT; SUBJECTS],
             len: 0,
+            heads: [NO_ROW; SUBJECTS],
+            chain: [NO_ROW; SUBJECTS],
             overrides: [None; limits::MAX_OVERRIDES],
             log: EventLog::new(),
             counters: Counters::default(),
@@ -179,12 +189,12 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
     /// The status of one subject.
     #[must_use]
     pub fn subject(&self, id: SubjectId) -> Option<SubjectStatus> {
-        self.find(id).ok().map(|i| self.status(&self.subjects[i]))
+        self.find(id).map(|i| self.status(i))
     }
 
     /// Every subject's status, in subject-id order.
     pub fn subjects(&self) -> impl Iterator<Item = SubjectStatus> + '_ {
-        self.subjects[..self.len].iter().map(|s| self.status(s))
+        (0..self.len).map(|i| self.status(i))
     }
 
     /// At most `limit` events with `seq >= since_seq`, oldest first, and how many the reader
@@ -244,15 +254,22 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         for (i, s) in self.subjects[..self.len].iter_mut().enumerate() {
             s.frames_this_tick = 0;
             let limits = override_or(&self.overrides, s, &policy);
-            if needs_attention(s, limits, &policy) {
-                order[n] = i as u16; // i < SUBJECTS <= u16::MAX (CAPACITY_OK)
+            if needs_attention(s, limits, &policy, self.now) {
+                order[n] = i as u16; // i < SUBJECTS < u16::MAX (CAPACITY_OK)
                 n += 1;
             }
         }
+        #[cfg(feature = "attention-self-check")]
+        self.check_skipped_are_quiet(&order[..n]);
         let subjects = &self.subjects;
+        let ids = &self.ids;
         order[..n].sort_unstable_by_key(|&i| {
             let s = &subjects[usize::from(i)];
-            (s.class, Reverse(s.enforced(policy.enforce_kernel)), s.id)
+            (
+                s.class,
+                Reverse(s.enforced(policy.enforce_kernel)),
+                ids[usize::from(i)],
+            )
         });
         for &i in &order[..n] {
             self.evaluate(usize::from(i), authority);
@@ -267,10 +284,10 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
     fn on_frame(&mut self, sender: SubjectId, payload: &Payload) -> Result<(), InputError> {
         let budget = self.policy.frame_budget_per_tick;
         let verdict = match self.find(sender) {
-            Err(_) => Err(Rejection::UnknownSender),
-            Ok(i) => {
+            None => Err(Rejection::UnknownSender),
+            Some(i) => {
                 let s = &mut self.subjects[i];
-                accept_frame(s, budget, payload)
+                accept_frame(s, sender, budget, payload)
             }
         };
         verdict.map_err(|reason| {
@@ -281,7 +298,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
 
     fn on_reading(&mut self, subject: SubjectId, bytes: u64) -> Result<(), InputError> {
         match self.find(subject) {
-            Ok(i) if self.subjects[i].running() => {
+            Some(i) if self.subjects[i].running() => {
                 self.subjects[i].set_kernel(bytes);
                 Ok(())
             }
@@ -301,7 +318,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             });
             Err(InputError::Registration(reason))
         };
-        match self.find(r.subject) {
+        match self.position(r.subject) {
             Ok(i) if self.subjects[i].running() => {
                 return refused(self, RegistrationError::Duplicate)
             }
@@ -314,9 +331,12 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             }
             Err(_) if self.len == SUBJECTS => return refused(self, RegistrationError::TableFull),
             Err(at) => {
+                self.ids.copy_within(at..self.len, at + 1);
                 self.subjects.copy_within(at..self.len, at + 1);
-                self.subjects[at] = Subject::new(r.subject, r.class, critical);
+                self.ids[at] = r.subject;
+                self.subjects[at] = Subject::new(r.class, critical);
                 self.len += 1;
+                self.rebuild_index();
             }
         }
         self.emit(EventKind::Registered {
@@ -328,14 +348,17 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
     }
 
     fn on_unregister(&mut self, id: SubjectId) -> Result<(), InputError> {
-        let Ok(at) = self.find(id) else {
+        let Some(at) = self.find(id) else {
             bump(&mut self.counters.unregisters_ignored);
             return Err(InputError::UnknownSubject);
         };
         self.release_override(at);
+        self.ids.copy_within(at + 1..self.len, at);
         self.subjects.copy_within(at + 1..self.len, at);
         self.len -= 1;
+        self.ids[self.len] = SubjectId(0);
         self.subjects[self.len] = Subject::VACANT;
+        self.rebuild_index();
         self.emit(EventKind::Unregistered { subject: id });
         Ok(())
     }
@@ -349,7 +372,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             PolicyUpdate::SubjectLimits { subject, limits } => limits
                 .as_ref()
                 .map_or(Ok(()), Limits::validate)
-                .and_then(|()| self.find(subject).map_err(|_| PolicyError::UnknownSubject))
+                .and_then(|()| self.find(subject).ok_or(PolicyError::UnknownSubject))
                 .and_then(|i| self.set_override(i, limits))
                 .map(|()| Some(subject)),
         };
@@ -374,7 +397,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             self.emit(EventKind::AnswerIgnored { ticket });
             return Err(InputError::StaleAnswer);
         };
-        let subject = self.subjects[i].id;
+        let subject = self.ids[i];
         match answer {
             Answer::Accepted => {
                 if let KillState::Pending { acknowledged, .. } = &mut self.subjects[i].kill {
@@ -397,7 +420,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
 
     fn on_exited(&mut self, id: SubjectId) -> Result<(), InputError> {
         let i = match self.find(id) {
-            Ok(i) if self.subjects[i].running() => i,
+            Some(i) if self.subjects[i].running() => i,
             _ => {
                 bump(&mut self.counters.exits_ignored);
                 return Err(InputError::UnknownSubject);
@@ -436,13 +459,14 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let policy = self.policy;
         let now = self.now;
         let s = self.subjects[i];
+        let id = self.ids[i];
         let limits = self.limits_of(&s);
         let bytes = s.enforced(policy.enforce_kernel);
 
         let under = s.under_reports(policy.underreport_margin_bytes);
         if under && !s.underreport_noted() {
             self.emit(EventKind::UnderReport {
-                subject: s.id,
+                subject: id,
                 reported: s.reported().unwrap_or(0),
                 kernel: s.kernel().unwrap_or(0),
             });
@@ -461,7 +485,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 match mode {
                     TerminationMode::Graceful => {
                         self.emit(EventKind::KillEscalated {
-                            subject: s.id,
+                            subject: id,
                             ticket,
                         });
                         self.request(i, TerminationMode::Forced, decided, authority);
@@ -469,7 +493,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                     TerminationMode::Forced => {
                         self.subjects[i].kill = KillState::Failed { since: now };
                         self.emit(EventKind::KillFailed {
-                            subject: s.id,
+                            subject: id,
                             bytes: decided,
                         });
                     }
@@ -483,7 +507,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             if over_soft_since.is_none() {
                 over_soft_since = Some(now);
                 self.emit(EventKind::SoftExceeded {
-                    subject: s.id,
+                    subject: id,
                     bytes,
                     soft: limits.soft_bytes,
                 });
@@ -532,10 +556,11 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
     ) {
         let now = self.now;
         let s = self.subjects[i];
+        let id = self.ids[i];
         if s.critical() {
             self.subjects[i].kill = KillState::Denied { since: now };
             self.emit(EventKind::KillDenied {
-                subject: s.id,
+                subject: id,
                 bytes,
                 reason: DenyReason::Critical,
             });
@@ -544,10 +569,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         if !self.budget.allows(now, &self.policy) {
             if !matches!(s.kill, KillState::Throttled { .. }) {
                 self.subjects[i].kill = KillState::Throttled { since: now };
-                self.emit(EventKind::KillThrottled {
-                    subject: s.id,
-                    bytes,
-                });
+                self.emit(EventKind::KillThrottled { subject: id, bytes });
             }
             return;
         }
@@ -555,14 +577,14 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         if self.policy.observe_only {
             self.subjects[i].kill = KillState::WouldKill { since: now };
             self.emit(EventKind::WouldKill {
-                subject: s.id,
+                subject: id,
                 bytes,
                 reason,
             });
             return;
         }
         self.emit(EventKind::KillDecided {
-            subject: s.id,
+            subject: id,
             bytes,
             reason,
         });
@@ -580,7 +602,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let limits = self.limits_of(&self.subjects[i]);
         let ticket = Ticket(self.next_ticket);
         self.next_ticket = self.next_ticket.wrapping_add(1);
-        let subject = self.subjects[i].id;
+        let subject = self.ids[i];
         self.subjects[i].kill = KillState::Pending {
             ticket,
             mode,
@@ -599,6 +621,34 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             mode,
             audit_seq,
         });
+    }
+
+    /// Test builds only: evaluates a copy of the machine for every subject the tick skipped
+    /// and panics if that would have changed anything.
+    #[cfg(feature = "attention-self-check")]
+    fn check_skipped_are_quiet(&self, selected: &[u16]) {
+        struct MustNotBeCalled;
+        impl Authority for MustNotBeCalled {
+            fn request_termination(&mut self, request: TerminationRequest) {
+                panic!("a subject skipped by the tick would have been requested: {request:?}");
+            }
+        }
+        for i in 0..self.len {
+            if selected.iter().any(|&j| usize::from(j) == i) {
+                continue;
+            }
+            let mut probe = self.clone();
+            probe.evaluate(i, &mut MustNotBeCalled);
+            assert!(
+                probe.subjects[i] == self.subjects[i]
+                    && probe.log.next_seq() == self.log.next_seq(),
+                "tick {} skipped subject {:?}, but evaluating it changes {:?} into {:?}",
+                self.now.0,
+                self.ids[i],
+                self.subjects[i],
+                probe.subjects[i],
+            );
+        }
     }
 
     // ----- helpers -------------------------------------------------------------------------
@@ -633,8 +683,33 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         }
     }
 
-    fn find(&self, id: SubjectId) -> Result<usize, usize> {
-        self.subjects[..self.len].binary_search_by_key(&id, |s| s.id)
+    /// Where `id`'s row is, or where it would be inserted (rows are sorted by id).
+    fn position(&self, id: SubjectId) -> Result<usize, usize> {
+        self.ids[..self.len].binary_search(&id)
+    }
+
+    /// The row of `id`, through the hash index: O(1) expected, whatever the table size.
+    fn find(&self, id: SubjectId) -> Option<usize> {
+        let mut row = self.heads[bucket::<SUBJECTS>(id)];
+        while row != NO_ROW {
+            let i = usize::from(row);
+            if self.ids[i] == id {
+                return Some(i);
+            }
+            row = self.chain[i];
+        }
+        None
+    }
+
+    /// Recomputes the hash index after rows moved. O(len); only registration and removal
+    /// move rows.
+    fn rebuild_index(&mut self) {
+        self.heads = [NO_ROW; SUBJECTS];
+        for i in (0..self.len).rev() {
+            let b = bucket::<SUBJECTS>(self.ids[i]);
+            self.chain[i] = self.heads[b];
+            self.heads[b] = i as u16; // i < SUBJECTS < u16::MAX (CAPACITY_OK)
+        }
     }
 
     /// Appends an event and returns its sequence number.
@@ -652,9 +727,10 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         }
     }
 
-    fn status(&self, s: &Subject) -> SubjectStatus {
+    fn status(&self, i: usize) -> SubjectStatus {
+        let s = &self.subjects[i];
         SubjectStatus {
-            subject: s.id,
+            subject: self.ids[i],
             class: s.class,
             critical: s.critical(),
             running: s.running(),
@@ -673,7 +749,14 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
 }
 
 /// The checks a frame passes, cheapest first; on success the subject's report is updated.
-fn accept_frame(s: &mut Subject, budget: u16, payload: &Payload) -> Result<(), Rejection> {
+// Inlined into the frame path: measurably faster (benches/core.rs, docs/perf.md).
+#[inline(always)]
+fn accept_frame(
+    s: &mut Subject,
+    sender: SubjectId,
+    budget: u16,
+    payload: &Payload,
+) -> Result<(), Rejection> {
     if !s.running() {
         return Err(Rejection::NotRunning);
     }
@@ -684,7 +767,7 @@ fn accept_frame(s: &mut Subject, budget: u16, payload: &Payload) -> Result<(), R
     // are as costly as floods of frames.
     s.frames_this_tick += 1;
     let frame = payload.decode().map_err(Rejection::from_decode)?;
-    if frame.claimed_subject.is_some_and(|claim| claim != s.id) {
+    if frame.claimed_subject.is_some_and(|claim| claim != sender) {
         return Err(Rejection::ClaimMismatch);
     }
     if s.last_seq().is_some_and(|last| frame.seq <= last) {
@@ -696,15 +779,50 @@ fn accept_frame(s: &mut Subject, budget: u16, payload: &Payload) -> Result<(), R
     Ok(())
 }
 
-/// Cheap test for "a tick may have something to do for this subject". A false positive costs
-/// a sort slot; a false negative would be a missed decision, so it errs on the side of true.
-fn needs_attention(s: &Subject, limits: &Limits, policy: &Policy) -> bool {
-    s.running()
-        && (!matches!(s.kill, KillState::Idle)
-            || s.over_soft_since().is_some()
-            || s.underreport_noted()
-            || s.enforced(policy.enforce_kernel) >= limits.soft_bytes
-            || s.under_reports(policy.underreport_margin_bytes))
+/// Whether [`Watchdog::evaluate`] could change anything for this subject at tick `now`: log
+/// an event, move its state, or spend budget. Exact, not a heuristic: a subject for which this
+/// is false is skipped, so steady states (below soft, or over soft and merely warned) cost a
+/// scan and no sort. With the `attention-self-check` feature, every skip is verified by
+/// evaluating a copy.
+fn needs_attention(s: &Subject, limits: &Limits, policy: &Policy, now: Tick) -> bool {
+    if !s.running() {
+        return false;
+    }
+    if s.under_reports(policy.underreport_margin_bytes) != s.underreport_noted() {
+        return true; // an under-report starts or ends
+    }
+    if let KillState::Pending { deadline, .. } = s.kill {
+        return now >= deadline; // escalate or fail
+    }
+    let bytes = s.enforced(policy.enforce_kernel);
+    let Some(since) = s.over_soft_since() else {
+        // A soft crossing (hard implies soft). Other kill states always sit over soft; if one
+        // did not, evaluating it is the safe answer.
+        return bytes >= limits.soft_bytes || !matches!(s.kill, KillState::Idle);
+    };
+    if bytes < limits.soft_rearm_bytes() {
+        return true; // the incident ends
+    }
+    let due = bytes >= limits.hard_bytes
+        || (limits.soft_grace_ticks > 0 && now.since(since) >= limits.soft_grace_ticks);
+    match s.kill {
+        KillState::Idle => due,
+        KillState::Throttled { .. } => true, // retried while due, cleared when not
+        KillState::Refused { retry_at } => due && now >= retry_at,
+        KillState::WouldKill { .. } => due && !policy.observe_only,
+        KillState::Denied { .. } | KillState::Failed { .. } | KillState::Pending { .. } => false,
+    }
+}
+
+/// Ends a chain of the hash index; never a row (rows are below `SUBJECTS < u16::MAX`).
+const NO_ROW: u16 = u16::MAX;
+
+/// The bucket of `id` among `S`: Fibonacci hashing (so that ids that are not already
+/// well-mixed hashes, such as small integers, still spread), then a multiply-shift range
+/// reduction (no division).
+fn bucket<const S: usize>(id: SubjectId) -> usize {
+    let mixed = id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    ((mixed * S as u64) >> 32) as usize
 }
 
 /// The limits in force for `s`: its override, or the global ones.

@@ -11,7 +11,9 @@
 //! 6. the ring never holds more than its capacity and never loses silently;
 //! 7. a rejected frame changes no subject's memory or kill state;
 //! 8. replaying the recorded inputs gives the identical event log and requests;
-//! and, throughout, no panic.
+//!
+//! and, throughout, no panic. The core is built with `attention-self-check` here, so every
+//! subject a tick skips is also proven quiet.
 
 use std::collections::{BTreeMap, BTreeSet};
 
