@@ -147,7 +147,8 @@ pub struct LogWriter<W: Write> {
 }
 
 impl<W: Write> LogWriter<W> {
-    /// Writes the header line.
+    /// Writes the header line. Fails, writing nothing, if it would exceed
+    /// [`MAX_HEADER_LEN`].
     pub fn new(mut w: W, header: &Header) -> io::Result<Self> {
         let wire = WireHeader {
             format: FORMAT.to_owned(),
@@ -161,8 +162,16 @@ impl<W: Write> LogWriter<W> {
             subject_capacity: header.subject_capacity,
             event_capacity: header.event_capacity,
         };
-        serde_json::to_writer(&mut w, &wire)?;
-        w.write_all(b"\n")?;
+        let mut line = serde_json::to_vec(&wire)?;
+        if line.len() > MAX_HEADER_LEN {
+            // No reader would accept it: refuse to write it.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the header would be longer than {MAX_HEADER_LEN} bytes"),
+            ));
+        }
+        line.push(b'\n');
+        w.write_all(&line)?;
         Ok(LogWriter { w })
     }
 

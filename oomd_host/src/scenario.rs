@@ -44,6 +44,9 @@ pub const MAX_FLOOD_FRAMES: u32 = 10_000;
 pub const MAX_NAME_LEN: usize = 64;
 /// Longest delay, in ticks.
 pub const MAX_DELAY_TICKS: u64 = MAX_TICKS;
+/// Most inputs a scenario may feed (estimated before running): a run is kept whole in memory,
+/// at about a hundred bytes per input.
+pub const MAX_INPUTS: u64 = 5_000_000;
 
 // ----- the validated scenario ---------------------------------------------------------------
 
@@ -782,6 +785,28 @@ impl RawScenario {
         let mut subjects = Vec::with_capacity(self.subjects.len());
         for (i, raw) in self.subjects.iter().enumerate() {
             subjects.push(raw.build(i, &self, &policy, &subjects)?);
+        }
+        let per_tick: u64 = subjects
+            .iter()
+            .map(|s| {
+                let frames = match s.report {
+                    ReportMode::Silent => 0,
+                    ReportMode::Flood { frames } => u64::from(frames),
+                    _ => 1,
+                };
+                frames + u64::from(self.kernel_readings)
+            })
+            .sum::<u64>()
+            + 1;
+        let estimate = per_tick.saturating_mul(self.ticks);
+        if estimate > MAX_INPUTS {
+            return Err(ScenarioError::invalid(
+                "ticks",
+                format!(
+                    "this scenario would feed about {estimate} inputs, more than the \
+                     {MAX_INPUTS} a run may hold"
+                ),
+            ));
         }
         let authority = self.authority.build(&subjects)?;
         let expect = self.expect.build()?;

@@ -474,6 +474,9 @@ fn other_mistakes_name_their_key() {
         assert_eq!(e.key(), *key, "{extra:?}: {e}");
     }
     assert_eq!(parse_err("name = \"t\"\nticks = 0\n").key(), "ticks");
+    let huge = MINIMAL.replace("ticks = 3", "ticks = 1000000")
+        + "report = { mode = \"flood\", frames = 10000 }\n";
+    assert!(parse_err(&huge).message().contains("inputs"));
     assert_eq!(parse_err("name = \"t\"\nticks = 1\n").key(), "subject");
     assert!(parse_err("ticks = 1\n").message().contains("name"));
     assert_eq!(
