@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Expectations) => ExitCode::from(EXPECTATIONS_FAILED),
         Err(Failure::Bad(message)) => {
-            eprintln!("oomd-sim: {message}");
+            err_line(&format!("oomd-sim: {message}"));
             ExitCode::from(BAD_INPUT)
         }
     }
@@ -103,15 +103,15 @@ fn run(path: &Path, record: Option<&Path>, json: bool) -> Result<(), Failure> {
         outcome.run.summary()
     );
     if json {
-        eprintln!("{summary}");
+        err_line(&summary);
     } else {
-        println!("--\n{summary}");
+        out_text(&format!("--\n{summary}\n"))?;
     }
     if outcome.failures.is_empty() {
         return Ok(());
     }
     for failure in &outcome.failures {
-        eprintln!("{}: {failure}", path.display());
+        err_line(&format!("{}: {failure}", path.display()));
     }
     Err(Failure::Expectations)
 }
@@ -132,9 +132,9 @@ fn replay(path: &Path, json: bool) -> Result<(), Failure> {
     print_trace(&run, json)?;
     let summary = run.summary();
     if json {
-        eprintln!("{summary}");
+        err_line(&summary.to_string());
     } else {
-        println!("--\n{summary}");
+        out_text(&format!("--\n{summary}\n"))?;
     }
     Ok(())
 }
@@ -143,7 +143,7 @@ fn check(paths: &[PathBuf]) -> Result<(), Failure> {
     let mut errors = Vec::new();
     for path in paths {
         match Scenario::load(path) {
-            Ok(s) => println!("{}: ok ({})", path.display(), s.name),
+            Ok(s) => out_text(&format!("{}: ok ({})\n", path.display(), s.name))?,
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -155,19 +155,33 @@ fn check(paths: &[PathBuf]) -> Result<(), Failure> {
 }
 
 fn print_trace(run: &Run, json: bool) -> Result<(), Failure> {
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let result = if json {
-        run.events.iter().try_for_each(|e| {
-            serde_json::to_writer(&mut out, e)?;
-            out.write_all(b"\n")
-        })
-    } else {
-        run.trace_lines()
-            .iter()
-            .try_for_each(|line| writeln!(out, "{line}"))
-    };
-    result
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure::Bad(format!("cannot write to stdout: {e}")))
+    let mut text = String::new();
+    for event in &run.events {
+        if json {
+            let line = serde_json::to_string(event)
+                .map_err(|e| Failure::Bad(format!("cannot encode an event: {e}")))?;
+            text.push_str(&line);
+        } else {
+            text.push_str(&oomd_host::fixture::render(event, &run.names));
+        }
+        text.push('\n');
+    }
+    out_text(&text)
+}
+
+/// Writes to stdout. A closed pipe (`oomd-sim run … | head`) is not an error: the reader has
+/// seen what it wanted, and the exit code still tells whether the expectations held.
+fn out_text(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Failure::Bad(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes a line to stderr; there is nowhere left to report a failure to.
+fn err_line(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
 }
