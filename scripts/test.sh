@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check the project has, in the order a reviewer would: formatting, lints, the test
+# suites of every crate, and the no_std build of the core crates for a bare-metal target.
+# This is the README's test command, and exactly what CI runs (.ci/run).
+#
+# It installs what it needs when missing (the rustup targets), and says what it is doing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+NO_STD_TARGET=thumbv7em-none-eabihf
+
+step "toolchain: $(rustc --version)"
+if ! rustup target list --installed | grep -qx "$NO_STD_TARGET"; then
+    step "installing the rustup target $NO_STD_TARGET"
+    rustup target add "$NO_STD_TARGET"
+fi
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace
+
+step "no_std build of oomd and memstat for $NO_STD_TARGET"
+cargo build -p oomd -p memstat --no-default-features --target "$NO_STD_TARGET"
+
+step "all checks passed"
