@@ -2,7 +2,7 @@
 
 use memstat::SubjectId;
 
-use crate::{RefusalReason, SubjectClass, TerminationMode, Tick, Ticket};
+use crate::{PolicyError, RefusalReason, SubjectClass, TerminationMode, Tick, Ticket};
 
 /// Why a subject must be terminated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,6 +276,13 @@ pub enum EventKind {
         /// The tick received.
         got: Tick,
     },
+    /// A policy change was refused; the policy in force is unchanged.
+    PolicyRefused {
+        /// The subject whose override was refused, or `None` for the global policy.
+        subject: Option<SubjectId>,
+        /// The first setting at fault.
+        reason: PolicyError,
+    },
 }
 
 /// A fieldless mirror of [`EventKind`], for per-kind counters.
@@ -304,11 +311,12 @@ pub enum EventTag {
     FrameRejected,
     AnswerIgnored,
     TickClamped,
+    PolicyRefused,
 }
 
 impl EventTag {
     /// How many kinds there are.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
 }
 
 impl EventKind {
@@ -336,6 +344,7 @@ impl EventKind {
             Self::FrameRejected { .. } => EventTag::FrameRejected,
             Self::AnswerIgnored { .. } => EventTag::AnswerIgnored,
             Self::TickClamped { .. } => EventTag::TickClamped,
+            Self::PolicyRefused { .. } => EventTag::PolicyRefused,
         }
     }
 }

@@ -21,8 +21,11 @@ pub enum KillState {
         ticket: Ticket,
         /// How hard it asked.
         mode: TerminationMode,
-        /// The authority accepted it.
+        /// The authority accepted this request.
         acknowledged: bool,
+        /// This is an escalation, and the authority had accepted the graceful request: the kill
+        /// is under way whatever becomes of this one.
+        escalated_from_acknowledged: bool,
         /// When to escalate (graceful) or give up (forced).
         deadline: Tick,
         /// Enforced bytes at the decision.

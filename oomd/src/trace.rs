@@ -227,5 +227,13 @@ pub fn write_line<W: Write + ?Sized, N: SubjectNames + ?Sized>(
             write!(w, "oomd: answer ignored ticket={}", ticket.0)
         }
         EventKind::TickClamped { got } => write!(w, "oomd: tick clamped got={got}"),
+        EventKind::PolicyRefused {
+            subject: None,
+            reason,
+        } => write!(w, "oomd: policy refused (global): {reason}"),
+        EventKind::PolicyRefused {
+            subject: Some(s),
+            reason,
+        } => write!(w, "oomd: policy refused (subject={}): {reason}", n(s)),
     }
 }

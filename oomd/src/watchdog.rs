@@ -381,9 +381,14 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 self.emit(EventKind::PolicyChanged { subject });
                 Ok(())
             }
-            Err(e) => {
+            Err(reason) => {
                 bump(&mut self.counters.policies_refused);
-                Err(InputError::Policy(e))
+                let subject = match update {
+                    PolicyUpdate::Global(_) => None,
+                    PolicyUpdate::SubjectLimits { subject, .. } => Some(subject),
+                };
+                self.emit(EventKind::PolicyRefused { subject, reason });
+                Err(InputError::Policy(reason))
             }
         }
     }
@@ -429,14 +434,14 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let s = &mut self.subjects[i];
         let event = match s.kill {
             KillState::Pending {
-                acknowledged: true,
+                acknowledged,
+                escalated_from_acknowledged,
                 bytes,
                 ..
-            } => EventKind::KillConfirmed { subject: id, bytes },
-            KillState::Pending {
-                acknowledged: false,
-                ..
-            } => EventKind::Exited {
+            } if acknowledged || escalated_from_acknowledged => {
+                EventKind::KillConfirmed { subject: id, bytes }
+            }
+            KillState::Pending { .. } => EventKind::Exited {
                 subject: id,
                 during_kill: true,
             },
@@ -603,10 +608,23 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let ticket = Ticket(self.next_ticket);
         self.next_ticket = self.next_ticket.wrapping_add(1);
         let subject = self.ids[i];
+        // An escalation is the same kill: if the authority accepted the graceful request, an
+        // exit confirms the kill even before the forced request is answered.
+        let escalated_from_acknowledged = matches!(
+            self.subjects[i].kill,
+            KillState::Pending {
+                acknowledged: true,
+                ..
+            } | KillState::Pending {
+                escalated_from_acknowledged: true,
+                ..
+            }
+        );
         self.subjects[i].kill = KillState::Pending {
             ticket,
             mode,
             acknowledged: false,
+            escalated_from_acknowledged,
             deadline: self.now.plus(limits.exit_deadline_ticks),
             bytes,
         };

@@ -719,3 +719,40 @@ fn the_override_table_is_bounded_and_slots_are_freed() {
     assert_eq!(h.status("one-too-many").limits, own);
     assert_eq!(h.status("svc1").limits, own, "other overrides untouched");
 }
+
+#[test]
+fn an_acknowledged_kill_that_ends_after_escalation_is_still_confirmed() {
+    let mut h = hog_over_hard(); // tick 1: graceful request, deadline 3
+    h.accept(h.last_request().ticket).unwrap();
+    h.ticks(3); // tick 4: escalated to forced, not yet acknowledged
+    assert_eq!(h.last_request().mode, TerminationMode::Forced);
+    h.exited("hog").unwrap();
+    assert_eq!(h.lines().last().unwrap(), "oomd: kill app=hog bytes=2500");
+}
+
+#[test]
+fn a_refused_policy_change_is_logged() {
+    let mut h = harness();
+    h.register("svc");
+    let bad = Limits {
+        soft_bytes: 9,
+        hard_bytes: 1,
+        ..small_policy().limits
+    };
+    assert!(h.set_limits("svc", Some(bad)).is_err());
+    assert_eq!(
+        h.lines().last().unwrap(),
+        "oomd: policy refused (subject=svc): soft_bytes must not exceed hard_bytes"
+    );
+    assert!(h
+        .set_policy(Policy {
+            kill_budget: 0,
+            ..small_policy()
+        })
+        .is_err());
+    assert_eq!(
+        h.lines().last().unwrap(),
+        "oomd: policy refused (global): kill_budget is out of range"
+    );
+    assert_eq!(h.count(EventTag::PolicyRefused), 2);
+}

@@ -146,6 +146,8 @@ struct Model {
     decisions: Vec<u64>,
     in_flight: BTreeMap<SubjectId, TerminationRequest>,
     accepted: BTreeSet<Ticket>,
+    /// Tickets of each subject's kill in flight: the first request and its escalation.
+    incident: BTreeMap<SubjectId, Vec<Ticket>>,
     requests_seen: usize,
     events_seen: u64,
     inputs: Vec<Input>,
@@ -154,6 +156,19 @@ struct Model {
 }
 
 impl Model {
+    /// Whether the authority accepted any request of `subject`'s kill in flight.
+    fn incident_accepted(&self, subject: SubjectId) -> bool {
+        self.incident
+            .get(&subject)
+            .is_some_and(|tickets| tickets.iter().any(|t| self.accepted.contains(t)))
+    }
+
+    /// The kill in flight for `subject`, if any, is over.
+    fn resolve(&mut self, subject: SubjectId) {
+        self.in_flight.remove(&subject);
+        self.incident.remove(&subject);
+    }
+
     /// Turns an op into an input, using what the model knows (tickets, sequence numbers).
     fn input(&mut self, op: &Op, wd: &Wd, requests: &[TerminationRequest]) -> Option<Input> {
         let pick_ticket = |pick: usize| -> Ticket {
@@ -340,20 +355,31 @@ impl Model {
                     );
                 }
                 // 4. Confirmation only on an observed exit of an accepted request.
+                // ... and, conversely, an exit after an accepted request is always confirmed.
                 EventKind::KillConfirmed { subject, .. } => {
                     prop_assert_eq!(input, Input::Exited(subject));
-                    let pending = self.in_flight.get(&subject);
-                    prop_assert!(pending.is_some_and(|r| self.accepted.contains(&r.ticket)));
-                    self.in_flight.remove(&subject);
+                    prop_assert!(self.in_flight.contains_key(&subject));
+                    prop_assert!(
+                        self.incident_accepted(subject),
+                        "confirmed without acceptance"
+                    );
+                    self.resolve(subject);
                 }
-                EventKind::Exited { subject, .. } => {
-                    self.in_flight.remove(&subject);
+                EventKind::Exited {
+                    subject,
+                    during_kill,
+                } => {
+                    prop_assert_eq!(during_kill, self.in_flight.contains_key(&subject));
+                    prop_assert!(
+                        !self.incident_accepted(subject),
+                        "an accepted kill went unconfirmed"
+                    );
+                    self.resolve(subject);
                 }
-                EventKind::Unregistered { subject } => {
-                    self.in_flight.remove(&subject);
-                }
+                EventKind::Unregistered { subject } => self.resolve(subject),
                 EventKind::KillRefused { subject, .. } | EventKind::KillFailed { subject, .. } => {
-                    prop_assert!(self.in_flight.remove(&subject).is_some());
+                    prop_assert!(self.in_flight.contains_key(&subject));
+                    self.resolve(subject);
                 }
                 _ => {}
             }
@@ -403,6 +429,7 @@ impl Model {
                 }
             }
             self.in_flight.insert(r.subject, *r);
+            self.incident.entry(r.subject).or_default().push(r.ticket);
         }
         self.requests_seen = authority.requests.len();
         Ok(())
