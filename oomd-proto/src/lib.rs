@@ -1,0 +1,43 @@
+//! oomd-proto: what the processes of oomd's Linux edge say to each other, and how.
+//!
+//! Three conversations, each over a Unix `SOCK_SEQPACKET` socket (message boundaries kept,
+//! peer credentials known to the kernel), one message per packet:
+//!
+//! | channel | ends | how it is made | who may use it |
+//! |---|---|---|---|
+//! | authority channel | execd ↔ oomd service | a socketpair execd creates when it spawns the oomd service; oomd finds its end in [`ENV_AUTHORITY_FD`] | only the oomd service: the channel itself is the credential |
+//! | execd control | clients → execd | a listening socket ([`DEFAULT_EXECD_SOCKET`]) | anyone may list, spawn and subscribe; termination is denied to every caller (only the authority channel may end a service) |
+//! | oomd control | clients → oomd service | a listening socket ([`DEFAULT_CONTROL_SOCKET`]) | status, events, policy; `inject` only in selftest builds |
+//!
+//! Memstat frames travel on a fourth kind of channel, one per service: a socketpair execd
+//! creates at spawn. The service gets one end as `OOMD_MEMSTAT_FD`; oomd gets the other end
+//! with [`FromAuthority::Started`], passed as `SCM_RIGHTS`. A frame's sender is the channel it
+//! arrived on, never its bytes.
+//!
+//! Messages are a version byte ([`VERSION`]) and a postcard body, at most [`MAX_MESSAGE_LEN`]
+//! bytes. Every string is bounded ([`Name`], [`Line`]), so that encoding and decoding never
+//! allocate: the oomd service handles its steady state without touching the heap.
+//!
+//! What this crate is not: a policy. It carries decisions; it makes none.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod messages;
+mod wire;
+
+pub use messages::*;
+pub use wire::{
+    accept, connect, decode, encode, listen, peer_pid, send, seqpacket_pair, set_nonblocking,
+    Received, Receiver, WireError, MAX_FDS, MAX_MESSAGE_LEN, VERSION,
+};
+
+/// Environment variable holding the oomd service's end of the authority channel.
+pub const ENV_AUTHORITY_FD: &str = "OOMD_AUTHORITY_FD";
+/// Environment variable overriding the path of execd's control socket.
+pub const ENV_EXECD_SOCKET: &str = "OOMD_EXECD_SOCKET";
+/// Environment variable overriding the path of the oomd service's control socket.
+pub const ENV_CONTROL_SOCKET: &str = "OOMD_CONTROL_SOCKET";
+/// Where execd listens unless told otherwise.
+pub const DEFAULT_EXECD_SOCKET: &str = "/run/oomd/execd.sock";
+/// Where the oomd service listens unless told otherwise.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/oomd/oomd.sock";

@@ -1,0 +1,292 @@
+//! The messages. Enums are encoded by variant position: only ever append variants.
+
+use memstat::SubjectId;
+use oomd::{
+    Answer, Event, Policy, PolicyError, PolicyUpdate, RefusalReason, SubjectClass, SubjectStatus,
+    TerminationMode, TerminationRequest, Ticket,
+};
+use serde::{Deserialize, Serialize};
+
+/// Longest service name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest rendered event line, in bytes.
+pub const MAX_LINE_LEN: usize = 192;
+
+/// A service name (a manifest key), at most [`MAX_NAME_LEN`] bytes.
+pub type Name = heapless::String<MAX_NAME_LEN>;
+/// A rendered event line (`oomd: kill app=hog bytes=...`), at most [`MAX_LINE_LEN`] bytes.
+pub type Line = heapless::String<MAX_LINE_LEN>;
+
+/// Makes a [`Name`], or says the name is too long.
+pub fn name(s: &str) -> Result<Name, NameTooLong> {
+    Name::try_from(s).map_err(|()| NameTooLong { len: s.len() })
+}
+
+/// A name longer than [`MAX_NAME_LEN`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameTooLong {
+    /// Its length in bytes.
+    pub len: usize,
+}
+
+impl core::fmt::Display for NameTooLong {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "name of {} bytes is longer than {MAX_NAME_LEN}",
+            self.len
+        )
+    }
+}
+
+impl std::error::Error for NameTooLong {}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+}
+
+impl core::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exit {c}"),
+            Self::Signal(s) => write!(f, "signal {s}"),
+        }
+    }
+}
+
+// ----- authority channel ------------------------------------------------------------------
+
+/// execd → oomd service, on the authority channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromAuthority {
+    /// A service started. Its memstat channel (oomd's end) comes with this message as the one
+    /// `SCM_RIGHTS` descriptor; frames read from it are that service's, and no one else's.
+    Started {
+        /// Its identity (`SubjectId::from_name(name)`).
+        subject: SubjectId,
+        /// Its manifest name.
+        name: Name,
+        /// Victim class.
+        class: SubjectClass,
+        /// Protected from kills.
+        critical: bool,
+        /// Its main process.
+        pid: i32,
+        /// Its cgroup v2 directory under the cgroup root, when execd placed it in one; `None`
+        /// when it runs in a process group of its own (hosts without cgroup v2).
+        cgroup: Option<Name>,
+    },
+    /// execd's answer to [`ToAuthority::Terminate`].
+    Answer {
+        /// The request answered.
+        ticket: Ticket,
+        /// Accepted or refused.
+        answer: Answer,
+    },
+    /// Every process of the service is gone (observed through its pidfd / cgroup).
+    Exited {
+        /// Who.
+        subject: SubjectId,
+        /// How its main process ended.
+        status: ExitStatus,
+    },
+}
+
+/// oomd service → execd, on the authority channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToAuthority {
+    /// End a service. execd answers with [`FromAuthority::Answer`] and, once it is gone,
+    /// [`FromAuthority::Exited`].
+    Terminate(TerminationRequest),
+}
+
+// ----- execd control ----------------------------------------------------------------------
+
+/// Client → execd's control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecdRequest {
+    /// Start the manifest entry `name` (if it is not running).
+    Spawn {
+        /// The manifest name.
+        name: Name,
+    },
+    /// End a service. Always denied on this socket (`NotPermitted`, or `Critical` for a
+    /// critical service): only the oomd service's authority channel may end services.
+    Terminate {
+        /// Who.
+        subject: SubjectId,
+        /// How.
+        mode: TerminationMode,
+    },
+    /// One [`ExecdReply::Service`] per manifest entry, then [`ExecdReply::End`].
+    List,
+    /// From now on, an [`ExecdReply::Exited`] each time a service ends.
+    Subscribe,
+}
+
+/// execd → client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecdReply {
+    /// The service runs.
+    Spawned {
+        /// Its identity.
+        subject: SubjectId,
+        /// Its main process.
+        pid: i32,
+    },
+    /// The answer to [`ExecdRequest::Terminate`].
+    Terminate(TerminateOutcome),
+    /// One manifest entry.
+    Service(ServiceInfo),
+    /// The end of a list.
+    End,
+    /// A service ended (to subscribers).
+    Exited {
+        /// Who.
+        subject: SubjectId,
+        /// Its name.
+        name: Name,
+        /// How its main process ended.
+        status: ExitStatus,
+    },
+    /// The request could not be carried out.
+    Error(ExecdError),
+}
+
+/// What execd did with a termination request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TerminateOutcome {
+    /// It is ending the service.
+    Accepted,
+    /// It will not.
+    Denied(RefusalReason),
+    /// No such running service.
+    Unknown,
+}
+
+/// One manifest entry as execd sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// Its identity.
+    pub subject: SubjectId,
+    /// Its name.
+    pub name: Name,
+    /// Protected from kills.
+    pub critical: bool,
+    /// Its main process, while it runs.
+    pub pid: Option<i32>,
+}
+
+/// Why execd could not do what a client asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecdError {
+    /// No manifest entry of that name.
+    UnknownService,
+    /// It is already running.
+    AlreadyRunning,
+    /// The kernel refused to start it (errno).
+    SpawnFailed(i32),
+    /// The request could not be decoded.
+    BadRequest,
+}
+
+// ----- oomd control -----------------------------------------------------------------------
+
+/// Client → oomd service's control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// One [`ControlReply::Subject`] per subject, then [`ControlReply::End`].
+    Status,
+    /// Events with `seq >= since`, at most `limit`, each as [`ControlReply::Event`], then
+    /// [`ControlReply::End`] with what was lost and where to resume.
+    Events {
+        /// First sequence number wanted.
+        since: u64,
+        /// Most events wanted in this reply.
+        limit: u16,
+    },
+    /// [`ControlReply::Policy`] with the global policy.
+    GetPolicy,
+    /// Change the policy: [`ControlReply::Done`] or an error naming the key at fault.
+    SetPolicy(PolicyUpdate),
+    /// Selftest builds only: make the running hog fixture `app` grow by `bytes`. It never
+    /// fabricates a frame: the hog grows and reports through its own channel.
+    Inject {
+        /// The hog's service name.
+        app: Name,
+        /// How much more it should hold.
+        bytes: u64,
+    },
+}
+
+/// oomd service → client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlReply {
+    /// One subject.
+    Subject(SubjectView),
+    /// One event.
+    Event(EventView),
+    /// The end of a list of subjects or events.
+    End {
+        /// Events the reader missed (overwritten before it asked); 0 for status.
+        lost: u64,
+        /// The `since` to ask next; 0 for status.
+        next: u64,
+    },
+    /// The global policy.
+    Policy(Policy),
+    /// Done.
+    Done,
+    /// Refused or failed.
+    Error(ControlError),
+}
+
+/// A subject with its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectView {
+    /// Its service name.
+    pub name: Name,
+    /// Everything the core knows of it.
+    pub status: SubjectStatus,
+}
+
+/// An event with its rendered line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    /// The event.
+    pub event: Event,
+    /// Its line, in the marker words (`oomd::trace`), with service names.
+    pub line: Line,
+}
+
+/// Why the oomd service refused a control request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlError {
+    /// This build has no `inject` (it exists in selftest builds only).
+    InjectUnavailable,
+    /// No running service of that name.
+    UnknownApp,
+    /// The service of that name accepts no injection (not a hog fixture).
+    InjectFailed,
+    /// The policy was refused; the key at fault is `PolicyError::key()`.
+    Policy(PolicyError),
+    /// The request could not be decoded.
+    BadRequest,
+}
+
+impl core::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::InjectUnavailable => f.write_str("inject exists only in selftest builds"),
+            Self::UnknownApp => f.write_str("no running service of that name"),
+            Self::InjectFailed => f.write_str("the service did not accept the injection"),
+            Self::Policy(e) => write!(f, "policy refused: {e}"),
+            Self::BadRequest => f.write_str("bad request"),
+        }
+    }
+}

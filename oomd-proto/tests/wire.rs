@@ -1,0 +1,231 @@
+//! The protocol's messages round-trip, fit their bound, and travel with their descriptors.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+
+use memstat::SubjectId;
+use oomd::{
+    Answer, Event, EventKind, KillState, Limits, Policy, PolicyUpdate, RefusalReason, SubjectClass,
+    TerminationMode, TerminationRequest, Tick, Ticket,
+};
+use oomd_proto::*;
+
+fn long_name() -> Name {
+    name(&"n".repeat(MAX_NAME_LEN)).expect("fits")
+}
+
+fn round_trip<T>(msg: &T)
+where
+    T: serde::Serialize + for<'a> serde::Deserialize<'a> + PartialEq + std::fmt::Debug,
+{
+    let mut buf = [0; MAX_MESSAGE_LEN];
+    let bytes = encode(msg, &mut buf).expect("fits in MAX_MESSAGE_LEN");
+    assert_eq!(bytes[0], VERSION);
+    let back: T = decode(bytes).expect("decodes");
+    assert_eq!(&back, msg);
+}
+
+#[test]
+fn the_largest_messages_round_trip_within_the_bound() {
+    let subject = SubjectId(u64::MAX);
+    round_trip(&FromAuthority::Started {
+        subject,
+        name: long_name(),
+        class: SubjectClass::Foreground,
+        critical: true,
+        pid: i32::MAX,
+        cgroup: Some(long_name()),
+    });
+    round_trip(&FromAuthority::Answer {
+        ticket: Ticket(u32::MAX),
+        answer: Answer::Refused(RefusalReason::Critical),
+    });
+    round_trip(&FromAuthority::Exited {
+        subject,
+        status: ExitStatus::Signal(9),
+    });
+    round_trip(&ToAuthority::Terminate(TerminationRequest {
+        ticket: Ticket(u32::MAX),
+        subject,
+        mode: TerminationMode::Forced,
+        audit_seq: u64::MAX,
+    }));
+    round_trip(&ExecdRequest::Spawn { name: long_name() });
+    round_trip(&ExecdReply::Exited {
+        subject,
+        name: long_name(),
+        status: ExitStatus::Code(-1),
+    });
+    round_trip(&ExecdReply::Service(ServiceInfo {
+        subject,
+        name: long_name(),
+        critical: true,
+        pid: Some(1),
+    }));
+    round_trip(&ControlRequest::SetPolicy(PolicyUpdate::SubjectLimits {
+        subject,
+        limits: Some(Limits {
+            soft_bytes: u64::MAX,
+            hard_bytes: u64::MAX,
+            soft_grace_ticks: u64::MAX,
+            exit_deadline_ticks: u64::MAX,
+        }),
+    }));
+    round_trip(&ControlReply::Policy(Policy::default()));
+    let line = Line::try_from("x".repeat(MAX_LINE_LEN).as_str()).expect("fits");
+    round_trip(&ControlReply::Event(EventView {
+        event: Event {
+            seq: u64::MAX,
+            tick: Tick(u64::MAX),
+            kind: EventKind::UnderReport {
+                subject,
+                reported: u64::MAX,
+                kernel: u64::MAX,
+            },
+        },
+        line,
+    }));
+    let mut wd: oomd::Watchdog<4, 4> = oomd::Watchdog::new(Policy::default()).expect("valid");
+    struct Nobody;
+    impl oomd::Authority for Nobody {
+        fn request_termination(&mut self, _: TerminationRequest) {}
+    }
+    let reg = oomd::Registration {
+        subject,
+        class: SubjectClass::Background,
+        critical: false,
+    };
+    wd.handle(oomd::Input::Register(reg), &mut Nobody)
+        .expect("registered");
+    let mut status = wd.subject(subject).expect("registered");
+    status.kill = KillState::Pending {
+        ticket: Ticket(u32::MAX),
+        mode: TerminationMode::Forced,
+        acknowledged: true,
+        escalated_from_acknowledged: true,
+        deadline: Tick(u64::MAX),
+        bytes: u64::MAX,
+    };
+    round_trip(&ControlReply::Subject(SubjectView {
+        name: long_name(),
+        status,
+    }));
+}
+
+#[test]
+fn names_past_the_bound_are_refused() {
+    assert_eq!(
+        name(&"n".repeat(MAX_NAME_LEN + 1)),
+        Err(NameTooLong {
+            len: MAX_NAME_LEN + 1
+        })
+    );
+}
+
+#[test]
+fn other_versions_and_trailing_bytes_are_refused() {
+    let mut buf = [0; MAX_MESSAGE_LEN];
+    let bytes = encode(&ExecdRequest::List, &mut buf)
+        .expect("fits")
+        .to_vec();
+    let mut other = bytes.clone();
+    other[0] = 2;
+    assert!(matches!(
+        decode::<ExecdRequest>(&other),
+        Err(WireError::UnsupportedVersion(2))
+    ));
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        decode::<ExecdRequest>(&trailing),
+        Err(WireError::Malformed)
+    ));
+    assert!(matches!(
+        decode::<ExecdRequest>(&[]),
+        Err(WireError::Malformed)
+    ));
+    assert!(matches!(
+        decode::<ExecdRequest>(&[VERSION, 200]),
+        Err(WireError::Malformed)
+    ));
+}
+
+#[test]
+fn a_message_travels_with_its_descriptor() {
+    let (a, b) = seqpacket_pair().expect("socketpair");
+    // The descriptor to pass: one end of a pipe; what is written to it is read at the other.
+    let (pipe_r, pipe_w) = nix::unistd::pipe().expect("pipe");
+    let mut buf = [0; MAX_MESSAGE_LEN];
+    let msg = FromAuthority::Exited {
+        subject: SubjectId(7),
+        status: ExitStatus::Code(0),
+    };
+    send(
+        a.as_fd(),
+        encode(&msg, &mut buf).expect("fits"),
+        &[pipe_w.as_raw_fd()],
+    )
+    .expect("sent");
+    drop(pipe_w);
+
+    let mut rx = Receiver::new();
+    let (got, fds): (FromAuthority, _) = rx.recv_msg(b.as_fd()).expect("received");
+    assert_eq!(got, msg);
+    let [Some(w), None] = fds else {
+        panic!("expected exactly one descriptor")
+    };
+    let mut w = std::fs::File::from(w);
+    w.write_all(b"hello")
+        .expect("write through the passed descriptor");
+    drop(w);
+    let mut r = std::fs::File::from(pipe_r);
+    let mut s = String::new();
+    r.read_to_string(&mut s).expect("read");
+    assert_eq!(s, "hello");
+}
+
+#[test]
+fn an_oversize_packet_is_reported_as_truncated_and_a_closed_peer_as_closed() {
+    let (a, b) = seqpacket_pair().expect("socketpair");
+    send(a.as_fd(), &[VERSION; MAX_MESSAGE_LEN + 1], &[]).expect("sent");
+    let mut rx = Receiver::new();
+    assert!(matches!(rx.recv(b.as_fd()), Err(WireError::Truncated)));
+    drop(a);
+    assert!(matches!(rx.recv(b.as_fd()), Err(WireError::Closed)));
+    assert!(matches!(
+        send(b.as_fd(), &[VERSION], &[]),
+        Err(WireError::Closed)
+    ));
+}
+
+#[test]
+fn the_kernel_names_the_peer() {
+    let (a, _b) = seqpacket_pair().expect("socketpair");
+    assert_eq!(
+        peer_pid(&a).expect("SO_PEERCRED"),
+        std::process::id() as i32
+    );
+}
+
+#[test]
+fn listen_and_connect_by_path_replacing_a_stale_socket() {
+    let dir = std::env::temp_dir().join(format!("oomd-proto-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("s.sock");
+    let first = listen(&path).expect("listen");
+    drop(first); // leaves a stale socket file behind
+    let listener = listen(&path).expect("listen again over the stale file");
+    let client = connect(&path).expect("connect");
+    let server = accept(&listener).expect("accept");
+    let mut buf = [0; MAX_MESSAGE_LEN];
+    send(
+        client.as_fd(),
+        encode(&ControlRequest::Status, &mut buf).expect("fits"),
+        &[],
+    )
+    .expect("sent");
+    let mut rx = Receiver::new();
+    let (req, _): (ControlRequest, _) = rx.recv_msg(server.as_fd()).expect("received");
+    assert_eq!(req, ControlRequest::Status);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
