@@ -217,36 +217,12 @@ pub struct Outcome {
 impl Scenario {
     /// Parses and validates scenario text.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
-        let raw: RawScenario = serde_path_to_error::deserialize(toml::Deserializer::new(text))
-            .map_err(|e| {
-                let key = path_key(&e.path().to_string());
-                let inner = e.into_inner();
-                ScenarioError {
-                    file: None,
-                    key,
-                    location: inner.span().map(|s| line_col(text, s.start)),
-                    message: inner.message().trim_end().to_owned(),
-                }
-            })?;
-        raw.validate()
+        parse_toml::<RawScenario>(text)?.validate()
     }
 
     /// Reads, parses and validates a scenario file; errors name the file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
-        let path = path.as_ref();
-        let with_file = |mut e: ScenarioError| {
-            e.file = Some(path.to_owned());
-            e
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            with_file(ScenarioError {
-                file: None,
-                key: String::new(),
-                location: None,
-                message: format!("cannot read: {e}"),
-            })
-        })?;
-        Self::parse(&text).map_err(with_file)
+        load_file(path.as_ref(), Self::parse)
     }
 
     /// Runs the simulation and checks the expectations.
@@ -255,6 +231,82 @@ impl Scenario {
         let failures = self.expect.check(&run);
         Ok(Outcome { run, failures })
     }
+}
+
+/// A policy file, as the oomd service reads it: a `[policy]` table with the same keys as a
+/// scenario's (every key optional, defaults from `Policy::default()`), and one
+/// `[service.<name>]` table of limits (`soft_bytes`, `hard_bytes`, `soft_grace_ticks`,
+/// `exit_deadline_ticks`) per service that needs its own. Scenarios and the service share this
+/// parser, so a policy means the same in both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyFile {
+    /// The global policy.
+    pub policy: Policy,
+    /// Limits overrides by service name, each complete (unset keys from the global limits).
+    pub services: BTreeMap<String, Limits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicyFile {
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    service: BTreeMap<String, RawLimits>,
+}
+
+impl PolicyFile {
+    /// Parses and validates policy-file text; errors name the key at fault.
+    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        let raw: RawPolicyFile = parse_toml(text)?;
+        let policy = raw.policy.build()?;
+        let mut services = BTreeMap::new();
+        for (name, limits) in &raw.service {
+            let key = format!("service.{name}");
+            check_name(name, &key)?;
+            services.insert(name.clone(), limits.build(policy.limits, &key)?);
+        }
+        Ok(PolicyFile { policy, services })
+    }
+
+    /// Reads, parses and validates a policy file; errors name the file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
+        load_file(path.as_ref(), Self::parse)
+    }
+}
+
+/// Deserializes TOML, turning any error into one that names the key path and its place.
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ScenarioError> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let key = path_key(&e.path().to_string());
+        let inner = e.into_inner();
+        ScenarioError {
+            file: None,
+            key,
+            location: inner.span().map(|s| line_col(text, s.start)),
+            message: inner.message().trim_end().to_owned(),
+        }
+    })
+}
+
+/// Reads `path` and parses it with `parse`; every error names the file.
+fn load_file<T>(
+    path: &Path,
+    parse: fn(&str) -> Result<T, ScenarioError>,
+) -> Result<T, ScenarioError> {
+    let with_file = |mut e: ScenarioError| {
+        e.file = Some(path.to_owned());
+        e
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        with_file(ScenarioError {
+            file: None,
+            key: String::new(),
+            location: None,
+            message: format!("cannot read: {e}"),
+        })
+    })?;
+    parse(&text).map_err(with_file)
 }
 
 // ----- errors -------------------------------------------------------------------------------
