@@ -1,0 +1,134 @@
+//! `oomd`: the oomd service. Started by execd, which hands it the authority channel.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use oomd_host::scenario::PolicyFile;
+use oomd_service::{LogFormat, Options, Service};
+
+/// Where the policy file is looked for when none is named.
+const DEFAULT_POLICY: &str = "/etc/oomd/policy.toml";
+
+/// The oomd memory watchdog service.
+#[derive(Debug, Parser)]
+#[command(name = "oomd", version)]
+struct Args {
+    /// Policy file (TOML: `[policy]` and `[service.<name>]` tables). Without it, or when the
+    /// default path does not exist, the built-in defaults apply.
+    #[arg(long, default_value = DEFAULT_POLICY)]
+    policy: PathBuf,
+    /// Control socket path.
+    #[arg(long, env = "OOMD_CONTROL_SOCKET", default_value = oomd_proto::DEFAULT_CONTROL_SOCKET)]
+    socket: PathBuf,
+    /// Where cgroup v2 is mounted.
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    cgroup_root: String,
+    /// Where hog fixtures listen for injections (selftest builds).
+    #[arg(long, default_value = "/run/oomd/inject")]
+    inject_dir: PathBuf,
+    /// Audit log format on stderr: text, json or none.
+    #[arg(long, default_value = "text", value_parser = parse_format)]
+    log: LogFormat,
+}
+
+fn parse_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        "none" => Ok(LogFormat::None),
+        _ => Err(format!("unknown log format {s:?} (text, json or none)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let policy = match PolicyFile::load(&args.policy) {
+        Ok(p) => p,
+        Err(_) if args.policy.as_os_str() == DEFAULT_POLICY && !args.policy.exists() => {
+            PolicyFile {
+                policy: oomd::Policy::default(),
+                services: Default::default(),
+            }
+        }
+        Err(e) => {
+            eprintln!("oomd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let authority = match authority_fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("oomd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = Options {
+        policy,
+        control_socket: args.socket,
+        cgroup_root: args.cgroup_root,
+        inject_dir: args.inject_dir,
+        log: args.log,
+    };
+    let mut service = match Service::new(opts, authority) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("oomd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match service.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oomd: stopping: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Takes the authority channel execd handed over in `OOMD_AUTHORITY_FD`.
+fn authority_fd() -> Result<OwnedFd, String> {
+    let var = oomd_proto::ENV_AUTHORITY_FD;
+    let text = std::env::var(var).map_err(|_| {
+        format!(
+            "{var} is not set: oomd must be started by execd, which hands it the authority channel"
+        )
+    })?;
+    let raw: RawFd = text
+        .parse()
+        .map_err(|_| format!("{var}={text:?} is not a descriptor number"))?;
+    if raw < 3 {
+        return Err(format!("{var}={raw} names a standard stream"));
+    }
+    nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFD)
+        .map_err(|e| format!("{var}={raw}: {e}"))?;
+    let kind = nix::sys::socket::getsockopt(&borrowed(raw), nix::sys::socket::sockopt::SockType)
+        .map_err(|e| format!("{var}={raw} is not a socket: {e}"))?;
+    if kind != nix::sys::socket::SockType::SeqPacket {
+        return Err(format!("{var}={raw} is not a SOCK_SEQPACKET socket"));
+    }
+    let _ = nix::fcntl::fcntl(
+        raw,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    Ok(adopt(raw))
+}
+
+fn borrowed(raw: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    #[allow(unsafe_code)]
+    // SAFETY: checked open by F_GETFD just before; only used for the getsockopt that follows,
+    // while the descriptor stays open.
+    unsafe {
+        std::os::fd::BorrowedFd::borrow_raw(raw)
+    }
+}
+
+fn adopt(raw: RawFd) -> OwnedFd {
+    #[allow(unsafe_code)]
+    // SAFETY: execd opened this descriptor for us and exported its number; it is open (checked
+    // above), and this is the only place that takes ownership of it, once, at start-up.
+    unsafe {
+        OwnedFd::from_raw_fd(raw)
+    }
+}

@@ -1,0 +1,188 @@
+//! A fake execd for driving the service in-process: it holds the other end of the authority
+//! channel and of each service's memstat channel.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use memstat::{Frame, SubjectId, MAX_FRAME_LEN};
+use oomd::{Limits, Policy, SubjectClass};
+use oomd_host::scenario::PolicyFile;
+use oomd_proto::{
+    ControlReply, ControlRequest, FromAuthority, Receiver, ToAuthority, WireError, MAX_MESSAGE_LEN,
+};
+use oomd_service::{LogFormat, Options, Service};
+
+pub fn policy() -> Policy {
+    Policy {
+        limits: Limits {
+            soft_bytes: 1_000,
+            hard_bytes: 2_000,
+            soft_grace_ticks: 0,
+            exit_deadline_ticks: 50,
+        },
+        sample_period_ms: 5,
+        ..Policy::default()
+    }
+}
+
+pub struct Rig {
+    pub svc: Box<Service>,
+    pub execd: OwnedFd,
+    pub control: OwnedFd,
+    pub dir: PathBuf,
+    pub rx: Receiver,
+    pub buf: [u8; MAX_MESSAGE_LEN],
+    seqs: Vec<(SubjectId, u64, OwnedFd)>,
+}
+
+impl Rig {
+    pub fn new(tag: &str, policy: Policy) -> Rig {
+        let dir = std::env::temp_dir().join(format!("oomd-service-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (svc_end, execd) = oomd_proto::seqpacket_pair().expect("socketpair");
+        let opts = Options {
+            policy: PolicyFile {
+                policy,
+                services: Default::default(),
+            },
+            control_socket: dir.join("oomd.sock"),
+            cgroup_root: "/nonexistent".into(),
+            inject_dir: dir.join("inject"),
+            log: LogFormat::None,
+        };
+        let svc = Service::new(opts, svc_end).expect("service starts");
+        let control = oomd_proto::connect(&dir.join("oomd.sock")).expect("connect control");
+        Rig {
+            svc,
+            execd,
+            control,
+            dir,
+            rx: Receiver::new(),
+            buf: [0; MAX_MESSAGE_LEN],
+            seqs: Vec::new(),
+        }
+    }
+
+    /// execd says `name` started; returns the subject.
+    pub fn start(&mut self, name: &str, critical: bool) -> SubjectId {
+        let subject = SubjectId::from_name(name);
+        let (oomd_end, service_end) = oomd_proto::seqpacket_pair().expect("socketpair");
+        let msg = FromAuthority::Started {
+            subject,
+            name: oomd_proto::name(name).expect("short"),
+            class: SubjectClass::Standard,
+            critical,
+            pid: i32::MAX, // no such process: no kernel figure, reports only
+            cgroup: None,
+        };
+        let bytes = oomd_proto::encode(&msg, &mut self.buf).expect("fits");
+        oomd_proto::send(self.execd.as_fd(), bytes, &[oomd_end.as_raw_fd()]).expect("sent");
+        drop(oomd_end);
+        self.seqs.retain(|(s, _, _)| *s != subject);
+        self.seqs.push((subject, 0, service_end));
+        self.pump_for(Duration::from_millis(20));
+        subject
+    }
+
+    /// The service `subject` publishes `bytes` on its own channel.
+    pub fn publish(&mut self, subject: SubjectId, bytes: u64, claim: Option<SubjectId>) {
+        let entry = self
+            .seqs
+            .iter_mut()
+            .find(|(s, _, _)| *s == subject)
+            .expect("started");
+        entry.1 += 1;
+        let frame = Frame {
+            seq: entry.1,
+            current_bytes: bytes,
+            peak_bytes: bytes,
+            claimed_subject: claim,
+        };
+        let mut buf = [0; MAX_FRAME_LEN];
+        let n = frame.encode(&mut buf).expect("valid");
+        nix::sys::socket::send(
+            entry.2.as_raw_fd(),
+            &buf[..n],
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .expect("sent");
+    }
+
+    pub fn pump_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.svc.step(2).expect("service step");
+        }
+    }
+
+    /// Steps the service until execd receives a request, or the deadline passes.
+    pub fn next_request(&mut self, within: Duration) -> Option<ToAuthority> {
+        oomd_proto::set_nonblocking(&self.execd).expect("nonblocking");
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            self.svc.step(2).expect("service step");
+            match self.rx.recv_msg::<ToAuthority>(self.execd.as_fd()) {
+                Ok((msg, _)) => return Some(msg),
+                Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("authority channel: {e}"),
+            }
+        }
+        None
+    }
+
+    pub fn tell(&mut self, msg: &FromAuthority) {
+        let bytes = oomd_proto::encode(msg, &mut self.buf).expect("fits");
+        oomd_proto::send(self.execd.as_fd(), bytes, &[]).expect("sent");
+        self.pump_for(Duration::from_millis(10));
+    }
+
+    /// Sends a control request and collects the replies up to `End`, `Done`, `Policy` or `Error`.
+    pub fn control(&mut self, request: &ControlRequest) -> Vec<ControlReply> {
+        let bytes = oomd_proto::encode(request, &mut self.buf).expect("fits");
+        oomd_proto::send(self.control.as_fd(), bytes, &[]).expect("sent");
+        oomd_proto::set_nonblocking(&self.control).expect("nonblocking");
+        let mut replies = Vec::new();
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            self.svc.step(2).expect("service step");
+            loop {
+                match self.rx.recv_msg::<ControlReply>(self.control.as_fd()) {
+                    Ok((reply, _)) => {
+                        let last =
+                            !matches!(reply, ControlReply::Subject(_) | ControlReply::Event(_));
+                        replies.push(reply);
+                        if last {
+                            return replies;
+                        }
+                    }
+                    Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("control: {e}"),
+                }
+            }
+        }
+        panic!("no complete control reply within 5 s: {replies:?}");
+    }
+
+    /// Every event line so far.
+    pub fn lines(&mut self) -> Vec<String> {
+        self.control(&ControlRequest::Events {
+            since: 0,
+            limit: 256,
+        })
+        .into_iter()
+        .filter_map(|r| match r {
+            ControlReply::Event(e) => Some(e.line.to_string()),
+            _ => None,
+        })
+        .collect()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

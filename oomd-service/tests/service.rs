@@ -1,0 +1,152 @@
+//! The service end to end in-process: real sockets and a real timer; the test plays execd and
+//! the services.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{policy, Rig};
+use memstat::SubjectId;
+use oomd::{Answer, Policy, PolicyError, PolicyUpdate, TerminationMode};
+use oomd_proto::{
+    ControlError, ControlReply, ControlRequest, ExitStatus, FromAuthority, ToAuthority,
+};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_service_over_hard_is_requested_and_its_kill_confirmed_only_after_its_exit() {
+    let mut rig = Rig::new("kill", policy());
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 5_000, Some(hog));
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    assert_eq!(
+        (request.subject, request.mode),
+        (hog, TerminationMode::Graceful)
+    );
+    assert!(
+        !rig.lines().iter().any(|l| l.starts_with("oomd: kill app=")),
+        "no kill line before the exit"
+    );
+
+    rig.tell(&FromAuthority::Answer {
+        ticket: request.ticket,
+        answer: Answer::Accepted,
+    });
+    assert!(
+        !rig.lines().iter().any(|l| l.starts_with("oomd: kill app=")),
+        "nor after the acknowledgement"
+    );
+    rig.tell(&FromAuthority::Exited {
+        subject: hog,
+        status: ExitStatus::Signal(15),
+    });
+    let lines = rig.lines();
+    assert!(
+        lines.contains(&"oomd: kill app=hog bytes=5000".to_string()),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_critical_service_is_denied_and_never_requested() {
+    let mut rig = Rig::new("critical", policy());
+    let db = rig.start("db", true);
+    rig.publish(db, 50_000, None);
+    assert_eq!(rig.next_request(Duration::from_millis(200)), None);
+    assert!(rig
+        .lines()
+        .contains(&"oomd: kill denied (subject=db reason=critical)".to_string()));
+}
+
+#[test]
+fn a_frame_claiming_another_service_is_rejected() {
+    let mut rig = Rig::new("spoof", policy());
+    let victim = rig.start("victim", false);
+    let spoofer = rig.start("spoofer", false);
+    rig.publish(spoofer, 50_000, Some(victim));
+    assert_eq!(rig.next_request(Duration::from_millis(200)), None);
+    let lines = rig.lines();
+    assert!(
+        lines.contains(&"oomd: frame rejected (sender=spoofer reason=claim-mismatch)".to_string()),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn status_lists_every_service_with_its_figures() {
+    let mut rig = Rig::new("status", policy());
+    let a = rig.start("a", false);
+    rig.publish(a, 500, None);
+    rig.pump_for(Duration::from_millis(20));
+    let replies = rig.control(&ControlRequest::Status);
+    let [ControlReply::Subject(view), ControlReply::End { .. }] = replies.as_slice() else {
+        panic!("{replies:?}");
+    };
+    assert_eq!(view.name.as_str(), "a");
+    assert_eq!(view.status.reported_bytes, Some(500));
+}
+
+#[test]
+fn policy_can_be_read_and_changed_and_nonsense_is_refused_with_its_key() {
+    let mut rig = Rig::new("policy", policy());
+    assert_eq!(
+        rig.control(&ControlRequest::GetPolicy),
+        [ControlReply::Policy(policy())]
+    );
+    let bad = Policy {
+        kill_budget: 0,
+        ..policy()
+    };
+    assert_eq!(
+        rig.control(&ControlRequest::SetPolicy(PolicyUpdate::Global(bad))),
+        [ControlReply::Error(ControlError::Policy(
+            PolicyError::KillBudgetOutOfRange
+        ))]
+    );
+    let good = Policy {
+        observe_only: true,
+        ..policy()
+    };
+    assert_eq!(
+        rig.control(&ControlRequest::SetPolicy(PolicyUpdate::Global(good))),
+        [ControlReply::Done]
+    );
+    assert_eq!(
+        rig.control(&ControlRequest::GetPolicy),
+        [ControlReply::Policy(good)]
+    );
+}
+
+#[cfg(not(feature = "selftest"))]
+#[test]
+fn inject_is_refused_outside_selftest_builds() {
+    let mut rig = Rig::new("inject", policy());
+    rig.start("hog", false);
+    let app = oomd_proto::name("hog").expect("short");
+    assert_eq!(
+        rig.control(&ControlRequest::Inject { app, bytes: 1 }),
+        [ControlReply::Error(ControlError::InjectUnavailable)]
+    );
+}
+
+#[test]
+fn events_report_what_a_late_reader_lost() {
+    let mut rig = Rig::new("events", policy());
+    let s = rig.start("s", false);
+    rig.publish(s, 10, None);
+    rig.pump_for(Duration::from_millis(20));
+    let replies = rig.control(&ControlRequest::Events { since: 0, limit: 1 });
+    let [ControlReply::Event(first), ControlReply::End { lost: 0, next: 1 }] = replies.as_slice()
+    else {
+        panic!("{replies:?}");
+    };
+    assert_eq!(first.event.seq, 0);
+    assert_eq!(
+        first.line.as_str(),
+        "oomd: register app=s class=standard critical=no"
+    );
+    let _ = SubjectId::from_name("s");
+}
