@@ -64,11 +64,8 @@ fn cycle(rig: &mut Rig, steps: usize) {
         rig.publish(hog, bytes, Some(hog));
         counted_steps(rig, steps);
     }
-    let request = loop {
-        if let Some(ToAuthority::Terminate(r)) = rig.next_request(Duration::from_secs(5)) {
-            break r;
-        }
-        panic!("no request");
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(Duration::from_secs(5)) else {
+        panic!("no termination request");
     };
     rig.tell(&FromAuthority::Answer {
         ticket: request.ticket,
