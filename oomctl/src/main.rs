@@ -1,0 +1,286 @@
+//! `oomctl`: talk to a running oomd service.
+//!
+//! ```text
+//! oomctl status                      table of subjects: bytes reported, kernel, limits, state
+//! oomctl events [--since N] [--follow] [--json]
+//! oomctl policy get [--json]
+//! oomctl policy set FILE.toml        the same format as oomd's --policy file
+//! oomctl inject APP BYTES            selftest builds of oomd only
+//! ```
+//!
+//! Exit codes: 0 done, 1 the service refused or failed the request, 2 bad usage or the
+//! service cannot be reached.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use memstat::SubjectId;
+use oomd::{KillState, PolicyUpdate, SubjectStatus};
+use oomd_proto::client::{Client, ClientError};
+use oomd_proto::{ControlReply, ControlRequest};
+
+#[derive(Debug, Parser)]
+#[command(name = "oomctl", version, about = "Control a running oomd service")]
+struct Args {
+    /// The oomd control socket.
+    #[arg(long, env = "OOMD_CONTROL_SOCKET", default_value = oomd_proto::DEFAULT_CONTROL_SOCKET)]
+    socket: PathBuf,
+    /// How long to wait for each answer, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One line per subject: reported bytes, kernel bytes, limits, state.
+    Status,
+    /// The audit trail, oldest first.
+    Events {
+        /// First sequence number to show.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Keep polling for new events until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per event instead of the readable line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read or change the policy.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// Make the running hog fixture APP grow by BYTES (oomd selftest builds only).
+    Inject {
+        /// The hog's service name.
+        app: String,
+        /// Bytes to add (plain number, or with K/KiB/M/MiB/G/GiB).
+        bytes: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyAction {
+    /// Print the global policy.
+    Get {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a policy file: its `[policy]` globally, then each `[service.NAME]` limits.
+    Set {
+        /// The policy file (TOML).
+        file: PathBuf,
+    },
+}
+
+/// Failure with the exit code it maps to.
+struct Failure(u8, String);
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure(2, e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("oomctl: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    let mut client = Client::connect(&args.socket, Duration::from_millis(args.timeout_ms))?;
+    match &args.command {
+        Command::Status => status(&mut client),
+        Command::Events {
+            since,
+            follow,
+            json,
+        } => events(&mut client, *since, *follow, *json),
+        Command::Policy {
+            action: PolicyAction::Get { json },
+        } => {
+            match one(client.control(&ControlRequest::GetPolicy)?)? {
+                ControlReply::Policy(p) if *json => {
+                    println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                }
+                ControlReply::Policy(p) => print_policy(&p),
+                other => return Err(unexpected(&other)),
+            }
+            Ok(())
+        }
+        Command::Policy {
+            action: PolicyAction::Set { file },
+        } => policy_set(&mut client, file),
+        Command::Inject { app, bytes } => {
+            let bytes = oomd_host::scenario::parse_size(bytes)
+                .map_err(|e| Failure(2, format!("BYTES: {e}")))?;
+            let app = oomd_proto::name(app).map_err(|e| Failure(2, format!("APP: {e}")))?;
+            done(one(client.control(&ControlRequest::Inject { app, bytes })?)?)
+        }
+    }
+}
+
+fn one(mut replies: Vec<ControlReply>) -> Result<ControlReply, Failure> {
+    match replies.pop() {
+        Some(ControlReply::Error(e)) => Err(Failure(1, e.to_string())),
+        Some(r) => Ok(r),
+        None => Err(Failure(1, "no reply".into())),
+    }
+}
+
+fn done(reply: ControlReply) -> Result<(), Failure> {
+    match reply {
+        ControlReply::Done => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(reply: &ControlReply) -> Failure {
+    Failure(1, format!("unexpected reply: {reply:?}"))
+}
+
+fn status(client: &mut Client) -> Result<(), Failure> {
+    let replies = client.control(&ControlRequest::Status)?;
+    println!(
+        "{:<20} {:>12} {:>12} {:>12} {:>12}  STATE",
+        "SUBJECT", "REPORTED", "KERNEL", "SOFT", "HARD"
+    );
+    for reply in replies {
+        match reply {
+            ControlReply::Subject(view) => {
+                let s = &view.status;
+                println!(
+                    "{:<20} {:>12} {:>12} {:>12} {:>12}  {}",
+                    view.name.as_str(),
+                    opt(s.reported_bytes),
+                    opt(s.kernel_bytes),
+                    s.limits.soft_bytes,
+                    s.limits.hard_bytes,
+                    state(s)
+                );
+            }
+            ControlReply::End { .. } => {}
+            ControlReply::Error(e) => return Err(Failure(1, e.to_string())),
+            other => return Err(unexpected(&other)),
+        }
+    }
+    Ok(())
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn state(s: &SubjectStatus) -> String {
+    let mut words = Vec::new();
+    if !s.running {
+        words.push("exited".to_owned());
+    }
+    if s.critical {
+        words.push("critical".to_owned());
+    }
+    if s.over_soft_since.is_some() {
+        words.push("over-soft".to_owned());
+    }
+    words.push(match s.kill {
+        KillState::Idle => "ok".to_owned(),
+        KillState::Throttled { .. } => "kill-throttled".to_owned(),
+        KillState::Pending {
+            mode, acknowledged, ..
+        } => format!(
+            "kill-pending({}{})",
+            mode.as_str(),
+            if acknowledged { ",acknowledged" } else { "" }
+        ),
+        KillState::Denied { .. } => "kill-denied".to_owned(),
+        KillState::Refused { .. } => "kill-refused".to_owned(),
+        KillState::Failed { .. } => "kill-failed".to_owned(),
+        KillState::WouldKill { .. } => "would-kill".to_owned(),
+    });
+    words.join(" ")
+}
+
+fn events(client: &mut Client, mut since: u64, follow: bool, json: bool) -> Result<(), Failure> {
+    loop {
+        let replies = client.control(&ControlRequest::Events { since, limit: 256 })?;
+        let mut got = 0;
+        for reply in replies {
+            match reply {
+                ControlReply::Event(view) => {
+                    got += 1;
+                    if json {
+                        let line = serde_json::json!({
+                            "seq": view.event.seq,
+                            "tick": view.event.tick.0,
+                            "event": view.event.kind,
+                            "line": view.line.as_str(),
+                        });
+                        println!("{line}");
+                    } else {
+                        println!("t={} #{} {}", view.event.tick, view.event.seq, view.line);
+                    }
+                }
+                ControlReply::End { lost, next } => {
+                    if lost > 0 {
+                        eprintln!(
+                            "oomctl: {lost} events were overwritten before they could be read"
+                        );
+                    }
+                    since = next;
+                }
+                ControlReply::Error(e) => return Err(Failure(1, e.to_string())),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        if !follow {
+            return Ok(());
+        }
+        if got == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn print_policy(p: &oomd::Policy) {
+    println!("[policy]");
+    println!("soft_bytes = {}", p.limits.soft_bytes);
+    println!("hard_bytes = {}", p.limits.hard_bytes);
+    println!("soft_grace_ticks = {}", p.limits.soft_grace_ticks);
+    println!("exit_deadline_ticks = {}", p.limits.exit_deadline_ticks);
+    println!("sample_period_ms = {}", p.sample_period_ms);
+    println!("kill_budget = {}", p.kill_budget);
+    println!("kill_window_ticks = {}", p.kill_window_ticks);
+    println!("frame_budget_per_tick = {}", p.frame_budget_per_tick);
+    println!("enforce_kernel = {}", p.enforce_kernel);
+    println!("underreport_margin_bytes = {}", p.underreport_margin_bytes);
+    println!("observe_only = {}", p.observe_only);
+}
+
+fn policy_set(client: &mut Client, file: &std::path::Path) -> Result<(), Failure> {
+    let policy =
+        oomd_host::scenario::PolicyFile::load(file).map_err(|e| Failure(2, e.to_string()))?;
+    done(one(client.control(&ControlRequest::SetPolicy(
+        PolicyUpdate::Global(policy.policy),
+    ))?)?)?;
+    for (name, limits) in &policy.services {
+        let update = PolicyUpdate::SubjectLimits {
+            subject: SubjectId::from_name(name),
+            limits: Some(*limits),
+        };
+        done(one(client.control(&ControlRequest::SetPolicy(update))?)?)
+            .map_err(|Failure(c, m)| Failure(c, format!("service.{name}: {m}")))?;
+    }
+    Ok(())
+}
