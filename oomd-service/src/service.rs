@@ -584,7 +584,8 @@ impl Service {
         ControlReply::Error(ControlError::InjectUnavailable)
     }
 
-    /// Selftest builds: tells the hog fixture `app` (which listens on `<inject_dir>/<app>.sock`)
+    /// Selftest builds: tells the hog fixture `app` (which listens on the datagram socket
+    /// `<inject_dir>/<app>.sock`)
     /// to grow by `bytes`. Allocates (a path): selftest builds only, never the steady state.
     #[cfg(feature = "selftest")]
     fn inject(&mut self, app: &str, bytes: u64) -> ControlReply {
@@ -597,11 +598,11 @@ impl Service {
         }
         let path = self.opts.inject_dir.join(format!("{app}.sock"));
         let command = format!("grow {bytes}");
-        let sent = oomd_proto::connect(&path)
-            .map_err(WireError::Io)
-            .and_then(|fd| oomd_proto::send(fd.as_fd(), command.as_bytes(), &[]));
+        // The hog fixture listens on a Unix datagram socket (hog-fixture --control).
+        let sent = std::os::unix::net::UnixDatagram::unbound()
+            .and_then(|socket| socket.send_to(command.as_bytes(), &path));
         match sent {
-            Ok(()) => {
+            Ok(_) => {
                 self.out
                     .note(format_args!("oomd: inject app={app} bytes={bytes}"));
                 ControlReply::Done
