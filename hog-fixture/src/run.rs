@@ -1,0 +1,491 @@
+//! The runtime: the clock, the sockets, the signals and the children around a [`Hog`].
+//!
+//! One thread. Each turn reads the clock once, asks the [`Hog`] what to do, and either grows
+//! a chunk or waits in `poll(2)` on the control socket and the SIGTERM signalfd (when there
+//! are any) until the next deadline. Every growth is logged, then published.
+
+use std::fmt;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use memstat::{Config, CountingAlloc, FromEnvError, Publisher, ENV_FD, ENV_SOCKET};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::arena::{AllocError, Arena};
+use crate::cli::{Args, Mode, UsageError};
+use crate::control::{parse_command, Command as ControlCommand};
+use crate::hog::{Action, Grew, Hog};
+use crate::limits::{MAX_CONTROL_LEN, MAX_WAIT_MS};
+use crate::log::Logger;
+use crate::report::{Policy, Reporter};
+
+/// The exit status of every error: bad arguments, a bad environment, a failed allocation.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Control messages handled per wake-up at most, so a sender that never stops cannot starve
+/// the timer.
+const MAX_COMMANDS_PER_WAKE: usize = 64;
+
+/// Why the hog exits with [`EXIT_ERROR`]. The message says which.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A combination of arguments that makes no sense.
+    Usage(UsageError),
+    /// The publisher the environment asks for cannot be built, or none is asked for and
+    /// `--require-publisher` was given.
+    Publisher(FromEnvError),
+    /// The control socket could not be bound or set up.
+    Control {
+        /// The path given with `--control`.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// Blocking SIGTERM or opening its signalfd failed (`--ignore-sigterm`).
+    Signals(Errno),
+    /// A forker child could not be spawned.
+    Spawn(io::Error),
+    /// The arena could not grow.
+    Alloc(AllocError),
+    /// Waiting in `poll(2)` failed.
+    Wait(Errno),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(e) => write!(f, "usage: {e}"),
+            Self::Publisher(FromEnvError::NotSet) => write!(
+                f,
+                "--require-publisher: neither {ENV_FD} nor {ENV_SOCKET} is set"
+            ),
+            Self::Publisher(e) => write!(f, "publisher: {e}"),
+            Self::Control { path, source } => {
+                write!(f, "control socket {}: {source}", path.display())
+            }
+            Self::Signals(e) => write!(f, "ignoring SIGTERM: {e}"),
+            Self::Spawn(e) => write!(f, "spawning a child: {e}"),
+            Self::Alloc(e) => e.fmt(f),
+            Self::Wait(e) => write!(f, "poll: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// The whole program, given the process's global allocator (a `CountingAlloc`, whose figures
+/// are what gets published). Parses the command line, runs, and returns the exit status:
+/// 0 when the hog stopped by itself, 2 on any error (the message is logged), and clap's
+/// status for `--help` (0) and usage errors (2).
+pub fn main<A>(alloc: &CountingAlloc<A>) -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_ERROR));
+        }
+    };
+    let log = Logger::new(std::process::id());
+    let result = if args.child {
+        run_child(&args, &log)
+    } else {
+        run(&args, alloc, &log)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log.line(format_args!("error: {e}"));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn run<A>(args: &Args, alloc: &CountingAlloc<A>, log: &Logger) -> Result<(), RunError> {
+    args.check().map_err(RunError::Usage)?;
+    let started = Instant::now();
+    // First, before anything could deliver a SIGTERM we mean to survive.
+    let sigterm = match args.ignore_sigterm {
+        true => Some(IgnoredSigterm::install()?),
+        false => None,
+    };
+    let policy = Policy::from_args(args);
+    let (publisher, source) = open_publisher(args, policy.config(), log)?;
+    let mut reporter = Reporter::new(publisher, policy);
+    let control = args.control.as_deref().map(Control::bind).transpose()?;
+    log.line(format_args!(
+        "start mode={} chunk={} max={} start={} growth={} linger_ms={} lifetime_ms={} \
+         publisher={source} control={} ignore_sigterm={}",
+        args.mode.as_str(),
+        args.chunk,
+        args.max,
+        args.start,
+        match args.grow_on_inject {
+            true => "inject".to_owned(),
+            false => format!("timer interval_ms={}", args.interval_ms),
+        },
+        args.linger_ms,
+        args.lifetime_ms,
+        args.control
+            .as_deref()
+            .map_or("none".into(), Path::to_string_lossy),
+        args.ignore_sigterm,
+    ));
+    let children = match args.mode {
+        Mode::Forker => Children::spawn(args, started, log)?,
+        _ => Children::default(),
+    };
+
+    let mut hog = Hog::new(
+        Arena::new(args.chunk, args.max),
+        args.growth(),
+        args.bounds(),
+    );
+    let grew = hog.start(args.start).map_err(RunError::Alloc)?;
+    log_growth(log, format_args!("initial"), grew, alloc);
+    publish(&mut reporter, alloc, log);
+
+    let reason = loop {
+        let now = started.elapsed();
+        match hog.poll(now) {
+            Action::GrowChunk => {
+                let grew = hog.grow_chunk(now).map_err(RunError::Alloc)?;
+                log_growth(log, format_args!("chunk"), grew, alloc);
+                publish(&mut reporter, alloc, log);
+            }
+            Action::WaitUntil(until) => {
+                let woke = wait(
+                    until.saturating_sub(now),
+                    control.as_ref(),
+                    sigterm.as_ref(),
+                )?;
+                if woke.sigterm {
+                    if let Some(sigterm) = &sigterm {
+                        sigterm.drain(log);
+                    }
+                }
+                if let (true, Some(control)) = (woke.control, &control) {
+                    control.serve(
+                        |bytes| {
+                            let grew = hog
+                                .inject(started.elapsed(), bytes)
+                                .map_err(RunError::Alloc)?;
+                            log_growth(log, format_args!("inject grow={bytes}"), grew, alloc);
+                            publish(&mut reporter, alloc, log);
+                            Ok(())
+                        },
+                        log,
+                    )?;
+                }
+            }
+            Action::Exit(reason) => break reason,
+        }
+    };
+    children.end(log);
+    let stats = reporter.stats();
+    log.line(format_args!(
+        "exit reason={} held={} sent={} dropped={}",
+        reason.as_str(),
+        hog.arena().held(),
+        stats.sent,
+        stats.dropped(),
+    ));
+    Ok(())
+}
+
+/// A forker child: holds `--child-bytes` touched bytes, publishes nothing, and exits 0 when
+/// `--lifetime-ms` (the parent's remaining lifetime when it spawned us) has passed.
+fn run_child(args: &Args, log: &Logger) -> Result<(), RunError> {
+    let started = Instant::now();
+    let sigterm = match args.ignore_sigterm {
+        true => Some(IgnoredSigterm::install()?),
+        false => None,
+    };
+    let mut arena = Arena::new(args.chunk, args.child_bytes);
+    arena.grow_by(args.child_bytes).map_err(RunError::Alloc)?;
+    log.line(format_args!(
+        "child of={} holding={} lifetime_ms={}",
+        nix::unistd::getppid(),
+        arena.held(),
+        args.lifetime_ms
+    ));
+    let lifetime = Duration::from_millis(args.lifetime_ms);
+    loop {
+        let now = started.elapsed();
+        if now >= lifetime {
+            break;
+        }
+        let woke = wait(lifetime - now, None, sigterm.as_ref())?;
+        if let (true, Some(sigterm)) = (woke.sigterm, &sigterm) {
+            sigterm.drain(log);
+        }
+    }
+    log.line(format_args!(
+        "child exit reason=lifetime held={}",
+        arena.held()
+    ));
+    Ok(())
+}
+
+fn log_growth<A>(log: &Logger, what: fmt::Arguments<'_>, grew: Grew, alloc: &CountingAlloc<A>) {
+    let live = alloc.live_bytes();
+    log.line(format_args!(
+        "{what} added={} held={} alloc={live}",
+        grew.added, grew.held
+    ));
+    if grew.reached_max {
+        log.line(format_args!("max reached held={}", grew.held));
+    }
+}
+
+fn publish<A>(reporter: &mut Reporter, alloc: &CountingAlloc<A>, log: &Logger) {
+    let reported = reporter.report(alloc);
+    if reported.offered > 1 {
+        log.line(format_args!(
+            "flood offered={} sent={} dropped={} suppressed={}",
+            reported.offered, reported.sent, reported.dropped, reported.suppressed
+        ));
+    }
+}
+
+/// The publisher the environment asks for, and where it came from (for the log).
+fn open_publisher(
+    args: &Args,
+    config: Config,
+    log: &Logger,
+) -> Result<(Option<Publisher>, &'static str), RunError> {
+    if args.no_publish {
+        return Ok((None, "none(--no-publish)"));
+    }
+    let source = if std::env::var_os(ENV_FD).is_some() {
+        ENV_FD
+    } else {
+        ENV_SOCKET
+    };
+    match Publisher::from_env(config) {
+        Ok(publisher) => Ok((Some(publisher), source)),
+        Err(FromEnvError::NotSet) if !args.require_publisher => {
+            log.line(format_args!(
+                "warning: neither {ENV_FD} nor {ENV_SOCKET} is set; running without \
+                 publishing (give --require-publisher to make this an error)"
+            ));
+            Ok((None, "none"))
+        }
+        Err(e) => Err(RunError::Publisher(e)),
+    }
+}
+
+/// What woke a wait up.
+#[derive(Clone, Copy, Debug, Default)]
+struct Woke {
+    control: bool,
+    sigterm: bool,
+}
+
+/// Waits at most `timeout` (rounded up to a millisecond, and at most [`MAX_WAIT_MS`]) for the
+/// control socket or the SIGTERM signalfd to become readable.
+fn wait(
+    timeout: Duration,
+    control: Option<&Control>,
+    sigterm: Option<&IgnoredSigterm>,
+) -> Result<Woke, RunError> {
+    let ms = timeout.as_micros().div_ceil(1000);
+    let ms = u16::try_from(ms).unwrap_or(u16::MAX).min(MAX_WAIT_MS);
+    let timeout = PollTimeout::from(ms);
+    let readable = |fd: &PollFd<'_>| {
+        fd.revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
+    };
+    let result = match (control, sigterm) {
+        (None, None) => poll(&mut [], timeout).map(|_| Woke::default()),
+        (Some(c), None) => {
+            let mut fds = [PollFd::new(c.socket.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, timeout).map(|_| Woke {
+                control: readable(&fds[0]),
+                sigterm: false,
+            })
+        }
+        (None, Some(s)) => {
+            let mut fds = [PollFd::new(s.fd.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, timeout).map(|_| Woke {
+                control: false,
+                sigterm: readable(&fds[0]),
+            })
+        }
+        (Some(c), Some(s)) => {
+            let mut fds = [
+                PollFd::new(c.socket.as_fd(), PollFlags::POLLIN),
+                PollFd::new(s.fd.as_fd(), PollFlags::POLLIN),
+            ];
+            poll(&mut fds, timeout).map(|_| Woke {
+                control: readable(&fds[0]),
+                sigterm: readable(&fds[1]),
+            })
+        }
+    };
+    match result {
+        Ok(woke) => Ok(woke),
+        Err(Errno::EINTR) => Ok(Woke::default()),
+        Err(e) => Err(RunError::Wait(e)),
+    }
+}
+
+/// SIGTERM blocked and read from a signalfd instead, so it is logged and otherwise ignored.
+/// The mask is not inherited by forker children (std resets it at spawn); they get
+/// `--ignore-sigterm` explicitly.
+#[derive(Debug)]
+struct IgnoredSigterm {
+    fd: SignalFd,
+}
+
+impl IgnoredSigterm {
+    fn install() -> Result<Self, RunError> {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGTERM);
+        mask.thread_block().map_err(RunError::Signals)?;
+        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(RunError::Signals)?;
+        Ok(Self { fd })
+    }
+
+    fn drain(&self, log: &Logger) {
+        while let Ok(Some(info)) = self.fd.read_signal() {
+            log.line(format_args!(
+                "SIGTERM received from pid={}, ignored",
+                info.ssi_pid
+            ));
+        }
+    }
+}
+
+/// The `--control` datagram socket. The path is removed again when the hog exits normally.
+#[derive(Debug)]
+struct Control {
+    socket: UnixDatagram,
+    path: PathBuf,
+}
+
+impl Control {
+    /// Binds `path`, first removing a stale socket left there (never any other kind of file).
+    fn bind(path: &Path) -> Result<Self, RunError> {
+        let err = |source| RunError::Control {
+            path: path.to_owned(),
+            source,
+        };
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+            std::fs::remove_file(path).map_err(err)?;
+        }
+        let socket = UnixDatagram::bind(path).map_err(err)?;
+        socket.set_nonblocking(true).map_err(err)?;
+        Ok(Self {
+            socket,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Handles the waiting messages (at most [`MAX_COMMANDS_PER_WAKE`]); `grow` calls
+    /// `on_grow`, anything else is logged and ignored.
+    fn serve(
+        &self,
+        mut on_grow: impl FnMut(u64) -> Result<(), RunError>,
+        log: &Logger,
+    ) -> Result<(), RunError> {
+        let mut buf = [0u8; MAX_CONTROL_LEN];
+        for _ in 0..MAX_COMMANDS_PER_WAKE {
+            let len = match self.socket.recv(&mut buf) {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log.line(format_args!("control: receive: {e}"));
+                    break;
+                }
+            };
+            match parse_command(&buf[..len]) {
+                Ok(ControlCommand::Grow(bytes)) => on_grow(bytes)?,
+                Err(e) => log.line(format_args!("control: ignored: {e}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The forker's children. Dropping this (on any exit path of the parent) kills and reaps
+/// them: they are our own unreaped children, so their PIDs cannot have been reused.
+#[derive(Debug, Default)]
+struct Children(Vec<Child>);
+
+impl Children {
+    /// Spawns `--children` copies of this executable with `--child`: in our process group
+    /// (no `setsid`/`setpgid`), without the memstat environment (the memstat fd itself is
+    /// close-on-exec once the publisher adopted it), stdin from /dev/null, and a lifetime
+    /// ending when ours does.
+    fn spawn(args: &Args, started: Instant, log: &Logger) -> Result<Self, RunError> {
+        let exe = std::env::current_exe().map_err(RunError::Spawn)?;
+        let remaining = args.bounds().lifetime.saturating_sub(started.elapsed());
+        let lifetime_ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
+        let mut children = Self::default();
+        for _ in 0..args.children {
+            let mut command = Command::new(&exe);
+            command
+                .arg("--child")
+                .args(["--child-bytes", &args.child_bytes.to_string()])
+                .args(["--chunk", &args.chunk.to_string()])
+                .args(["--lifetime-ms", &lifetime_ms.to_string()])
+                .env_remove(ENV_FD)
+                .env_remove(ENV_SOCKET)
+                .stdin(Stdio::null());
+            if args.ignore_sigterm {
+                command.arg("--ignore-sigterm");
+            }
+            children.0.push(command.spawn().map_err(RunError::Spawn)?);
+        }
+        let pids: Vec<String> = children.0.iter().map(|c| c.id().to_string()).collect();
+        log.line(format_args!(
+            "children spawned n={} bytes_each={} pids={}",
+            pids.len(),
+            args.child_bytes,
+            pids.join(",")
+        ));
+        Ok(children)
+    }
+
+    /// Kills and reaps the children, logging how many there were.
+    fn end(mut self, log: &Logger) {
+        if self.0.is_empty() {
+            return;
+        }
+        let n = self.0.len();
+        self.kill_all();
+        log.line(format_args!("children ended n={n}"));
+    }
+
+    fn kill_all(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}

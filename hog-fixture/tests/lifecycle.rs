@@ -1,0 +1,238 @@
+//! How a real hog starts, refuses bad setups, stops by itself, survives or dies to signals,
+//! and how its forker children live and die with its process group.
+
+mod common;
+
+use common::{
+    children_of, fd_target, fd_targets, is_gone, path_in_tmp, spawn, spawn_unpublished, stat,
+    vm_rss, wait_until, MIB,
+};
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+
+/// A hog that holds a little and then waits for a long time: only a signal or its lifetime
+/// ends it.
+const LINGERING: [&str; 8] = [
+    "--chunk",
+    "64KiB",
+    "--max",
+    "128KiB",
+    "--interval-ms",
+    "1",
+    "--linger-ms",
+    "15000",
+];
+
+fn lingering<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = LINGERING.to_vec();
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn forker_children_hold_memory_in_the_hogs_group_and_die_with_the_group() {
+    let (mut hog, mut frames) = spawn(
+        "forker",
+        &lingering(&[
+            "--mode",
+            "forker",
+            "--children",
+            "3",
+            "--child-bytes",
+            "1MiB",
+        ]),
+    );
+    let _ = frames.next();
+    hog.wait_log("children spawned n=3 bytes_each=1048576 ");
+    hog.wait_log_n("child of=", 3);
+    let pid = hog.pid().as_raw();
+    let hog_stat = stat(pid).unwrap();
+    assert_eq!(hog_stat.pgrp, pid, "the hog leads its own group");
+
+    let children = children_of(pid);
+    assert_eq!(children.len(), 3, "{}", hog.stderr());
+    let memstat_socket = fd_target(pid, hog.memstat_fd().unwrap()).unwrap();
+    assert!(memstat_socket.starts_with("socket:["), "{memstat_socket}");
+    let mut identities = Vec::new();
+    for &child in &children {
+        let child_stat = stat(child).unwrap();
+        assert_eq!(
+            child_stat.pgrp, hog_stat.pgrp,
+            "child {child} in the hog's group"
+        );
+        assert!(
+            vm_rss(child).unwrap() >= MIB,
+            "child {child} holds its bytes"
+        );
+        assert!(
+            !fd_targets(child).contains(&memstat_socket),
+            "child {child} must not hold the memstat socket"
+        );
+        identities.push((child, child_stat.starttime));
+    }
+
+    hog.signal_group(Signal::SIGKILL);
+    assert_eq!(
+        hog.wait_exit(),
+        WaitStatus::Signaled(hog.pid(), Signal::SIGKILL, false)
+    );
+    wait_until("every child is gone", || {
+        identities.iter().all(|&(p, start)| is_gone(p, start))
+    });
+}
+
+#[test]
+fn forker_ends_its_children_when_it_exits_by_itself() {
+    let mut hog = spawn_unpublished(
+        "forker-exit",
+        &[
+            "--mode",
+            "forker",
+            "--children",
+            "2",
+            "--child-bytes",
+            "256KiB",
+            "--max",
+            "0",
+            "--no-publish",
+            "--linger-ms",
+            "1000",
+        ],
+        &[],
+    );
+    hog.wait_log_n("child of=", 2);
+    let children: Vec<_> = children_of(hog.pid().as_raw())
+        .into_iter()
+        .filter_map(|p| Some((p, stat(p)?.starttime)))
+        .collect();
+    assert_eq!(children.len(), 2, "{}", hog.stderr());
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 0));
+    let log = hog.stderr();
+    assert!(log.contains("children ended n=2"), "{log}");
+    assert!(log.contains("exit reason=linger"), "{log}");
+    // Reaped by the hog before it exited.
+    assert!(children.iter().all(|&(p, start)| is_gone(p, start)));
+}
+
+#[test]
+fn ignoring_hog_survives_sigterm_and_dies_to_sigkill() {
+    let (mut hog, mut frames) = spawn("ignore-sigterm", &lingering(&["--ignore-sigterm"]));
+    let _ = frames.next();
+    hog.signal(Signal::SIGTERM);
+    hog.wait_log("SIGTERM received from pid=");
+    assert_eq!(hog.try_exit_status(), None, "{}", hog.stderr());
+    hog.signal_group(Signal::SIGKILL);
+    assert_eq!(
+        hog.wait_exit(),
+        WaitStatus::Signaled(hog.pid(), Signal::SIGKILL, false)
+    );
+}
+
+#[test]
+fn ordinary_hog_dies_to_sigterm() {
+    let (mut hog, mut frames) = spawn("sigterm", &lingering(&[]));
+    let _ = frames.next();
+    hog.signal(Signal::SIGTERM);
+    assert_eq!(
+        hog.wait_exit(),
+        WaitStatus::Signaled(hog.pid(), Signal::SIGTERM, false)
+    );
+}
+
+#[test]
+fn hog_stops_at_its_lifetime_whatever_it_waits_for() {
+    let control = path_in_tmp("lifetime.sock");
+    let (mut hog, mut frames) = spawn(
+        "lifetime",
+        &[
+            "--grow-on-inject",
+            "--control",
+            control.to_str().unwrap(),
+            "--linger-ms",
+            "60000",
+            "--lifetime-ms",
+            "300",
+        ],
+    );
+    let _ = frames.next();
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 0));
+    let log = hog.stderr();
+    assert!(log.contains("exit reason=lifetime held=0"), "{log}");
+    assert!(!control.exists(), "the control socket is removed at exit");
+}
+
+#[test]
+fn idle_injection_hog_exits_after_its_linger() {
+    let control = path_in_tmp("idle.sock");
+    let mut hog = spawn_unpublished(
+        "idle",
+        &[
+            "--grow-on-inject",
+            "--control",
+            control.to_str().unwrap(),
+            "--no-publish",
+            "--linger-ms",
+            "100",
+        ],
+        &[],
+    );
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 0));
+    assert!(hog.stderr().contains("exit reason=idle held=0"));
+}
+
+#[test]
+fn without_a_publisher_it_warns_and_runs() {
+    let mut hog = spawn_unpublished("no-publisher", &["--max", "64KiB", "--linger-ms", "0"], &[]);
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 0));
+    let log = hog.stderr();
+    assert!(
+        log.contains("warning: neither OOMD_MEMSTAT_FD nor OOMD_MEMSTAT_SOCKET is set"),
+        "{log}"
+    );
+    assert!(log.contains("publisher=none "), "{log}");
+}
+
+#[test]
+fn required_publisher_missing_is_exit_2() {
+    let mut hog = spawn_unpublished("require", &["--require-publisher"], &[]);
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 2));
+    let log = hog.stderr();
+    assert!(
+        log.contains("error: --require-publisher: neither OOMD_MEMSTAT_FD nor"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_bad_memstat_fd_is_exit_2_even_without_require() {
+    let mut hog = spawn_unpublished("bad-fd", &[], &[("OOMD_MEMSTAT_FD", "999")]);
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 2));
+    let log = hog.stderr();
+    assert!(
+        log.contains("error: publisher: OOMD_MEMSTAT_FD=999 is not an open fd"),
+        "{log}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_exit_2_with_a_clear_message() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--max", "1MB"], "unknown suffix \"MB\""),
+        (&["--chunk", "lots"], "size \"lots\" is not a number"),
+        (&["--mode", "spoof"], "--spoof-as"),
+        (
+            &["--mode", "flood", "--no-publish"],
+            "--no-publish makes --mode flood",
+        ),
+    ];
+    for (i, (args, message)) in cases.into_iter().enumerate() {
+        let mut hog = spawn_unpublished(&format!("bad-args-{i}"), args, &[]);
+        assert_eq!(
+            hog.wait_exit(),
+            WaitStatus::Exited(hog.pid(), 2),
+            "{args:?}"
+        );
+        let log = hog.stderr();
+        assert!(log.contains(message), "{args:?}: {log}");
+    }
+}
