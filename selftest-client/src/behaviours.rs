@@ -1,0 +1,265 @@
+//! The behaviours, each proven from facts: oomd's events and execd's notifications.
+
+use memstat::SubjectId;
+use oomd::{EventKind, Limits, Rejection};
+
+use crate::procs::group_members;
+use crate::session::{Outcome, Session};
+
+const MIB: u64 = 1 << 20;
+
+/// Limits every hog gets: it is over hard once injected with [`INJECT`].
+const HOG_LIMITS: Limits = Limits {
+    soft_bytes: 8 * MIB,
+    hard_bytes: 16 * MIB,
+    soft_grace_ticks: 0,
+    exit_deadline_ticks: 40,
+};
+/// What every hog is made to grow by.
+const INJECT: u64 = 32 * MIB;
+/// The kill window of the rate-limit behaviour, in ticks.
+const RATE_WINDOW: u64 = 20;
+
+/// One behaviour the selftest proves.
+#[derive(Debug, Clone, Copy)]
+pub struct Behaviour {
+    /// The marker's words: `SELFTEST: <name> ok`.
+    pub name: &'static str,
+    /// How it is proven.
+    pub run: fn(&mut Session) -> Outcome,
+}
+
+/// Every behaviour, in the order they run (rate limit last: it changes the kill budget).
+pub const ALL: [Behaviour; 7] = [
+    Behaviour {
+        name: "oom kill",
+        run: kill,
+    },
+    Behaviour {
+        name: "oom deny critical",
+        run: deny_critical,
+    },
+    Behaviour {
+        name: "oom reject spoof",
+        run: reject_spoof,
+    },
+    Behaviour {
+        name: "oom flood",
+        run: flood,
+    },
+    Behaviour {
+        name: "oom underreport",
+        run: underreport,
+    },
+    Behaviour {
+        name: "oom tree kill",
+        run: tree_kill,
+    },
+    Behaviour {
+        name: "oom rate limit",
+        run: rate_limit,
+    },
+];
+
+fn id(name: &str) -> SubjectId {
+    SubjectId::from_name(name)
+}
+
+/// Spawns hog `name`, waits until oomd watches it, gives it [`HOG_LIMITS`]; returns its pid.
+fn start_hog(s: &mut Session, name: &str) -> Result<i32, String> {
+    s.forget_exit(name);
+    let pid = s.spawn(name)?;
+    s.wait_watched(name)?;
+    s.set_limits(name, HOG_LIMITS)?;
+    Ok(pid)
+}
+
+/// Waits until oomd confirms the kill of `name` and execd reports its exit; checks that the
+/// decision, the request and the confirmation came in that order. Returns the decision's tick.
+fn confirmed_kill(s: &mut Session, from: usize, name: &str) -> Result<u64, String> {
+    let subject = id(name);
+    let confirmed = s.wait_event(
+        from,
+        &format!("kill of {name}"),
+        |k| matches!(k, EventKind::KillConfirmed { subject: x, .. } if *x == subject),
+    )?;
+    s.wait_exit(name)?;
+    let events = s.events_since(from);
+    let decided = events.iter().position(|e| {
+        matches!(e.event.kind, EventKind::KillDecided { subject: x, bytes, .. } if x == subject && bytes >= HOG_LIMITS.hard_bytes)
+    });
+    let requested = events.iter().position(
+        |e| matches!(e.event.kind, EventKind::KillRequested { subject: x, .. } if x == subject),
+    );
+    match (decided, requested) {
+        (Some(d), Some(r)) if d < r && from + r < confirmed => Ok(events[d].event.tick.0),
+        _ => Err(format!(
+            "the kill of {name} was not decided, then requested, then confirmed"
+        )),
+    }
+}
+
+fn kill(s: &mut Session) -> Outcome {
+    let from = s.mark()?;
+    start_hog(s, "hog")?;
+    s.inject("hog", INJECT)?;
+    confirmed_kill(s, from, "hog").map(|_| ())
+}
+
+fn deny_critical(s: &mut Session) -> Outcome {
+    let name = "critical-hog";
+    let from = s.mark()?;
+    start_hog(s, name)?;
+    s.inject(name, INJECT)?;
+    let subject = id(name);
+    s.wait_event(
+        from,
+        "denial of critical-hog",
+        |k| matches!(k, EventKind::KillDenied { subject: x, .. } if *x == subject),
+    )?;
+    // Give oomd a few more ticks to do the wrong thing, then check it did not.
+    let status = s.status(name)?.ok_or("oomd forgot critical-hog")?;
+    if status.enforced_bytes < HOG_LIMITS.hard_bytes {
+        return Err(format!(
+            "critical-hog is at {} bytes, not over hard",
+            status.enforced_bytes
+        ));
+    }
+    let requested = s.events_since(from).iter().any(
+        |e| matches!(e.event.kind, EventKind::KillRequested { subject: x, .. } if x == subject),
+    );
+    if requested {
+        return Err("a termination of critical-hog was requested".into());
+    }
+    if s.service(name)?.pid.is_none() {
+        return Err("critical-hog is not running any more".into());
+    }
+    Ok(())
+}
+
+fn reject_spoof(s: &mut Session) -> Outcome {
+    let name = "spoof-hog";
+    let from = s.mark()?;
+    s.forget_exit(name);
+    s.spawn(name)?;
+    let subject = id(name);
+    s.wait_event(from, "rejection of spoof-hog's frames", |k| {
+        matches!(k, EventKind::FrameRejected { sender, reason: Rejection::ClaimMismatch } if *sender == subject)
+    })?;
+    let status = s.status(name)?.ok_or("oomd does not watch spoof-hog")?;
+    if status.reported_bytes.is_some() {
+        return Err("a frame of spoof-hog was accepted".into());
+    }
+    let victim = id("quiet");
+    let harmed = s.events_since(from).iter().any(|e| {
+        matches!(e.event.kind, EventKind::KillDecided { subject, .. } | EventKind::SoftExceeded { subject, .. } if subject == victim)
+    });
+    if harmed {
+        return Err("the spoofed reports reached quiet".into());
+    }
+    Ok(())
+}
+
+fn flood(s: &mut Session) -> Outcome {
+    let name = "flood-hog";
+    let from = s.mark()?;
+    s.wait_watched("quiet")?;
+    let before = s.status("quiet")?.and_then(|q| q.last_seq).unwrap_or(0);
+    s.forget_exit(name);
+    s.spawn(name)?;
+    let subject = id(name);
+    s.wait_event(from, "over-budget rejection of flood-hog", |k| {
+        matches!(k, EventKind::FrameRejected { sender, reason: Rejection::OverBudget } if *sender == subject)
+    })?;
+    // While the flood goes on, quiet's reports must still get through.
+    let deadline = std::time::Instant::now() + s.settings.step_timeout;
+    loop {
+        let now_seq = s.status("quiet")?.and_then(|q| q.last_seq).unwrap_or(0);
+        if now_seq > before {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err("quiet's frames stopped getting through during the flood".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn underreport(s: &mut Session) -> Outcome {
+    let name = "liar-hog";
+    let saved = s.policy()?;
+    s.set_policy(oomd::Policy {
+        enforce_kernel: true,
+        underreport_margin_bytes: 4 * MIB,
+        ..saved
+    })?;
+    let result = (|| {
+        let from = s.mark()?;
+        start_hog(s, name)?;
+        s.inject(name, INJECT)?;
+        let subject = id(name);
+        s.wait_event(
+            from,
+            "under-report of liar-hog",
+            |k| matches!(k, EventKind::UnderReport { subject: x, .. } if *x == subject),
+        )?;
+        confirmed_kill(s, from, name).map(|_| ())
+    })();
+    s.set_policy(saved)?;
+    result
+}
+
+fn tree_kill(s: &mut Session) -> Outcome {
+    let name = "forker-hog";
+    let from = s.mark()?;
+    let pid = start_hog(s, name)?;
+    let deadline = std::time::Instant::now() + s.settings.step_timeout;
+    while group_members(pid).len() < 3 {
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "forker-hog's children never appeared (group {:?})",
+                group_members(pid)
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    s.inject(name, INJECT)?;
+    confirmed_kill(s, from, name)?;
+    let left = group_members(pid);
+    if !left.is_empty() {
+        return Err(format!("processes of forker-hog survived: {left:?}"));
+    }
+    Ok(())
+}
+
+fn rate_limit(s: &mut Session) -> Outcome {
+    let saved = s.policy()?;
+    s.set_policy(oomd::Policy {
+        kill_budget: 1,
+        kill_window_ticks: RATE_WINDOW,
+        ..saved
+    })?;
+    let result = (|| {
+        let from = s.mark()?;
+        start_hog(s, "rate-hog-a")?;
+        start_hog(s, "rate-hog-b")?;
+        s.inject("rate-hog-a", INJECT)?;
+        s.inject("rate-hog-b", INJECT)?;
+        let (a, b) = (id("rate-hog-a"), id("rate-hog-b"));
+        s.wait_event(from, "a throttled kill", |k| {
+            matches!(k, EventKind::KillThrottled { subject, .. } if *subject == a || *subject == b)
+        })?;
+        let ta = confirmed_kill(s, from, "rate-hog-a")?;
+        let tb = confirmed_kill(s, from, "rate-hog-b")?;
+        if ta.abs_diff(tb) < RATE_WINDOW {
+            return Err(format!(
+                "two kills {} ticks apart with a window of {RATE_WINDOW}",
+                ta.abs_diff(tb)
+            ));
+        }
+        Ok(())
+    })();
+    s.set_policy(saved)?;
+    result
+}

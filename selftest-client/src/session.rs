@@ -1,0 +1,268 @@
+//! Connections to execd and oomd, and the waits every behaviour is built from. Every wait
+//! has a deadline; none of them sleeps in place of checking a fact.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use memstat::SubjectId;
+use oomd::{EventKind, Limits, Policy, PolicyUpdate, SubjectStatus};
+use oomd_proto::client::Client;
+use oomd_proto::{
+    ControlReply, ControlRequest, EventView, ExecdReply, ExecdRequest, ExitStatus, ServiceInfo,
+};
+
+/// Where the sockets are and how long a behaviour may take.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// execd's control socket.
+    pub execd_socket: PathBuf,
+    /// oomd's control socket.
+    pub oomd_socket: PathBuf,
+    /// The longest any single wait may take.
+    pub step_timeout: Duration,
+}
+
+/// An open session with execd and oomd.
+#[derive(Debug)]
+pub struct Session {
+    /// The settings.
+    pub settings: Settings,
+    execd: Client,
+    exits: Client,
+    oomd: Client,
+    /// Events read so far, in order.
+    events: Vec<EventView>,
+    next_event: u64,
+    /// Exits reported so far.
+    exited: Vec<(SubjectId, ExitStatus)>,
+}
+
+pub(crate) type Outcome = Result<(), String>;
+
+fn connect_retrying(path: &std::path::Path, deadline: Instant) -> Result<Client, String> {
+    loop {
+        match Client::connect(path, Duration::from_millis(500)) {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+impl Session {
+    /// Connects to both services (waiting for their sockets to appear, within the step
+    /// timeout) and subscribes to exit notifications.
+    pub fn open(settings: Settings) -> Result<Session, String> {
+        let deadline = Instant::now() + settings.step_timeout;
+        let execd = connect_retrying(&settings.execd_socket, deadline)?;
+        let mut exits = connect_retrying(&settings.execd_socket, deadline)?;
+        exits
+            .send(&ExecdRequest::Subscribe)
+            .map_err(|e| e.to_string())?;
+        let oomd = connect_retrying(&settings.oomd_socket, deadline)?;
+        Ok(Session {
+            settings,
+            execd,
+            exits,
+            oomd,
+            events: Vec::new(),
+            next_event: 0,
+            exited: Vec::new(),
+        })
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.settings.step_timeout
+    }
+
+    /// Starts the manifest entry `name`; returns its main pid.
+    pub(crate) fn spawn(&mut self, name: &str) -> Result<i32, String> {
+        let name = oomd_proto::name(name).map_err(|e| e.to_string())?;
+        let replies = self
+            .execd
+            .execd(&ExecdRequest::Spawn { name: name.clone() })
+            .map_err(|e| e.to_string())?;
+        match replies.as_slice() {
+            [ExecdReply::Spawned { pid, .. }] => Ok(*pid),
+            other => Err(format!("execd would not spawn {name}: {other:?}")),
+        }
+    }
+
+    /// execd's view of one service.
+    pub(crate) fn service(&mut self, name: &str) -> Result<ServiceInfo, String> {
+        let replies = self
+            .execd
+            .execd(&ExecdRequest::List)
+            .map_err(|e| e.to_string())?;
+        replies
+            .into_iter()
+            .find_map(|r| match r {
+                ExecdReply::Service(s) if s.name.as_str() == name => Some(s),
+                _ => None,
+            })
+            .ok_or_else(|| format!("execd does not know {name}"))
+    }
+
+    /// oomd's status of `name`, if it knows the service.
+    pub(crate) fn status(&mut self, name: &str) -> Result<Option<SubjectStatus>, String> {
+        let replies = self
+            .oomd
+            .control(&ControlRequest::Status)
+            .map_err(|e| e.to_string())?;
+        Ok(replies.into_iter().find_map(|r| match r {
+            ControlReply::Subject(v) if v.name.as_str() == name => Some(v.status),
+            _ => None,
+        }))
+    }
+
+    /// Waits until oomd watches `name` as a running subject.
+    pub(crate) fn wait_watched(&mut self, name: &str) -> Outcome {
+        let deadline = self.deadline();
+        loop {
+            if self.status(name)?.is_some_and(|s| s.running) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("oomd never registered {name}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn control_done(&mut self, request: ControlRequest) -> Outcome {
+        let replies = self.oomd.control(&request).map_err(|e| e.to_string())?;
+        match replies.as_slice() {
+            [ControlReply::Done] => Ok(()),
+            other => Err(format!("oomd refused {request:?}: {other:?}")),
+        }
+    }
+
+    /// Gives `name` its own limits.
+    pub(crate) fn set_limits(&mut self, name: &str, limits: Limits) -> Outcome {
+        let subject = SubjectId::from_name(name);
+        self.control_done(ControlRequest::SetPolicy(PolicyUpdate::SubjectLimits {
+            subject,
+            limits: Some(limits),
+        }))
+    }
+
+    /// The global policy.
+    pub(crate) fn policy(&mut self) -> Result<Policy, String> {
+        let replies = self
+            .oomd
+            .control(&ControlRequest::GetPolicy)
+            .map_err(|e| e.to_string())?;
+        match replies.as_slice() {
+            [ControlReply::Policy(p)] => Ok(*p),
+            other => Err(format!("no policy from oomd: {other:?}")),
+        }
+    }
+
+    /// Replaces the global policy.
+    pub(crate) fn set_policy(&mut self, policy: Policy) -> Outcome {
+        self.control_done(ControlRequest::SetPolicy(PolicyUpdate::Global(policy)))
+    }
+
+    /// Makes the hog `name` grow by `bytes` (oomd's selftest-only inject).
+    pub(crate) fn inject(&mut self, name: &str, bytes: u64) -> Outcome {
+        let app = oomd_proto::name(name).map_err(|e| e.to_string())?;
+        self.control_done(ControlRequest::Inject { app, bytes })
+    }
+
+    /// Reads every new event from oomd into the session's list.
+    fn read_events(&mut self) -> Outcome {
+        loop {
+            let request = ControlRequest::Events {
+                since: self.next_event,
+                limit: 256,
+            };
+            let replies = self.oomd.control(&request).map_err(|e| e.to_string())?;
+            let mut got = 0;
+            for reply in replies {
+                match reply {
+                    ControlReply::Event(view) => {
+                        got += 1;
+                        self.events.push(view);
+                    }
+                    ControlReply::End { lost, next } => {
+                        if lost > 0 {
+                            return Err(format!(
+                                "{lost} oomd events were overwritten before they were read"
+                            ));
+                        }
+                        self.next_event = next;
+                    }
+                    other => return Err(format!("unexpected reply to events: {other:?}")),
+                }
+            }
+            if got == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits for an event `matches` accepts (also among those already read after `from`);
+    /// returns its index in the session's list.
+    pub(crate) fn wait_event(
+        &mut self,
+        from: usize,
+        what: &str,
+        matches: impl Fn(&EventKind) -> bool,
+    ) -> Result<usize, String> {
+        let deadline = self.deadline();
+        loop {
+            if let Some(i) = self
+                .events
+                .iter()
+                .skip(from)
+                .position(|e| matches(&e.event.kind))
+            {
+                return Ok(from + i);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no {what} within {:?}", self.settings.step_timeout));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            self.read_events()?;
+        }
+    }
+
+    /// Index of the next event to be read: behaviours look for their events from here on.
+    pub(crate) fn mark(&mut self) -> Result<usize, String> {
+        self.read_events()?;
+        Ok(self.events.len())
+    }
+
+    /// The events read from index `from` on.
+    pub(crate) fn events_since(&self, from: usize) -> &[EventView] {
+        &self.events[from.min(self.events.len())..]
+    }
+
+    /// Waits for execd's notification that `name` exited.
+    pub(crate) fn wait_exit(&mut self, name: &str) -> Result<ExitStatus, String> {
+        let subject = SubjectId::from_name(name);
+        let deadline = self.deadline();
+        loop {
+            if let Some((_, status)) = self.exited.iter().find(|(s, _)| *s == subject) {
+                return Ok(*status);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("execd never reported the exit of {name}"));
+            }
+            match self.exits.recv::<ExecdReply>() {
+                Ok(ExecdReply::Exited {
+                    subject, status, ..
+                }) => self.exited.push((subject, status)),
+                Ok(_) => {}
+                Err(oomd_proto::client::ClientError::Timeout) => {}
+                Err(e) => return Err(format!("execd subscription: {e}")),
+            }
+        }
+    }
+
+    /// Forgets earlier exits of `name` (before it is spawned again).
+    pub(crate) fn forget_exit(&mut self, name: &str) {
+        let subject = SubjectId::from_name(name);
+        self.exited.retain(|(s, _)| *s != subject);
+    }
+}
