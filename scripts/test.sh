@@ -24,6 +24,9 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo clippy -p oomd-service --all-targets --features selftest -- -D warnings"
+cargo clippy -p oomd-service --all-targets --features selftest -- -D warnings
+
 step "cargo test --workspace"
 cargo test --workspace
 
