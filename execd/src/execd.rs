@@ -1,0 +1,1040 @@
+//! [`Execd`]: the daemon as a value, driven one loop step at a time.
+//!
+//! # A service's life
+//!
+//! 1. **Spawn** (at boot for `start = true`, or on a control `Spawn`): channels and cgroup are
+//!    prepared, the child starts in its own process group, a pidfd pins it, `Started` goes to
+//!    the oomd service (or waits in the service's slot until the authority channel is up).
+//! 2. **Running**: its pidfd is polled. A `Terminate` from the authority channel signals the
+//!    whole service: the process group (safe: its leader, whose pid is the group id, is not
+//!    reaped yet) or the cgroup (`cgroup.kill` when forced).
+//! 3. **Draining**: the main process ended and was reaped (its status is kept). Every
+//!    [`DRAIN_INTERVAL`](crate::limits::DRAIN_INTERVAL) execd reaps its own zombie children in
+//!    the group (orphans come to it as a child subreaper) and checks whether the group is empty
+//!    (`kill(-pgid, 0)` fails with `ESRCH`) or the cgroup unpopulated. A `Terminate` now
+//!    signals each member through a pidfd opened on it and verified after the pin.
+//! 4. **Exited**: only then is the exit logged, sent to the oomd service (if it was told of the
+//!    start on the current channel) and pushed to subscribers.
+//!
+//! While draining, the group id is no longer pinned by an unreaped leader, so it is never
+//! used to signal: only to test for emptiness (`kill(-pgid, 0)`, which sends nothing) and to
+//! find members in `/proc`, each of which is pinned by a pidfd and checked again before it is
+//! signalled. (The kernel keeps a pid number allocated while any process has it as its group
+//! id, so the id cannot be reused before the group is empty, which is when draining ends.)
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use memstat::SubjectId;
+use oomd::{Answer, RefusalReason, TerminationMode, TerminationRequest};
+use oomd_proto::{
+    ExecdError, ExecdReply, ExecdRequest, ExitStatus, FromAuthority, Receiver, ServiceInfo,
+    TerminateOutcome, ToAuthority, WireError,
+};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Signal, WaitId, WaitIdOptions, WaitOptions};
+
+use crate::authority::{Link, Outgoing};
+use crate::cgroup::{self, CgroupRoot};
+use crate::clients::Client;
+use crate::limits::{
+    CGROUP_PREFIX, DRAIN_INTERVAL, DROP_GRACE, MAX_CLIENTS, REAP_INTERVAL, REQUESTS_PER_STEP,
+};
+use crate::log::Log;
+use crate::manifest::{Manifest, Role, ServiceSpec};
+use crate::spawn::{self, Inherit};
+use crate::{procfs, signal};
+
+/// How an [`Execd`] is set up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// Where to listen for control clients (`None`: no control socket).
+    pub socket: Option<PathBuf>,
+    /// A ready authority channel (execd's end), for a test playing the oomd service. Without
+    /// it, the channel is created when the `role = "watchdog"` service is spawned; a manifest
+    /// with a watchdog and a ready channel is refused ([`SetupError::WatchdogConflict`]).
+    pub authority: Option<OwnedFd>,
+    /// Place services in cgroups under `<root>/oomd/` (cgroup v2 only, checked). `None` on
+    /// hosts: services then run in process groups only.
+    pub cgroup_root: Option<PathBuf>,
+    /// Become a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that the orphaned processes of a
+    /// service are reparented to execd, which reaps them while the service drains.
+    pub subreaper: bool,
+    /// Reap every child, not only services and their groups (PID 1, the binary).
+    pub reap_all: bool,
+    /// Where log lines go.
+    pub log: Log,
+}
+
+impl Options {
+    /// No control socket, no authority channel, no cgroups; a child subreaper reaping only its
+    /// own services; logs to stderr.
+    #[must_use]
+    pub fn new() -> Self {
+        Options {
+            socket: None,
+            authority: None,
+            cgroup_root: None,
+            subreaper: true,
+            reap_all: false,
+            log: Log::stderr(),
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why an [`Execd`] could not be set up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The control socket could not be created.
+    Socket {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// `PR_SET_CHILD_SUBREAPER` failed.
+    Subreaper(io::Error),
+    /// The cgroup root is unusable (not cgroup v2, or not writable).
+    Cgroup {
+        /// The root.
+        root: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The ready authority channel could not be used.
+    Authority(io::Error),
+    /// Both a ready authority channel and a watchdog service: there can be one oomd only.
+    WatchdogConflict,
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Socket { path, source } => {
+                write!(f, "control socket {}: {source}", path.display())
+            }
+            SetupError::Subreaper(e) => write!(f, "cannot become a child subreaper: {e}"),
+            SetupError::Cgroup { root, source } => {
+                write!(f, "cgroup root {}: {source}", root.display())
+            }
+            SetupError::Authority(e) => write!(f, "authority channel: {e}"),
+            SetupError::WatchdogConflict => f.write_str(
+                "a ready authority channel was given, but the manifest has a watchdog service",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// What execd has done and lost, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Services started.
+    pub spawned: u64,
+    /// Spawns the kernel refused.
+    pub spawn_failed: u64,
+    /// Services observed gone (all of their processes).
+    pub exited: u64,
+    /// Termination requests carried out (authority channel).
+    pub terminate_accepted: u64,
+    /// Termination requests refused on the authority channel.
+    pub terminate_refused: u64,
+    /// Termination requests denied on the control socket (all of them).
+    pub control_denied: u64,
+    /// Control connections refused beyond [`MAX_CLIENTS`].
+    pub clients_refused: u64,
+    /// `Exited` pushes dropped because a subscriber did not read.
+    pub pushes_dropped: u64,
+    /// Messages for the oomd service dropped because it did not read.
+    pub authority_dropped: u64,
+    /// Undecodable requests (control socket or authority channel).
+    pub bad_requests: u64,
+    /// Zombies reaped that were not a service's main process.
+    pub orphans_reaped: u64,
+}
+
+/// The process authority: services, channels, clients, and the loop that drives them.
+#[derive(Debug)]
+pub struct Execd {
+    slots: Vec<Slot>,
+    listener: Option<(OwnedFd, PathBuf)>,
+    clients: Vec<Client>,
+    link: Option<Link>,
+    link_generations: u64,
+    receiver: Receiver,
+    cgroups: Option<CgroupRoot>,
+    reap_all: bool,
+    next_reap: Instant,
+    selftest_exit: Option<ExitStatus>,
+    stats: Stats,
+    log: Log,
+}
+
+/// One manifest entry and its current run.
+#[derive(Debug)]
+struct Slot {
+    spec: ServiceSpec,
+    run: Option<Run>,
+    /// Its `Started`, waiting for an authority channel.
+    pending: Option<Outgoing>,
+}
+
+#[derive(Debug)]
+struct Run {
+    child: spawn::Child,
+    cgroup: Option<PathBuf>,
+    phase: Phase,
+    /// The authority channel generation its `Started` was queued on.
+    announced: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// The main process is not reaped: its pid (= the group id) is pinned.
+    Running,
+    /// The main process ended with `status` and was reaped; the rest of the group is awaited.
+    Draining {
+        status: ExitStatus,
+        next_check: Instant,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Token {
+    Listener,
+    Authority,
+    Client(usize),
+    Leader(usize),
+}
+
+fn mode_str(mode: TerminationMode) -> &'static str {
+    match mode {
+        TerminationMode::Graceful => "graceful",
+        TerminationMode::Forced => "forced",
+    }
+}
+
+fn is_would_block(e: &WireError) -> bool {
+    matches!(e, WireError::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
+}
+
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+impl Execd {
+    /// Sets up execd: control socket, authority channel (if given), cgroup root (if given),
+    /// subreaper. Starts nothing: call [`boot`](Self::boot).
+    pub fn new(manifest: Manifest, options: Options) -> Result<Self, SetupError> {
+        let Options {
+            socket,
+            authority,
+            cgroup_root,
+            subreaper,
+            reap_all,
+            log,
+        } = options;
+        if authority.is_some() && manifest.watchdog().is_some() {
+            return Err(SetupError::WatchdogConflict);
+        }
+        if subreaper {
+            rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+                .map_err(|e| SetupError::Subreaper(e.into()))?;
+        }
+        let cgroups = match &cgroup_root {
+            Some(root) => {
+                Some(
+                    CgroupRoot::open(root, &log).map_err(|source| SetupError::Cgroup {
+                        root: root.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let listener = match socket {
+            Some(path) => {
+                let fd = oomd_proto::listen(&path)
+                    .and_then(|fd| oomd_proto::set_nonblocking(&fd).map(|()| fd))
+                    .map_err(|source| SetupError::Socket {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Some((fd, path))
+            }
+            None => None,
+        };
+        let slots = manifest
+            .services()
+            .iter()
+            .map(|spec| Slot {
+                spec: spec.clone(),
+                run: None,
+                pending: None,
+            })
+            .collect();
+        let mut execd = Execd {
+            slots,
+            listener,
+            clients: Vec::new(),
+            link: None,
+            link_generations: 0,
+            receiver: Receiver::new(),
+            cgroups,
+            reap_all,
+            next_reap: Instant::now(),
+            selftest_exit: None,
+            stats: Stats::default(),
+            log,
+        };
+        if let Some(fd) = authority {
+            execd.open_link(fd).map_err(SetupError::Authority)?;
+        }
+        Ok(execd)
+    }
+
+    /// Starts every `start = true` service, in manifest order. Returns how many started;
+    /// failures are logged (and counted in [`Stats::spawn_failed`]).
+    pub fn boot(&mut self) -> usize {
+        let mut started = 0;
+        for i in 0..self.slots.len() {
+            if self.slots[i].spec.start && self.spawn_service(i).is_ok() {
+                started += 1;
+            }
+        }
+        started
+    }
+
+    // ----- getters ----------------------------------------------------------------------
+
+    /// The control socket's path, if it listens.
+    #[must_use]
+    pub fn socket_path(&self) -> Option<&Path> {
+        self.listener.as_ref().map(|(_, path)| path.as_path())
+    }
+
+    /// The main process of service `name`, until the whole service is gone.
+    #[must_use]
+    pub fn pid_of(&self, name: &str) -> Option<i32> {
+        let slot = self.slots.iter().find(|s| s.spec.name == name)?;
+        slot.run
+            .as_ref()
+            .map(|r| r.child.pid.as_raw_nonzero().get())
+    }
+
+    /// How many services have processes (running or draining).
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.slots.iter().filter(|s| s.run.is_some()).count()
+    }
+
+    /// How the selftest service's main process ended, once the whole service is gone.
+    #[must_use]
+    pub fn selftest_exit(&self) -> Option<ExitStatus> {
+        self.selftest_exit
+    }
+
+    /// Whether the authority channel is open.
+    #[must_use]
+    pub fn authority_connected(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    // ----- the loop ---------------------------------------------------------------------
+
+    /// One loop step: waits at most `timeout` (less if a drain check or reap is due) for a
+    /// socket or pidfd, handles what is ready, checks draining services, sends what is queued.
+    /// Fails only if `poll` itself fails.
+    pub fn poll_once(&mut self, timeout: Duration) -> io::Result<()> {
+        let now = Instant::now();
+        let timeout = match self.next_deadline() {
+            Some(at) => timeout.min(at.saturating_duration_since(now)),
+            None => timeout,
+        };
+        for (token, flags) in self.wait(timeout)? {
+            match token {
+                Token::Listener => self.accept_clients(),
+                Token::Authority => {
+                    if flags.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+                        self.read_authority();
+                    }
+                }
+                Token::Client(i) => {
+                    if flags.intersects(PollFlags::HUP | PollFlags::ERR)
+                        && !flags.contains(PollFlags::IN)
+                    {
+                        self.clients[i].closed = true;
+                    } else if flags.contains(PollFlags::IN) {
+                        self.read_client(i);
+                    }
+                }
+                Token::Leader(i) => self.leader_ready(i),
+            }
+        }
+        let now = Instant::now();
+        self.reap_orphans(now);
+        for i in 0..self.slots.len() {
+            self.check_drained(i, now);
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Runs loop steps until `stop` says so (checked at least every 100 ms).
+    pub fn run_until(&mut self, mut stop: impl FnMut(&Self) -> bool) -> io::Result<()> {
+        while !stop(self) {
+            self.poll_once(Duration::from_millis(100))?;
+        }
+        Ok(())
+    }
+
+    /// Kills every service (forced) and runs the loop until all are gone or `grace` has
+    /// passed. Returns whether all are gone.
+    pub fn shutdown(&mut self, grace: Duration) -> bool {
+        let mut killed = 0;
+        for i in 0..self.slots.len() {
+            if self.slots[i].run.is_some() {
+                killed += 1;
+                if let Err(e) = self.signal_service(i, TerminationMode::Forced) {
+                    let name = &self.slots[i].spec.name;
+                    self.log
+                        .line(format_args!("execd: shutdown: cannot kill {name} ({e})"));
+                }
+            }
+        }
+        if killed > 0 {
+            self.log
+                .line(format_args!("execd: shutdown: killed {killed} services"));
+        }
+        let deadline = Instant::now() + grace;
+        while self.running() > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.poll_once(left.min(DRAIN_INTERVAL)).is_err() {
+                break;
+            }
+        }
+        self.flush();
+        self.running() == 0
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let drains = self
+            .slots
+            .iter()
+            .filter_map(|s| match s.run.as_ref()?.phase {
+                Phase::Draining { next_check, .. } => Some(next_check),
+                Phase::Running => None,
+            });
+        let reap = self.reap_all.then_some(self.next_reap);
+        drains.chain(reap).min()
+    }
+
+    fn wait(&self, timeout: Duration) -> io::Result<Vec<(Token, PollFlags)>> {
+        let mut fds = Vec::new();
+        let mut tokens = Vec::new();
+        if let Some((listener, _)) = &self.listener {
+            fds.push(PollFd::new(listener, PollFlags::IN));
+            tokens.push(Token::Listener);
+        }
+        if let Some(link) = &self.link {
+            let mut flags = PollFlags::empty();
+            if link.has_room() {
+                flags |= PollFlags::IN;
+            }
+            if link.wants_write() {
+                flags |= PollFlags::OUT;
+            }
+            fds.push(PollFd::from_borrowed_fd(link.fd(), flags));
+            tokens.push(Token::Authority);
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            let flags = if client.is_idle() {
+                PollFlags::IN
+            } else {
+                PollFlags::OUT
+            };
+            fds.push(PollFd::new(&client.fd, flags));
+            tokens.push(Token::Client(i));
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(
+                run @ Run {
+                    phase: Phase::Running,
+                    ..
+                },
+            ) = &slot.run
+            {
+                fds.push(PollFd::new(&run.child.pidfd, PollFlags::IN));
+                tokens.push(Token::Leader(i));
+            }
+        }
+        let timeout = Timespec {
+            tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: timeout.subsec_nanos().into(),
+        };
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(_) => {}
+            Err(Errno::INTR) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(fds
+            .iter()
+            .zip(tokens)
+            .filter_map(|(fd, token)| {
+                let flags = fd.revents();
+                (!flags.is_empty()).then_some((token, flags))
+            })
+            .collect())
+    }
+
+    fn flush(&mut self) {
+        if let Some(link) = &mut self.link {
+            if let Err(e) = link.flush() {
+                self.close_link(&format!("{e}"));
+            }
+        }
+        for client in &mut self.clients {
+            client.flush();
+        }
+        self.clients.retain(|c| !c.closed);
+    }
+
+    // ----- spawning ---------------------------------------------------------------------
+
+    fn spawn_service(&mut self, i: usize) -> Result<i32, ExecdError> {
+        if self.slots[i].run.is_some() {
+            return Err(ExecdError::AlreadyRunning);
+        }
+        let spec = self.slots[i].spec.clone();
+        let failed = |this: &mut Self, what: &str, e: &io::Error| {
+            this.stats.spawn_failed += 1;
+            this.log.line(format_args!(
+                "execd: spawn {} failed ({what}: {e})",
+                spec.name
+            ));
+            ExecdError::SpawnFailed(errno_of(e))
+        };
+        let pair = |wanted: bool| wanted.then(oomd_proto::seqpacket_pair).transpose();
+        let memstat = pair(spec.memstat).map_err(|e| failed(self, "socketpair", &e))?;
+        let authority =
+            pair(spec.role == Some(Role::Watchdog)).map_err(|e| failed(self, "socketpair", &e))?;
+        let cgroup = match &self.cgroups {
+            Some(root) => Some(
+                root.prepare(&spec.name)
+                    .map_err(|e| failed(self, "cgroup", &e))?,
+            ),
+            None => None,
+        };
+        let inherit = Inherit {
+            memstat: memstat.as_ref().map(|(_, service)| service.as_fd()),
+            authority: authority.as_ref().map(|(_, watchdog)| watchdog.as_fd()),
+            cgroup_procs: cgroup.as_ref().map(|(_, procs)| procs.as_fd()),
+        };
+        let child = match spawn::spawn(&spec, &inherit) {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some((dir, _)) = &cgroup {
+                    cgroup::remove(dir);
+                }
+                return Err(failed(self, "exec", &e));
+            }
+        };
+        // The child's ends are its own now; execd keeps only the other ends.
+        let memstat_for_oomd = memstat.map(|(oomd_end, _service_end)| oomd_end);
+        let authority = authority.map(|(execd_end, _watchdog_end)| execd_end);
+        let pid = child.pid.as_raw_nonzero().get();
+        self.stats.spawned += 1;
+        self.log
+            .line(format_args!("execd: started {} pid={pid}", spec.name));
+        let cgroup_dir = cgroup.map(|(dir, _procs)| dir);
+        let cgroup_name = cgroup_dir
+            .as_ref()
+            .and_then(|_| oomd_proto::name(&format!("{CGROUP_PREFIX}{}", spec.name)).ok());
+        self.slots[i].run = Some(Run {
+            child,
+            cgroup: cgroup_dir,
+            phase: Phase::Running,
+            announced: None,
+        });
+        if let Some(fd) = authority {
+            if let Err(e) = self.open_link(fd) {
+                self.log
+                    .line(format_args!("execd: authority channel unusable ({e})"));
+            }
+        }
+        let started = Outgoing {
+            msg: FromAuthority::Started {
+                subject: spec.subject,
+                name: spec.name.clone(),
+                class: spec.class,
+                critical: spec.critical,
+                pid,
+                cgroup: cgroup_name,
+            },
+            fd: memstat_for_oomd,
+        };
+        self.announce(i, started);
+        Ok(pid)
+    }
+
+    /// Sends a service's `Started` now, or keeps it until an authority channel opens.
+    fn announce(&mut self, i: usize, started: Outgoing) {
+        match &self.link {
+            Some(link) => {
+                let generation = link.generation;
+                if let Some(run) = &mut self.slots[i].run {
+                    run.announced = Some(generation);
+                }
+                self.send_to_oomd(started);
+            }
+            None => self.slots[i].pending = Some(started),
+        }
+    }
+
+    // ----- the authority channel -----------------------------------------------------------
+
+    fn open_link(&mut self, fd: OwnedFd) -> io::Result<()> {
+        self.link_generations += 1;
+        let link = Link::new(fd, self.link_generations)?;
+        self.log.line(format_args!("execd: authority channel open"));
+        self.link = Some(link);
+        for i in 0..self.slots.len() {
+            if let Some(started) = self.slots[i].pending.take() {
+                self.announce(i, started);
+            }
+        }
+        Ok(())
+    }
+
+    fn close_link(&mut self, why: &str) {
+        if self.link.take().is_some() {
+            self.log
+                .line(format_args!("execd: authority channel closed ({why})"));
+        }
+    }
+
+    fn send_to_oomd(&mut self, out: Outgoing) {
+        let Some(link) = &mut self.link else { return };
+        let kind = match &out.msg {
+            FromAuthority::Started { .. } => "Started",
+            FromAuthority::Answer { .. } => "Answer",
+            FromAuthority::Exited { .. } => "Exited",
+        };
+        if !link.push(out) {
+            self.stats.authority_dropped += 1;
+            self.log.line(format_args!(
+                "execd: authority channel full, dropped a {kind} message"
+            ));
+        }
+    }
+
+    fn read_authority(&mut self) {
+        for _ in 0..REQUESTS_PER_STEP {
+            let Some(link) = &self.link else { return };
+            if !link.has_room() {
+                return;
+            }
+            match self.receiver.recv_msg::<ToAuthority>(link.fd()) {
+                Ok((ToAuthority::Terminate(request), _fds)) => {
+                    let answer = self.terminate(request);
+                    let msg = FromAuthority::Answer {
+                        ticket: request.ticket,
+                        answer,
+                    };
+                    self.send_to_oomd(Outgoing { msg, fd: None });
+                }
+                Err(e) if is_would_block(&e) => return,
+                Err(
+                    e @ (WireError::Malformed
+                    | WireError::UnsupportedVersion(_)
+                    | WireError::Truncated),
+                ) => {
+                    self.stats.bad_requests += 1;
+                    self.log.line(format_args!(
+                        "execd: authority channel: ignored a bad message ({e})"
+                    ));
+                }
+                Err(e) => {
+                    self.close_link(&format!("{e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Carries out a termination request from the authority channel, or refuses it.
+    fn terminate(&mut self, request: TerminationRequest) -> Answer {
+        let mode = mode_str(request.mode);
+        let by = format!(
+            "by=authority ticket={} audit_seq={}",
+            request.ticket.0, request.audit_seq
+        );
+        let refuse = |this: &mut Self, who: &str, reason: RefusalReason| {
+            this.stats.terminate_refused += 1;
+            this.log.line(format_args!(
+                "execd: terminate {who} mode={mode} denied ({}) {by}",
+                reason.as_str()
+            ));
+            Answer::Refused(reason)
+        };
+        let Some(i) = self.find_subject(request.subject) else {
+            return refuse(
+                self,
+                &format!("subject={}", request.subject),
+                RefusalReason::UnknownSubject,
+            );
+        };
+        let name = self.slots[i].spec.name.clone();
+        if self.slots[i].spec.critical {
+            return refuse(self, &name, RefusalReason::Critical);
+        }
+        if self.slots[i].run.is_none() {
+            return refuse(self, &name, RefusalReason::UnknownSubject);
+        }
+        match self.signal_service(i, request.mode) {
+            Ok(()) => {
+                self.stats.terminate_accepted += 1;
+                self.log.line(format_args!(
+                    "execd: terminate {name} mode={mode} accepted {by}"
+                ));
+                Answer::Accepted
+            }
+            Err(e) => {
+                self.stats.terminate_refused += 1;
+                self.log.line(format_args!(
+                    "execd: terminate {name} mode={mode} denied (unavailable: {e}) {by}"
+                ));
+                Answer::Refused(RefusalReason::Unavailable)
+            }
+        }
+    }
+
+    fn find_subject(&self, subject: SubjectId) -> Option<usize> {
+        self.slots.iter().position(|s| s.spec.subject == subject)
+    }
+
+    /// Signals every process of a running service (SIGTERM, or SIGKILL when forced).
+    fn signal_service(&mut self, i: usize, mode: TerminationMode) -> io::Result<()> {
+        let Some(run) = &self.slots[i].run else {
+            return Ok(());
+        };
+        let sig = match mode {
+            TerminationMode::Graceful => Signal::TERM,
+            TerminationMode::Forced => Signal::KILL,
+        };
+        let pgid = run.child.pid;
+        if let Some(dir) = &run.cgroup {
+            return match mode {
+                TerminationMode::Forced => cgroup::kill(dir),
+                TerminationMode::Graceful => cgroup::signal_members(dir, sig),
+            };
+        }
+        match run.phase {
+            Phase::Running => {
+                signal::pinned_group(pgid, sig)?;
+                // A main process that moved itself out of its group is still pinned by its pidfd.
+                if procfs::pgrp_of(pgid.as_raw_nonzero().get()).ok()
+                    != Some(pgid.as_raw_nonzero().get())
+                {
+                    signal::pidfd(&run.child.pidfd, sig)?;
+                }
+                Ok(())
+            }
+            Phase::Draining { .. } => {
+                let raw = pgid.as_raw_nonzero().get();
+                let members = procfs::group_members(raw)?;
+                signal::each_verified(&members, |pid| procfs::pgrp_of(pid).ok() == Some(raw), sig)
+            }
+        }
+    }
+
+    // ----- exits ------------------------------------------------------------------------
+
+    /// A service's pidfd is readable: its main process ended. Reap it, keep its status.
+    fn leader_ready(&mut self, i: usize) {
+        let Some(run) = &self.slots[i].run else {
+            return;
+        };
+        let reaped = rustix::process::waitid(
+            WaitId::PidFd(run.child.pidfd.as_fd()),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        );
+        let status = match reaped {
+            Ok(Some(status)) => {
+                if let Some(code) = status.exit_status() {
+                    ExitStatus::Code(code)
+                } else if let Some(sig) = status.terminating_signal() {
+                    ExitStatus::Signal(sig)
+                } else {
+                    return; // stopped or continued: not an exit
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                // Only if something else reaped it; its status is lost, not invented as 0.
+                let name = &self.slots[i].spec.name;
+                self.log.line(format_args!(
+                    "execd: {name}: cannot reap its main process ({e})"
+                ));
+                ExitStatus::Code(-1)
+            }
+        };
+        self.leader_exited(i, status);
+    }
+
+    fn leader_exited(&mut self, i: usize, status: ExitStatus) {
+        let now = Instant::now();
+        if let Some(run) = &mut self.slots[i].run {
+            run.phase = Phase::Draining {
+                status,
+                next_check: now,
+            };
+        }
+        self.check_drained(i, now);
+    }
+
+    /// Reaps every zombie child (PID 1, or the binary as a subreaper). A service's main
+    /// process reaped here is handled as if its pidfd had reported it.
+    fn reap_orphans(&mut self, now: Instant) {
+        if !self.reap_all || now < self.next_reap {
+            return;
+        }
+        self.next_reap = now + REAP_INTERVAL;
+        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
+            let leader = self.slots.iter().position(|s| {
+                matches!(&s.run, Some(run) if run.child.pid == pid
+                    && matches!(run.phase, Phase::Running))
+            });
+            match leader {
+                Some(i) => {
+                    let status = match (status.exit_status(), status.terminating_signal()) {
+                        (Some(code), _) => ExitStatus::Code(code),
+                        (None, Some(sig)) => ExitStatus::Signal(sig),
+                        (None, None) => ExitStatus::Code(-1),
+                    };
+                    self.leader_exited(i, status);
+                }
+                None => self.stats.orphans_reaped += 1,
+            }
+        }
+    }
+
+    /// For a draining service whose check is due: reap its zombies that are execd's children,
+    /// then finish it if no process is left.
+    fn check_drained(&mut self, i: usize, now: Instant) {
+        let Some(run) = &mut self.slots[i].run else {
+            return;
+        };
+        let Phase::Draining { status, next_check } = run.phase else {
+            return;
+        };
+        if next_check > now {
+            return;
+        }
+        let pgid = run.child.pid;
+        // The leader is reaped, so every child of execd in this group is an orphan of the
+        // service (reparented to execd as subreaper): reap them, or the group never empties.
+        while let Ok(Some(_)) = rustix::process::waitpgid(pgid, WaitOptions::NOHANG) {
+            self.stats.orphans_reaped += 1;
+        }
+        let empty = match &run.cgroup {
+            Some(dir) => match cgroup::populated(dir) {
+                Ok(populated) => !populated,
+                Err(_) => !signal::group_exists(pgid),
+            },
+            None => !signal::group_exists(pgid),
+        };
+        if empty {
+            self.finish(i, status);
+        } else {
+            run.phase = Phase::Draining {
+                status,
+                next_check: now + DRAIN_INTERVAL,
+            };
+        }
+    }
+
+    /// Every process of service `i` is gone: log it, tell the oomd service and subscribers.
+    fn finish(&mut self, i: usize, status: ExitStatus) {
+        let Some(run) = self.slots[i].run.take() else {
+            return;
+        };
+        let spec = &self.slots[i].spec;
+        let (subject, name, role) = (spec.subject, spec.name.clone(), spec.role);
+        if let Some(dir) = &run.cgroup {
+            cgroup::remove(dir);
+        }
+        drop(run.child); // closes the pidfd
+        self.stats.exited += 1;
+        self.log
+            .line(format_args!("execd: {name} exited ({status})"));
+        // Never announced: drop the waiting Started (and its channel) instead.
+        self.slots[i].pending = None;
+        let current = self.link.as_ref().map(|l| l.generation);
+        if run.announced.is_some() && run.announced == current {
+            self.send_to_oomd(Outgoing {
+                msg: FromAuthority::Exited { subject, status },
+                fd: None,
+            });
+        }
+        match role {
+            Some(Role::Watchdog) => self.close_link("the watchdog exited"),
+            Some(Role::Selftest) => self.selftest_exit = Some(status),
+            None => {}
+        }
+        let push = ExecdReply::Exited {
+            subject,
+            name,
+            status,
+        };
+        for client in self.clients.iter_mut().filter(|c| c.subscribed) {
+            if !client.push(push.clone()) {
+                self.stats.pushes_dropped += 1;
+            }
+        }
+    }
+
+    // ----- the control socket ---------------------------------------------------------------
+
+    fn accept_clients(&mut self) {
+        while let Some((listener, _)) = &self.listener {
+            let fd = match oomd_proto::accept(listener) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.log
+                        .line(format_args!("execd: control: accept failed ({e})"));
+                    return;
+                }
+            };
+            if self.clients.len() >= MAX_CLIENTS {
+                self.stats.clients_refused += 1;
+                self.log.line(format_args!(
+                    "execd: control: refused a connection (already {MAX_CLIENTS} clients)"
+                ));
+                continue;
+            }
+            if oomd_proto::set_nonblocking(&fd).is_err() {
+                continue;
+            }
+            let pid = oomd_proto::peer_pid(&fd).unwrap_or(0);
+            self.clients.push(Client::new(fd, pid));
+        }
+    }
+
+    fn read_client(&mut self, i: usize) {
+        for _ in 0..REQUESTS_PER_STEP {
+            let client = &mut self.clients[i];
+            if client.closed || !client.is_idle() {
+                return;
+            }
+            match self.receiver.recv_msg::<ExecdRequest>(client.fd.as_fd()) {
+                Ok((request, _fds)) => self.handle_request(i, request),
+                Err(e) if is_would_block(&e) => return,
+                Err(
+                    WireError::Malformed | WireError::UnsupportedVersion(_) | WireError::Truncated,
+                ) => {
+                    self.stats.bad_requests += 1;
+                    client.push(ExecdReply::Error(ExecdError::BadRequest));
+                }
+                Err(_) => {
+                    client.closed = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, c: usize, request: ExecdRequest) {
+        let pid = self.clients[c].pid;
+        match request {
+            ExecdRequest::Spawn { name } => {
+                let reply = match self.slots.iter().position(|s| s.spec.name == name) {
+                    None => {
+                        self.log.line(format_args!(
+                            "execd: spawn {name} refused (unknown-service) by=control pid={pid}"
+                        ));
+                        ExecdReply::Error(ExecdError::UnknownService)
+                    }
+                    Some(i) => match self.spawn_service(i) {
+                        Ok(child) => ExecdReply::Spawned {
+                            subject: self.slots[i].spec.subject,
+                            pid: child,
+                        },
+                        Err(e) => {
+                            if e == ExecdError::AlreadyRunning {
+                                self.log.line(format_args!(
+                                    "execd: spawn {name} refused (already-running) by=control pid={pid}"
+                                ));
+                            }
+                            ExecdReply::Error(e)
+                        }
+                    },
+                };
+                self.clients[c].push(reply);
+            }
+            ExecdRequest::Terminate { subject, mode } => {
+                let slot = self.find_subject(subject).map(|i| &self.slots[i].spec);
+                let reason = match slot {
+                    Some(spec) if spec.critical => RefusalReason::Critical,
+                    _ => RefusalReason::NotPermitted,
+                };
+                let who = slot.map_or_else(|| format!("subject={subject}"), |s| s.name.to_string());
+                self.stats.control_denied += 1;
+                self.log.line(format_args!(
+                    "execd: terminate {who} mode={} denied ({}) by=control pid={pid}",
+                    mode_str(mode),
+                    reason.as_str()
+                ));
+                self.clients[c].push(ExecdReply::Terminate(TerminateOutcome::Denied(reason)));
+            }
+            ExecdRequest::List => {
+                for slot in &self.slots {
+                    let info = ServiceInfo {
+                        subject: slot.spec.subject,
+                        name: slot.spec.name.clone(),
+                        critical: slot.spec.critical,
+                        pid: slot
+                            .run
+                            .as_ref()
+                            .map(|r| r.child.pid.as_raw_nonzero().get()),
+                    };
+                    self.clients[c].push(ExecdReply::Service(info));
+                }
+                self.clients[c].push(ExecdReply::End);
+            }
+            ExecdRequest::Subscribe => self.clients[c].subscribed = true,
+        }
+    }
+}
+
+impl Drop for Execd {
+    /// Never leaves a service behind: kills what still runs and waits a bounded time.
+    fn drop(&mut self) {
+        if self.running() > 0 {
+            self.shutdown(DROP_GRACE);
+        }
+        if let Some((_, path)) = &self.listener {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

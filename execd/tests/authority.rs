@@ -1,0 +1,420 @@
+//! The authority channel, with the test playing the oomd service on a ready channel.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use common::{alive_in_group, assert_all_gone, wait_for_group, Harness, PATIENCE};
+use memstat::SubjectId;
+use oomd::{Answer, RefusalReason, SubjectClass, TerminationMode, TerminationRequest, Ticket};
+use oomd_proto::{ExitStatus, FromAuthority, ToAuthority};
+
+/// Waits for the `Started` of `name`; returns its pid and its memstat channel (oomd's end).
+fn started(h: &Harness, name: &str) -> (i32, Option<std::os::fd::OwnedFd>) {
+    let (msg, [fd, _]) = h.recv_from_execd_until(
+        |m| matches!(m, FromAuthority::Started { name: n, .. } if n == name),
+    );
+    let FromAuthority::Started {
+        subject,
+        pid,
+        cgroup,
+        ..
+    } = msg
+    else {
+        unreachable!()
+    };
+    assert_eq!(subject, SubjectId::from_name(name));
+    assert_eq!(cgroup, None, "no cgroups on a host");
+    (pid, fd)
+}
+
+fn terminate(h: &Harness, ticket: u32, name: &str, mode: TerminationMode) -> Answer {
+    h.send_to_execd(&ToAuthority::Terminate(TerminationRequest {
+        ticket: Ticket(ticket),
+        subject: SubjectId::from_name(name),
+        mode,
+        audit_seq: u64::from(ticket) * 10,
+    }));
+    match h
+        .recv_from_execd_until(|m| matches!(m, FromAuthority::Answer { .. }))
+        .0
+    {
+        FromAuthority::Answer { ticket: t, answer } => {
+            assert_eq!(t, Ticket(ticket));
+            answer
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn exited(h: &Harness, name: &str) -> ExitStatus {
+    let subject = SubjectId::from_name(name);
+    match h
+        .recv_from_execd_until(
+            |m| matches!(m, FromAuthority::Exited { subject: s, .. } if *s == subject),
+        )
+        .0
+    {
+        FromAuthority::Exited { status, .. } => status,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn started_carries_the_memstat_channel_the_service_writes_to() {
+    let h = Harness::start(
+        r#"
+        [[service]]
+        name = "talker"
+        argv = ["bash", "-c", "printf x >&$OOMD_MEMSTAT_FD; exec sleep 30"]
+        class = "background"
+        "#,
+        true,
+    );
+    let (msg, [fd, none]) = h.recv_from_execd();
+    let FromAuthority::Started {
+        subject,
+        name,
+        class,
+        critical,
+        pid,
+        cgroup,
+    } = msg
+    else {
+        panic!("expected Started, got {msg:?}")
+    };
+    assert_eq!(
+        (subject, name.as_str(), class, critical, cgroup),
+        (
+            SubjectId::from_name("talker"),
+            "talker",
+            SubjectClass::Background,
+            false,
+            None
+        )
+    );
+    assert!(pid > 1);
+    assert!(none.is_none());
+    let channel = fd.expect("the memstat channel comes with Started");
+    assert!(
+        common::readable(&channel, PATIENCE),
+        "no packet from the service"
+    );
+    let mut receiver = oomd_proto::Receiver::new();
+    let got = receiver.recv(channel.as_fd()).expect("a packet");
+    assert_eq!(receiver.bytes(&got), b"x");
+}
+
+#[test]
+fn a_service_without_memstat_gets_no_channel() {
+    let h = Harness::start(
+        r#"
+        [[service]]
+        name = "quiet"
+        argv = ["/bin/sh", "-c", "test -z \"$OOMD_MEMSTAT_FD\" && exec sleep 30"]
+        memstat = false
+        "#,
+        true,
+    );
+    let (pid, fd) = started(&h, "quiet");
+    assert!(fd.is_none());
+    // `test` succeeded (no variable), so sh became sleep rather than exiting.
+    wait_for_group(pid, 1);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .as_deref()
+        != Some("sleep\n")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "quiet did not exec sleep"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn graceful_termination_ends_the_whole_group_before_exited() {
+    let h = Harness::start(
+        r#"
+        [[service]]
+        name = "family"
+        argv = ["/bin/sh", "-c", "sleep 30 & sleep 30 & wait"]
+        "#,
+        true,
+    );
+    let (pid, _) = started(&h, "family");
+    let members = wait_for_group(pid, 3);
+    assert_eq!(
+        terminate(&h, 1, "family", TerminationMode::Graceful),
+        Answer::Accepted
+    );
+    assert_eq!(exited(&h, "family"), ExitStatus::Signal(15));
+    assert_all_gone(&members, pid);
+    assert!(h.log.contains(
+        "execd: terminate family mode=graceful accepted by=authority ticket=1 audit_seq=10"
+    ));
+    assert!(h.log.contains("execd: family exited (signal 15)"));
+}
+
+#[test]
+fn children_that_outlive_the_main_process_delay_exited() {
+    // The main process exits at once; its child lives on (reparented to execd, the
+    // subreaper) until a forced termination ends it.
+    let h = Harness::start(
+        r#"
+        [[service]]
+        name = "leaver"
+        argv = ["/bin/sh", "-c", "sleep 30 & exit 7"]
+        "#,
+        true,
+    );
+    let (pid, _) = started(&h, "leaver");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let child = loop {
+        let live: Vec<i32> = common::group_members(pid)
+            .into_iter()
+            .filter(|&p| p != pid && alive_in_group(p, pid))
+            .collect();
+        if let ([child], false) = (live.as_slice(), alive_in_group(pid, pid)) {
+            break *child;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group of {pid}: {live:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // The main process is gone, the service is not: no Exited yet.
+    assert!(
+        common::recv::<FromAuthority>(h.oomd.as_ref().unwrap(), Duration::from_millis(200))
+            .is_none()
+    );
+    assert_eq!(
+        terminate(&h, 2, "leaver", TerminationMode::Forced),
+        Answer::Accepted
+    );
+    assert_eq!(exited(&h, "leaver"), ExitStatus::Code(7));
+    assert_all_gone(&[pid, child], pid);
+}
+
+#[test]
+fn a_service_ignoring_sigterm_survives_graceful_and_forced_ends_it() {
+    let h = Harness::start(
+        r#"
+        [[service]]
+        name = "stubborn"
+        argv = ["/bin/sh", "-c", "trap '' TERM; sleep 30"]
+        "#,
+        true,
+    );
+    let (pid, _) = started(&h, "stubborn");
+    // sleep exists only once the trap is set.
+    let members = wait_for_group(pid, 2);
+    assert_eq!(
+        terminate(&h, 1, "stubborn", TerminationMode::Graceful),
+        Answer::Accepted
+    );
+    // No Exited within a generous moment, and every process is still alive.
+    let quiet = common::recv::<FromAuthority>(h.oomd.as_ref().unwrap(), Duration::from_millis(300));
+    assert!(quiet.is_none(), "unexpected {quiet:?}");
+    for &m in &members {
+        assert!(alive_in_group(m, pid), "{m} ended by SIGTERM it ignores");
+    }
+    assert_eq!(
+        terminate(&h, 2, "stubborn", TerminationMode::Forced),
+        Answer::Accepted
+    );
+    assert_eq!(exited(&h, "stubborn"), ExitStatus::Signal(9));
+    assert_all_gone(&members, pid);
+}
+
+#[test]
+fn a_critical_service_is_refused_and_keeps_running() {
+    let h = Harness::start(
+        r#"
+        [[service]]
+        name = "vital"
+        argv = ["sleep", "30"]
+        critical = true
+        "#,
+        true,
+    );
+    let (pid, _) = started(&h, "vital");
+    for (ticket, mode) in [(1, TerminationMode::Graceful), (2, TerminationMode::Forced)] {
+        assert_eq!(
+            terminate(&h, ticket, "vital", mode),
+            Answer::Refused(RefusalReason::Critical)
+        );
+    }
+    assert!(alive_in_group(pid, pid));
+    assert!(h
+        .log
+        .contains("execd: terminate vital mode=forced denied (critical) by=authority"));
+}
+
+#[test]
+fn an_unknown_or_stopped_subject_is_refused() {
+    let h = Harness::start(
+        r#"
+        [[service]]
+        name = "idle"
+        argv = ["sleep", "30"]
+        start = false
+        "#,
+        true,
+    );
+    assert_eq!(
+        terminate(&h, 1, "nobody", TerminationMode::Forced),
+        Answer::Refused(RefusalReason::UnknownSubject)
+    );
+    assert_eq!(
+        terminate(&h, 2, "idle", TerminationMode::Forced),
+        Answer::Refused(RefusalReason::UnknownSubject)
+    );
+    let nobody = SubjectId::from_name("nobody");
+    assert!(h.log.contains(&format!(
+        "execd: terminate subject={nobody} mode=forced denied (unknown-subject)"
+    )));
+}
+
+#[test]
+fn the_watchdog_gets_the_channel_and_the_started_messages_that_waited_for_it() {
+    // The watchdog is this test binary re-run as `relay_helper`: it relays its authority
+    // channel to a socket the test listens on, descriptors included. It starts last, so the
+    // services before it are announced on its channel, in manifest order, before itself.
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay_path = relay_dir.path().join("relay.sock");
+    let relay = oomd_proto::listen(&relay_path).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let manifest = format!(
+        r#"
+        [[service]]
+        name = "first"
+        argv = ["sleep", "30"]
+
+        [[service]]
+        name = "second"
+        argv = ["sleep", "30"]
+        memstat = false
+
+        [[service]]
+        name = "watchdog"
+        role = "watchdog"
+        argv = ["{exe}", "--exact", "relay_helper", "--test-threads", "1", "-q"]
+        env = {{ {RELAY_ENV} = "{relay}" }}
+        "#,
+        exe = exe.display(),
+        relay = relay_path.display(),
+    );
+    let h = Harness::start(&manifest, false);
+    assert!(
+        common::readable(&relay, PATIENCE),
+        "the watchdog did not connect"
+    );
+    let oomd = oomd_proto::accept(&relay).unwrap();
+
+    let mut announced = Vec::new();
+    for _ in 0..3 {
+        let (msg, [fd, _]) = common::recv::<FromAuthority>(&oomd, PATIENCE).expect("Started");
+        match msg {
+            FromAuthority::Started { name, critical, .. } => {
+                announced.push((name.to_string(), critical, fd.is_some()));
+            }
+            other => panic!("expected Started, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        announced,
+        [
+            ("first".to_owned(), false, true),
+            ("second".to_owned(), false, false),
+            ("watchdog".to_owned(), true, true),
+        ]
+    );
+
+    let ask = |ticket: u32, name: &str| {
+        common::send(
+            &oomd,
+            &ToAuthority::Terminate(TerminationRequest {
+                ticket: Ticket(ticket),
+                subject: SubjectId::from_name(name),
+                mode: TerminationMode::Graceful,
+                audit_seq: 0,
+            }),
+        );
+        common::recv::<FromAuthority>(&oomd, PATIENCE)
+            .expect("an answer")
+            .0
+    };
+    assert_eq!(
+        ask(1, "watchdog"),
+        FromAuthority::Answer {
+            ticket: Ticket(1),
+            answer: Answer::Refused(RefusalReason::Critical)
+        }
+    );
+    assert_eq!(
+        ask(2, "first"),
+        FromAuthority::Answer {
+            ticket: Ticket(2),
+            answer: Answer::Accepted
+        }
+    );
+    let (msg, _) = common::recv::<FromAuthority>(&oomd, PATIENCE).expect("Exited");
+    assert_eq!(
+        msg,
+        FromAuthority::Exited {
+            subject: SubjectId::from_name("first"),
+            status: ExitStatus::Signal(15)
+        }
+    );
+    drop(h);
+}
+
+const RELAY_ENV: &str = "EXECD_TEST_RELAY";
+
+/// Not a test of its own: the watchdog program of the test above (a no-op when run by the
+/// harness). Relays every packet, with its descriptors, between the authority channel it
+/// inherited and the socket in `EXECD_TEST_RELAY`, until either side closes.
+#[test]
+fn relay_helper() {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+    let Ok(path) = std::env::var(RELAY_ENV) else {
+        return;
+    };
+    let raw: RawFd = std::env::var(oomd_proto::ENV_AUTHORITY_FD)
+        .expect("execd sets OOMD_AUTHORITY_FD for the watchdog")
+        .parse()
+        .unwrap();
+    // SAFETY: execd made this descriptor inheritable for exactly this process; nothing else
+    // in this process owns it.
+    let execd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let test = oomd_proto::connect(std::path::Path::new(&path)).unwrap();
+    let mut receiver = oomd_proto::Receiver::new();
+    loop {
+        let mut fds = [
+            PollFd::new(&execd, PollFlags::IN),
+            PollFd::new(&test, PollFlags::IN),
+        ];
+        poll(&mut fds, None).unwrap();
+        let ready = [!fds[0].revents().is_empty(), !fds[1].revents().is_empty()];
+        for (from, to, is_ready) in [(&execd, &test, ready[0]), (&test, &execd, ready[1])] {
+            if !is_ready {
+                continue;
+            }
+            let Ok(got) = receiver.recv(from.as_fd()) else {
+                return; // closed
+            };
+            let raws: Vec<RawFd> = got.fds.iter().flatten().map(AsRawFd::as_raw_fd).collect();
+            if oomd_proto::send(to.as_fd(), receiver.bytes(&got), &raws).is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Test fixtures: execd running in-process on a thread, a control client, and the test playing
+//! the oomd service on a ready authority channel.
+//!
+//! Every process a test starts ends within a bounded time whatever happens: services sleep at
+//! most 30 s, and dropping a [`Harness`] (also on a failed assertion) stops execd's loop, whose
+//! own drop kills every service it spawned and waits for them. Nothing signals anything else.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use execd::{Execd, Log, LogLines, Manifest, Options};
+use oomd_proto::{ExecdReply, ExecdRequest, FromAuthority, Receiver, ToAuthority, MAX_FDS};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use serde::de::DeserializeOwned;
+
+/// How long a test waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+/// The longest execd runs in a test, whatever the test does.
+const EXECD_LIFETIME: Duration = Duration::from_secs(60);
+
+/// execd on a thread, with a control socket in a temporary directory.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    /// The test's end of the authority channel, when it plays the oomd service.
+    pub oomd: Option<OwnedFd>,
+    pub log: LogLines,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Harness {
+    /// execd with `manifest`, booted; the test is the oomd service if `as_oomd`.
+    pub fn start(manifest: &str, as_oomd: bool) -> Self {
+        let manifest = Manifest::parse(manifest).expect("test manifest");
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("execd.sock");
+        let (log, lines) = Log::memory();
+        let mut options = Options::new();
+        options.socket = Some(socket.clone());
+        options.log = log;
+        let mut oomd = None;
+        if as_oomd {
+            let (execd_end, oomd_end) = oomd_proto::seqpacket_pair().unwrap();
+            options.authority = Some(execd_end);
+            oomd = Some(oomd_end);
+        }
+        let mut execd = Execd::new(manifest, options).expect("execd setup");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            execd.boot();
+            let deadline = Instant::now() + EXECD_LIFETIME;
+            let _ =
+                execd.run_until(|_| stopped.load(Ordering::Relaxed) || Instant::now() > deadline);
+            drop(execd); // kills and reaps what still runs
+        });
+        Harness {
+            dir,
+            socket,
+            oomd,
+            log: lines,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// A new control connection.
+    pub fn client(&self) -> OwnedFd {
+        oomd_proto::connect(&self.socket).expect("connect to execd")
+    }
+
+    /// Sends a request on the authority channel, as the oomd service does.
+    pub fn send_to_execd(&self, msg: &ToAuthority) {
+        send(self.oomd.as_ref().expect("authority channel"), msg);
+    }
+
+    /// The next message on the authority channel.
+    pub fn recv_from_execd(&self) -> (FromAuthority, [Option<OwnedFd>; MAX_FDS]) {
+        recv(self.oomd.as_ref().expect("authority channel"), PATIENCE)
+            .expect("a message from execd in time")
+    }
+
+    /// Messages on the authority channel until `want` matches one (which is returned).
+    pub fn recv_from_execd_until(
+        &self,
+        mut want: impl FnMut(&FromAuthority) -> bool,
+    ) -> (FromAuthority, [Option<OwnedFd>; MAX_FDS]) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let got = recv(self.oomd.as_ref().expect("authority channel"), left)
+                .expect("the expected message from execd in time");
+            if want(&got.0) {
+                return got;
+            }
+        }
+    }
+
+    /// Stops execd (which kills what it still runs) and waits for its thread.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends one message.
+pub fn send<T: serde::Serialize>(fd: &OwnedFd, msg: &T) {
+    let mut buf = [0u8; oomd_proto::MAX_MESSAGE_LEN];
+    let bytes = oomd_proto::encode(msg, &mut buf).unwrap();
+    oomd_proto::send(fd.as_fd(), bytes, &[]).unwrap();
+}
+
+/// Waits up to `timeout` for one message.
+pub fn recv<T: DeserializeOwned>(
+    fd: &OwnedFd,
+    timeout: Duration,
+) -> Option<(T, [Option<OwnedFd>; MAX_FDS])> {
+    if !readable(fd, timeout) {
+        return None;
+    }
+    let mut receiver = Receiver::new();
+    let (msg, fds) = receiver.recv_msg::<T>(fd.as_fd()).expect("a message");
+    Some((msg, fds))
+}
+
+/// Whether `fd` becomes readable within `timeout`.
+pub fn readable(fd: &impl AsFd, timeout: Duration) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+}
+
+/// Sends a control request and collects replies until `End` (for `List`) or the first one.
+pub fn request(client: &OwnedFd, req: &ExecdRequest) -> Vec<ExecdReply> {
+    send(client, req);
+    let mut replies = Vec::new();
+    loop {
+        let (reply, _) = recv::<ExecdReply>(client, PATIENCE).expect("a reply in time");
+        let done = !matches!(reply, ExecdReply::Service(_));
+        replies.push(reply);
+        if done {
+            return replies;
+        }
+    }
+}
+
+/// The pids whose process group is `pgid` (zombies included), from `/proc`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pgrp_of(pid) == Some(pgid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The process group of `pid`, or `None` if there is no such process.
+pub fn pgrp_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(2)?.parse().ok()
+}
+
+/// The state letter of `pid` (`S`, `R`, `Z`, …), or `None` if there is no such process.
+pub fn state_of(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().next()?.chars().next()
+}
+
+/// Whether `pid` is a live (not zombie) member of group `pgid`.
+pub fn alive_in_group(pid: i32, pgid: i32) -> bool {
+    pgrp_of(pid) == Some(pgid) && state_of(pid).is_some_and(|s| s != 'Z')
+}
+
+/// Waits until group `pgid` has at least `n` live members; returns them.
+pub fn wait_for_group(pgid: i32, n: usize) -> Vec<i32> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let members: Vec<i32> = group_members(pgid)
+            .into_iter()
+            .filter(|&p| state_of(p).is_some_and(|s| s != 'Z'))
+            .collect();
+        if members.len() >= n {
+            return members;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group {pgid} has {members:?}, expected {n} members"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Asserts that none of `pids` is still in group `pgid` (a pid may have been reused by a
+/// stranger, which then is in another group).
+pub fn assert_all_gone(pids: &[i32], pgid: i32) {
+    for &pid in pids {
+        assert_ne!(
+            pgrp_of(pid),
+            Some(pgid),
+            "pid {pid} of group {pgid} still exists"
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! The control socket: spawn, list, subscribe, and termination that is always denied.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use common::{alive_in_group, request, wait_for_group, Harness, PATIENCE};
+use memstat::SubjectId;
+use oomd::{RefusalReason, TerminationMode};
+use oomd_proto::{ExecdError, ExecdReply, ExecdRequest, ExitStatus, ServiceInfo, TerminateOutcome};
+
+const MANIFEST: &str = r#"
+[[service]]
+name = "family"
+argv = ["/bin/sh", "-c", "sleep 30 & sleep 30 & wait"]
+start = false
+
+[[service]]
+name = "vital"
+argv = ["sleep", "30"]
+critical = true
+start = false
+
+[[service]]
+name = "brief"
+argv = ["/bin/sh", "-c", "exit 3"]
+start = false
+"#;
+
+fn name(s: &str) -> oomd_proto::Name {
+    oomd_proto::name(s).unwrap()
+}
+
+fn spawn(client: &std::os::fd::OwnedFd, service: &str) -> i32 {
+    match request(
+        client,
+        &ExecdRequest::Spawn {
+            name: name(service),
+        },
+    )
+    .as_slice()
+    {
+        [ExecdReply::Spawned { subject, pid }] => {
+            assert_eq!(*subject, SubjectId::from_name(service));
+            *pid
+        }
+        other => panic!("spawn {service}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_spawned_service_is_listed_with_its_pid() {
+    let h = Harness::start(MANIFEST, false);
+    let client = h.client();
+    let pid = spawn(&client, "family");
+    wait_for_group(pid, 3); // sh and its two sleeps
+
+    let listed = request(&client, &ExecdRequest::List);
+    let info = |n: &str, critical, pid| {
+        ExecdReply::Service(ServiceInfo {
+            subject: SubjectId::from_name(n),
+            name: name(n),
+            critical,
+            pid,
+        })
+    };
+    assert_eq!(
+        listed,
+        vec![
+            info("family", false, Some(pid)),
+            info("vital", true, None),
+            info("brief", false, None),
+            ExecdReply::End,
+        ]
+    );
+    assert!(h.log.contains(&format!("execd: started family pid={pid}")));
+}
+
+#[test]
+fn spawn_refuses_unknown_and_running_services() {
+    let h = Harness::start(MANIFEST, false);
+    let client = h.client();
+    spawn(&client, "vital");
+    let again = request(
+        &client,
+        &ExecdRequest::Spawn {
+            name: name("vital"),
+        },
+    );
+    assert_eq!(again, vec![ExecdReply::Error(ExecdError::AlreadyRunning)]);
+    let unknown = request(
+        &client,
+        &ExecdRequest::Spawn {
+            name: name("ghost"),
+        },
+    );
+    assert_eq!(unknown, vec![ExecdReply::Error(ExecdError::UnknownService)]);
+}
+
+#[test]
+fn a_program_that_cannot_be_executed_is_a_spawn_failure() {
+    let h = Harness::start(
+        r#"
+        [[service]]
+        name = "missing"
+        argv = ["/nonexistent/program"]
+        start = false
+        "#,
+        false,
+    );
+    let client = h.client();
+    let reply = request(
+        &client,
+        &ExecdRequest::Spawn {
+            name: name("missing"),
+        },
+    );
+    assert_eq!(reply, vec![ExecdReply::Error(ExecdError::SpawnFailed(2))]); // ENOENT
+    assert!(h.log.contains("execd: spawn missing failed"));
+}
+
+#[test]
+fn termination_over_the_control_socket_is_denied_and_nothing_is_signalled() {
+    let h = Harness::start(MANIFEST, false);
+    let client = h.client();
+    let family = spawn(&client, "family");
+    let vital = spawn(&client, "vital");
+    let members = wait_for_group(family, 3);
+
+    for mode in [TerminationMode::Graceful, TerminationMode::Forced] {
+        let denied = request(
+            &client,
+            &ExecdRequest::Terminate {
+                subject: SubjectId::from_name("family"),
+                mode,
+            },
+        );
+        assert_eq!(
+            denied,
+            vec![ExecdReply::Terminate(TerminateOutcome::Denied(
+                RefusalReason::NotPermitted
+            ))]
+        );
+        let critical = request(
+            &client,
+            &ExecdRequest::Terminate {
+                subject: SubjectId::from_name("vital"),
+                mode,
+            },
+        );
+        assert_eq!(
+            critical,
+            vec![ExecdReply::Terminate(TerminateOutcome::Denied(
+                RefusalReason::Critical
+            ))]
+        );
+    }
+
+    // Still running: execd still lists them, and every process is alive in its group.
+    let listed = request(&client, &ExecdRequest::List);
+    assert!(listed.iter().any(
+        |r| matches!(r, ExecdReply::Service(s) if s.name == "family" && s.pid == Some(family))
+    ));
+    assert!(listed
+        .iter()
+        .any(|r| matches!(r, ExecdReply::Service(s) if s.name == "vital" && s.pid == Some(vital))));
+    for pid in members {
+        assert!(alive_in_group(pid, family), "{pid} of family was ended");
+    }
+    assert!(alive_in_group(vital, vital));
+    assert!(h
+        .log
+        .contains("execd: terminate family mode=graceful denied (not-permitted) by=control pid="));
+    assert!(h
+        .log
+        .contains("execd: terminate vital mode=forced denied (critical) by=control pid="));
+}
+
+#[test]
+fn a_subscriber_receives_exited_for_a_service_that_exits_by_itself() {
+    let h = Harness::start(MANIFEST, false);
+    let client = h.client();
+    common::send(&client, &ExecdRequest::Subscribe);
+    spawn(&client, "brief");
+    let (exited, _) = common::recv::<ExecdReply>(&client, PATIENCE).expect("Exited in time");
+    assert_eq!(
+        exited,
+        ExecdReply::Exited {
+            subject: SubjectId::from_name("brief"),
+            name: name("brief"),
+            status: ExitStatus::Code(3),
+        }
+    );
+    assert!(h.log.contains("execd: brief exited (exit 3)"));
+}
+
+#[test]
+fn connections_beyond_the_limit_are_closed_and_counted() {
+    let h = Harness::start(MANIFEST, false);
+    let clients: Vec<_> = (0..execd::limits::MAX_CLIENTS)
+        .map(|_| {
+            let c = h.client();
+            // A round trip proves execd accepted it.
+            assert_eq!(
+                request(&c, &ExecdRequest::List).last(),
+                Some(&ExecdReply::End)
+            );
+            c
+        })
+        .collect();
+    let extra = h.client();
+    // execd accepts it and closes it at once: end of stream.
+    assert!(common::readable(&extra, PATIENCE));
+    let mut receiver = oomd_proto::Receiver::new();
+    let got = receiver.recv(std::os::fd::AsFd::as_fd(&extra));
+    assert!(matches!(got, Err(oomd_proto::WireError::Closed)), "{got:?}");
+    assert!(h.log.contains("execd: control: refused a connection"));
+    // The others still work.
+    assert_eq!(
+        request(&clients[0], &ExecdRequest::List).last(),
+        Some(&ExecdReply::End)
+    );
+}
+
+#[test]
+fn a_bad_request_gets_an_error_reply() {
+    let h = Harness::start(MANIFEST, false);
+    let client = h.client();
+    oomd_proto::send(
+        std::os::fd::AsFd::as_fd(&client),
+        &[oomd_proto::VERSION, 0xff],
+        &[],
+    )
+    .unwrap();
+    let (reply, _) = common::recv::<ExecdReply>(&client, PATIENCE).expect("a reply");
+    assert_eq!(reply, ExecdReply::Error(ExecdError::BadRequest));
+}
