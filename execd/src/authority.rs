@@ -1,13 +1,15 @@
-//! execd's end of the authority channel: a non-blocking socket and a bounded queue of the
-//! messages the oomd service has not taken yet.
+//! The authority channel: execd's end (a non-blocking socket and a bounded queue of the
+//! messages the oomd service has not taken yet), and what execd does with its requests.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use oomd_proto::{FromAuthority, WireError, MAX_MESSAGE_LEN};
+use oomd::{Answer, RefusalReason, TerminationRequest};
+use oomd_proto::{FromAuthority, ToAuthority, WireError, MAX_MESSAGE_LEN};
 
-use crate::limits::AUTHORITY_QUEUE;
+use crate::execd::{is_would_block, mode_str, Execd};
+use crate::limits::{AUTHORITY_QUEUE, REQUESTS_PER_STEP};
 
 /// One message for the oomd service, with the descriptor it carries (a memstat channel end),
 /// closed in execd once sent or dropped.
@@ -84,5 +86,125 @@ impl Link {
             }
         }
         Ok(())
+    }
+}
+
+impl Execd {
+    // ----- the authority channel -----------------------------------------------------------
+
+    pub(crate) fn open_link(&mut self, fd: OwnedFd) -> io::Result<()> {
+        self.link_generations += 1;
+        let link = Link::new(fd, self.link_generations)?;
+        self.log.line(format_args!("execd: authority channel open"));
+        self.link = Some(link);
+        for i in 0..self.slots.len() {
+            if let Some(started) = self.slots[i].pending.take() {
+                self.announce(i, started);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn close_link(&mut self, why: &str) {
+        if self.link.take().is_some() {
+            self.log
+                .line(format_args!("execd: authority channel closed ({why})"));
+        }
+    }
+
+    pub(crate) fn send_to_oomd(&mut self, out: Outgoing) {
+        let Some(link) = &mut self.link else { return };
+        let kind = match &out.msg {
+            FromAuthority::Started { .. } => "Started",
+            FromAuthority::Answer { .. } => "Answer",
+            FromAuthority::Exited { .. } => "Exited",
+        };
+        if !link.push(out) {
+            self.stats.authority_dropped += 1;
+            self.log.line(format_args!(
+                "execd: authority channel full, dropped a {kind} message"
+            ));
+        }
+    }
+
+    pub(crate) fn read_authority(&mut self) {
+        for _ in 0..REQUESTS_PER_STEP {
+            let Some(link) = &self.link else { return };
+            if !link.has_room() {
+                return;
+            }
+            match self.receiver.recv_msg::<ToAuthority>(link.fd()) {
+                Ok((ToAuthority::Terminate(request), _fds)) => {
+                    let answer = self.terminate(request);
+                    let msg = FromAuthority::Answer {
+                        ticket: request.ticket,
+                        answer,
+                    };
+                    self.send_to_oomd(Outgoing { msg, fd: None });
+                }
+                Err(e) if is_would_block(&e) => return,
+                Err(
+                    e @ (WireError::Malformed
+                    | WireError::UnsupportedVersion(_)
+                    | WireError::Truncated),
+                ) => {
+                    self.stats.bad_requests += 1;
+                    self.log.line(format_args!(
+                        "execd: authority channel: ignored a bad message ({e})"
+                    ));
+                }
+                Err(e) => {
+                    self.close_link(&format!("{e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Carries out a termination request from the authority channel, or refuses it.
+    fn terminate(&mut self, request: TerminationRequest) -> Answer {
+        let mode = mode_str(request.mode);
+        let by = format!(
+            "by=authority ticket={} audit_seq={}",
+            request.ticket.0, request.audit_seq
+        );
+        let refuse = |this: &mut Self, who: &str, reason: RefusalReason| {
+            this.stats.terminate_refused += 1;
+            this.log.line(format_args!(
+                "execd: terminate {who} mode={mode} denied ({}) {by}",
+                reason.as_str()
+            ));
+            Answer::Refused(reason)
+        };
+        let Some(i) = self.find_subject(request.subject) else {
+            return refuse(
+                self,
+                &format!("subject={}", request.subject),
+                RefusalReason::UnknownSubject,
+            );
+        };
+        let name = self.slots[i].spec.name.clone();
+        if self.slots[i].spec.critical {
+            return refuse(self, &name, RefusalReason::Critical);
+        }
+        if self.slots[i].run.is_none() {
+            return refuse(self, &name, RefusalReason::UnknownSubject);
+        }
+        match self.signal_service(i, request.mode) {
+            Ok(()) => {
+                self.stats.terminate_accepted += 1;
+                self.log.line(format_args!(
+                    "execd: terminate {name} mode={mode} accepted {by}"
+                ));
+                Answer::Accepted
+            }
+            Err(e) => {
+                self.stats.terminate_refused += 1;
+                self.log.line(format_args!(
+                    "execd: terminate {name} mode={mode} denied (unavailable: {e}) {by}"
+                ));
+                Answer::Refused(RefusalReason::Unavailable)
+            }
+        }
     }
 }

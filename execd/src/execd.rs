@@ -28,11 +28,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use memstat::SubjectId;
-use oomd::{Answer, RefusalReason, TerminationMode, TerminationRequest};
-use oomd_proto::{
-    ExecdError, ExecdReply, ExecdRequest, ExitStatus, FromAuthority, Receiver, ServiceInfo,
-    TerminateOutcome, ToAuthority, WireError,
-};
+use oomd::TerminationMode;
+use oomd_proto::{ExecdError, ExecdReply, ExitStatus, FromAuthority, Receiver, WireError};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{Signal, WaitId, WaitIdOptions, WaitOptions};
@@ -40,169 +37,50 @@ use rustix::process::{Signal, WaitId, WaitIdOptions, WaitOptions};
 use crate::authority::{Link, Outgoing};
 use crate::cgroup::{self, CgroupRoot};
 use crate::clients::Client;
-use crate::limits::{
-    CGROUP_PREFIX, DRAIN_INTERVAL, DROP_GRACE, MAX_CLIENTS, REAP_INTERVAL, REQUESTS_PER_STEP,
-};
+use crate::limits::{CGROUP_PREFIX, DRAIN_INTERVAL, DROP_GRACE, REAP_INTERVAL};
 use crate::log::Log;
 use crate::manifest::{Manifest, Role, ServiceSpec};
+use crate::options::{Options, SetupError, Stats};
 use crate::spawn::{self, Inherit};
 use crate::{procfs, signal};
-
-/// How an [`Execd`] is set up.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Options {
-    /// Where to listen for control clients (`None`: no control socket).
-    pub socket: Option<PathBuf>,
-    /// A ready authority channel (execd's end), for a test playing the oomd service. Without
-    /// it, the channel is created when the `role = "watchdog"` service is spawned; a manifest
-    /// with a watchdog and a ready channel is refused ([`SetupError::WatchdogConflict`]).
-    pub authority: Option<OwnedFd>,
-    /// Place services in cgroups under `<root>/oomd/` (cgroup v2 only, checked). `None` on
-    /// hosts: services then run in process groups only.
-    pub cgroup_root: Option<PathBuf>,
-    /// Become a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that the orphaned processes of a
-    /// service are reparented to execd, which reaps them while the service drains.
-    pub subreaper: bool,
-    /// Reap every child, not only services and their groups (PID 1, the binary).
-    pub reap_all: bool,
-    /// Where log lines go.
-    pub log: Log,
-}
-
-impl Options {
-    /// No control socket, no authority channel, no cgroups; a child subreaper reaping only its
-    /// own services; logs to stderr.
-    #[must_use]
-    pub fn new() -> Self {
-        Options {
-            socket: None,
-            authority: None,
-            cgroup_root: None,
-            subreaper: true,
-            reap_all: false,
-            log: Log::stderr(),
-        }
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Why an [`Execd`] could not be set up.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum SetupError {
-    /// The control socket could not be created.
-    Socket {
-        /// Its path.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// `PR_SET_CHILD_SUBREAPER` failed.
-    Subreaper(io::Error),
-    /// The cgroup root is unusable (not cgroup v2, or not writable).
-    Cgroup {
-        /// The root.
-        root: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// The ready authority channel could not be used.
-    Authority(io::Error),
-    /// Both a ready authority channel and a watchdog service: there can be one oomd only.
-    WatchdogConflict,
-}
-
-impl std::fmt::Display for SetupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SetupError::Socket { path, source } => {
-                write!(f, "control socket {}: {source}", path.display())
-            }
-            SetupError::Subreaper(e) => write!(f, "cannot become a child subreaper: {e}"),
-            SetupError::Cgroup { root, source } => {
-                write!(f, "cgroup root {}: {source}", root.display())
-            }
-            SetupError::Authority(e) => write!(f, "authority channel: {e}"),
-            SetupError::WatchdogConflict => f.write_str(
-                "a ready authority channel was given, but the manifest has a watchdog service",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SetupError {}
-
-/// What execd has done and lost, since it started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Services started.
-    pub spawned: u64,
-    /// Spawns the kernel refused.
-    pub spawn_failed: u64,
-    /// Services observed gone (all of their processes).
-    pub exited: u64,
-    /// Termination requests carried out (authority channel).
-    pub terminate_accepted: u64,
-    /// Termination requests refused on the authority channel.
-    pub terminate_refused: u64,
-    /// Termination requests denied on the control socket (all of them).
-    pub control_denied: u64,
-    /// Control connections refused beyond [`MAX_CLIENTS`].
-    pub clients_refused: u64,
-    /// `Exited` pushes dropped because a subscriber did not read.
-    pub pushes_dropped: u64,
-    /// Messages for the oomd service dropped because it did not read.
-    pub authority_dropped: u64,
-    /// Undecodable requests (control socket or authority channel).
-    pub bad_requests: u64,
-    /// Zombies reaped that were not a service's main process.
-    pub orphans_reaped: u64,
-}
 
 /// The process authority: services, channels, clients, and the loop that drives them.
 #[derive(Debug)]
 pub struct Execd {
-    slots: Vec<Slot>,
-    listener: Option<(OwnedFd, PathBuf)>,
-    clients: Vec<Client>,
-    link: Option<Link>,
-    link_generations: u64,
-    receiver: Receiver,
-    cgroups: Option<CgroupRoot>,
-    reap_all: bool,
-    next_reap: Instant,
-    selftest_exit: Option<ExitStatus>,
-    stats: Stats,
-    log: Log,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) listener: Option<(OwnedFd, PathBuf)>,
+    pub(crate) clients: Vec<Client>,
+    pub(crate) link: Option<Link>,
+    pub(crate) link_generations: u64,
+    pub(crate) receiver: Receiver,
+    pub(crate) cgroups: Option<CgroupRoot>,
+    pub(crate) reap_all: bool,
+    pub(crate) next_reap: Instant,
+    pub(crate) selftest_exit: Option<ExitStatus>,
+    pub(crate) stats: Stats,
+    pub(crate) log: Log,
 }
 
 /// One manifest entry and its current run.
 #[derive(Debug)]
-struct Slot {
-    spec: ServiceSpec,
-    run: Option<Run>,
+pub(crate) struct Slot {
+    pub(crate) spec: ServiceSpec,
+    pub(crate) run: Option<Run>,
     /// Its `Started`, waiting for an authority channel.
-    pending: Option<Outgoing>,
+    pub(crate) pending: Option<Outgoing>,
 }
 
 #[derive(Debug)]
-struct Run {
-    child: spawn::Child,
-    cgroup: Option<PathBuf>,
-    phase: Phase,
+pub(crate) struct Run {
+    pub(crate) child: spawn::Child,
+    pub(crate) cgroup: Option<PathBuf>,
+    pub(crate) phase: Phase,
     /// The authority channel generation its `Started` was queued on.
-    announced: Option<u64>,
+    pub(crate) announced: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Phase {
+pub(crate) enum Phase {
     /// The main process is not reaped: its pid (= the group id) is pinned.
     Running,
     /// The main process ended with `status` and was reaped; the rest of the group is awaited.
@@ -220,14 +98,14 @@ enum Token {
     Leader(usize),
 }
 
-fn mode_str(mode: TerminationMode) -> &'static str {
+pub(crate) fn mode_str(mode: TerminationMode) -> &'static str {
     match mode {
         TerminationMode::Graceful => "graceful",
         TerminationMode::Forced => "forced",
     }
 }
 
-fn is_would_block(e: &WireError) -> bool {
+pub(crate) fn is_would_block(e: &WireError) -> bool {
     matches!(e, WireError::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
 }
 
@@ -520,7 +398,7 @@ impl Execd {
 
     // ----- spawning ---------------------------------------------------------------------
 
-    fn spawn_service(&mut self, i: usize) -> Result<i32, ExecdError> {
+    pub(crate) fn spawn_service(&mut self, i: usize) -> Result<i32, ExecdError> {
         if self.slots[i].run.is_some() {
             return Err(ExecdError::AlreadyRunning);
         }
@@ -597,7 +475,7 @@ impl Execd {
     }
 
     /// Sends a service's `Started` now, or keeps it until an authority channel opens.
-    fn announce(&mut self, i: usize, started: Outgoing) {
+    pub(crate) fn announce(&mut self, i: usize, started: Outgoing) {
         match &self.link {
             Some(link) => {
                 let generation = link.generation;
@@ -610,130 +488,14 @@ impl Execd {
         }
     }
 
-    // ----- the authority channel -----------------------------------------------------------
+    // ----- ending services ----------------------------------------------------------------
 
-    fn open_link(&mut self, fd: OwnedFd) -> io::Result<()> {
-        self.link_generations += 1;
-        let link = Link::new(fd, self.link_generations)?;
-        self.log.line(format_args!("execd: authority channel open"));
-        self.link = Some(link);
-        for i in 0..self.slots.len() {
-            if let Some(started) = self.slots[i].pending.take() {
-                self.announce(i, started);
-            }
-        }
-        Ok(())
-    }
-
-    fn close_link(&mut self, why: &str) {
-        if self.link.take().is_some() {
-            self.log
-                .line(format_args!("execd: authority channel closed ({why})"));
-        }
-    }
-
-    fn send_to_oomd(&mut self, out: Outgoing) {
-        let Some(link) = &mut self.link else { return };
-        let kind = match &out.msg {
-            FromAuthority::Started { .. } => "Started",
-            FromAuthority::Answer { .. } => "Answer",
-            FromAuthority::Exited { .. } => "Exited",
-        };
-        if !link.push(out) {
-            self.stats.authority_dropped += 1;
-            self.log.line(format_args!(
-                "execd: authority channel full, dropped a {kind} message"
-            ));
-        }
-    }
-
-    fn read_authority(&mut self) {
-        for _ in 0..REQUESTS_PER_STEP {
-            let Some(link) = &self.link else { return };
-            if !link.has_room() {
-                return;
-            }
-            match self.receiver.recv_msg::<ToAuthority>(link.fd()) {
-                Ok((ToAuthority::Terminate(request), _fds)) => {
-                    let answer = self.terminate(request);
-                    let msg = FromAuthority::Answer {
-                        ticket: request.ticket,
-                        answer,
-                    };
-                    self.send_to_oomd(Outgoing { msg, fd: None });
-                }
-                Err(e) if is_would_block(&e) => return,
-                Err(
-                    e @ (WireError::Malformed
-                    | WireError::UnsupportedVersion(_)
-                    | WireError::Truncated),
-                ) => {
-                    self.stats.bad_requests += 1;
-                    self.log.line(format_args!(
-                        "execd: authority channel: ignored a bad message ({e})"
-                    ));
-                }
-                Err(e) => {
-                    self.close_link(&format!("{e}"));
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Carries out a termination request from the authority channel, or refuses it.
-    fn terminate(&mut self, request: TerminationRequest) -> Answer {
-        let mode = mode_str(request.mode);
-        let by = format!(
-            "by=authority ticket={} audit_seq={}",
-            request.ticket.0, request.audit_seq
-        );
-        let refuse = |this: &mut Self, who: &str, reason: RefusalReason| {
-            this.stats.terminate_refused += 1;
-            this.log.line(format_args!(
-                "execd: terminate {who} mode={mode} denied ({}) {by}",
-                reason.as_str()
-            ));
-            Answer::Refused(reason)
-        };
-        let Some(i) = self.find_subject(request.subject) else {
-            return refuse(
-                self,
-                &format!("subject={}", request.subject),
-                RefusalReason::UnknownSubject,
-            );
-        };
-        let name = self.slots[i].spec.name.clone();
-        if self.slots[i].spec.critical {
-            return refuse(self, &name, RefusalReason::Critical);
-        }
-        if self.slots[i].run.is_none() {
-            return refuse(self, &name, RefusalReason::UnknownSubject);
-        }
-        match self.signal_service(i, request.mode) {
-            Ok(()) => {
-                self.stats.terminate_accepted += 1;
-                self.log.line(format_args!(
-                    "execd: terminate {name} mode={mode} accepted {by}"
-                ));
-                Answer::Accepted
-            }
-            Err(e) => {
-                self.stats.terminate_refused += 1;
-                self.log.line(format_args!(
-                    "execd: terminate {name} mode={mode} denied (unavailable: {e}) {by}"
-                ));
-                Answer::Refused(RefusalReason::Unavailable)
-            }
-        }
-    }
-
-    fn find_subject(&self, subject: SubjectId) -> Option<usize> {
+    pub(crate) fn find_subject(&self, subject: SubjectId) -> Option<usize> {
         self.slots.iter().position(|s| s.spec.subject == subject)
     }
 
     /// Signals every process of a running service (SIGTERM, or SIGKILL when forced).
-    fn signal_service(&mut self, i: usize, mode: TerminationMode) -> io::Result<()> {
+    pub(crate) fn signal_service(&mut self, i: usize, mode: TerminationMode) -> io::Result<()> {
         let Some(run) = &self.slots[i].run else {
             return Ok(());
         };
@@ -910,119 +672,6 @@ impl Execd {
             if !client.push(push.clone()) {
                 self.stats.pushes_dropped += 1;
             }
-        }
-    }
-
-    // ----- the control socket ---------------------------------------------------------------
-
-    fn accept_clients(&mut self) {
-        while let Some((listener, _)) = &self.listener {
-            let fd = match oomd_proto::accept(listener) {
-                Ok(fd) => fd,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    self.log
-                        .line(format_args!("execd: control: accept failed ({e})"));
-                    return;
-                }
-            };
-            if self.clients.len() >= MAX_CLIENTS {
-                self.stats.clients_refused += 1;
-                self.log.line(format_args!(
-                    "execd: control: refused a connection (already {MAX_CLIENTS} clients)"
-                ));
-                continue;
-            }
-            if oomd_proto::set_nonblocking(&fd).is_err() {
-                continue;
-            }
-            let pid = oomd_proto::peer_pid(&fd).unwrap_or(0);
-            self.clients.push(Client::new(fd, pid));
-        }
-    }
-
-    fn read_client(&mut self, i: usize) {
-        for _ in 0..REQUESTS_PER_STEP {
-            let client = &mut self.clients[i];
-            if client.closed || !client.is_idle() {
-                return;
-            }
-            match self.receiver.recv_msg::<ExecdRequest>(client.fd.as_fd()) {
-                Ok((request, _fds)) => self.handle_request(i, request),
-                Err(e) if is_would_block(&e) => return,
-                Err(
-                    WireError::Malformed | WireError::UnsupportedVersion(_) | WireError::Truncated,
-                ) => {
-                    self.stats.bad_requests += 1;
-                    client.push(ExecdReply::Error(ExecdError::BadRequest));
-                }
-                Err(_) => {
-                    client.closed = true;
-                    return;
-                }
-            }
-        }
-    }
-
-    fn handle_request(&mut self, c: usize, request: ExecdRequest) {
-        let pid = self.clients[c].pid;
-        match request {
-            ExecdRequest::Spawn { name } => {
-                let reply = match self.slots.iter().position(|s| s.spec.name == name) {
-                    None => {
-                        self.log.line(format_args!(
-                            "execd: spawn {name} refused (unknown-service) by=control pid={pid}"
-                        ));
-                        ExecdReply::Error(ExecdError::UnknownService)
-                    }
-                    Some(i) => match self.spawn_service(i) {
-                        Ok(child) => ExecdReply::Spawned {
-                            subject: self.slots[i].spec.subject,
-                            pid: child,
-                        },
-                        Err(e) => {
-                            if e == ExecdError::AlreadyRunning {
-                                self.log.line(format_args!(
-                                    "execd: spawn {name} refused (already-running) by=control pid={pid}"
-                                ));
-                            }
-                            ExecdReply::Error(e)
-                        }
-                    },
-                };
-                self.clients[c].push(reply);
-            }
-            ExecdRequest::Terminate { subject, mode } => {
-                let slot = self.find_subject(subject).map(|i| &self.slots[i].spec);
-                let reason = match slot {
-                    Some(spec) if spec.critical => RefusalReason::Critical,
-                    _ => RefusalReason::NotPermitted,
-                };
-                let who = slot.map_or_else(|| format!("subject={subject}"), |s| s.name.to_string());
-                self.stats.control_denied += 1;
-                self.log.line(format_args!(
-                    "execd: terminate {who} mode={} denied ({}) by=control pid={pid}",
-                    mode_str(mode),
-                    reason.as_str()
-                ));
-                self.clients[c].push(ExecdReply::Terminate(TerminateOutcome::Denied(reason)));
-            }
-            ExecdRequest::List => {
-                for slot in &self.slots {
-                    let info = ServiceInfo {
-                        subject: slot.spec.subject,
-                        name: slot.spec.name.clone(),
-                        critical: slot.spec.critical,
-                        pid: slot
-                            .run
-                            .as_ref()
-                            .map(|r| r.child.pid.as_raw_nonzero().get()),
-                    };
-                    self.clients[c].push(ExecdReply::Service(info));
-                }
-                self.clients[c].push(ExecdReply::End);
-            }
-            ExecdRequest::Subscribe => self.clients[c].subscribed = true,
         }
     }
 }

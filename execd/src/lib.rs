@@ -64,10 +64,12 @@ pub mod init;
 pub mod limits;
 mod log;
 pub mod manifest;
+mod options;
 mod procfs;
 mod signal;
 mod spawn;
 
-pub use execd::{Execd, Options, SetupError, Stats};
+pub use execd::Execd;
 pub use log::{Log, LogLines};
 pub use manifest::{Manifest, ManifestError, Role, ServiceSpec};
+pub use options::{Options, SetupError, Stats};

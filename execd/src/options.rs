@@ -1,0 +1,125 @@
+//! How an [`Execd`](crate::Execd) is set up, why setup can fail, and what it counts.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use crate::log::Log;
+
+/// How an [`Execd`](crate::Execd) is set up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// Where to listen for control clients (`None`: no control socket).
+    pub socket: Option<PathBuf>,
+    /// A ready authority channel (execd's end), for a test playing the oomd service. Without
+    /// it, the channel is created when the `role = "watchdog"` service is spawned; a manifest
+    /// with a watchdog and a ready channel is refused ([`SetupError::WatchdogConflict`]).
+    pub authority: Option<OwnedFd>,
+    /// Place services in cgroups under `<root>/oomd/` (cgroup v2 only, checked). `None` on
+    /// hosts: services then run in process groups only.
+    pub cgroup_root: Option<PathBuf>,
+    /// Become a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that the orphaned processes of a
+    /// service are reparented to execd, which reaps them while the service drains.
+    pub subreaper: bool,
+    /// Reap every child, not only services and their groups (PID 1, the binary).
+    pub reap_all: bool,
+    /// Where log lines go.
+    pub log: Log,
+}
+
+impl Options {
+    /// No control socket, no authority channel, no cgroups; a child subreaper reaping only its
+    /// own services; logs to stderr.
+    #[must_use]
+    pub fn new() -> Self {
+        Options {
+            socket: None,
+            authority: None,
+            cgroup_root: None,
+            subreaper: true,
+            reap_all: false,
+            log: Log::stderr(),
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why an [`Execd`](crate::Execd) could not be set up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The control socket could not be created.
+    Socket {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// `PR_SET_CHILD_SUBREAPER` failed.
+    Subreaper(io::Error),
+    /// The cgroup root is unusable (not cgroup v2, or not writable).
+    Cgroup {
+        /// The root.
+        root: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The ready authority channel could not be used.
+    Authority(io::Error),
+    /// Both a ready authority channel and a watchdog service: there can be one oomd only.
+    WatchdogConflict,
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Socket { path, source } => {
+                write!(f, "control socket {}: {source}", path.display())
+            }
+            SetupError::Subreaper(e) => write!(f, "cannot become a child subreaper: {e}"),
+            SetupError::Cgroup { root, source } => {
+                write!(f, "cgroup root {}: {source}", root.display())
+            }
+            SetupError::Authority(e) => write!(f, "authority channel: {e}"),
+            SetupError::WatchdogConflict => f.write_str(
+                "a ready authority channel was given, but the manifest has a watchdog service",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// What execd has done and lost, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Services started.
+    pub spawned: u64,
+    /// Spawns the kernel refused.
+    pub spawn_failed: u64,
+    /// Services observed gone (all of their processes).
+    pub exited: u64,
+    /// Termination requests carried out (authority channel).
+    pub terminate_accepted: u64,
+    /// Termination requests refused on the authority channel.
+    pub terminate_refused: u64,
+    /// Termination requests denied on the control socket (all of them).
+    pub control_denied: u64,
+    /// Control connections refused beyond [`MAX_CLIENTS`](crate::limits::MAX_CLIENTS).
+    pub clients_refused: u64,
+    /// `Exited` pushes dropped because a subscriber did not read.
+    pub pushes_dropped: u64,
+    /// Messages for the oomd service dropped because it did not read.
+    pub authority_dropped: u64,
+    /// Undecodable requests (control socket or authority channel).
+    pub bad_requests: u64,
+    /// Zombies reaped that were not a service's main process.
+    pub orphans_reaped: u64,
+}
