@@ -163,10 +163,25 @@ impl Session {
         self.control_done(ControlRequest::SetPolicy(PolicyUpdate::Global(policy)))
     }
 
-    /// Makes the hog `name` grow by `bytes` (oomd's selftest-only inject).
+    /// Makes the hog `name` grow by `bytes` (oomd's selftest-only inject). A hog that has
+    /// just started may not listen yet: a refused delivery (nothing was delivered) is retried
+    /// until the deadline.
     pub(crate) fn inject(&mut self, name: &str, bytes: u64) -> Outcome {
         let app = oomd_proto::name(name).map_err(|e| e.to_string())?;
-        self.control_done(ControlRequest::Inject { app, bytes })
+        let request = ControlRequest::Inject { app, bytes };
+        let deadline = self.deadline();
+        loop {
+            let replies = self.oomd.control(&request).map_err(|e| e.to_string())?;
+            match replies.as_slice() {
+                [ControlReply::Done] => return Ok(()),
+                [ControlReply::Error(oomd_proto::ControlError::InjectFailed)]
+                    if Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return Err(format!("oomd refused {request:?}: {other:?}")),
+            }
+        }
     }
 
     /// Reads every new event from oomd into the session's list.
