@@ -52,6 +52,7 @@ fn start(tag: &str) -> Running {
         cgroup_root: "/nonexistent".into(),
         inject_dir: dir.join("inject"),
         log: LogFormat::None,
+        record: None,
     };
     let mut svc = Service::new(opts, svc_end).expect("service starts");
     let (oomd_end, _service_end) = oomd_proto::seqpacket_pair().expect("socketpair");

@@ -24,8 +24,10 @@
 mod kernel;
 mod names;
 mod output;
+mod record;
 mod service;
 
 pub use names::Names;
 pub use output::{LogFormat, Output};
+pub use record::RecordTo;
 pub use service::{Options, Service, ServiceError, MAX_CLIENTS};

@@ -28,9 +28,19 @@ struct Args {
     /// Where hog fixtures listen for injections (selftest builds).
     #[arg(long, default_value = "/run/oomd/inject")]
     inject_dir: PathBuf,
+    /// Record every input of the core to this file (oomd-sim's log format) for replay.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Stop recording before the file would exceed this size (bytes, or with K/M/G suffixes).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    record_max_bytes: u64,
     /// Audit log format on stderr: text, json or none.
     #[arg(long, default_value = "text", value_parser = parse_format)]
     log: LogFormat,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    oomd_host::scenario::parse_size(s)
 }
 
 fn parse_format(s: &str) -> Result<LogFormat, String> {
@@ -70,6 +80,10 @@ fn main() -> ExitCode {
         cgroup_root: args.cgroup_root,
         inject_dir: args.inject_dir,
         log: args.log,
+        record: args.record.map(|path| oomd_service::RecordTo {
+            path,
+            max_bytes: args.record_max_bytes,
+        }),
     };
     let mut service = match Service::new(opts, authority) {
         Ok(s) => s,

@@ -20,7 +20,8 @@ use oomd_proto::{
 };
 
 use crate::kernel::{self, Source};
-use crate::{LogFormat, Names, Output};
+use crate::record::Recorder;
+use crate::{LogFormat, Names, Output, RecordTo};
 
 /// Control connections served at once; one more is accepted and closed at once.
 pub const MAX_CLIENTS: usize = 8;
@@ -45,6 +46,8 @@ pub struct Options {
     pub inject_dir: PathBuf,
     /// The audit log's format.
     pub log: LogFormat,
+    /// Record every input of the core to this file, for `oomd-sim replay`.
+    pub record: Option<RecordTo>,
 }
 
 /// Why the service stopped.
@@ -136,6 +139,7 @@ pub struct Service {
     tick: u64,
     next_seq: u64,
     out: Output,
+    recorder: Option<Recorder>,
 }
 
 fn setup(what: &'static str) -> impl FnOnce(std::io::Error) -> ServiceError {
@@ -157,6 +161,12 @@ impl Service {
         )
         .map_err(|e| ServiceError::Setup("the tick timer", e.into()))?;
         let out = Output::new(opts.log);
+        let recorder = match &opts.record {
+            Some(to) => {
+                Some(Recorder::start(to, opts.policy.policy).map_err(setup("the recording"))?)
+            }
+            None => None,
+        };
         let mut service = Box::new(Service {
             wd,
             opts,
@@ -173,6 +183,7 @@ impl Service {
             tick: 0,
             next_seq: 0,
             out,
+            recorder,
         });
         service
             .arm_timer()
@@ -257,6 +268,9 @@ impl Service {
     // ----- feeding the core ----------------------------------------------------------------
 
     fn feed(&mut self, input: Input) -> Result<(), InputError> {
+        if let Some(r) = &mut self.recorder {
+            r.input(&input, &mut self.out);
+        }
         let mut tx = AuthorityTx {
             fd: self.authority.as_fd(),
             buf: &mut self.tx,
@@ -273,6 +287,9 @@ impl Service {
                 ticket,
                 answer: Answer::Refused(RefusalReason::Unavailable),
             };
+            if let Some(r) = &mut self.recorder {
+                r.input(&answer, &mut self.out);
+            }
             let mut tx = AuthorityTx {
                 fd: self.authority.as_fd(),
                 buf: &mut self.tx,
@@ -368,6 +385,9 @@ impl Service {
             }
         }
         self.names.insert(subject, &name);
+        if let Some(r) = &mut self.recorder {
+            r.name(subject, &name, &mut self.out);
+        }
         let slot = Slot {
             id: subject,
             name,
@@ -473,6 +493,9 @@ impl Service {
             }
         }
         let _ = self.feed(Input::Tick(Tick(self.tick)));
+        if let Some(r) = &mut self.recorder {
+            r.flush(&mut self.out);
+        }
     }
 
     // ----- control -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 //! After start-up the service does not allocate: frames, ticks, kernel readings, kills,
-//! answers, exits, restarts and control requests are all handled in memory sized at start.
+//! answers, exits, restarts, control requests and the input recording are all handled in
+//! memory sized at start.
 //!
 //! A counting global allocator counts every allocation made inside `Service::step`, over many
 //! full cycles, after one warm-up cycle. Runs without the test harness, whose own threads
@@ -86,7 +87,7 @@ fn cycle(rig: &mut Rig, steps: usize) {
 }
 
 fn main() {
-    let mut rig = Rig::new("no-alloc", policy());
+    let mut rig = Rig::recording("no-alloc", policy()); // recording included
     let db = rig.start("db", true);
     cycle(&mut rig, 5); // warm-up: first use of every path
     ALLOCATIONS.store(0, Ordering::SeqCst);

@@ -150,3 +150,52 @@ fn events_report_what_a_late_reader_lost() {
     );
     let _ = SubjectId::from_name("s");
 }
+
+#[test]
+fn a_recorded_run_replays_to_the_same_event_log() {
+    let mut rig = Rig::recording("record", policy());
+    let hog = rig.start("hog", false);
+    let db = rig.start("db", true);
+    rig.publish(db, 9_000, None);
+    rig.publish(hog, 5_000, Some(hog));
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    rig.tell(&FromAuthority::Answer {
+        ticket: request.ticket,
+        answer: Answer::Accepted,
+    });
+    rig.tell(&FromAuthority::Exited {
+        subject: hog,
+        status: ExitStatus::Signal(15),
+    });
+    rig.pump_for(Duration::from_millis(30)); // a tick after the exit flushes the recording
+    let live: Vec<oomd::Event> = rig
+        .control(&ControlRequest::Events {
+            since: 0,
+            limit: 256,
+        })
+        .into_iter()
+        .filter_map(|r| match r {
+            ControlReply::Event(e) => Some(e.event),
+            _ => None,
+        })
+        .collect();
+
+    let file = std::fs::File::open(rig.dir.join("inputs.jsonl")).expect("recording exists");
+    let log =
+        oomd_host::record::InputLog::read_from(std::io::BufReader::new(file)).expect("a valid log");
+    assert_eq!(
+        log.header.subjects.get(&hog).map(String::as_str),
+        Some("hog"),
+        "names are recorded"
+    );
+    let replayed = oomd_host::record::replay(&log).expect("replays");
+    let n = live.len();
+    assert!(n >= 8, "{live:?}");
+    assert_eq!(
+        replayed.events[..n],
+        live[..],
+        "the replay diverged from the live run"
+    );
+}

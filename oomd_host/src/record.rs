@@ -7,7 +7,10 @@
 //! {"Tick":1}
 //! ```
 //!
-//! The first line is a [`Header`]; every other line is one [`oomd::Input`] in its serde form.
+//! The first line is a [`Header`]; every other line is one [`oomd::Input`] in its serde form,
+//! or a name annotation `{"name":{"subject":"<id hex>","name":"hog"}}`, which a recorder that
+//! learns service names as it goes (the Linux service) writes before the first input that
+//! concerns that service. Annotations change no input; readers add them to the header's names.
 //! Lines are bounded ([`MAX_HEADER_LEN`], [`MAX_LINE_LEN`]) and read without holding more
 //! than one line; an error names the line. The simulator writes this format and the Linux
 //! service is meant to write it too, so the reader and writer work on any `BufRead` /
@@ -181,10 +184,88 @@ impl<W: Write> LogWriter<W> {
         self.w.write_all(b"\n")
     }
 
+    /// Writes a name annotation for `subject`.
+    pub fn write_name(&mut self, subject: SubjectId, name: &str) -> io::Result<()> {
+        serde_json::to_writer(&mut self.w, &NameLine::new(subject, name))?;
+        self.w.write_all(b"\n")
+    }
+
     /// Flushes and hands the writer back.
     pub fn finish(mut self) -> io::Result<W> {
         self.w.flush()?;
         Ok(self.w)
+    }
+}
+
+/// Encodes one input line (with its newline) into `buf` without allocating; `None` when it
+/// does not fit. For recorders that keep their own byte budget.
+pub fn encode_input_line(input: &Input, buf: &mut [u8]) -> Option<usize> {
+    encode_line(input, buf)
+}
+
+/// Encodes one name annotation line (with its newline) into `buf`; `None` when it does not fit.
+pub fn encode_name_line(subject: SubjectId, name: &str, buf: &mut [u8]) -> Option<usize> {
+    encode_line(&NameLine::new(subject, name), buf)
+}
+
+fn encode_line<T: Serialize>(value: &T, buf: &mut [u8]) -> Option<usize> {
+    let total = buf.len();
+    let mut w: &mut [u8] = buf;
+    serde_json::to_writer(&mut w, value).ok()?;
+    w.write_all(b"\n").ok()?;
+    let n = total - w.len();
+    (n <= MAX_LINE_LEN + 1).then_some(n)
+}
+
+/// `{"name":{"subject":"<hex>","name":".."}}`
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameLine<'a> {
+    #[serde(borrow)]
+    name: NameBody<'a>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameBody<'a> {
+    subject: Hex,
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+}
+
+/// A subject id as 16 hex digits, as in the header.
+struct Hex(SubjectId);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        parse_hex_id(&text)
+            .map(Hex)
+            .ok_or_else(|| serde::de::Error::custom("not a 16-digit hex subject id"))
+    }
+}
+
+fn parse_hex_id(hex: &str) -> Option<SubjectId> {
+    (hex.len() == 16)
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
+        .map(SubjectId)
+}
+
+impl<'a> NameLine<'a> {
+    fn new(subject: SubjectId, name: &'a str) -> Self {
+        NameLine {
+            name: NameBody {
+                subject: Hex(subject),
+                name: name.into(),
+            },
+        }
     }
 }
 
@@ -346,22 +427,37 @@ impl<R: BufRead> LogReader<R> {
 
     /// The next input, or `None` at the end of the log.
     pub fn next_input(&mut self) -> Result<Option<Input>, ReadError> {
-        self.line += 1;
-        let line = self.line;
-        let err = |kind| ReadError { line, kind };
-        match read_bounded_line(&mut self.r, &mut self.buf, MAX_LINE_LEN) {
-            Err(e) => return Err(err(ReadErrorKind::Io(e))),
-            Ok(Line::Eof) => return Ok(None),
-            Ok(Line::TooLong) => return Err(err(ReadErrorKind::TooLong { max: MAX_LINE_LEN })),
-            Ok(Line::Read) => {}
+        loop {
+            self.line += 1;
+            let line = self.line;
+            let err = |kind| ReadError { line, kind };
+            match read_bounded_line(&mut self.r, &mut self.buf, MAX_LINE_LEN) {
+                Err(e) => return Err(err(ReadErrorKind::Io(e))),
+                Ok(Line::Eof) => return Ok(None),
+                Ok(Line::TooLong) => return Err(err(ReadErrorKind::TooLong { max: MAX_LINE_LEN })),
+                Ok(Line::Read) => {}
+            }
+            let text = std::str::from_utf8(&self.buf).map_err(|_| err(ReadErrorKind::NotUtf8))?;
+            let bad_json = |e: serde_json::Error| {
+                err(ReadErrorKind::BadInput {
+                    column: e.column(),
+                    message: json_message(&e),
+                })
+            };
+            if !text.starts_with("{\"name\":") {
+                return serde_json::from_str(text).map(Some).map_err(bad_json);
+            }
+            // A name annotation: learn the name, read on.
+            let annotation: NameLine<'_> = serde_json::from_str(text).map_err(bad_json)?;
+            let (id, name) = (annotation.name.subject.0, annotation.name.name.into_owned());
+            if SubjectId::from_name(&name) != id {
+                return Err(err(ReadErrorKind::BadInput {
+                    column: 1,
+                    message: format!("{id} is not the id of {name:?}"),
+                }));
+            }
+            self.header.subjects.insert(id, name);
         }
-        let text = std::str::from_utf8(&self.buf).map_err(|_| err(ReadErrorKind::NotUtf8))?;
-        serde_json::from_str(text).map(Some).map_err(|e| {
-            err(ReadErrorKind::BadInput {
-                column: e.column(),
-                message: json_message(&e),
-            })
-        })
     }
 }
 
@@ -398,10 +494,7 @@ fn parse_header(text: &str) -> Result<Header, ReadErrorKind> {
     let mut subjects = BTreeMap::new();
     for (hex, name) in wire.subjects {
         let key = format!("subjects.{hex}");
-        let id = (hex.len() == 16)
-            .then(|| u64::from_str_radix(&hex, 16).ok())
-            .flatten()
-            .map(SubjectId)
+        let id = parse_hex_id(&hex)
             .ok_or_else(|| bad(key.clone(), "not a 16-digit hex subject id".to_owned()))?;
         if SubjectId::from_name(&name) != id {
             return Err(bad(

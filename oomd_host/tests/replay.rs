@@ -209,3 +209,44 @@ fn an_unsupported_capacity_is_refused_at_replay() {
     let e = record::replay(&log).expect_err("no watchdog of that size");
     assert!(e.to_string().contains("subject_capacity 300"), "{e}");
 }
+
+#[test]
+fn name_annotations_are_learned_as_the_log_goes() {
+    use oomd_host::record::{encode_input_line, encode_name_line, Header, InputLog, LogWriter};
+    let hog = memstat::SubjectId::from_name("hog");
+    let header = Header {
+        policy: oomd::Policy::default(),
+        subjects: Default::default(),
+        subject_capacity: 256,
+        event_capacity: 1024,
+    };
+    let mut out = LogWriter::new(Vec::new(), &header)
+        .expect("header")
+        .finish()
+        .expect("flush");
+    let mut line = [0u8; 4096];
+    let n = encode_name_line(hog, "hog", &mut line).expect("fits");
+    out.extend_from_slice(&line[..n]);
+    let input = oomd::Input::Register(oomd::Registration {
+        subject: hog,
+        class: oomd::SubjectClass::Standard,
+        critical: false,
+    });
+    let n = encode_input_line(&input, &mut line).expect("fits");
+    out.extend_from_slice(&line[..n]);
+    let log = InputLog::read_from(&out[..]).expect("reads");
+    assert_eq!(log.inputs, [input]);
+    assert_eq!(
+        log.header.subjects.get(&hog).map(String::as_str),
+        Some("hog")
+    );
+
+    let forged = br#"{"name":{"subject":"0000000000000001","name":"hog"}}"#;
+    let mut bad = LogWriter::new(Vec::new(), &header)
+        .expect("header")
+        .finish()
+        .expect("flush");
+    bad.extend_from_slice(forged);
+    let e = InputLog::read_from(&bad[..]).expect_err("a name that does not match its id");
+    assert_eq!(e.line, 2);
+}

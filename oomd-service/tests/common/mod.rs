@@ -40,6 +40,15 @@ pub struct Rig {
 
 impl Rig {
     pub fn new(tag: &str, policy: Policy) -> Rig {
+        Self::build(tag, policy, false)
+    }
+
+    /// A rig whose service records its inputs to `<dir>/inputs.jsonl`.
+    pub fn recording(tag: &str, policy: Policy) -> Rig {
+        Self::build(tag, policy, true)
+    }
+
+    fn build(tag: &str, policy: Policy, record: bool) -> Rig {
         let dir = std::env::temp_dir().join(format!("oomd-service-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (svc_end, execd) = oomd_proto::seqpacket_pair().expect("socketpair");
@@ -52,6 +61,10 @@ impl Rig {
             cgroup_root: "/nonexistent".into(),
             inject_dir: dir.join("inject"),
             log: LogFormat::None,
+            record: record.then(|| oomd_service::RecordTo {
+                path: dir.join("inputs.jsonl"),
+                max_bytes: 1 << 20,
+            }),
         };
         let svc = Service::new(opts, svc_end).expect("service starts");
         let control = oomd_proto::connect(&dir.join("oomd.sock")).expect("connect control");
