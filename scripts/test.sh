@@ -11,12 +11,16 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 NO_STD_TARGET=thumbv7em-none-eabihf
+STATIC_TARGET=x86_64-unknown-linux-musl
+EDGE_PACKAGES=(-p execd -p oomd-service -p oomctl -p hog-fixture -p selftest-client)
 
 step "toolchain: $(rustc --version)"
-if ! rustup target list --installed | grep -qx "$NO_STD_TARGET"; then
-    step "installing the rustup target $NO_STD_TARGET"
-    rustup target add "$NO_STD_TARGET"
-fi
+for target in "$NO_STD_TARGET" "$STATIC_TARGET"; do
+    if ! rustup target list --installed | grep -qx "$target"; then
+        step "installing the rustup target $target"
+        rustup target add "$target"
+    fi
+done
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
@@ -32,5 +36,15 @@ cargo test --workspace
 
 step "no_std build of oomd and memstat for $NO_STD_TARGET"
 cargo build -p oomd -p memstat --no-default-features --target "$NO_STD_TARGET"
+
+step "static build of the Linux edge for $STATIC_TARGET (selftest build of oomd)"
+cargo build "${EDGE_PACKAGES[@]}" --features oomd-service/selftest --target "$STATIC_TARGET"
+for bin in execd oomd oomctl hog-fixture selftest-client; do
+    path="target/$STATIC_TARGET/debug/$bin"
+    if readelf -l "$path" | grep -q 'Requesting program interpreter'; then
+        echo "error: $path is dynamically linked" >&2
+        exit 1
+    fi
+done
 
 step "all checks passed"
