@@ -8,13 +8,17 @@ use crate::session::{Outcome, Session};
 
 const MIB: u64 = 1 << 20;
 
-/// Limits every hog gets: it is over hard once injected with [`INJECT`].
-const HOG_LIMITS: Limits = Limits {
-    soft_bytes: 8 * MIB,
-    hard_bytes: 16 * MIB,
-    soft_grace_ticks: 0,
-    exit_deadline_ticks: 40,
-};
+/// Limits every hog gets, from the hard limit the session was given (the default, 16 MiB, is
+/// well under what a hog holds once injected with [`INJECT`]).
+fn hog_limits(s: &Session) -> Limits {
+    let hard = s.settings.hog_hard_bytes;
+    Limits {
+        soft_bytes: hard / 2,
+        hard_bytes: hard,
+        soft_grace_ticks: 0,
+        exit_deadline_ticks: 40,
+    }
+}
 /// What every hog is made to grow by.
 const INJECT: u64 = 32 * MIB;
 /// The kill window of the rate-limit behaviour, in ticks.
@@ -65,18 +69,20 @@ fn id(name: &str) -> SubjectId {
     SubjectId::from_name(name)
 }
 
-/// Spawns hog `name`, waits until oomd watches it, gives it [`HOG_LIMITS`]; returns its pid.
+/// Spawns hog `name`, waits until oomd watches it, gives it [`hog_limits`]; returns its pid.
 fn start_hog(s: &mut Session, name: &str) -> Result<i32, String> {
     s.forget_exit(name);
     let pid = s.spawn(name)?;
     s.wait_watched(name)?;
-    s.set_limits(name, HOG_LIMITS)?;
+    let limits = hog_limits(s);
+    s.set_limits(name, limits)?;
     Ok(pid)
 }
 
 /// Waits until oomd confirms the kill of `name` and execd reports its exit; checks that the
 /// decision, the request and the confirmation came in that order. Returns the decision's tick.
 fn confirmed_kill(s: &mut Session, from: usize, name: &str) -> Result<u64, String> {
+    let hard = hog_limits(s).hard_bytes;
     let subject = id(name);
     let confirmed = s.wait_event(
         from,
@@ -86,7 +92,7 @@ fn confirmed_kill(s: &mut Session, from: usize, name: &str) -> Result<u64, Strin
     s.wait_exit(name)?;
     let events = s.events_since(from);
     let decided = events.iter().position(|e| {
-        matches!(e.event.kind, EventKind::KillDecided { subject: x, bytes, .. } if x == subject && bytes >= HOG_LIMITS.hard_bytes)
+        matches!(e.event.kind, EventKind::KillDecided { subject: x, bytes, .. } if x == subject && bytes >= hard)
     });
     let requested = events.iter().position(
         |e| matches!(e.event.kind, EventKind::KillRequested { subject: x, .. } if x == subject),
@@ -119,7 +125,7 @@ fn deny_critical(s: &mut Session) -> Outcome {
     )?;
     // Give oomd a few more ticks to do the wrong thing, then check it did not.
     let status = s.status(name)?.ok_or("oomd forgot critical-hog")?;
-    if status.enforced_bytes < HOG_LIMITS.hard_bytes {
+    if status.enforced_bytes < hog_limits(s).hard_bytes {
         return Err(format!(
             "critical-hog is at {} bytes, not over hard",
             status.enforced_bytes

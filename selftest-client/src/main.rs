@@ -20,9 +20,31 @@ struct Args {
     /// Longest single wait, in seconds.
     #[arg(long, default_value_t = 30)]
     step_timeout_secs: u64,
+    /// The hard limit given to every hog (bytes, or with KiB/MiB/GiB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    hog_hard: u64,
     /// Run only the behaviours whose name contains this.
     #[arg(long)]
     only: Option<String>,
+}
+
+/// Bytes, or a number with a KiB/MiB/GiB suffix.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    let shift = match unit.trim() {
+        "" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        other => return Err(format!("unknown unit {other:?} (KiB, MiB or GiB)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// One marker line, with one write.
@@ -39,6 +61,7 @@ fn main() -> ExitCode {
         execd_socket: args.execd_socket,
         oomd_socket: args.oomd_socket,
         step_timeout: Duration::from_secs(args.step_timeout_secs),
+        hog_hard_bytes: args.hog_hard,
     };
     let mut session = match Session::open(settings) {
         Ok(s) => s,

@@ -20,6 +20,10 @@ pub struct Settings {
     pub oomd_socket: PathBuf,
     /// The longest any single wait may take.
     pub step_timeout: Duration,
+    /// The hard limit each hog is given (soft is half of it). A hog injected past it must be
+    /// killed; setting it above what a hog can hold makes the kill behaviours fail, which is
+    /// how the boot selftest proves it can fail.
+    pub hog_hard_bytes: u64,
 }
 
 /// An open session with execd and oomd.

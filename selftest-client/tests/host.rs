@@ -77,6 +77,7 @@ fn manifest(bin: &Path, dir: &Path) -> String {
         .replace("@BIN@", &bin.display().to_string())
         .replace("@ETC@", &dir.display().to_string())
         .replace("@RUN@", &dir.display().to_string())
+        .replace("@HOG_HARD@", "16MiB")
 }
 
 #[test]

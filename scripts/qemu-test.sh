@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The boot selftest: builds the Linux edge statically, packs it into an initramfs with execd as
+# /init, boots Debian's kernel under QEMU and watches the serial console for the markers.
+#
+#   RUN_UNTIL_MARKER=1 RUN_TIMEOUT=120s ./scripts/qemu-test.sh
+#
+# RUN_TIMEOUT       how long the guest may run (e.g. 120s, 2m, 90); default 120s.
+# RUN_UNTIL_MARKER  1 (default): stop as soon as every required marker appeared;
+#                   0: wait for the guest to power off, then check.
+# QEMU_ACCEL        tcg or kvm; default kvm only when kvm_intel or kvm_amd is loaded.
+# REQUIRE           extra required markers, separated by '|'.
+# HOG_HARD          the hard limit the selftest gives every hog (default 16MiB). Set it above
+#                   what a hog reaches (e.g. 1GiB) to see the run fail, naming the marker.
+#
+# Exit codes: 0 every required marker appeared, in causal order, and no failure pattern;
+# 1 a failure pattern appeared, or a marker is missing or out of order;
+# 2 timeout; 3 the guest stopped early (QEMU exited before the markers);
+# 4 configuration error (missing packages or kernel, build failure).
+# The serial log is kept in build/logs/uart.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+LOG_DIR=$ROOT/build/logs
+UART=$LOG_DIR/uart.log
+WORK=$ROOT/build/qemu
+TARGET=x86_64-unknown-linux-musl
+RUN_TIMEOUT=${RUN_TIMEOUT:-120s}
+RUN_UNTIL_MARKER=${RUN_UNTIL_MARKER:-1}
+HOG_HARD=${HOG_HARD:-16MiB}
+
+REQUIRED=(
+    "oomd: ready"
+    "SELFTEST: oom kill ok"
+    "SELFTEST: oom deny critical ok"
+    "SELFTEST: oom reject spoof ok"
+    "SELFTEST: oom flood ok"
+    "SELFTEST: oom underreport ok"
+    "SELFTEST: oom tree kill ok"
+    "SELFTEST: oom rate limit ok"
+    "SELFTEST: Completed"
+)
+if [ -n "${REQUIRE:-}" ]; then
+    IFS='|' read -r -a extra <<<"$REQUIRE"
+    REQUIRED+=("${extra[@]}")
+fi
+# Lines that fail the run wherever they appear. A kernel OOM kill means the kernel, not oomd,
+# did the job: that is a fake success.
+FAILURE_PATTERNS='FAIL|Kernel panic|KVM internal error|Out of memory: Killed process|Memory cgroup out of memory'
+# Pairs "earlier|later" that must appear in this order (cause before effect).
+ORDER=(
+    "oomd: ready|SELFTEST: oom kill ok"
+    "oomd: kill app=hog bytes=|SELFTEST: oom kill ok"
+    "oomd: kill denied (subject=critical-hog reason=critical)|SELFTEST: oom deny critical ok"
+)
+
+say() { printf 'qemu-test: %s\n' "$*"; }
+fail() { # code, reason
+    say "$2"
+    [ -f "$UART" ] && say "serial log: $UART"
+    exit "$1"
+}
+
+case "$RUN_TIMEOUT" in
+*[0-9]s) TIMEOUT_S=${RUN_TIMEOUT%s} ;;
+*[0-9]m) TIMEOUT_S=$((${RUN_TIMEOUT%m} * 60)) ;;
+*[0-9]) TIMEOUT_S=$RUN_TIMEOUT ;;
+*) TIMEOUT_S= ;;
+esac
+case "$TIMEOUT_S" in
+'' | *[!0-9]*) fail 4 "RUN_TIMEOUT=$RUN_TIMEOUT: expected seconds like 120s, 2m or 90" ;;
+esac
+case "$RUN_UNTIL_MARKER" in 0 | 1) ;; *) fail 4 "RUN_UNTIL_MARKER=$RUN_UNTIL_MARKER: expected 0 or 1" ;; esac
+
+# ----- what the machine needs ---------------------------------------------------------------
+
+kernel_image() {
+    ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1
+}
+
+missing=()
+command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+command -v cpio >/dev/null || missing+=(cpio)
+[ -n "$(kernel_image)" ] || missing+=(linux-image-amd64)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null || fail 4 "apt-get update failed"
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+            fail 4 "apt-get install ${missing[*]} failed"
+    else
+        fail 4 "missing packages: ${missing[*]} (install them, e.g. sudo apt-get install ${missing[*]})"
+    fi
+fi
+KERNEL=$(kernel_image)
+[ -r "$KERNEL" ] || fail 4 "cannot read the kernel $KERNEL"
+
+if ! rustup target list --installed | grep -qx "$TARGET"; then
+    say "installing the rustup target $TARGET"
+    rustup target add "$TARGET" || fail 4 "rustup target add $TARGET failed"
+fi
+
+# ----- build and pack -----------------------------------------------------------------------
+
+say "building the Linux edge for $TARGET (selftest build)"
+cargo build --release --quiet --target "$TARGET" \
+    -p execd -p oomd-service -p oomctl -p hog-fixture -p selftest-client \
+    --features oomd-service/selftest || fail 4 "the build failed"
+BIN=$ROOT/target/$TARGET/release
+for b in execd oomd oomctl hog-fixture selftest-client; do
+    if readelf -l "$BIN/$b" | grep -q 'Requesting program interpreter'; then
+        fail 4 "$BIN/$b is dynamically linked: the initramfs has no libc"
+    fi
+done
+
+rm -rf "$WORK" && mkdir -p "$WORK/root"/{bin,etc/oomd,proc,sys,dev,run,tmp} "$LOG_DIR"
+cp "$BIN/execd" "$WORK/root/init"
+for b in oomd oomctl hog-fixture selftest-client; do cp "$BIN/$b" "$WORK/root/bin/"; done
+sed -e 's|@BIN@|/bin|g' -e 's|@ETC@|/etc/oomd|g' -e 's|@RUN@|/run/oomd|g' -e "s|@HOG_HARD@|$HOG_HARD|g" \
+    scripts/guest/services.toml.in >"$WORK/root/etc/oomd/services.toml"
+cp scripts/guest/policy.toml "$WORK/root/etc/oomd/policy.toml"
+# Reproducible: fixed times, sorted names, owner root, no host details.
+find "$WORK/root" -exec touch -h -d @0 {} +
+(cd "$WORK/root" && find . -print0 | LC_ALL=C sort -z |
+    cpio --quiet --null -o -H newc --reproducible --owner=0:0 >"$WORK/initramfs.cpio") ||
+    fail 4 "cpio failed"
+
+# ----- boot ---------------------------------------------------------------------------------
+
+ACCEL=${QEMU_ACCEL:-}
+if [ -z "$ACCEL" ]; then
+    ACCEL=tcg
+    if [ -w /dev/kvm ] && grep -qE '^(kvm_intel|kvm_amd) ' /proc/modules 2>/dev/null; then
+        ACCEL=kvm
+    fi
+fi
+CMDLINE="console=ttyS0 panic=-1 loglevel=4 -- --init"
+: >"$UART"
+say "booting $(basename "$KERNEL") with accel=$ACCEL, timeout ${TIMEOUT_S}s"
+START=$(date +%s)
+setpriv --pdeathsig KILL -- qemu-system-x86_64 \
+    -accel "$ACCEL" -m 768 -smp 2 \
+    -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio" -append "$CMDLINE" \
+    -display none -monitor none -serial "file:$UART" -no-reboot \
+    >"$LOG_DIR/qemu.log" 2>&1 &
+QEMU_PID=$!
+stop_qemu() {
+    if kill -0 "$QEMU_PID" 2>/dev/null; then
+        kill "$QEMU_PID" 2>/dev/null || true
+        wait "$QEMU_PID" 2>/dev/null || true
+    fi
+}
+trap stop_qemu EXIT
+
+clean() { tr -d '\r' <"$UART"; }
+have() { clean | grep -qF -- "$1"; }
+first_line() { clean | grep -nF -- "$1" | head -n 1 | cut -d: -f1; }
+missing_markers() {
+    local m
+    for m in "${REQUIRED[@]}"; do have "$m" || printf '%s\n' "$m"; done
+}
+
+verdict() { # all markers present: check the causal order, then succeed
+    local pair a b la lb
+    for pair in "${ORDER[@]}"; do
+        a=${pair%%|*} b=${pair#*|}
+        la=$(first_line "$a") lb=$(first_line "$b")
+        if [ -z "$la" ] || [ -z "$lb" ] || [ "$la" -ge "$lb" ]; then
+            fail 1 "out of order: \"$a\" (line ${la:-none}) must come before \"$b\" (line ${lb:-none})"
+        fi
+    done
+    say "all ${#REQUIRED[@]} markers seen after $(($(date +%s) - START))s (accel=$ACCEL)"
+    clean | grep -E '^(oomd: (ready|kill)|SELFTEST: )' || true
+    say "serial log: $UART"
+    exit 0
+}
+
+while :; do
+    left=$(missing_markers)
+    if clean | grep -qE -- "$FAILURE_PATTERNS"; then
+        fail 1 "failure pattern: $(clean | grep -E -- "$FAILURE_PATTERNS" | head -n 1)${left:+; missing: $(echo "$left" | head -n 1)}"
+    fi
+    if [ -z "$left" ] && [ "$RUN_UNTIL_MARKER" = 1 ]; then
+        verdict
+    fi
+    if ! kill -0 "$QEMU_PID" 2>/dev/null; then
+        wait "$QEMU_PID" 2>/dev/null || true
+        # The guest powered off (or died): the log is complete.
+        if clean | grep -qE -- "$FAILURE_PATTERNS"; then
+            fail 1 "failure pattern: $(clean | grep -E -- "$FAILURE_PATTERNS" | head -n 1)"
+        fi
+        left=$(missing_markers)
+        [ -z "$left" ] && verdict
+        if have "SELFTEST: Completed"; then
+            fail 1 "missing marker: $(echo "$left" | head -n 1)"
+        fi
+        fail 3 "the guest stopped before the markers; missing: $(echo "$left" | head -n 1) (qemu: $(tail -n 1 "$LOG_DIR/qemu.log" 2>/dev/null))"
+    fi
+    if [ $(($(date +%s) - START)) -ge "$TIMEOUT_S" ]; then
+        fail 2 "timeout after ${TIMEOUT_S}s; missing: $(echo "$left" | head -n 1)"
+    fi
+    sleep 0.2
+done
