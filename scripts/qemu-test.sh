@@ -9,6 +9,8 @@
 #                   0: wait for the guest to power off, then check.
 # QEMU_ACCEL        tcg or kvm; default kvm only when kvm_intel or kvm_amd is loaded.
 # REQUIRE           extra required markers, separated by '|'.
+# QEMU_KERNEL       pvh (default: the unpacked vmlinux, booted through its PVH entry, when it can
+#                   be extracted; about twice as fast under TCG) or bzimage (the packed kernel).
 # HOG_HARD          the hard limit the selftest gives every hog (default 16MiB). Set it above
 #                   what a hog reaches (e.g. 1GiB) to see the run fail, naming the marker.
 #
@@ -126,6 +128,44 @@ find "$WORK/root" -exec touch -h -d @0 {} +
     cpio --quiet --null -o -H newc --reproducible --owner=0:0 >"$WORK/initramfs.cpio") ||
     fail 4 "cpio failed"
 
+# ----- the kernel to boot -------------------------------------------------------------------
+
+# The packed bzImage decompresses itself at boot, which is slow under TCG. Its payload is an ELF
+# vmlinux with a PVH entry note (Debian sets CONFIG_PVH): extract it once, and boot that.
+extract_vmlinux() { # bzImage -> vmlinux path on stdout, or nothing
+    local out=$ROOT/build/kernel/$(basename "$1" | sed 's/^vmlinuz/vmlinux/')
+    if [ ! -s "$out" ]; then
+        mkdir -p "$(dirname "$out")"
+        command -v python3 >/dev/null || return 0
+        python3 - "$1" "$out.tmp" <<'PY' || return 0
+import lzma, sys, zlib
+data = open(sys.argv[1], "rb").read()
+for magic, unpack in ((b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decompress(b)),
+                      (b"\x1f\x8b\x08", lambda b: zlib.decompressobj(31).decompress(b))):
+    at = data.find(magic)
+    if at < 0:
+        continue
+    try:
+        elf = unpack(data[at:])
+    except Exception:
+        continue
+    if elf[:4] == b"\x7fELF":
+        open(sys.argv[2], "wb").write(elf)
+        sys.exit(0)
+sys.exit(1)
+PY
+        readelf -n "$out.tmp" 2>/dev/null | grep -q 'Xen' || { rm -f "$out.tmp"; return 0; }
+        mv "$out.tmp" "$out"
+    fi
+    echo "$out"
+}
+BOOT_KERNEL=$KERNEL
+case "${QEMU_KERNEL:-pvh}" in
+pvh) BOOT_KERNEL=$(extract_vmlinux "$KERNEL") && [ -n "$BOOT_KERNEL" ] || BOOT_KERNEL=$KERNEL ;;
+bzimage) ;;
+*) fail 4 "QEMU_KERNEL=$QEMU_KERNEL: expected pvh or bzimage" ;;
+esac
+
 # ----- boot ---------------------------------------------------------------------------------
 
 ACCEL=${QEMU_ACCEL:-}
@@ -137,11 +177,11 @@ if [ -z "$ACCEL" ]; then
 fi
 CMDLINE="console=ttyS0 panic=-1 loglevel=4 -- --init"
 : >"$UART"
-say "booting $(basename "$KERNEL") with accel=$ACCEL, timeout ${TIMEOUT_S}s"
+say "booting $(basename "$BOOT_KERNEL") with accel=$ACCEL, timeout ${TIMEOUT_S}s"
 START=$(date +%s)
 setpriv --pdeathsig KILL -- qemu-system-x86_64 \
     -accel "$ACCEL" -m 768 -smp 2 \
-    -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio" -append "$CMDLINE" \
+    -kernel "$BOOT_KERNEL" -initrd "$WORK/initramfs.cpio" -append "$CMDLINE" \
     -display none -monitor none -serial "file:$UART" -no-reboot \
     >"$LOG_DIR/qemu.log" 2>&1 &
 QEMU_PID=$!
