@@ -123,7 +123,7 @@ fn deny_critical(s: &mut Session) -> Outcome {
         "denial of critical-hog",
         |k| matches!(k, EventKind::KillDenied { subject: x, .. } if *x == subject),
     )?;
-    // Give oomd a few more ticks to do the wrong thing, then check it did not.
+    // Denied: it is over hard, no termination of it was requested, and execd still runs it.
     let status = s.status(name)?.ok_or("oomd forgot critical-hog")?;
     if status.enforced_bytes < hog_limits(s).hard_bytes {
         return Err(format!(
