@@ -32,6 +32,9 @@ cargo clippy -p oomd-service --all-targets --features selftest -- -D warnings
 step "cargo test --workspace"
 cargo test --workspace
 
+step "cargo doc --workspace --no-deps (warnings are errors: broken links fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 step "no_std build of oomd and memstat for $NO_STD_TARGET"
 cargo build -p oomd -p memstat --no-default-features --target "$NO_STD_TARGET"
 
