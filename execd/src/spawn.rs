@@ -67,8 +67,8 @@ pub(crate) fn spawn(spec: &ServiceSpec, inherit: &Inherit<'_>) -> io::Result<Chi
     install(&mut cmd, setup);
     let child = cmd.spawn()?;
     let pid = Pid::from_child(&child);
-    // Nothing else reaps this child (execd reaps by pid, pidfd or its own groups only), so
-    // the pid still names it here.
+    // Nothing has reaped this child yet: execd's loop (even with `reap_all`, which waits for
+    // any child) runs on this thread, after this function returns. So the pid still names it.
     match pidfd_open(pid, PidfdFlags::empty()) {
         Ok(pidfd) => Ok(Child { pid, pidfd }),
         Err(e) => {

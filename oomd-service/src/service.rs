@@ -106,7 +106,7 @@ enum Src {
 struct AuthorityTx<'a> {
     fd: BorrowedFd<'a>,
     buf: &'a mut [u8; MAX_MESSAGE_LEN],
-    unsent: &'a mut heapless::Vec<Ticket, 64>,
+    unsent: &'a mut heapless::Vec<Ticket, SUBJECTS>,
 }
 
 impl Authority for AuthorityTx<'_> {
@@ -114,8 +114,8 @@ impl Authority for AuthorityTx<'_> {
         let sent = oomd_proto::encode(&ToAuthority::Terminate(request), self.buf)
             .and_then(|bytes| oomd_proto::send(self.fd, bytes, &[]));
         if sent.is_err() {
-            // At most one request per subject is in flight, so this cannot overflow; if it
-            // ever did, the deadline would still escalate and fail the kill visibly.
+            // One call of the core makes at most one request per subject, and the list is
+            // emptied after every call: it has room for every subject.
             let _ = self.unsent.push(request.ticket);
         }
     }
@@ -135,7 +135,7 @@ pub struct Service {
     rx: Receiver,
     tx: [u8; MAX_MESSAGE_LEN],
     frame: [u8; MAX_FRAME_LEN + 1],
-    unsent: heapless::Vec<Ticket, 64>,
+    unsent: heapless::Vec<Ticket, SUBJECTS>,
     tick: u64,
     next_seq: u64,
     out: Output,
@@ -621,9 +621,12 @@ impl Service {
         }
         let path = self.opts.inject_dir.join(format!("{app}.sock"));
         let command = format!("grow {bytes}");
-        // The hog fixture listens on a Unix datagram socket (hog-fixture --control).
-        let sent = std::os::unix::net::UnixDatagram::unbound()
-            .and_then(|socket| socket.send_to(command.as_bytes(), &path));
+        // The hog fixture listens on a Unix datagram socket (hog-fixture --control). Never
+        // block the loop on it: a hog whose queue is full simply does not get the command.
+        let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|socket| {
+            socket.set_nonblocking(true)?;
+            socket.send_to(command.as_bytes(), &path)
+        });
         match sent {
             Ok(_) => {
                 self.out

@@ -10,7 +10,7 @@
 //!
 //! What it is not: a process manager, a transport, or a measure of memory. Memstat frames are
 //! what services report of their own allocators, not kernel RSS (see `docs/policy.md` for what
-//! that cannot see). The Linux edge (`oomd-linux`), the simulator (`oomd_host`) and the
+//! that cannot see). The Linux edge (`oomd-service`, `execd`), the simulator (`oomd_host`) and the
 //! process authority live elsewhere.
 //!
 //! # Driving it
