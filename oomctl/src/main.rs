@@ -84,7 +84,10 @@ struct Failure(u8, String);
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
-        Failure(2, e.to_string())
+        match e {
+            ClientError::Refused(_) | ClientError::Unexpected(_) => Failure(1, e.to_string()),
+            _ => Failure(2, e.to_string()),
+        }
     }
 }
 
@@ -152,29 +155,22 @@ fn unexpected(reply: &ControlReply) -> Failure {
 }
 
 fn status(client: &mut Client) -> Result<(), Failure> {
-    let replies = client.control(&ControlRequest::Status)?;
+    let subjects = client.status()?;
     println!(
         "{:<20} {:>12} {:>12} {:>12} {:>12}  STATE",
         "SUBJECT", "REPORTED", "KERNEL", "SOFT", "HARD"
     );
-    for reply in replies {
-        match reply {
-            ControlReply::Subject(view) => {
-                let s = &view.status;
-                println!(
-                    "{:<20} {:>12} {:>12} {:>12} {:>12}  {}",
-                    view.name.as_str(),
-                    opt(s.reported_bytes),
-                    opt(s.kernel_bytes),
-                    s.limits.soft_bytes,
-                    s.limits.hard_bytes,
-                    state(s)
-                );
-            }
-            ControlReply::End { .. } => {}
-            ControlReply::Error(e) => return Err(Failure(1, e.to_string())),
-            other => return Err(unexpected(&other)),
-        }
+    for view in subjects {
+        let s = &view.status;
+        println!(
+            "{:<20} {:>12} {:>12} {:>12} {:>12}  {}",
+            view.name.as_str(),
+            opt(s.reported_bytes),
+            opt(s.kernel_bytes),
+            s.limits.soft_bytes,
+            s.limits.hard_bytes,
+            state(s)
+        );
     }
     Ok(())
 }
@@ -214,40 +210,28 @@ fn state(s: &SubjectStatus) -> String {
 
 fn events(client: &mut Client, mut since: u64, follow: bool, json: bool) -> Result<(), Failure> {
     loop {
-        let replies = client.control(&ControlRequest::Events { since, limit: 256 })?;
-        let mut got = 0;
-        for reply in replies {
-            match reply {
-                ControlReply::Event(view) => {
-                    got += 1;
-                    if json {
-                        let line = serde_json::json!({
-                            "seq": view.event.seq,
-                            "tick": view.event.tick.0,
-                            "event": view.event.kind,
-                            "line": view.line.as_str(),
-                        });
-                        println!("{line}");
-                    } else {
-                        println!("t={} #{} {}", view.event.tick, view.event.seq, view.line);
-                    }
-                }
-                ControlReply::End { lost, next } => {
-                    if lost > 0 {
-                        eprintln!(
-                            "oomctl: {lost} events were overwritten before they could be read"
-                        );
-                    }
-                    since = next;
-                }
-                ControlReply::Error(e) => return Err(Failure(1, e.to_string())),
-                other => return Err(unexpected(&other)),
+        let (events, lost, next) = client.events(since)?;
+        if lost > 0 {
+            eprintln!("oomctl: {lost} events were overwritten before they could be read");
+        }
+        for view in &events {
+            if json {
+                let line = serde_json::json!({
+                    "seq": view.event.seq,
+                    "tick": view.event.tick.0,
+                    "event": view.event.kind,
+                    "line": view.line.as_str(),
+                });
+                println!("{line}");
+            } else {
+                println!("t={} #{} {}", view.event.tick, view.event.seq, view.line);
             }
         }
-        if !follow {
-            return Ok(());
-        }
-        if got == 0 {
+        since = next;
+        if events.is_empty() {
+            if !follow {
+                return Ok(());
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }

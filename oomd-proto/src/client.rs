@@ -10,8 +10,8 @@ use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 
 use crate::{
-    decode, encode, ControlReply, ControlRequest, ExecdReply, ExecdRequest, Receiver, WireError,
-    MAX_MESSAGE_LEN,
+    decode, encode, ControlError, ControlReply, ControlRequest, EventView, ExecdReply,
+    ExecdRequest, Receiver, SubjectView, WireError, MAX_MESSAGE_LEN, MAX_PAGE,
 };
 
 /// Why a client call failed, phrased for the person at the terminal.
@@ -26,6 +26,10 @@ pub enum ClientError {
     Timeout,
     /// The channel failed.
     Wire(WireError),
+    /// The service refused the request.
+    Refused(ControlError),
+    /// The service answered something this client does not expect.
+    Unexpected(String),
 }
 
 impl core::fmt::Display for ClientError {
@@ -41,6 +45,8 @@ impl core::fmt::Display for ClientError {
             Self::NotAllowed(p) => write!(f, "not allowed to connect to {}", p.display()),
             Self::Timeout => f.write_str("no answer in time"),
             Self::Wire(e) => write!(f, "{e}"),
+            Self::Refused(e) => write!(f, "{e}"),
+            Self::Unexpected(what) => write!(f, "unexpected reply: {what}"),
         }
     }
 }
@@ -108,6 +114,50 @@ impl Client {
                 return Ok(replies);
             }
         }
+    }
+
+    /// Every subject the oomd service watches, asking page by page.
+    pub fn status(&mut self) -> Result<Vec<SubjectView>, ClientError> {
+        let mut all = Vec::new();
+        let mut from = 0u32;
+        loop {
+            let mut page = 0;
+            for reply in self.control(&ControlRequest::Status { from })? {
+                match reply {
+                    ControlReply::Subject(view) => {
+                        page += 1;
+                        all.push(view);
+                    }
+                    ControlReply::End { next, .. } => {
+                        from = u32::try_from(next).unwrap_or(u32::MAX)
+                    }
+                    ControlReply::Error(e) => return Err(ClientError::Refused(e)),
+                    other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+                }
+            }
+            if page < MAX_PAGE {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// One page of events from `since`: the events, how many were lost before them, and the
+    /// `since` of the next page.
+    pub fn events(&mut self, since: u64) -> Result<(Vec<EventView>, u64, u64), ClientError> {
+        let mut events = Vec::new();
+        let (mut lost, mut next) = (0, since);
+        for reply in self.control(&ControlRequest::Events {
+            since,
+            limit: MAX_PAGE,
+        })? {
+            match reply {
+                ControlReply::Event(view) => events.push(view),
+                ControlReply::End { lost: l, next: n } => (lost, next) = (l, n),
+                ControlReply::Error(e) => return Err(ClientError::Refused(e)),
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
+        }
+        Ok((events, lost, next))
     }
 
     /// An execd request and every reply up to the last (`List` ends with `End`).

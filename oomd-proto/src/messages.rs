@@ -197,13 +197,24 @@ pub enum ExecdError {
 
 // ----- oomd control -----------------------------------------------------------------------
 
+/// Most [`ControlReply::Subject`] or [`ControlReply::Event`] packets in one reply: a page
+/// always fits in a socket's default send buffer, so the service never has to wait for a slow
+/// reader (clients ask for the next page with the `next` of [`ControlReply::End`]).
+pub const MAX_PAGE: u16 = 64;
+
 /// Client → oomd service's control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlRequest {
-    /// One [`ControlReply::Subject`] per subject, then [`ControlReply::End`].
-    Status,
-    /// Events with `seq >= since`, at most `limit`, each as [`ControlReply::Event`], then
-    /// [`ControlReply::End`] with what was lost and where to resume.
+    /// Subjects from the `from`-th on (in subject-id order), at most [`MAX_PAGE`], each as
+    /// [`ControlReply::Subject`], then [`ControlReply::End`] whose `next` is the `from` of the
+    /// next page. A page shorter than [`MAX_PAGE`] is the last.
+    Status {
+        /// Index of the first subject wanted.
+        from: u32,
+    },
+    /// Events with `seq >= since`, at most `limit` (and at most [`MAX_PAGE`]), each as
+    /// [`ControlReply::Event`], then [`ControlReply::End`] with what was lost and where to
+    /// resume.
     Events {
         /// First sequence number wanted.
         since: u64,
@@ -231,11 +242,11 @@ pub enum ControlReply {
     Subject(SubjectView),
     /// One event.
     Event(EventView),
-    /// The end of a list of subjects or events.
+    /// The end of a page of subjects or events.
     End {
         /// Events the reader missed (overwritten before it asked); 0 for status.
         lost: u64,
-        /// The `since` to ask next; 0 for status.
+        /// The `since` (events) or `from` (status) of the next page.
         next: u64,
     },
     /// The global policy.

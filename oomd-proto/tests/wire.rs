@@ -220,12 +220,12 @@ fn listen_and_connect_by_path_replacing_a_stale_socket() {
     let mut buf = [0; MAX_MESSAGE_LEN];
     send(
         client.as_fd(),
-        encode(&ControlRequest::Status, &mut buf).expect("fits"),
+        encode(&ControlRequest::Status { from: 0 }, &mut buf).expect("fits"),
         &[],
     )
     .expect("sent");
     let mut rx = Receiver::new();
     let (req, _): (ControlRequest, _) = rx.recv_msg(server.as_fd()).expect("received");
-    assert_eq!(req, ControlRequest::Status);
+    assert_eq!(req, ControlRequest::Status { from: 0 });
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }

@@ -29,7 +29,7 @@ pub const MAX_CLIENTS: usize = 8;
 /// others: the rest waits in its socket, and its publisher drops what does not fit.
 const MAX_READS_PER_WAKE: usize = 32;
 /// Events sent per `events` request at most.
-const MAX_EVENTS_PER_REPLY: u16 = 256;
+const MAX_EVENTS_PER_REPLY: u16 = oomd_proto::MAX_PAGE;
 const SUBJECTS: usize = oomd::limits::DEFAULT_SUBJECTS;
 const POLL_CAP: usize = 3 + MAX_CLIENTS + SUBJECTS;
 
@@ -538,15 +538,25 @@ impl Service {
 
     fn answer(&mut self, fd: BorrowedFd<'_>, request: ControlRequest) -> Result<(), WireError> {
         match request {
-            ControlRequest::Status => {
-                for i in 0..self.wd.subject_count() {
+            ControlRequest::Status { from } => {
+                let from = usize::try_from(from).unwrap_or(usize::MAX);
+                let end = from.saturating_add(usize::from(oomd_proto::MAX_PAGE));
+                let mut next = from;
+                for i in from..end.min(self.wd.subject_count()) {
                     let Some(status) = self.wd.subjects().nth(i) else {
                         break;
                     };
                     let name = self.name_of(status.subject);
                     self.reply(fd, &ControlReply::Subject(SubjectView { name, status }))?;
+                    next = i + 1;
                 }
-                self.reply(fd, &ControlReply::End { lost: 0, next: 0 })
+                self.reply(
+                    fd,
+                    &ControlReply::End {
+                        lost: 0,
+                        next: next as u64,
+                    },
+                )
             }
             ControlRequest::Events { since, limit } => {
                 let page = self

@@ -78,7 +78,7 @@ fn cycle(rig: &mut Rig, steps: usize) {
         status: ExitStatus::Signal(15),
     });
     counted_steps(rig, steps);
-    let _ = rig.control(&ControlRequest::Status);
+    let _ = rig.control(&ControlRequest::Status { from: 0 });
     let _ = rig.control(&ControlRequest::Events {
         since: 0,
         limit: 64,

@@ -81,7 +81,7 @@ fn status_lists_every_service_with_its_figures() {
     let a = rig.start("a", false);
     rig.publish(a, 500, None);
     rig.pump_for(Duration::from_millis(20));
-    let replies = rig.control(&ControlRequest::Status);
+    let replies = rig.control(&ControlRequest::Status { from: 0 });
     let [ControlReply::Subject(view), ControlReply::End { .. }] = replies.as_slice() else {
         panic!("{replies:?}");
     };
@@ -197,5 +197,31 @@ fn a_recorded_run_replays_to_the_same_event_log() {
         replayed.events[..n],
         live[..],
         "the replay diverged from the live run"
+    );
+}
+
+#[test]
+fn status_is_paged_so_that_a_reply_never_outgrows_the_socket() {
+    let mut rig = Rig::new("paged", policy());
+    for i in 0..70 {
+        rig.start(&format!("svc-{i:02}"), false);
+    }
+    let first = rig.control(&ControlRequest::Status { from: 0 });
+    assert_eq!(first.len(), usize::from(oomd_proto::MAX_PAGE) + 1);
+    assert_eq!(first.last(), Some(&ControlReply::End { lost: 0, next: 64 }));
+    let second = rig.control(&ControlRequest::Status { from: 64 });
+    assert_eq!(second.len(), 7);
+    assert_eq!(
+        second.last(),
+        Some(&ControlReply::End { lost: 0, next: 70 })
+    );
+    let events = rig.control(&ControlRequest::Events {
+        since: 0,
+        limit: u16::MAX,
+    });
+    assert_eq!(
+        events.len(),
+        usize::from(oomd_proto::MAX_PAGE) + 1,
+        "events are capped per page too"
     );
 }

@@ -109,14 +109,11 @@ impl Session {
 
     /// oomd's status of `name`, if it knows the service.
     pub(crate) fn status(&mut self, name: &str) -> Result<Option<SubjectStatus>, String> {
-        let replies = self
-            .oomd
-            .control(&ControlRequest::Status)
-            .map_err(|e| e.to_string())?;
-        Ok(replies.into_iter().find_map(|r| match r {
-            ControlReply::Subject(v) if v.name.as_str() == name => Some(v.status),
-            _ => None,
-        }))
+        let subjects = self.oomd.status().map_err(|e| e.to_string())?;
+        Ok(subjects
+            .into_iter()
+            .find(|v| v.name.as_str() == name)
+            .map(|v| v.status))
     }
 
     /// Waits until oomd watches `name` as a running subject.
@@ -191,32 +188,20 @@ impl Session {
     /// Reads every new event from oomd into the session's list.
     fn read_events(&mut self) -> Outcome {
         loop {
-            let request = ControlRequest::Events {
-                since: self.next_event,
-                limit: 256,
-            };
-            let replies = self.oomd.control(&request).map_err(|e| e.to_string())?;
-            let mut got = 0;
-            for reply in replies {
-                match reply {
-                    ControlReply::Event(view) => {
-                        got += 1;
-                        self.events.push(view);
-                    }
-                    ControlReply::End { lost, next } => {
-                        if lost > 0 {
-                            return Err(format!(
-                                "{lost} oomd events were overwritten before they were read"
-                            ));
-                        }
-                        self.next_event = next;
-                    }
-                    other => return Err(format!("unexpected reply to events: {other:?}")),
-                }
+            let (events, lost, next) = self
+                .oomd
+                .events(self.next_event)
+                .map_err(|e| e.to_string())?;
+            if lost > 0 {
+                return Err(format!(
+                    "{lost} oomd events were overwritten before they were read"
+                ));
             }
-            if got == 0 {
+            self.next_event = next;
+            if events.is_empty() {
                 return Ok(());
             }
+            self.events.extend(events);
         }
     }
 
