@@ -88,6 +88,9 @@ struct Slot {
     pid: i32,
     cgroup: Option<Name>,
     memstat: Option<OwnedFd>,
+    /// A pidfd of the main process, when its figure comes from `/proc/<pid>/statm` (no
+    /// cgroup): a figure read after it exited is thrown away (the pid may be reused).
+    pidfd: Option<OwnedFd>,
     running: bool,
 }
 
@@ -360,6 +363,7 @@ impl Service {
                     if let Some(slot) = self.slots.iter_mut().find(|s| s.id == subject) {
                         slot.running = false;
                         slot.memstat = None;
+                        slot.pidfd = None;
                     }
                 }
             }
@@ -388,12 +392,23 @@ impl Service {
         if let Some(r) = &mut self.recorder {
             r.name(subject, &name, &mut self.out);
         }
+        // Opened as soon as execd announces the service: execd has not reaped it before it
+        // sent `Started`, so the pid still names it unless it already died and its number was
+        // reused in between, which the figure's liveness check cannot tell apart; with cgroups
+        // (the guest) no pid is involved at all.
+        let pidfd = match &cgroup {
+            Some(_) => None,
+            None => rustix::process::Pid::from_raw(pid).and_then(|p| {
+                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+            }),
+        };
         let slot = Slot {
             id: subject,
             name,
             pid,
             cgroup,
             memstat,
+            pidfd,
             running: true,
         };
         match self.slots.iter_mut().find(|s| s.id == subject) {
@@ -480,12 +495,16 @@ impl Service {
             if !slot.running {
                 continue;
             }
-            let source = match &slot.cgroup {
-                Some(dir) => Source::Cgroup {
+            let source = match (&slot.cgroup, &slot.pidfd) {
+                (Some(dir), _) => Source::Cgroup {
                     root: &self.opts.cgroup_root,
                     dir,
                 },
-                None => Source::Statm { pid: slot.pid },
+                (None, Some(pidfd)) => Source::Statm {
+                    pid: slot.pid,
+                    alive: pidfd.as_fd(),
+                },
+                (None, None) => continue,
             };
             if let Some(bytes) = kernel::read_bytes(source) {
                 let subject = slot.id;
