@@ -170,14 +170,13 @@ fn flood(s: &mut Session) -> Outcome {
     let name = "flood-hog";
     let from = s.mark()?;
     s.wait_watched("quiet")?;
-    let before = s.status("quiet")?.and_then(|q| q.last_seq).unwrap_or(0);
     s.forget_exit(name);
     s.spawn(name)?;
     let subject = id(name);
-    s.wait_event(from, "over-budget rejection of flood-hog", |k| {
-        matches!(k, EventKind::FrameRejected { sender, reason: Rejection::OverBudget } if *sender == subject)
-    })?;
-    // While the flood goes on, quiet's reports must still get through.
+    let over_budget = |k: &EventKind| matches!(k, EventKind::FrameRejected { sender, reason: Rejection::OverBudget } if *sender == subject);
+    s.wait_event(from, "over-budget rejection of flood-hog", over_budget)?;
+    // The flood is on. quiet's reports must still get through...
+    let before = s.status("quiet")?.and_then(|q| q.last_seq).unwrap_or(0);
     let deadline = std::time::Instant::now() + s.settings.step_timeout;
     loop {
         let now_seq = s.status("quiet")?.and_then(|q| q.last_seq).unwrap_or(0);
@@ -189,6 +188,13 @@ fn flood(s: &mut Session) -> Outcome {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // ... while it is still on: flood-hog is still being refused after quiet got through.
+    let after = s.mark()?;
+    s.wait_event(
+        after,
+        "over-budget rejection after quiet's frame got through",
+        over_budget,
+    )?;
     Ok(())
 }
 
