@@ -19,7 +19,7 @@
 //! allocate: the oomd service handles its steady state without touching the heap.
 //!
 //! What this crate is not: a policy. It carries decisions; it makes none.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;

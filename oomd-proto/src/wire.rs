@@ -1,14 +1,13 @@
 //! Encoding, and the SOCK_SEQPACKET plumbing.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    self, AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag,
-    SockType, UnixAddr,
+    self, AddressFamily, Backlog, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use serde::{Deserialize, Serialize};
 
@@ -105,11 +104,10 @@ pub struct Received {
     pub fds: [Option<OwnedFd>; MAX_FDS],
 }
 
-/// Receives packets into buffers allocated once, so that receiving never allocates.
+/// Receives packets into a buffer it owns, so that receiving never allocates.
 #[derive(Debug)]
 pub struct Receiver {
     buf: [u8; MAX_MESSAGE_LEN],
-    cmsg: Vec<u8>,
 }
 
 impl Default for Receiver {
@@ -124,42 +122,45 @@ impl Receiver {
     pub fn new() -> Self {
         Receiver {
             buf: [0; MAX_MESSAGE_LEN],
-            cmsg: nix::cmsg_space!([RawFd; MAX_FDS]),
         }
     }
 
     /// Receives one packet from `fd`. `Err(WireError::Io(WouldBlock))` on a non-blocking
     /// socket with nothing to read; [`WireError::Closed`] at end of stream.
     pub fn recv(&mut self, fd: BorrowedFd<'_>) -> Result<Received, WireError> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+        // rustix, not nix, for this one call: it hands received descriptors over as an
+        // iterator on this stack buffer, where nix collects them into a Vec.
+        let mut space = [core::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [io::IoSliceMut::new(&mut self.buf)];
-        let msg = socket::recvmsg::<()>(
-            fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut self.cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )?;
+        let msg = rustix::net::recvmsg(fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+            .map_err(|e| WireError::Io(e.into()))?;
         let mut fds: [Option<OwnedFd>; MAX_FDS] = [None, None];
-        let mut next = 0;
-        for c in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(received) = c {
-                for raw in received {
-                    // Descriptors beyond MAX_FDS are owned too, and so closed at once.
-                    let owned = own(raw);
-                    if let Some(slot) = fds.get_mut(next) {
+        let mut slots = fds.iter_mut();
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = message {
+                for owned in received {
+                    // Descriptors beyond MAX_FDS are dropped, and so closed, at once.
+                    if let Some(slot) = slots.next() {
                         *slot = Some(owned);
-                        next += 1;
                     }
                 }
             }
         }
-        let len = msg.bytes;
-        if msg.flags.contains(MsgFlags::MSG_TRUNC) || msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        if msg
+            .flags
+            .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+        {
             return Err(WireError::Truncated);
         }
-        if len == 0 {
+        if msg.bytes == 0 {
             return Err(WireError::Closed);
         }
-        Ok(Received { len, fds })
+        Ok(Received {
+            len: msg.bytes,
+            fds,
+        })
     }
 
     /// The bytes of the last packet received, given its length.
@@ -178,13 +179,6 @@ impl Receiver {
         let msg = decode(&self.buf[..len])?;
         Ok((msg, fds))
     }
-}
-
-#[allow(unsafe_code)]
-fn own(raw: RawFd) -> OwnedFd {
-    // SAFETY: `raw` was just created in our descriptor table by the kernel (received through
-    // SCM_RIGHTS, or returned by accept4) and nothing else refers to it.
-    unsafe { OwnedFd::from_raw_fd(raw) }
 }
 
 /// A connected pair of SOCK_SEQPACKET sockets, close-on-exec.
@@ -222,8 +216,10 @@ pub fn listen(path: &Path) -> io::Result<OwnedFd> {
 /// Accepts one connection on a listening socket (close-on-exec). On a non-blocking listener
 /// with nothing pending, fails with `WouldBlock`.
 pub fn accept(listener: &impl AsFd) -> io::Result<OwnedFd> {
-    let raw = socket::accept4(listener.as_fd().as_raw_fd(), SockFlag::SOCK_CLOEXEC)?;
-    Ok(own(raw))
+    Ok(rustix::net::accept_with(
+        listener,
+        rustix::net::SocketFlags::CLOEXEC,
+    )?)
 }
 
 /// Connects to the SOCK_SEQPACKET socket at `path` (close-on-exec).

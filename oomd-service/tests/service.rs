@@ -153,7 +153,7 @@ fn events_report_what_a_late_reader_lost() {
 
 #[test]
 fn a_recorded_run_replays_to_the_same_event_log() {
-    let mut rig = Rig::recording("record", policy());
+    let mut rig = Rig::recording("record", policy(), oomd_service::LogFormat::None);
     let hog = rig.start("hog", false);
     let db = rig.start("db", true);
     rig.publish(db, 9_000, None);

@@ -35,20 +35,28 @@ pub struct Rig {
     pub dir: PathBuf,
     pub rx: Receiver,
     pub buf: [u8; MAX_MESSAGE_LEN],
+    /// How the rig steps the service: `Service::step(2)` unless a test puts its own.
+    pub stepper: fn(&mut Service) -> Result<(), oomd_service::ServiceError>,
     seqs: Vec<(SubjectId, u64, OwnedFd)>,
 }
 
 impl Rig {
     pub fn new(tag: &str, policy: Policy) -> Rig {
-        Self::build(tag, policy, false)
+        Self::build(tag, policy, false, LogFormat::None)
     }
 
-    /// A rig whose service records its inputs to `<dir>/inputs.jsonl`.
-    pub fn recording(tag: &str, policy: Policy) -> Rig {
-        Self::build(tag, policy, true)
+    /// A rig whose service records its inputs to `<dir>/inputs.jsonl` and writes its audit
+    /// log in `log`.
+    pub fn recording(tag: &str, policy: Policy, log: LogFormat) -> Rig {
+        Self::build(tag, policy, true, log)
     }
 
-    fn build(tag: &str, policy: Policy, record: bool) -> Rig {
+    /// One step of the service, through `stepper` (a test may count what a step does).
+    pub fn step(&mut self) {
+        (self.stepper)(&mut self.svc).expect("service step");
+    }
+
+    fn build(tag: &str, policy: Policy, record: bool, log: LogFormat) -> Rig {
         let dir = std::env::temp_dir().join(format!("oomd-service-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (svc_end, execd) = oomd_proto::seqpacket_pair().expect("socketpair");
@@ -60,7 +68,7 @@ impl Rig {
             control_socket: dir.join("oomd.sock"),
             cgroup_root: "/nonexistent".into(),
             inject_dir: dir.join("inject"),
-            log: LogFormat::None,
+            log,
             record: record.then(|| oomd_service::RecordTo {
                 path: dir.join("inputs.jsonl"),
                 max_bytes: 1 << 20,
@@ -75,6 +83,7 @@ impl Rig {
             dir,
             rx: Receiver::new(),
             buf: [0; MAX_MESSAGE_LEN],
+            stepper: |svc| svc.step(2),
             seqs: Vec::new(),
         }
     }
@@ -127,7 +136,7 @@ impl Rig {
     pub fn pump_for(&mut self, d: Duration) {
         let end = Instant::now() + d;
         while Instant::now() < end {
-            self.svc.step(2).expect("service step");
+            self.step();
         }
     }
 
@@ -136,7 +145,7 @@ impl Rig {
         oomd_proto::set_nonblocking(&self.execd).expect("nonblocking");
         let end = Instant::now() + within;
         while Instant::now() < end {
-            self.svc.step(2).expect("service step");
+            self.step();
             match self.rx.recv_msg::<ToAuthority>(self.execd.as_fd()) {
                 Ok((msg, _)) => return Some(msg),
                 Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -160,7 +169,7 @@ impl Rig {
         let mut replies = Vec::new();
         let end = Instant::now() + Duration::from_secs(5);
         while Instant::now() < end {
-            self.svc.step(2).expect("service step");
+            self.step();
             loop {
                 match self.rx.recv_msg::<ControlReply>(self.control.as_fd()) {
                     Ok((reply, _)) => {
