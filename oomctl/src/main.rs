@@ -72,7 +72,9 @@ enum PolicyAction {
         #[arg(long)]
         json: bool,
     },
-    /// Apply a policy file: its `[policy]` globally, then each `[service.NAME]` limits.
+    /// Apply a policy file: its `[policy]` table replaces the global policy (unset keys take
+    /// their defaults), then each `[service.NAME]` table sets that service's limits. A file
+    /// without a `[policy]` table leaves the global policy as it is.
     Set {
         /// The policy file (TOML).
         file: PathBuf,
@@ -255,9 +257,10 @@ fn print_policy(p: &oomd::Policy) {
 fn policy_set(client: &mut Client, file: &std::path::Path) -> Result<(), Failure> {
     let policy =
         oomd_host::scenario::PolicyFile::load(file).map_err(|e| Failure(2, e.to_string()))?;
-    done(one(client.control(&ControlRequest::SetPolicy(
-        PolicyUpdate::Global(policy.policy),
-    ))?)?)?;
+    if policy.policy_given {
+        let update = PolicyUpdate::Global(policy.policy);
+        done(one(client.control(&ControlRequest::SetPolicy(update))?)?)?;
+    }
     for (name, limits) in &policy.services {
         let update = PolicyUpdate::SubjectLimits {
             subject: SubjectId::from_name(name),

@@ -45,6 +45,7 @@ fn start(tag: &str) -> Running {
     };
     let opts = Options {
         policy: PolicyFile {
+            policy_given: true,
             policy,
             services: Default::default(),
         },
@@ -131,6 +132,25 @@ fn status_events_and_policy_against_a_running_service() {
     assert!(text(&out.stdout)
         .lines()
         .any(|l| l.starts_with("hog") && l.contains("9000")));
+
+    // A file of service tables only leaves the global policy alone.
+    let only_hog = oomd.dir.join("hog.toml");
+    std::fs::write(
+        &only_hog,
+        "[service.hog]\nhard_bytes = 7000\nsoft_bytes = 10\n",
+    )
+    .expect("write");
+    let out = oomctl(
+        &socket,
+        &["policy", "set", only_hog.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = oomctl(&socket, &["policy", "get"]);
+    assert!(
+        text(&out.stdout).contains("hard_bytes = 4096"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let bad = oomd.dir.join("bad.toml");
     std::fs::write(&bad, "[policy]\nkill_budget = 0\n").expect("write");

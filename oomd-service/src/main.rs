@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(_) if args.policy.as_os_str() == DEFAULT_POLICY && !args.policy.exists() => {
             PolicyFile {
+                policy_given: false,
                 policy: oomd::Policy::default(),
                 services: Default::default(),
             }

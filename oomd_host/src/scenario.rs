@@ -240,8 +240,11 @@ impl Scenario {
 /// parser, so a policy means the same in both.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyFile {
-    /// The global policy.
+    /// The global policy (`Policy::default()` with the `[policy]` table's keys applied).
     pub policy: Policy,
+    /// Whether the file has a `[policy]` table at all: a file of `[service.<name>]` tables
+    /// only is about those services, and a tool applying it leaves the global policy alone.
+    pub policy_given: bool,
     /// Limits overrides by service name, each complete (unset keys from the global limits).
     pub services: BTreeMap<String, Limits>,
 }
@@ -249,8 +252,7 @@ pub struct PolicyFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicyFile {
-    #[serde(default)]
-    policy: RawPolicy,
+    policy: Option<RawPolicy>,
     #[serde(default)]
     service: BTreeMap<String, RawLimits>,
 }
@@ -259,14 +261,19 @@ impl PolicyFile {
     /// Parses and validates policy-file text; errors name the key at fault.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
         let raw: RawPolicyFile = parse_toml(text)?;
-        let policy = raw.policy.build()?;
+        let policy_given = raw.policy.is_some();
+        let policy = raw.policy.unwrap_or_default().build()?;
         let mut services = BTreeMap::new();
         for (name, limits) in &raw.service {
             let key = format!("service.{name}");
             check_name(name, &key)?;
             services.insert(name.clone(), limits.build(policy.limits, &key)?);
         }
-        Ok(PolicyFile { policy, services })
+        Ok(PolicyFile {
+            policy,
+            policy_given,
+            services,
+        })
     }
 
     /// Reads, parses and validates a policy file; errors name the file.

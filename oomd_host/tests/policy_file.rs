@@ -45,7 +45,15 @@ fn a_policy_file_sets_the_global_policy_and_per_service_limits() {
 fn an_empty_file_is_the_default_policy() {
     let file = PolicyFile::parse("").expect("valid");
     assert_eq!(file.policy, Policy::default());
+    assert!(!file.policy_given);
     assert!(file.services.is_empty());
+    let only_services =
+        PolicyFile::parse("[service.db]\nhard_bytes = 1\nsoft_bytes = 1\n").expect("valid");
+    assert!(
+        !only_services.policy_given,
+        "no [policy] table: the global policy is not given"
+    );
+    assert!(PolicyFile::parse("[policy]\n").expect("valid").policy_given);
 }
 
 #[test]

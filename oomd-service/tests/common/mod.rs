@@ -62,6 +62,7 @@ impl Rig {
         let (svc_end, execd) = oomd_proto::seqpacket_pair().expect("socketpair");
         let opts = Options {
             policy: PolicyFile {
+                policy_given: true,
                 policy,
                 services: Default::default(),
             },
