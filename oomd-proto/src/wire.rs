@@ -195,13 +195,7 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Binds and listens on a SOCK_SEQPACKET socket at `path` (close-on-exec), replacing a stale
 /// socket file left by a previous run.
 pub fn listen(path: &Path) -> io::Result<OwnedFd> {
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    let addr = UnixAddr::new(path.as_os_str().as_bytes())?;
+    let (fd, addr) = unbound(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
             std::fs::remove_file(path)?;
@@ -224,15 +218,20 @@ pub fn accept(listener: &impl AsFd) -> io::Result<OwnedFd> {
 
 /// Connects to the SOCK_SEQPACKET socket at `path` (close-on-exec).
 pub fn connect(path: &Path) -> io::Result<OwnedFd> {
+    let (fd, addr) = unbound(path)?;
+    socket::connect(fd.as_raw_fd(), &addr)?;
+    Ok(fd)
+}
+
+/// A new SOCK_SEQPACKET socket (close-on-exec) and the address of `path`.
+fn unbound(path: &Path) -> io::Result<(OwnedFd, UnixAddr)> {
     let fd = socket::socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    let addr = UnixAddr::new(path.as_os_str().as_bytes())?;
-    socket::connect(fd.as_raw_fd(), &addr)?;
-    Ok(fd)
+    Ok((fd, UnixAddr::new(path.as_os_str().as_bytes())?))
 }
 
 /// The pid of the process at the other end of a connected Unix socket, from the kernel.
