@@ -31,30 +31,14 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-120s}
 RUN_UNTIL_MARKER=${RUN_UNTIL_MARKER:-1}
 HOG_HARD=${HOG_HARD:-16MiB}
 
-REQUIRED=(
-    "oomd: ready"
-    "SELFTEST: oom kill ok"
-    "SELFTEST: oom deny critical ok"
-    "SELFTEST: oom reject spoof ok"
-    "SELFTEST: oom flood ok"
-    "SELFTEST: oom underreport ok"
-    "SELFTEST: oom tree kill ok"
-    "SELFTEST: oom rate limit ok"
-    "SELFTEST: Completed"
-)
+# The verdict logic (required markers, failure patterns, causal order) lives in one file, which
+# scripts/test-verdict.sh checks against recorded logs.
+# shellcheck source=scripts/lib/verdict.sh
+. "$ROOT/scripts/lib/verdict.sh"
 if [ -n "${REQUIRE:-}" ]; then
     IFS='|' read -r -a extra <<<"$REQUIRE"
-    REQUIRED+=("${extra[@]}")
+    VERDICT_REQUIRED+=("${extra[@]}")
 fi
-# Lines that fail the run wherever they appear. A kernel OOM kill means the kernel, not oomd,
-# did the job: that is a fake success.
-FAILURE_PATTERNS='FAIL|Kernel panic|KVM internal error|Out of memory: Killed process|Memory cgroup out of memory'
-# Pairs "earlier|later" that must appear in this order (cause before effect).
-ORDER=(
-    "oomd: ready|SELFTEST: oom kill ok"
-    "oomd: kill app=hog bytes=|SELFTEST: oom kill ok"
-    "oomd: kill denied (subject=critical-hog reason=critical)|SELFTEST: oom deny critical ok"
-)
 
 say() { printf 'qemu-test: %s\n' "$*"; }
 fail() { # code, reason
@@ -98,7 +82,10 @@ fi
 KERNEL=$(kernel_image)
 [ -r "$KERNEL" ] || fail 4 "cannot read the kernel $KERNEL"
 
-if ! rustup target list --installed | grep -qx "$TARGET"; then
+# Every command's output is read whole before it is searched (no `producer | grep -q`: under
+# pipefail its status depends on whether the producer was still writing when grep quit).
+installed_targets=$(rustup target list --installed)
+if ! grep -qx -- "$TARGET" <<<"$installed_targets"; then
     say "installing the rustup target $TARGET"
     rustup target add "$TARGET" || fail 4 "rustup target add $TARGET failed"
 fi
@@ -111,7 +98,8 @@ cargo build --release --quiet --target "$TARGET" \
     --features oomd-service/selftest || fail 4 "the build failed"
 BIN=$ROOT/target/$TARGET/release
 for b in execd oomd oomctl hog-fixture selftest-client; do
-    if readelf -l "$BIN/$b" | grep -q 'Requesting program interpreter'; then
+    headers=$(readelf -l "$BIN/$b") || fail 4 "readelf cannot read $BIN/$b"
+    if grep -q 'Requesting program interpreter' <<<"$headers"; then
         fail 4 "$BIN/$b is dynamically linked: the initramfs has no libc"
     fi
 done
@@ -154,7 +142,9 @@ for magic, unpack in ((b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decomp
         sys.exit(0)
 sys.exit(1)
 PY
-        readelf -n "$out.tmp" 2>/dev/null | grep -q 'Xen' || { rm -f "$out.tmp"; return 0; }
+        local notes
+        notes=$(readelf -n "$out.tmp" 2>/dev/null) || notes=
+        grep -q 'Xen' <<<"$notes" || { rm -f "$out.tmp"; return 0; }
         mv "$out.tmp" "$out"
     fi
     echo "$out"
@@ -193,53 +183,44 @@ stop_qemu() {
 }
 trap stop_qemu EXIT
 
-clean() { tr -d '\r' <"$UART"; }
-have() { clean | grep -qF -- "$1"; }
-first_line() { clean | grep -nF -- "$1" | head -n 1 | cut -d: -f1; }
-missing_markers() {
-    local m
-    for m in "${REQUIRED[@]}"; do have "$m" || printf '%s\n' "$m"; done
-}
+CLEAN=$LOG_DIR/uart.clean.log
 
-verdict() { # all markers present: check the causal order, then succeed
-    local pair a b la lb
-    for pair in "${ORDER[@]}"; do
-        a=${pair%%|*} b=${pair#*|}
-        la=$(first_line "$a") lb=$(first_line "$b")
-        if [ -z "$la" ] || [ -z "$lb" ] || [ "$la" -ge "$lb" ]; then
-            fail 1 "out of order: \"$a\" (line ${la:-none}) must come before \"$b\" (line ${lb:-none})"
-        fi
-    done
-    say "all ${#REQUIRED[@]} markers seen after $(($(date +%s) - START))s (accel=$ACCEL)"
-    # The contract lines (oomd prints its markers on stdout and again in its stderr log).
-    clean | grep -E '^(oomd: ready|oomd: kill app=|oomd: kill denied|SELFTEST: )' | uniq || true
+pass() { # the verdict was 0: print the contract lines and succeed
+    say "all ${#VERDICT_REQUIRED[@]} markers seen after $(($(date +%s) - START))s (accel=$ACCEL)"
+    grep -E -- "$VERDICT_CONTRACT" "$CLEAN" | uniq || true
     say "serial log: $UART"
     exit 0
 }
 
 while :; do
-    left=$(missing_markers)
-    if clean | grep -qE -- "$FAILURE_PATTERNS"; then
-        fail 1 "failure pattern: $(clean | grep -E -- "$FAILURE_PATTERNS" | head -n 1)${left:+; missing: $(echo "$left" | head -n 1)}"
-    fi
-    if [ -z "$left" ] && [ "$RUN_UNTIL_MARKER" = 1 ]; then
-        verdict
-    fi
-    if ! kill -0 "$QEMU_PID" 2>/dev/null; then
+    # Read the guest's state before the log: if QEMU has already exited, the copy below holds
+    # everything it will ever write.
+    stopped=0
+    kill -0 "$QEMU_PID" 2>/dev/null || stopped=1
+    verdict_clean "$UART" "$CLEAN" || fail 4 "cannot read the serial log $UART"
+    code=0
+    if [ "$stopped" = 1 ]; then
         wait "$QEMU_PID" 2>/dev/null || true
-        # The guest powered off (or died): the log is complete.
-        if clean | grep -qE -- "$FAILURE_PATTERNS"; then
-            fail 1 "failure pattern: $(clean | grep -E -- "$FAILURE_PATTERNS" | head -n 1)"
-        fi
-        left=$(missing_markers)
-        [ -z "$left" ] && verdict
-        if have "SELFTEST: Completed"; then
-            fail 1 "missing marker: $(echo "$left" | head -n 1)"
-        fi
-        fail 3 "the guest stopped before the markers; missing: $(echo "$left" | head -n 1) (qemu: $(tail -n 1 "$LOG_DIR/qemu.log" 2>/dev/null))"
+        reason=$(verdict_final "$CLEAN") || code=$?
+        case "$code" in
+        0) pass ;;
+        1) fail 1 "$reason" ;;
+        3) fail 3 "the guest $reason (qemu: $(tail -n 1 "$LOG_DIR/qemu.log" 2>/dev/null))" ;;
+        *) fail 4 "verdict: unexpected status $code ($reason)" ;;
+        esac
     fi
+    reason=$(verdict_of "$CLEAN") || code=$?
+    case "$code" in
+    0) if [ "$RUN_UNTIL_MARKER" = 1 ]; then pass; fi ;;
+    1) fail 1 "$reason" ;;
+    10) ;;
+    *) fail 4 "verdict: unexpected status $code ($reason)" ;;
+    esac
     if [ $(($(date +%s) - START)) -ge "$TIMEOUT_S" ]; then
-        fail 2 "timeout after ${TIMEOUT_S}s; missing: $(echo "$left" | head -n 1)"
+        if [ "$code" = 0 ]; then
+            fail 2 "timeout after ${TIMEOUT_S}s: every marker appeared, but the guest did not power off"
+        fi
+        fail 2 "timeout after ${TIMEOUT_S}s; missing: ${reason}"
     fi
     sleep 0.2
 done

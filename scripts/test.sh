@@ -15,7 +15,8 @@ step() { printf '\n==> %s\n' "$*"; }
 NO_STD_TARGET=thumbv7em-none-eabihf
 
 step "toolchain: $(rustc --version)"
-if ! rustup target list --installed | grep -qx "$NO_STD_TARGET"; then
+installed_targets=$(rustup target list --installed)
+if ! grep -qx -- "$NO_STD_TARGET" <<<"$installed_targets"; then
     step "installing the rustup target $NO_STD_TARGET"
     rustup target add "$NO_STD_TARGET"
 fi
@@ -37,6 +38,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "no_std build of oomd and memstat for $NO_STD_TARGET"
 cargo build -p oomd -p memstat --no-default-features --target "$NO_STD_TARGET"
+
+step "the boot verdict on recorded logs (scripts/test-verdict.sh)"
+./scripts/test-verdict.sh
 
 step "the QEMU boot selftest (scripts/qemu-test.sh)"
 RUN_UNTIL_MARKER=1 RUN_TIMEOUT=120s ./scripts/qemu-test.sh
