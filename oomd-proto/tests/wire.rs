@@ -94,6 +94,7 @@ fn the_largest_messages_round_trip_within_the_bound() {
         subject,
         class: SubjectClass::Background,
         critical: false,
+        reports: true,
     };
     wd.handle(oomd::Input::Register(reg), &mut Nobody)
         .expect("registered");

@@ -381,6 +381,9 @@ impl Service {
         cgroup: Option<Name>,
         memstat: Option<OwnedFd>,
     ) {
+        // A service with a memstat channel is expected to report; one without is judged on
+        // its kernel figure alone.
+        let reports = memstat.is_some();
         if let Some(fd) = &memstat {
             if oomd_proto::set_nonblocking(fd).is_err() {
                 self.out.note(format_args!(
@@ -424,6 +427,7 @@ impl Service {
             subject,
             class,
             critical,
+            reports,
         }));
         let own = self
             .slots

@@ -60,6 +60,7 @@ fn register_all<const S: usize, const E: usize>(wd: &mut Watchdog<S, E>, ids: &[
             subject,
             class: SubjectClass::Standard,
             critical: false,
+            reports: true,
         };
         wd.handle(Input::Register(reg), &mut Unreachable)
             .expect("registered");

@@ -283,6 +283,14 @@ pub enum EventKind {
         /// The first setting at fault.
         reason: PolicyError,
     },
+    /// A subject that reports has had no frame accepted for `report_stale_ticks` ticks (once
+    /// per silence: another only after a frame of it is accepted again).
+    ReportStale {
+        /// Who.
+        subject: SubjectId,
+        /// The tick of its last accepted frame, or of its registration if it never had one.
+        since: Tick,
+    },
 }
 
 /// A fieldless mirror of [`EventKind`], for per-kind counters.
@@ -312,11 +320,12 @@ pub enum EventTag {
     AnswerIgnored,
     TickClamped,
     PolicyRefused,
+    ReportStale,
 }
 
 impl EventTag {
     /// How many kinds there are.
-    pub const COUNT: usize = 21;
+    pub const COUNT: usize = 22;
 }
 
 impl EventKind {
@@ -345,6 +354,7 @@ impl EventKind {
             Self::AnswerIgnored { .. } => EventTag::AnswerIgnored,
             Self::TickClamped { .. } => EventTag::TickClamped,
             Self::PolicyRefused { .. } => EventTag::PolicyRefused,
+            Self::ReportStale { .. } => EventTag::ReportStale,
         }
     }
 }

@@ -20,6 +20,26 @@ pub enum Input {
         /// The bytes as received.
         payload: Payload,
     },
+    /// The newest frame of a sender that used its frame budget in this tick: *latest wins*.
+    ///
+    /// An edge bounds the work a flooding sender costs by not reading it again once it has
+    /// had `frame_budget_per_tick` frames in a tick (its frames wait in the transport, where
+    /// the sender's publisher starts dropping). Just before the next [`Input::Tick`] it reads
+    /// what queued meanwhile and feeds only the newest packet here; the `discarded` older ones
+    /// were dropped unread and are counted as over-budget rejections. This frame is checked
+    /// like any other, except that the budget does not apply to it: the figure a subject is
+    /// judged on at the tick is never older than the newest frame its transport delivered.
+    /// At most one per sender per tick is taken; another is rejected as over budget.
+    LatestFrame {
+        /// The authenticated sender.
+        sender: SubjectId,
+        /// The newest packet, as received.
+        payload: Payload,
+        /// Older packets of the same sender, read after its budget was used and discarded
+        /// unread (an edge bounds how many it reads per tick; `u16` keeps the input within
+        /// 64 bytes).
+        discarded: u16,
+    },
     /// A trusted kernel figure for a subject (e.g. cgroup `memory.current`, or VmRSS summed
     /// over its processes). Optional: the core works with frames alone.
     KernelReading {
@@ -56,6 +76,17 @@ pub struct Registration {
     /// Marked critical by the manifest: never to be killed. Subjects named in
     /// [`ALWAYS_CRITICAL`](crate::limits::ALWAYS_CRITICAL) are critical regardless.
     pub critical: bool,
+    /// It publishes memstat frames (it has a memstat channel). A subject that reports but
+    /// stays silent longer than the policy's `report_stale_ticks` gets a `report stale`
+    /// event; one that does not report never does (it is judged on its kernel figure).
+    #[cfg_attr(feature = "serde", serde(default = "reports_by_default"))]
+    pub reports: bool,
+}
+
+/// Recorded runs from before `Registration::reports` existed: every subject reported.
+#[cfg(feature = "serde")]
+fn reports_by_default() -> bool {
+    true
 }
 
 /// Which subjects go first when several must be acted on in one tick. Lower classes are
@@ -87,11 +118,12 @@ impl SubjectClass {
 
 /// The bytes of one received frame, held by value so that an [`Input`] can be recorded.
 ///
-/// At most [`MAX_FRAME_LEN`] bytes are kept; `len` is what arrived, so an oversize frame is
-/// still seen as oversize by the decoder.
+/// At most [`MAX_FRAME_LEN`] bytes are kept; `len` is what arrived (saturating at
+/// `u16::MAX`, far above any valid frame), so an oversize frame is still seen as oversize by
+/// the decoder.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Payload {
-    len: u32,
+    len: u16,
     bytes: [u8; MAX_FRAME_LEN],
 }
 
@@ -110,7 +142,7 @@ impl Payload {
         let n = kept.len().min(MAX_FRAME_LEN).min(len);
         bytes[..n].copy_from_slice(&kept[..n]);
         Payload {
-            len: u32::try_from(len).unwrap_or(u32::MAX),
+            len: u16::try_from(len).unwrap_or(u16::MAX),
             bytes,
         }
     }
@@ -228,8 +260,10 @@ mod payload_serde {
 
     impl<'de> Deserialize<'de> for Payload {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            // Recorded as a u32 by earlier versions: read as one, and saturate like `new`.
             let (len, kept) = <(u32, KeptBuf)>::deserialize(deserializer)?;
             let expected = (len as usize).min(MAX_FRAME_LEN);
+            let len = u16::try_from(len).unwrap_or(u16::MAX);
             if kept.n != expected {
                 return Err(de::Error::invalid_length(
                     kept.n,

@@ -55,7 +55,7 @@
 //! policy.limits.hard_bytes = 2000;
 //! let mut wd: Watchdog<8, 64> = Watchdog::new(policy).unwrap();
 //! let mut authority = Recorder(Vec::new());
-//! let reg = Registration { subject: hog, class: SubjectClass::Standard, critical: false };
+//! let reg = Registration { subject: hog, class: SubjectClass::Standard, critical: false, reports: true };
 //! wd.handle(Input::Register(reg), &mut authority).unwrap();
 //!
 //! let frame = Frame { seq: 1, current_bytes: 4096, peak_bytes: 4096, claimed_subject: None };

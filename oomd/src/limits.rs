@@ -29,6 +29,11 @@ pub const MAX_KILL_WINDOW_TICKS: u64 = 86_400_000;
 /// Longest soft grace, in ticks: same bound as the kill window.
 pub const MAX_SOFT_GRACE_TICKS: u64 = MAX_KILL_WINDOW_TICKS;
 
+/// Longest silence bound for a report to turn stale, in ticks: same bound as the kill window.
+pub const MAX_REPORT_STALE_TICKS: u32 = MAX_KILL_WINDOW_TICKS as u32;
+
+const _: () = assert!(MAX_KILL_WINDOW_TICKS <= u32::MAX as u64);
+
 /// Longest exit deadline, in ticks (an hour at a 1 ms tick); zero is refused because a kill
 /// needs at least one tick to be observed.
 pub const MAX_EXIT_DEADLINE_TICKS: u64 = 3_600_000;

@@ -44,13 +44,43 @@ pub struct Policy {
     /// Observe only (dry run): decisions are logged as would-kill events and the authority is
     /// never called.
     pub observe_only: bool,
+    /// A running subject that reports (its registration says so) and whose last accepted
+    /// frame, or its registration if it never had one accepted, is this many ticks old gets
+    /// one `report stale` event; another only after a frame of it is accepted again.
+    /// (A `u32`, unlike the other tick counts, to keep every input within 64 bytes; its bound,
+    /// [`limits::MAX_REPORT_STALE_TICKS`], fits.)
+    #[cfg_attr(feature = "serde", serde(default = "defaults::report_stale_ticks"))]
+    pub report_stale_ticks: u32,
+    /// When true (the default), a subject without a fresh report is enforced on the larger of
+    /// its report and its kernel figure, whatever `enforce_kernel` says: one that never had a
+    /// frame accepted (it does not report, or has not yet), and one whose report is stale
+    /// (see `report_stale_ticks`). Silence never hides a service, and a service stuck in a
+    /// runaway allocation loop, which stops publishing, is still caught.
+    #[cfg_attr(feature = "serde", serde(default = "defaults::enforce_kernel_when_silent"))]
+    pub enforce_kernel_when_silent: bool,
 }
+
+/// Defaults of the keys added after the first version, for recorded runs that lack them.
+#[cfg(feature = "serde")]
+mod defaults {
+    pub(super) fn report_stale_ticks() -> u32 {
+        super::DEFAULT_REPORT_STALE_TICKS
+    }
+    pub(super) fn enforce_kernel_when_silent() -> bool {
+        true
+    }
+}
+
+/// `Policy::default().report_stale_ticks`: 5 s at the default 100 ms tick, five times the
+/// publisher's default heartbeat (`memstat::Config::heartbeat`, 1 s).
+const DEFAULT_REPORT_STALE_TICKS: u32 = 50;
 
 const MIB: u64 = 1024 * 1024;
 
 impl Default for Policy {
     /// A conservative default: soft 256 MiB, hard 512 MiB, 100 ms ticks, a 5 s soft grace
-    /// before a graceful kill, 2 s to exit, at most 4 kills per minute.
+    /// before a graceful kill, 2 s to exit, at most 4 kills per minute, a report stale after
+    /// 5 s of silence, and silent subjects judged on their kernel figure.
     fn default() -> Self {
         Policy {
             limits: Limits {
@@ -66,6 +96,8 @@ impl Default for Policy {
             enforce_kernel: false,
             underreport_margin_bytes: 16 * MIB,
             observe_only: false,
+            report_stale_ticks: DEFAULT_REPORT_STALE_TICKS,
+            enforce_kernel_when_silent: true,
         }
     }
 }
@@ -109,6 +141,8 @@ pub enum PolicyError {
     KillWindowOutOfRange,
     /// `frame_budget_per_tick` is zero or above [`limits::MAX_FRAME_BUDGET`].
     FrameBudgetOutOfRange,
+    /// `report_stale_ticks` is zero or above [`limits::MAX_REPORT_STALE_TICKS`].
+    ReportStaleOutOfRange,
     /// The subject of a limits override is not registered.
     UnknownSubject,
     /// Every slot of the override table ([`limits::MAX_OVERRIDES`]) is taken.
@@ -128,6 +162,7 @@ impl PolicyError {
             Self::KillBudgetOutOfRange => "kill_budget",
             Self::KillWindowOutOfRange => "kill_window_ticks",
             Self::FrameBudgetOutOfRange => "frame_budget_per_tick",
+            Self::ReportStaleOutOfRange => "report_stale_ticks",
             Self::UnknownSubject | Self::TooManyOverrides => "subject",
         }
     }
@@ -143,7 +178,8 @@ impl core::fmt::Display for PolicyError {
             | Self::SamplePeriodOutOfRange
             | Self::KillBudgetOutOfRange
             | Self::KillWindowOutOfRange
-            | Self::FrameBudgetOutOfRange => "is out of range",
+            | Self::FrameBudgetOutOfRange
+            | Self::ReportStaleOutOfRange => "is out of range",
             Self::UnknownSubject => "is not registered",
             Self::TooManyOverrides => "cannot have its own limits: the override table is full",
         };
@@ -197,6 +233,10 @@ impl Policy {
         {
             return Err(PolicyError::FrameBudgetOutOfRange);
         }
+        if self.report_stale_ticks == 0 || self.report_stale_ticks > limits::MAX_REPORT_STALE_TICKS
+        {
+            return Err(PolicyError::ReportStaleOutOfRange);
+        }
         Ok(())
     }
 }
@@ -214,7 +254,7 @@ mod tests {
     fn nonsense_is_refused_with_the_key_at_fault() {
         let ok = Policy::default();
         type Breakage = fn(&mut Policy);
-        let cases: [(Breakage, PolicyError); 9] = [
+        let cases: [(Breakage, PolicyError); 11] = [
             (|p| p.limits.hard_bytes = 0, PolicyError::HardZero),
             (
                 |p| p.limits.soft_bytes = p.limits.hard_bytes + 1,
@@ -244,6 +284,14 @@ mod tests {
             (
                 |p| p.frame_budget_per_tick = 0,
                 PolicyError::FrameBudgetOutOfRange,
+            ),
+            (
+                |p| p.report_stale_ticks = 0,
+                PolicyError::ReportStaleOutOfRange,
+            ),
+            (
+                |p| p.report_stale_ticks = limits::MAX_REPORT_STALE_TICKS + 1,
+                PolicyError::ReportStaleOutOfRange,
             ),
         ];
         for (break_it, expected) in cases {

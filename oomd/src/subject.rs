@@ -2,7 +2,7 @@
 
 use memstat::SubjectId;
 
-use crate::{Limits, SubjectClass, TerminationMode, Tick, Ticket};
+use crate::{Limits, Policy, SubjectClass, TerminationMode, Tick, Ticket};
 
 /// Where a subject stands with respect to being killed. Each state carries its own times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,15 +54,17 @@ pub enum KillState {
 }
 
 /// A subject's row. `Copy` and a `const` vacant value let the table be a plain array; the
-/// optional values are packed behind [`Flags`] to keep the row at 72 bytes (the id lives in a separate sorted array) (the table is paid
-/// `SUBJECTS` times over: see `tests/size.rs`).
+/// optional values are packed behind [`Flags`] to keep the row at 72 bytes (the id lives in a
+/// separate sorted array; the table is paid `SUBJECTS` times over: see `tests/size.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Subject {
     reported: u64,
-    pub(crate) peak: u64,
     kernel: u64,
     last_seq: u64,
     over_soft_since: Tick,
+    /// The tick of the last accepted frame, or of the registration until one is accepted: the
+    /// start of the current silence.
+    silent_since: Tick,
     pub(crate) kill: KillState,
     pub(crate) class: SubjectClass,
     flags: Flags,
@@ -73,22 +75,28 @@ pub(crate) struct Subject {
 
 /// Booleans of a row, one bit each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Flags(u8);
+struct Flags(u16);
 
 impl Flags {
-    const RUNNING: u8 = 1 << 0;
-    const CRITICAL: u8 = 1 << 1;
-    const UNDERREPORT_NOTED: u8 = 1 << 2;
-    const HAS_REPORTED: u8 = 1 << 3;
-    const HAS_KERNEL: u8 = 1 << 4;
-    const HAS_SEQ: u8 = 1 << 5;
-    const OVER_SOFT: u8 = 1 << 6;
+    const RUNNING: u16 = 1 << 0;
+    const CRITICAL: u16 = 1 << 1;
+    const UNDERREPORT_NOTED: u16 = 1 << 2;
+    /// A frame was accepted: `reported` and `last_seq` hold its values.
+    const HAS_REPORTED: u16 = 1 << 3;
+    const HAS_KERNEL: u16 = 1 << 4;
+    const OVER_SOFT: u16 = 1 << 5;
+    /// The registration says the subject publishes memstat frames.
+    const REPORTS: u16 = 1 << 6;
+    /// The report-stale event of the current silence was logged.
+    const STALE_NOTED: u16 = 1 << 7;
+    /// The coalesced latest frame of the current tick was taken.
+    const LATEST_TAKEN: u16 = 1 << 8;
 
-    const fn get(self, bit: u8) -> bool {
+    const fn get(self, bit: u16) -> bool {
         self.0 & bit != 0
     }
 
-    fn set(&mut self, bit: u8, on: bool) {
+    fn set(&mut self, bit: u16, on: bool) {
         if on {
             self.0 |= bit;
         } else {
@@ -102,10 +110,10 @@ impl Subject {
 
     pub(crate) const VACANT: Subject = Subject {
         reported: 0,
-        peak: 0,
         kernel: 0,
         last_seq: 0,
         over_soft_since: Tick::ZERO,
+        silent_since: Tick::ZERO,
         kill: KillState::Idle,
         class: SubjectClass::Standard,
         flags: Flags(0),
@@ -113,32 +121,34 @@ impl Subject {
         override_slot: Self::NO_OVERRIDE,
     };
 
-    /// A running subject that has reported nothing yet.
-    pub(crate) fn new(class: SubjectClass, critical: bool) -> Subject {
+    /// A running subject, registered at `now`, that has reported nothing yet.
+    pub(crate) fn new(class: SubjectClass, critical: bool, reports: bool, now: Tick) -> Subject {
         let mut s = Subject {
             class,
+            silent_since: now,
             ..Self::VACANT
         };
         s.set_running(true);
         s.set_critical(critical);
+        s.flags.set(Flags::REPORTS, reports);
         s
     }
 
     /// Forgets everything observed about the previous instance (not its identity, class,
-    /// criticality or limits override).
-    pub(crate) fn clear_observations(&mut self) {
-        let keep = Flags::RUNNING | Flags::CRITICAL;
+    /// criticality or limits override); its silence starts at `now`.
+    pub(crate) fn clear_observations(&mut self, now: Tick) {
+        let keep = Flags::RUNNING | Flags::CRITICAL | Flags::REPORTS;
         self.flags = Flags(self.flags.0 & keep);
         self.frames_this_tick = 0;
         self.reported = 0;
-        self.peak = 0;
         self.kernel = 0;
         self.last_seq = 0;
         self.over_soft_since = Tick::ZERO;
+        self.silent_since = now;
         self.kill = KillState::Idle;
     }
 
-    fn opt<T>(&self, bit: u8, value: T) -> Option<T> {
+    fn opt<T>(&self, bit: u16, value: T) -> Option<T> {
         self.flags.get(bit).then_some(value)
     }
 
@@ -160,12 +170,42 @@ impl Subject {
     pub(crate) fn set_underreport_noted(&mut self, on: bool) {
         self.flags.set(Flags::UNDERREPORT_NOTED, on);
     }
+    pub(crate) const fn reports(&self) -> bool {
+        self.flags.get(Flags::REPORTS)
+    }
+    pub(crate) fn set_reports(&mut self, on: bool) {
+        self.flags.set(Flags::REPORTS, on);
+    }
     pub(crate) fn reported(&self) -> Option<u64> {
         self.opt(Flags::HAS_REPORTED, self.reported)
     }
-    pub(crate) fn set_reported(&mut self, bytes: u64) {
+    /// Takes an accepted frame's figures at `now`: the silence, and a stale report, end.
+    pub(crate) fn set_report(&mut self, seq: u64, bytes: u64, now: Tick) {
         self.reported = bytes;
+        self.last_seq = seq;
+        self.silent_since = now;
         self.flags.set(Flags::HAS_REPORTED, true);
+        self.flags.set(Flags::STALE_NOTED, false);
+    }
+    pub(crate) const fn silent_since(&self) -> Tick {
+        self.silent_since
+    }
+    pub(crate) const fn stale_noted(&self) -> bool {
+        self.flags.get(Flags::STALE_NOTED)
+    }
+    pub(crate) fn set_stale_noted(&mut self) {
+        self.flags.set(Flags::STALE_NOTED, true);
+    }
+    pub(crate) const fn latest_taken(&self) -> bool {
+        self.flags.get(Flags::LATEST_TAKEN)
+    }
+    pub(crate) fn set_latest_taken(&mut self, on: bool) {
+        self.flags.set(Flags::LATEST_TAKEN, on);
+    }
+    /// Whether the subject should have reported by `now` and has not: it runs, it reports,
+    /// and its silence is at least `stale_ticks` long.
+    pub(crate) fn report_is_stale(&self, now: Tick, stale_ticks: u32) -> bool {
+        self.running() && self.reports() && now.since(self.silent_since) >= u64::from(stale_ticks)
     }
     pub(crate) fn kernel(&self) -> Option<u64> {
         self.opt(Flags::HAS_KERNEL, self.kernel)
@@ -175,11 +215,7 @@ impl Subject {
         self.flags.set(Flags::HAS_KERNEL, true);
     }
     pub(crate) fn last_seq(&self) -> Option<u64> {
-        self.opt(Flags::HAS_SEQ, self.last_seq)
-    }
-    pub(crate) fn set_last_seq(&mut self, seq: u64) {
-        self.last_seq = seq;
-        self.flags.set(Flags::HAS_SEQ, true);
+        self.opt(Flags::HAS_REPORTED, self.last_seq)
     }
     pub(crate) fn over_soft_since(&self) -> Option<Tick> {
         self.opt(Flags::OVER_SOFT, self.over_soft_since)
@@ -189,11 +225,18 @@ impl Subject {
         self.flags.set(Flags::OVER_SOFT, since.is_some());
     }
 
-    /// The figure limits are enforced on.
-    pub(crate) fn enforced(&self, enforce_kernel: bool) -> u64 {
-        let reported = self.reported().unwrap_or(0);
+    /// The figure limits are enforced on at `now`: the report, or the larger of the report
+    /// and the kernel figure when the policy enforces kernel readings, or when the subject is
+    /// silent (no frame accepted yet, or its report is stale) and the policy judges silent
+    /// subjects on the kernel's figure.
+    pub(crate) fn enforced(&self, policy: &Policy, now: Tick) -> u64 {
+        let reported = self.reported();
+        let silent =
+            reported.is_none() || self.report_is_stale(now, policy.report_stale_ticks);
+        let use_kernel = policy.enforce_kernel || (policy.enforce_kernel_when_silent && silent);
+        let reported = reported.unwrap_or(0);
         match self.kernel() {
-            Some(kernel) if enforce_kernel => reported.max(kernel),
+            Some(kernel) if use_kernel => reported.max(kernel),
             _ => reported,
         }
     }
@@ -219,8 +262,13 @@ pub struct SubjectStatus {
     pub running: bool,
     /// `current_bytes` of the last accepted frame: allocator bytes, as the subject reports.
     pub reported_bytes: Option<u64>,
-    /// `peak_bytes` of the last accepted frame.
-    pub peak_bytes: u64,
+    /// The registration says it publishes memstat frames.
+    pub reports: bool,
+    /// The tick of its last accepted frame, `None` if it never had one accepted.
+    pub last_frame_at: Option<Tick>,
+    /// It reports, and its last accepted frame (or its registration) is at least the
+    /// policy's `report_stale_ticks` old.
+    pub report_stale: bool,
     /// The last kernel reading.
     pub kernel_bytes: Option<u64>,
     /// The figure limits are applied to.

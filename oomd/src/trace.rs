@@ -235,5 +235,8 @@ pub fn write_line<W: Write + ?Sized, N: SubjectNames + ?Sized>(
             subject: Some(s),
             reason,
         } => write!(w, "oomd: policy refused (subject={}): {reason}", n(s)),
+        EventKind::ReportStale { subject, since } => {
+            write!(w, "oomd: report stale app={} since={since}", n(subject))
+        }
     }
 }

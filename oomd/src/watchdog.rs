@@ -44,6 +44,8 @@ pub struct Counters {
     pub unregisters_ignored: u64,
     /// Policies refused by validation.
     pub policies_refused: u64,
+    /// Coalesced latest frames ([`Input::LatestFrame`]) accepted.
+    pub latest_frames: u64,
 }
 
 impl Counters {
@@ -222,6 +224,11 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         match input {
             Input::Tick(t) => self.on_tick(t, authority),
             Input::Frame { sender, payload } => self.on_frame(sender, &payload),
+            Input::LatestFrame {
+                sender,
+                payload,
+                discarded,
+            } => self.on_latest_frame(sender, &payload, discarded),
             Input::KernelReading { subject, bytes } => self.on_reading(subject, bytes),
             Input::Register(r) => self.on_register(r),
             Input::Unregister(id) => self.on_unregister(id),
@@ -253,6 +260,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let policy = self.policy;
         for (i, s) in self.subjects[..self.len].iter_mut().enumerate() {
             s.frames_this_tick = 0;
+            s.set_latest_taken(false);
             let limits = override_or(&self.overrides, s, &policy);
             if needs_attention(s, limits, &policy, self.now) {
                 order[n] = i as u16; // i < SUBJECTS < u16::MAX (CAPACITY_OK)
@@ -267,7 +275,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             let s = &subjects[usize::from(i)];
             (
                 s.class,
-                Reverse(s.enforced(policy.enforce_kernel)),
+                Reverse(s.enforced(&policy, self.now)),
                 ids[usize::from(i)],
             )
         });
@@ -283,17 +291,45 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
 
     fn on_frame(&mut self, sender: SubjectId, payload: &Payload) -> Result<(), InputError> {
         let budget = self.policy.frame_budget_per_tick;
+        let now = self.now;
         let verdict = match self.find(sender) {
             None => Err(Rejection::UnknownSender),
             Some(i) => {
                 let s = &mut self.subjects[i];
-                accept_frame(s, sender, budget, payload)
+                accept_frame(s, sender, Budget::PerTick(budget), payload, now)
             }
         };
         verdict.map_err(|reason| {
             self.reject(sender, reason);
             InputError::Frame(reason)
         })
+    }
+
+    fn on_latest_frame(
+        &mut self,
+        sender: SubjectId,
+        payload: &Payload,
+        discarded: u16,
+    ) -> Result<(), InputError> {
+        let now = self.now;
+        let Some(i) = self.find(sender) else {
+            self.reject_many(sender, Rejection::UnknownSender, u64::from(discarded) + 1);
+            return Err(InputError::Frame(Rejection::UnknownSender));
+        };
+        if discarded > 0 {
+            self.reject_many(sender, Rejection::OverBudget, u64::from(discarded));
+        }
+        let s = &mut self.subjects[i];
+        match accept_frame(s, sender, Budget::Latest, payload, now) {
+            Ok(()) => {
+                bump(&mut self.counters.latest_frames);
+                Ok(())
+            }
+            Err(reason) => {
+                self.reject(sender, reason);
+                Err(InputError::Frame(reason))
+            }
+        }
     }
 
     fn on_reading(&mut self, subject: SubjectId, bytes: u64) -> Result<(), InputError> {
@@ -323,10 +359,12 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 return refused(self, RegistrationError::Duplicate)
             }
             Ok(i) => {
+                let now = self.now;
                 let s = &mut self.subjects[i];
-                s.clear_observations();
+                s.clear_observations(now);
                 s.class = r.class;
                 s.set_critical(critical);
+                s.set_reports(r.reports);
                 s.set_running(true);
             }
             Err(_) if self.len == SUBJECTS => return refused(self, RegistrationError::TableFull),
@@ -334,7 +372,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 self.ids.copy_within(at..self.len, at + 1);
                 self.subjects.copy_within(at..self.len, at + 1);
                 self.ids[at] = r.subject;
-                self.subjects[at] = Subject::new(r.class, critical);
+                self.subjects[at] = Subject::new(r.class, critical, r.reports, self.now);
                 self.len += 1;
                 self.rebuild_index();
             }
@@ -450,7 +488,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 during_kill: false,
             },
         };
-        s.clear_observations();
+        s.clear_observations(self.now);
         s.set_running(false);
         self.emit(event);
         Ok(())
@@ -466,7 +504,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let s = self.subjects[i];
         let id = self.ids[i];
         let limits = self.limits_of(&s);
-        let bytes = s.enforced(policy.enforce_kernel);
+        let bytes = s.enforced(&policy, now);
 
         let under = s.under_reports(policy.underreport_margin_bytes);
         if under && !s.underreport_noted() {
@@ -477,6 +515,14 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             });
         }
         self.subjects[i].set_underreport_noted(under);
+
+        if !s.stale_noted() && s.report_is_stale(now, policy.report_stale_ticks) {
+            self.subjects[i].set_stale_noted();
+            self.emit(EventKind::ReportStale {
+                subject: id,
+                since: s.silent_since(),
+            });
+        }
 
         if let KillState::Pending {
             ticket,
@@ -737,7 +783,14 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
     }
 
     fn reject(&mut self, sender: SubjectId, reason: Rejection) {
-        bump(&mut self.counters.rejected[reason as usize]);
+        self.reject_many(sender, reason, 1);
+    }
+
+    /// Counts `count` frames rejected for `reason`; logs the first rejection of each reason
+    /// in each tick.
+    fn reject_many(&mut self, sender: SubjectId, reason: Rejection, count: u64) {
+        let counter = &mut self.counters.rejected[reason as usize];
+        *counter = counter.saturating_add(count);
         let bit = 1u16 << (reason as u16);
         if self.rejections_logged & bit == 0 {
             self.rejections_logged |= bit;
@@ -753,9 +806,11 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             critical: s.critical(),
             running: s.running(),
             reported_bytes: s.reported(),
-            peak_bytes: s.peak,
+            reports: s.reports(),
+            last_frame_at: s.reported().map(|_| s.silent_since()),
+            report_stale: s.report_is_stale(self.now, self.policy.report_stale_ticks),
             kernel_bytes: s.kernel(),
-            enforced_bytes: s.enforced(self.policy.enforce_kernel),
+            enforced_bytes: s.enforced(&self.policy, self.now),
             limits: self.limits_of(s),
             has_override: s.override_slot != Subject::NO_OVERRIDE,
             over_soft_since: s.over_soft_since(),
@@ -766,35 +821,54 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
     }
 }
 
+/// Which budget a frame is taken under.
+#[derive(Clone, Copy)]
+enum Budget {
+    /// An ordinary frame: at most this many per sender per tick.
+    PerTick(u16),
+    /// The coalesced latest frame of a sender over its budget: at most one per tick.
+    Latest,
+}
+
 /// The checks a frame passes, cheapest first; on success the subject's report is updated.
 // Inlined into the frame path: measurably faster (benches/core.rs, docs/perf.md).
 #[inline(always)]
 fn accept_frame(
     s: &mut Subject,
     sender: SubjectId,
-    budget: u16,
+    budget: Budget,
     payload: &Payload,
+    now: Tick,
 ) -> Result<(), Rejection> {
     if !s.running() {
         return Err(Rejection::NotRunning);
     }
-    if s.frames_this_tick >= budget {
-        return Err(Rejection::OverBudget);
-    }
     // A frame counts against the budget whether or not it turns out valid: floods of garbage
     // are as costly as floods of frames.
-    s.frames_this_tick += 1;
+    match budget {
+        Budget::PerTick(n) if s.frames_this_tick >= n => return Err(Rejection::OverBudget),
+        Budget::PerTick(_) => s.frames_this_tick += 1,
+        Budget::Latest if s.latest_taken() => return Err(Rejection::OverBudget),
+        Budget::Latest => s.set_latest_taken(true),
+    }
     let frame = payload.decode().map_err(Rejection::from_decode)?;
     if frame.claimed_subject.is_some_and(|claim| claim != sender) {
         return Err(Rejection::ClaimMismatch);
     }
-    if s.last_seq().is_some_and(|last| frame.seq <= last) {
+    if s.last_seq().is_some_and(|last| !seq_is_newer(frame.seq, last)) {
         return Err(Rejection::StaleSequence);
     }
-    s.set_last_seq(frame.seq);
-    s.set_reported(frame.current_bytes);
-    s.peak = frame.peak_bytes;
+    s.set_report(frame.seq, frame.current_bytes, now);
     Ok(())
+}
+
+/// Whether `seq` follows `last` in the 64-bit sequence space, which wraps: serial-number
+/// arithmetic (RFC 1982), so `0` follows `u64::MAX` and a sender's jump to the end of the
+/// space cannot freeze its report. `seq` is newer when it is 1 to 2^63 − 1 steps ahead of
+/// `last`; equal, behind, or exactly 2^63 away (ambiguous) is stale.
+pub(crate) const fn seq_is_newer(seq: u64, last: u64) -> bool {
+    let ahead = seq.wrapping_sub(last);
+    ahead != 0 && ahead < 1 << 63
 }
 
 /// Whether [`Watchdog::evaluate`] could change anything for this subject at tick `now`: log
@@ -809,10 +883,13 @@ fn needs_attention(s: &Subject, limits: &Limits, policy: &Policy, now: Tick) -> 
     if s.under_reports(policy.underreport_margin_bytes) != s.underreport_noted() {
         return true; // an under-report starts or ends
     }
+    if !s.stale_noted() && s.report_is_stale(now, policy.report_stale_ticks) {
+        return true; // a report turns stale
+    }
     if let KillState::Pending { deadline, .. } = s.kill {
         return now >= deadline; // escalate or fail
     }
-    let bytes = s.enforced(policy.enforce_kernel);
+    let bytes = s.enforced(policy, now);
     let Some(since) = s.over_soft_since() else {
         // A soft crossing (hard implies soft). Other kill states always sit over soft; if one
         // did not, evaluating it is the safe answer.

@@ -70,6 +70,7 @@ mod reject {
                 subject,
                 class,
                 critical,
+                reports: true,
             }))
             .expect("registered");
         }

@@ -68,7 +68,8 @@ pub fn render(event: &Event, names: &Names) -> String {
 }
 
 /// A policy with small numbers that read well in tests: soft 1000, hard 2000 bytes, grace 5,
-/// deadline 3, budget 2 kills per 10 ticks, 4 frames per sender per tick, margin 500.
+/// deadline 3, budget 2 kills per 10 ticks, 4 frames per sender per tick, margin 500, a report
+/// stale after 20 silent ticks, subjects that never reported judged on their kernel figure.
 #[must_use]
 pub fn small_policy() -> Policy {
     Policy {
@@ -85,6 +86,8 @@ pub fn small_policy() -> Policy {
         enforce_kernel: false,
         underreport_margin_bytes: 500,
         observe_only: false,
+        report_stale_ticks: 20,
+        enforce_kernel_when_silent: true,
     }
 }
 
@@ -162,12 +165,31 @@ impl<const S: usize, const E: usize> Harness<S, E> {
             .expect("registration refused")
     }
 
-    /// Registers a subject with every field chosen.
+    /// Registers a subject with every field chosen; it reports (has a memstat channel).
     pub fn register_with(
         &mut self,
         name: &str,
         class: SubjectClass,
         critical: bool,
+    ) -> Result<SubjectId, InputError> {
+        self.register_registration(name, class, critical, true)
+    }
+
+    /// Registers a standard subject without a memstat channel: it never reports.
+    ///
+    /// # Panics
+    /// If the registration is refused.
+    pub fn register_silent(&mut self, name: &str) -> SubjectId {
+        self.register_registration(name, SubjectClass::Standard, false, false)
+            .expect("registration refused")
+    }
+
+    fn register_registration(
+        &mut self,
+        name: &str,
+        class: SubjectClass,
+        critical: bool,
+        reports: bool,
     ) -> Result<SubjectId, InputError> {
         let subject = self.names.add(name);
         self.next_seq.insert(subject, 1);
@@ -175,8 +197,33 @@ impl<const S: usize, const E: usize> Harness<S, E> {
             subject,
             class,
             critical,
+            reports,
         }))
         .map(|()| subject)
+    }
+
+    /// `name`'s newest frame after its budget was used (`bytes`, its next sequence number),
+    /// with `discarded` older frames dropped unread by the edge.
+    pub fn latest(&mut self, name: &str, bytes: u64, discarded: u16) -> Result<(), InputError> {
+        let sender = Self::id(name);
+        let frame = Frame {
+            seq: self.take_seq(sender),
+            current_bytes: bytes,
+            peak_bytes: bytes,
+            claimed_subject: Some(sender),
+        };
+        let mut buf = [0; MAX_FRAME_LEN];
+        let n = frame.encode(&mut buf).expect("test frame must encode");
+        self.feed(Input::LatestFrame {
+            sender,
+            payload: Payload::new(&buf[..n]),
+            discarded,
+        })
+    }
+
+    /// Makes `name`'s next frame carry sequence number `seq` (and count on from there).
+    pub fn set_next_seq(&mut self, name: &str, seq: u64) {
+        self.next_seq.insert(Self::id(name), seq);
     }
 
     /// `name` honestly reports `bytes` (current and peak), with its next sequence number.
@@ -198,7 +245,7 @@ impl<const S: usize, const E: usize> Harness<S, E> {
     pub fn take_seq(&mut self, sender: SubjectId) -> u64 {
         let slot = self.next_seq.entry(sender).or_insert(1);
         let seq = *slot;
-        *slot += 1;
+        *slot = slot.wrapping_add(1);
         seq
     }
 

@@ -541,6 +541,8 @@ struct RawPolicy {
     enforce_kernel: Option<bool>,
     underreport_margin_bytes: Option<Size>,
     observe_only: Option<bool>,
+    report_stale_ticks: Option<u32>,
+    enforce_kernel_when_silent: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -687,6 +689,11 @@ impl RawPolicy {
             self.underreport_margin_bytes.map(|s| s.0),
         );
         set(&mut p.observe_only, self.observe_only);
+        set(&mut p.report_stale_ticks, self.report_stale_ticks);
+        set(
+            &mut p.enforce_kernel_when_silent,
+            self.enforce_kernel_when_silent,
+        );
         p.validate().map_err(|e| policy_key("policy", e))?;
         Ok(p)
     }

@@ -312,6 +312,7 @@ trait Engine: fmt::Debug {
     fn drain(&mut self, out: &mut Vec<Event>) -> u64;
     fn counters(&self) -> Counters;
     fn event_capacity(&self) -> usize;
+    fn policy(&self) -> Policy;
 }
 
 #[derive(Debug)]
@@ -343,6 +344,10 @@ impl<const S: usize, const E: usize> Engine for Core<S, E> {
 
     fn event_capacity(&self) -> usize {
         E
+    }
+
+    fn policy(&self) -> Policy {
+        *self.wd.policy()
     }
 }
 
@@ -401,6 +406,12 @@ impl Driver {
             .lost
             .saturating_add(self.engine.drain(&mut self.events));
         verdict
+    }
+
+    /// The policy in force now.
+    #[must_use]
+    pub fn policy_in_force(&self) -> Policy {
+        self.engine.policy()
     }
 
     /// Every request the core made so far.
@@ -822,6 +833,8 @@ impl Live<'_> {
             subject: self.id,
             class: spec.class,
             critical: spec.critical,
+            // A silent subject stands for a service without a memstat channel.
+            reports: !matches!(spec.report, ReportMode::Silent),
         }));
         if !self.started_once {
             self.started_once = true;
@@ -864,11 +877,27 @@ impl Live<'_> {
             ReportMode::Spoof { claim } => (1, self.held, SubjectId::from_name(claim)),
             ReportMode::Flood { frames } => (*frames, self.held, self.id),
         };
-        for _ in 0..frames {
+        // The simulator's edge reads a sender as the Linux edge does: at most the frame budget
+        // in a tick, then, of what queued beyond it, only the newest, as a latest frame.
+        let frames = u64::from(frames);
+        let budget = u64::from(driver.policy_in_force().frame_budget_per_tick);
+        for _ in 0..frames.min(budget) {
             let frame = self.frame(bytes, claim);
             let _ = driver.feed(Input::Frame {
                 sender: self.id,
                 payload: encode(&frame)?,
+            });
+        }
+        if frames > budget {
+            let beyond = frames - budget;
+            // The older frames beyond the budget are never read: only their sequence numbers
+            // were used.
+            self.next_seq += beyond - 1;
+            let frame = self.frame(bytes, claim);
+            let _ = driver.feed(Input::LatestFrame {
+                sender: self.id,
+                payload: encode(&frame)?,
+                discarded: u16::try_from(beyond - 1).unwrap_or(u16::MAX),
             });
         }
         Ok(())

@@ -515,14 +515,14 @@ fn every_kind_of_bad_frame_is_rejected_counted_and_changes_nothing() {
     assert_eq!(
         (
             after.reported_bytes,
-            after.peak_bytes,
+            after.last_frame_at,
             after.last_seq,
             after.kill,
             after.over_soft_since
         ),
         (
             before.reported_bytes,
-            before.peak_bytes,
+            before.last_frame_at,
             before.last_seq,
             before.kill,
             before.over_soft_since
@@ -755,4 +755,283 @@ fn a_refused_policy_change_is_logged() {
         "oomd: policy refused (global): kill_budget is out of range"
     );
     assert_eq!(h.count(EventTag::PolicyRefused), 2);
+}
+
+// ----- silence, the end of the sequence space, coalesced frames ----------------------------
+
+#[test]
+fn a_silent_reporter_gets_one_stale_event_and_another_only_after_it_reports_again() {
+    let mut h = harness(); // report_stale_ticks = 20
+    h.register("svc");
+    h.report("svc", 100).unwrap();
+    h.tick().unwrap(); // tick 1: its last frame
+    h.ticks(18);
+    assert_eq!(h.count(EventTag::ReportStale), 0, "19 ticks is not stale yet");
+    assert!(!h.status("svc").report_stale);
+    h.tick().unwrap(); // tick 20 ... the frame was accepted at tick 0
+    h.ticks(30);
+    assert_eq!(h.count(EventTag::ReportStale), 1, "one event per silence");
+    assert!(h.status("svc").report_stale);
+    assert_eq!(count_lines(&h, "oomd: report stale app=svc since=0"), 1);
+
+    h.report("svc", 100).unwrap(); // it recovers
+    assert!(!h.status("svc").report_stale);
+    assert_eq!(h.status("svc").last_frame_at, Some(Tick(h.now())));
+    h.ticks(19);
+    assert_eq!(h.count(EventTag::ReportStale), 1);
+    h.tick().unwrap();
+    assert_eq!(h.count(EventTag::ReportStale), 2, "a new silence, a new event");
+}
+
+#[test]
+fn a_reporter_that_never_reports_goes_stale_from_its_registration() {
+    let mut h = harness();
+    h.ticks(5);
+    h.register("mute");
+    h.ticks(19);
+    assert_eq!(h.count(EventTag::ReportStale), 0);
+    h.tick().unwrap();
+    assert_eq!(count_lines(&h, "oomd: report stale app=mute since=5"), 1);
+    assert_eq!(h.status("mute").last_frame_at, None);
+}
+
+#[test]
+fn a_service_without_a_memstat_channel_never_goes_stale() {
+    let mut h = harness();
+    h.register_silent("batch");
+    h.ticks(100);
+    assert_eq!(h.count(EventTag::ReportStale), 0);
+    assert!(!h.status("batch").report_stale);
+    assert!(!h.status("batch").reports);
+}
+
+#[test]
+fn a_subject_that_never_reported_is_judged_on_its_kernel_figure() {
+    // enforce_kernel is off: a reporter is judged on its reports, a subject that never had a
+    // frame accepted on what the kernel charges it.
+    let mut h = harness();
+    h.register_silent("batch");
+    h.register("reporter");
+    h.report("reporter", 10).unwrap();
+    h.kernel("batch", 2_500).unwrap();
+    h.kernel("reporter", 2_500).unwrap();
+    h.tick().unwrap();
+    assert_eq!(h.status("batch").enforced_bytes, 2_500);
+    assert_eq!(h.status("reporter").enforced_bytes, 10);
+    assert_eq!(
+        count_lines(&h, "oomd: kill decided app=batch bytes=2500 reason=hard-limit"),
+        1
+    );
+    assert!(h.requests_for("reporter").is_empty());
+}
+
+#[test]
+fn judging_silent_subjects_on_the_kernel_figure_can_be_turned_off() {
+    let mut h = Harness::new(Policy {
+        enforce_kernel_when_silent: false,
+        ..small_policy()
+    });
+    h.register_silent("batch");
+    h.kernel("batch", 2_500).unwrap();
+    h.tick().unwrap();
+    assert_eq!(h.status("batch").enforced_bytes, 0);
+    assert!(h.requests().is_empty());
+    assert_eq!(
+        count_lines(&h, "oomd: under-report app=batch reported=0 kernel=2500"),
+        1
+    );
+}
+
+#[test]
+fn sequence_numbers_wrap_at_the_end_of_the_sequence_space() {
+    let mut h = harness();
+    h.register("svc");
+    h.set_next_seq("svc", u64::MAX - 1);
+    for bytes in [10, 20, 30, 40] {
+        h.report("svc", bytes).unwrap(); // seq MAX-1, MAX, 0, 1
+    }
+    assert_eq!(h.status("svc").last_seq, Some(1));
+    assert_eq!(h.status("svc").reported_bytes, Some(40));
+}
+
+#[test]
+fn a_frame_at_the_end_of_the_sequence_space_is_behind_a_small_one() {
+    let mut h = harness();
+    h.register("svc");
+    h.report("svc", 100).unwrap(); // seq 1
+    let end = Frame {
+        seq: u64::MAX,
+        current_bytes: 100,
+        peak_bytes: 100,
+        claimed_subject: None,
+    };
+    assert_eq!(
+        h.send_frame("svc", end),
+        Err(InputError::Frame(Rejection::StaleSequence))
+    );
+    h.report("svc", 2_500).unwrap(); // seq 2: the growth is seen
+    h.tick().unwrap();
+    assert_eq!(
+        count_lines(&h, "oomd: kill decided app=svc bytes=2500 reason=hard-limit"),
+        1
+    );
+}
+
+#[test]
+fn a_service_that_freezes_its_own_report_goes_stale_and_is_judged_on_the_kernel() {
+    // Half the sequence space ahead is still "newer": after that frame every frame the
+    // service sends with its real sequence numbers is behind, and its report freezes. Not
+    // silently: the rejections are counted and logged, the report turns stale, and from then
+    // on the kernel figure decides (enforce_kernel is off).
+    let mut h = harness(); // report_stale_ticks = 20
+    h.register("svc");
+    h.report("svc", 100).unwrap(); // seq 1
+    let jump = Frame {
+        seq: 1 << 63,
+        current_bytes: 100,
+        peak_bytes: 100,
+        claimed_subject: None,
+    };
+    h.send_frame("svc", jump).unwrap();
+    h.kernel("svc", 2_500).unwrap();
+    for _ in 0..19 {
+        h.tick().unwrap();
+        assert_eq!(
+            h.report("svc", 100),
+            Err(InputError::Frame(Rejection::StaleSequence))
+        );
+    }
+    assert!(h.requests().is_empty(), "fresh reports are trusted");
+    h.tick().unwrap(); // tick 20: silent for 20 ticks
+    assert_eq!(count_lines(&h, "oomd: report stale app=svc since=0"), 1);
+    assert_eq!(h.status("svc").enforced_bytes, 2_500);
+    assert_eq!(
+        count_lines(&h, "oomd: kill decided app=svc bytes=2500 reason=hard-limit"),
+        1
+    );
+    assert!(h.wd.counters().rejected(Rejection::StaleSequence) >= 19);
+}
+
+#[test]
+fn a_stale_report_is_not_judged_on_the_kernel_when_told_so() {
+    let mut h = Harness::new(Policy {
+        enforce_kernel_when_silent: false,
+        ..small_policy()
+    });
+    h.register("svc");
+    h.report("svc", 100).unwrap();
+    h.kernel("svc", 2_500).unwrap();
+    h.ticks(40);
+    assert_eq!(h.count(EventTag::ReportStale), 1);
+    assert_eq!(h.status("svc").enforced_bytes, 100);
+    assert!(h.requests().is_empty());
+}
+
+#[test]
+fn old_duplicated_and_ambiguous_sequence_numbers_are_stale() {
+    let mut h = harness();
+    h.register("svc");
+    h.set_next_seq("svc", 1_000);
+    h.report("svc", 100).unwrap();
+    for seq in [1_000, 999, 0, 1_000 + (1 << 63)] {
+        h.tick().unwrap();
+        let frame = Frame {
+            seq,
+            current_bytes: 5_000,
+            peak_bytes: 5_000,
+            claimed_subject: None,
+        };
+        assert_eq!(
+            h.send_frame("svc", frame),
+            Err(InputError::Frame(Rejection::StaleSequence)),
+            "seq {seq}"
+        );
+    }
+    assert_eq!(h.status("svc").reported_bytes, Some(100));
+}
+
+#[test]
+fn an_empty_frame_is_truncated_and_changes_nothing() {
+    let mut h = harness();
+    h.register("svc");
+    h.report("svc", 100).unwrap();
+    let before = h.status("svc");
+    assert_eq!(
+        h.send_bytes("svc", &[]),
+        Err(InputError::Frame(Rejection::Truncated))
+    );
+    assert_eq!(h.status("svc").reported_bytes, before.reported_bytes);
+    assert_eq!(h.wd.counters().rejected(Rejection::Truncated), 1);
+    // ... and the growth that follows is still seen.
+    h.report("svc", 2_500).unwrap();
+    h.tick().unwrap();
+    assert_eq!(h.count(EventTag::KillDecided), 1);
+}
+
+#[test]
+fn the_newest_frame_counts_when_the_budget_is_spent() {
+    let mut h = harness(); // 4 frames per sender per tick
+    h.register("fast");
+    for bytes in [100, 200, 300, 400] {
+        h.report("fast", bytes).unwrap();
+    }
+    assert_eq!(
+        h.report("fast", 500),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    // The edge stopped reading; before the tick it feeds the newest of what queued.
+    h.latest("fast", 2_600, 17).unwrap();
+    assert_eq!(h.status("fast").reported_bytes, Some(2_600));
+    assert_eq!(h.wd.counters().rejected(Rejection::OverBudget), 1 + 17);
+    assert_eq!(h.wd.counters().latest_frames, 1);
+    // One latest frame per tick: a second one is over budget.
+    assert_eq!(
+        h.latest("fast", 2_700, 0),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    h.tick().unwrap();
+    assert_eq!(
+        count_lines(&h, "oomd: kill decided app=fast bytes=2600 reason=hard-limit"),
+        1
+    );
+    // A new tick, a new budget and a new latest frame.
+    h.latest("fast", 2_800, 0).unwrap();
+    assert_eq!(h.status("fast").reported_bytes, Some(2_800));
+}
+
+#[test]
+fn a_latest_frame_is_checked_like_any_frame() {
+    let mut h = harness();
+    h.register("fast");
+    h.register("other");
+    h.report("fast", 100).unwrap();
+    let spoof = Frame {
+        seq: 99,
+        current_bytes: 9_000,
+        peak_bytes: 9_000,
+        claimed_subject: Some(SubjectId::from_name("other")),
+    };
+    let mut buf = [0; MAX_FRAME_LEN];
+    let n = spoof.encode(&mut buf).unwrap();
+    let input = oomd::Input::LatestFrame {
+        sender: SubjectId::from_name("fast"),
+        payload: oomd::Payload::new(&buf[..n]),
+        discarded: 3,
+    };
+    assert_eq!(
+        h.feed(input),
+        Err(InputError::Frame(Rejection::ClaimMismatch))
+    );
+    assert_eq!(h.status("fast").reported_bytes, Some(100));
+    assert_eq!(h.wd.counters().rejected(Rejection::OverBudget), 3);
+    let ghost = oomd::Input::LatestFrame {
+        sender: SubjectId::from_name("ghost"),
+        payload: oomd::Payload::new(&buf[..n]),
+        discarded: 3,
+    };
+    assert_eq!(
+        h.feed(ghost),
+        Err(InputError::Frame(Rejection::UnknownSender))
+    );
+    assert_eq!(h.wd.counters().rejected(Rejection::UnknownSender), 4);
 }

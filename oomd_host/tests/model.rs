@@ -11,6 +11,7 @@
 //! 6. the ring never holds more than its capacity and never loses silently;
 //! 7. a rejected frame changes no subject's memory or kill state;
 //! 8. replaying the recorded inputs gives the identical event log and requests;
+//! 9. at most the frame budget, plus one coalesced latest frame, are taken per sender per tick;
 //!
 //! and, throughout, no panic. The core is built with `attention-self-check` here, so every
 //! subject a tick skips is also proven quiet.
@@ -37,6 +38,7 @@ enum Op {
         who: usize,
         critical: bool,
         class: u8,
+        reports: bool,
     },
     Unregister {
         who: usize,
@@ -48,6 +50,16 @@ enum Op {
     Stale {
         who: usize,
         bytes: u64,
+    },
+    /// The newest frame after the budget, with older ones discarded unread.
+    Latest {
+        who: usize,
+        bytes: u64,
+        discarded: u16,
+    },
+    /// The sender jumps half the sequence space ahead (its report may freeze).
+    Jump {
+        who: usize,
     },
     Spoof {
         who: usize,
@@ -83,17 +95,24 @@ enum Op {
         window: u64,
     },
     EnforceKernel(bool),
+    Silence {
+        judge_on_kernel: bool,
+        stale_ticks: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let who = 0..NAMES.len();
     let bytes = prop_oneof![0..900u64, 900..2_100u64, 2_000..6_000u64];
     prop_oneof![
-        3 => (who.clone(), any::<bool>(), 0..3u8)
-            .prop_map(|(who, critical, class)| Op::Register { who, critical, class }),
+        3 => (who.clone(), any::<bool>(), 0..3u8, prop::bool::weighted(0.8))
+            .prop_map(|(who, critical, class, reports)| Op::Register { who, critical, class, reports }),
         1 => who.clone().prop_map(|who| Op::Unregister { who }),
         8 => (who.clone(), bytes.clone()).prop_map(|(who, bytes)| Op::Report { who, bytes }),
         1 => (who.clone(), bytes.clone()).prop_map(|(who, bytes)| Op::Stale { who, bytes }),
+        2 => (who.clone(), bytes.clone(), 0..40u16)
+            .prop_map(|(who, bytes, discarded)| Op::Latest { who, bytes, discarded }),
+        1 => who.clone().prop_map(|who| Op::Jump { who }),
         1 => (who.clone(), who.clone(), bytes.clone())
             .prop_map(|(who, victim, bytes)| Op::Spoof { who, victim, bytes }),
         1 => (who.clone(), proptest::collection::vec(any::<u8>(), 0..50))
@@ -107,6 +126,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<bool>().prop_map(Op::Observe),
         1 => (1..4u16, 1..15u64).prop_map(|(budget, window)| Op::Budget { budget, window }),
         1 => any::<bool>().prop_map(Op::EnforceKernel),
+        1 => (any::<bool>(), 1..12u32)
+            .prop_map(|(judge_on_kernel, stale_ticks)| Op::Silence { judge_on_kernel, stale_ticks }),
     ]
 }
 
@@ -122,6 +143,7 @@ fn policy() -> Policy {
         kill_window_ticks: 8,
         frame_budget_per_tick: 3,
         underreport_margin_bytes: 300,
+        report_stale_ticks: 6,
         ..Policy::default()
     }
 }
@@ -153,6 +175,8 @@ struct Model {
     inputs: Vec<Input>,
     /// Every event, drained step by step.
     log: Vec<Event>,
+    /// Frames (ordinary and latest) accepted per sender since the last tick.
+    accepted_this_tick: BTreeMap<SubjectId, u16>,
 }
 
 impl Model {
@@ -183,6 +207,7 @@ impl Model {
                 who,
                 critical,
                 class,
+                reports,
             } => {
                 let class = [
                     SubjectClass::Background,
@@ -193,12 +218,13 @@ impl Model {
                     subject: id(who),
                     class,
                     critical,
+                    reports,
                 })
             }
             Op::Unregister { who } => Input::Unregister(id(who)),
             Op::Report { who, bytes } => {
                 let seq = self.next_seq.entry(id(who)).or_insert(0);
-                *seq += 1;
+                *seq = seq.wrapping_add(1);
                 let frame = Frame {
                     seq: *seq,
                     current_bytes: bytes,
@@ -216,6 +242,39 @@ impl Model {
                     seq,
                     current_bytes: bytes,
                     peak_bytes: bytes,
+                    claimed_subject: None,
+                };
+                Input::Frame {
+                    sender: id(who),
+                    payload: payload(frame),
+                }
+            }
+            Op::Latest {
+                who,
+                bytes,
+                discarded,
+            } => {
+                let seq = self.next_seq.entry(id(who)).or_insert(0);
+                *seq = seq.wrapping_add(1);
+                let frame = Frame {
+                    seq: *seq,
+                    current_bytes: bytes,
+                    peak_bytes: bytes,
+                    claimed_subject: None,
+                };
+                Input::LatestFrame {
+                    sender: id(who),
+                    payload: payload(frame),
+                    discarded,
+                }
+            }
+            Op::Jump { who } => {
+                let seq = self.next_seq.entry(id(who)).or_insert(0);
+                let jumped = seq.wrapping_add((1 << 63) - 1);
+                let frame = Frame {
+                    seq: jumped,
+                    current_bytes: 0,
+                    peak_bytes: 0,
                     claimed_subject: None,
                 };
                 Input::Frame {
@@ -268,6 +327,14 @@ impl Model {
                 enforce_kernel: on,
                 ..*wd.policy()
             })),
+            Op::Silence {
+                judge_on_kernel,
+                stale_ticks,
+            } => Input::SetPolicy(PolicyUpdate::Global(Policy {
+                enforce_kernel_when_silent: judge_on_kernel,
+                report_stale_ticks: stale_ticks,
+                ..*wd.policy()
+            })),
         })
     }
 
@@ -284,6 +351,20 @@ impl Model {
         self.inputs.push(input);
         if let Input::Tick(t) = input {
             self.now = self.now.max(t.0);
+            self.accepted_this_tick.clear();
+        }
+        // 9. Bounded work per sender: at most the frame budget, plus one latest frame, are
+        // taken per tick, however many arrive.
+        if let (Input::Frame { sender, .. } | Input::LatestFrame { sender, .. }, Ok(())) =
+            (input, result)
+        {
+            let n = self.accepted_this_tick.entry(sender).or_insert(0);
+            *n += 1;
+            prop_assert!(
+                *n <= wd.policy().frame_budget_per_tick + 1,
+                "{} frames of one sender taken in one tick",
+                n
+            );
         }
         if let Input::Answer {
             ticket,
@@ -310,7 +391,7 @@ impl Model {
         }
 
         // 7. Rejected frames change nothing but the sender's per-tick frame count.
-        if let (Input::Frame { .. }, Err(_)) = (input, result) {
+        if let (Input::Frame { .. } | Input::LatestFrame { .. }, Err(_)) = (input, result) {
             let without_count = |mut s: SubjectStatus| {
                 s.frames_this_tick = 0;
                 s
@@ -505,6 +586,7 @@ fn the_model_reaches_the_interesting_states() {
         oomd::EventTag::WouldKill,
         oomd::EventTag::UnderReport,
         oomd::EventTag::FrameRejected,
+        oomd::EventTag::ReportStale,
     ] {
         assert!(seen.contains(&tag), "the generator never produced {tag:?}");
     }

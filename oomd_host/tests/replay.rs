@@ -231,6 +231,7 @@ fn name_annotations_are_learned_as_the_log_goes() {
         subject: hog,
         class: oomd::SubjectClass::Standard,
         critical: false,
+        reports: true,
     });
     let n = encode_input_line(&input, &mut line).expect("fits");
     out.extend_from_slice(&line[..n]);
