@@ -119,11 +119,28 @@ impl Reporter {
     /// call `Publisher::publish_from` (exactly the allocator's figures); under mode divides
     /// them; flood mode calls `publish_from` `--flood-frames` times in a row.
     pub fn report<A>(&mut self, alloc: &CountingAlloc<A>) -> Reported {
+        let offered = self.policy.frames_per_report();
+        self.offer(alloc, offered)
+    }
+
+    /// Offers the current figures once, as the mode says (one frame even in flood mode): the
+    /// call an idle hog makes at least every [`next_due`](Self::next_due), so that the
+    /// publisher's heartbeat keeps it from looking silent.
+    pub fn heartbeat<A>(&mut self, alloc: &CountingAlloc<A>) -> Reported {
+        self.offer(alloc, 1)
+    }
+
+    /// How long until [`heartbeat`](Self::heartbeat) would send (`None` without a publisher).
+    #[must_use]
+    pub fn next_due(&self, now: std::time::Instant) -> Option<Duration> {
+        self.publisher.as_ref().map(|p| p.next_due(now))
+    }
+
+    fn offer<A>(&mut self, alloc: &CountingAlloc<A>, offered: u64) -> Reported {
         let Some(publisher) = self.publisher.as_mut() else {
             return Reported::default();
         };
         let before = publisher.stats();
-        let offered = self.policy.frames_per_report();
         for _ in 0..offered {
             let _ = match self.policy.mode {
                 Mode::Under => {

@@ -163,11 +163,16 @@ fn run<A>(args: &Args, alloc: &CountingAlloc<A>, log: &Logger) -> Result<(), Run
                 publish(&mut reporter, alloc, log);
             }
             Action::WaitUntil(until) => {
-                let woke = wait(
-                    until.saturating_sub(now),
-                    control.as_ref(),
-                    sigterm.as_ref(),
-                )?;
+                // Never wait past the publisher's heartbeat: an idle hog still reports, so
+                // oomd never takes it for a silent one.
+                let mut timeout = until.saturating_sub(now);
+                if let Some(due) = reporter.next_due(Instant::now()) {
+                    timeout = timeout.min(due);
+                }
+                let woke = wait(timeout, control.as_ref(), sigterm.as_ref())?;
+                if reporter.next_due(Instant::now()) == Some(Duration::ZERO) {
+                    reporter.heartbeat(alloc);
+                }
                 if woke.sigterm {
                     if let Some(sigterm) = &sigterm {
                         sigterm.drain(log);

@@ -185,6 +185,27 @@ fn inject_args<'a>(control: &'a str, chunk: &'a str, max: &'a str) -> Vec<&'a st
 }
 
 #[test]
+fn an_idle_hog_keeps_publishing_its_heartbeat() {
+    // Growth only on injection, and none comes: the hog is idle for 2.5 s. Its publisher's
+    // heartbeat (1 s) still sends the unchanged figures, so oomd never takes it for silent.
+    let control = path_in_tmp("idle.sock");
+    let mut args = inject_args(control.to_str().unwrap(), "64KiB", "1MiB");
+    let linger = args.iter().position(|a| *a == "--linger-ms").unwrap();
+    args[linger + 1] = "2500";
+    let (mut hog, mut frames) = spawn("idle", &args);
+    let frames = frames.all();
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 0));
+    assert!(
+        frames.len() >= 3,
+        "{} frames in 2.5 s of idling: {frames:?}\n{}",
+        frames.len(),
+        hog.stderr()
+    );
+    assert_seq_strictly_increasing(&frames);
+    assert!(frames.iter().all(|f| f.current_bytes == frames[0].current_bytes));
+}
+
+#[test]
 fn control_grow_grows_by_exactly_the_requested_amount_capped_at_max() {
     let control = path_in_tmp("grow.sock");
     let control_str = control.to_str().unwrap();

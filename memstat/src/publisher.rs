@@ -58,6 +58,13 @@ pub struct Config {
     /// At most one frame per this interval, unless memory grew by [`quantum`](Self::quantum).
     /// Default 100 ms. Zero sends on every call.
     pub min_interval: Duration,
+    /// The longest the publisher stays silent while it is called: figures that did not
+    /// change since the last frame are sent again once this much time has passed since the
+    /// last frame was built, so that the watchdog can tell a quiet service from a silent one
+    /// (oomd's `report_stale_ticks`). Default 1 s. Zero (or anything below `min_interval`)
+    /// sends unchanged figures every `min_interval`. See [`Publisher::next_due`] for when to
+    /// call again.
+    pub heartbeat: Duration,
     /// Growth in `current_bytes`, since the last frame actually sent, that is published at
     /// once whatever the interval. Default 64 KiB. Zero sends on every call.
     pub quantum: u64,
@@ -72,9 +79,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults: 100 ms, 64 KiB, 50 ms, 5 s, no claim.
+    /// The defaults: 100 ms, a 1 s heartbeat, 64 KiB, 50 ms, 5 s, no claim.
     pub const DEFAULT: Config = Config {
         min_interval: Duration::from_millis(100),
+        heartbeat: Duration::from_secs(1),
         quantum: 64 * 1024,
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_secs(5),
@@ -257,10 +265,12 @@ enum Link {
 ///
 /// 1. `peak < current` is not an error: `peak` is raised to `current` (counted in
 ///    [`Stats::peak_clamped`]), so no invalid frame is ever built.
-/// 2. **Rate limit.** A frame is due if none was built yet, or `min_interval` has passed since
-///    the last frame was built (sent or dropped), or `current` grew by at least `quantum`
-///    since the last frame that was actually *sent*. Otherwise the call is
-///    [`Outcome::Suppressed`]. Time that goes backwards counts as no time passing.
+/// 2. **Rate limit.** A frame is due if none was built yet; or `current` grew by at least
+///    `quantum` since the last frame that was actually *sent*; or `min_interval` has passed
+///    since the last frame was built (sent or dropped) and either the figures changed since
+///    that frame or `heartbeat` has passed too (a live service is never silent for longer
+///    than its heartbeat). Otherwise the call is [`Outcome::Suppressed`]. Time that goes
+///    backwards counts as no time passing.
 /// 3. A due frame takes the next sequence number (starting at 0), so every dropped frame
 ///    leaves a gap the receiver can see.
 /// 4. **Send or drop.** See [`DropReason`]. In path mode a disconnection closes the socket
@@ -277,6 +287,8 @@ pub struct Publisher {
     backoff: Duration,
     next_seq: u64,
     last_built_at: Option<Instant>,
+    /// The figures of the last frame built (sent or dropped).
+    last_built: (u64, u64),
     last_sent_current: u64,
     stats: Stats,
     buf: [u8; MAX_FRAME_LEN],
@@ -295,6 +307,7 @@ impl Publisher {
             backoff: config.first_backoff(),
             next_seq: 0,
             last_built_at: None,
+            last_built: (0, 0),
             last_sent_current: 0,
             stats: Stats::default(),
             buf: [0; MAX_FRAME_LEN],
@@ -374,7 +387,7 @@ impl Publisher {
         } else {
             peak
         };
-        if !self.is_due(now, current) {
+        if !self.is_due(now, current, peak) {
             bump(&mut self.stats.suppressed);
             return Outcome::Suppressed;
         }
@@ -386,6 +399,7 @@ impl Publisher {
         };
         self.next_seq = self.next_seq.wrapping_add(1);
         self.last_built_at = Some(now);
+        self.last_built = (current, peak);
         match self.transmit(now, &frame) {
             Ok(()) => {
                 bump(&mut self.stats.sent);
@@ -403,12 +417,29 @@ impl Publisher {
         }
     }
 
-    fn is_due(&self, now: Instant, current: u64) -> bool {
+    fn is_due(&self, now: Instant, current: u64, peak: u64) -> bool {
         let Some(last) = self.last_built_at else {
             return true;
         };
-        now.saturating_duration_since(last) >= self.config.min_interval
-            || current.saturating_sub(self.last_sent_current) >= self.config.quantum
+        if current.saturating_sub(self.last_sent_current) >= self.config.quantum {
+            return true;
+        }
+        let since = now.saturating_duration_since(last);
+        let changed = (current, peak) != self.last_built;
+        since >= self.config.min_interval && (changed || since >= self.config.heartbeat)
+    }
+
+    /// How long from `now` until a call sends even if the figures did not change (the
+    /// heartbeat, or the first frame): an event loop that waits should call
+    /// [`publish`](Self::publish) again within this, so that its service never looks silent.
+    /// Zero when such a call is due now.
+    #[must_use]
+    pub fn next_due(&self, now: Instant) -> Duration {
+        let Some(last) = self.last_built_at else {
+            return Duration::ZERO;
+        };
+        let wait = self.config.heartbeat.max(self.config.min_interval);
+        wait.saturating_sub(now.saturating_duration_since(last))
     }
 
     fn transmit(&mut self, now: Instant, frame: &Frame) -> Result<(), DropReason> {

@@ -26,6 +26,7 @@ fn ms(n: u64) -> Duration {
 fn config() -> Config {
     Config {
         min_interval: ms(100),
+        heartbeat: ms(1000),
         quantum: 64 * KIB,
         backoff_initial: ms(50),
         backoff_max: ms(5000),
@@ -135,6 +136,50 @@ fn after_the_interval_a_frame_is_sent_without_growth() {
     let frames = drain(&peer);
     assert_eq!(frames.len(), 2);
     assert_eq!(frames[1].current_bytes, 900);
+}
+
+#[test]
+fn unchanged_figures_are_sent_again_at_the_heartbeat_and_not_before() {
+    let (mut publisher, peer) = connected_pair(config()); // 100 ms interval, 1 s heartbeat
+    let t0 = Instant::now();
+    assert_eq!(publisher.publish_at(t0, 1000, 1000), Outcome::Sent);
+    for at in [100, 500, 999] {
+        assert_eq!(
+            publisher.publish_at(t0 + ms(at), 1000, 1000),
+            Outcome::Suppressed,
+            "{at} ms"
+        );
+    }
+    assert_eq!(publisher.next_due(t0 + ms(999)), ms(1));
+    assert_eq!(publisher.next_due(t0 + ms(1000)), Duration::ZERO);
+    assert_eq!(
+        publisher.publish_at(t0 + ms(1000), 1000, 1000),
+        Outcome::Sent
+    );
+    assert_eq!(publisher.next_due(t0 + ms(1000)), ms(1000));
+    let frames = drain(&peer);
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[1].seq, 1);
+    assert_eq!(frames[1].current_bytes, 1000);
+}
+
+#[test]
+fn a_new_publisher_is_due_at_once() {
+    let (publisher, _peer) = connected_pair(config());
+    assert_eq!(publisher.next_due(Instant::now()), Duration::ZERO);
+}
+
+#[test]
+fn a_zero_heartbeat_resends_unchanged_figures_every_interval() {
+    let (mut publisher, peer) = connected_pair(Config {
+        heartbeat: Duration::ZERO,
+        ..config()
+    });
+    let t0 = Instant::now();
+    assert_eq!(publisher.publish_at(t0, 7, 7), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0 + ms(99), 7, 7), Outcome::Suppressed);
+    assert_eq!(publisher.publish_at(t0 + ms(100), 7, 7), Outcome::Sent);
+    assert_eq!(drain(&peer).len(), 2);
 }
 
 #[test]
