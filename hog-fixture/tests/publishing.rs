@@ -202,7 +202,9 @@ fn an_idle_hog_keeps_publishing_its_heartbeat() {
         hog.stderr()
     );
     assert_seq_strictly_increasing(&frames);
-    assert!(frames.iter().all(|f| f.current_bytes == frames[0].current_bytes));
+    assert!(frames
+        .iter()
+        .all(|f| f.current_bytes == frames[0].current_bytes));
 }
 
 #[test]

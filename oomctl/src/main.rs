@@ -253,7 +253,10 @@ fn print_policy(p: &oomd::Policy) {
     println!("underreport_margin_bytes = {}", p.underreport_margin_bytes);
     println!("observe_only = {}", p.observe_only);
     println!("report_stale_ticks = {}", p.report_stale_ticks);
-    println!("enforce_kernel_when_silent = {}", p.enforce_kernel_when_silent);
+    println!(
+        "enforce_kernel_when_silent = {}",
+        p.enforce_kernel_when_silent
+    );
 }
 
 fn policy_set(client: &mut Client, file: &std::path::Path) -> Result<(), Failure> {

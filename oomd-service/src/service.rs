@@ -25,9 +25,10 @@ use crate::{LogFormat, Names, Output, RecordTo};
 
 /// Control connections served at once; one more is accepted and closed at once.
 pub const MAX_CLIENTS: usize = 8;
-/// Frames read from one channel per wake-up, so that a flooding service cannot starve the
-/// others: the rest waits in its socket, and its publisher drops what does not fit.
-const MAX_READS_PER_WAKE: usize = 32;
+/// Packets read from one paused channel just before a tick, at most: more than its socket can
+/// hold at the default buffer sizes (a few hundred frames), so that in practice the newest
+/// packet delivered is always the one read last.
+const MAX_DRAIN: usize = 4096;
 /// Events sent per `events` request at most.
 const MAX_EVENTS_PER_REPLY: u16 = oomd_proto::MAX_PAGE;
 const SUBJECTS: usize = oomd::limits::DEFAULT_SUBJECTS;
@@ -92,6 +93,38 @@ struct Slot {
     /// cgroup): a figure read after it exited is thrown away (the pid may be reused).
     pidfd: Option<OwnedFd>,
     running: bool,
+    /// Packets read from its memstat channel since the last tick.
+    frames_read: u16,
+    /// It used its frame budget in this tick: its channel is not polled until just before the
+    /// next tick, when what queued meanwhile is drained and only the newest packet is fed.
+    paused: bool,
+}
+
+/// What one receive on a memstat channel got.
+#[derive(Debug, Clone, Copy)]
+enum Packet {
+    /// A packet of this length (0 for an empty one) is in the frame buffer.
+    Frame(usize),
+    /// Nothing queued.
+    None,
+    /// The channel is over: the service closed its end, or the socket failed.
+    HungUp(&'static str),
+}
+
+/// Whether the peer of a socket that just returned 0 shut its end and left nothing queued: a
+/// real hang-up, not an empty packet.
+fn peer_hung_up(fd: BorrowedFd<'_>) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::RDHUP)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let shut = matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP);
+    shut && rustix::io::ioctl_fionread(fd).is_ok_and(|queued| queued == 0)
 }
 
 /// Where a ready descriptor came from.
@@ -230,8 +263,9 @@ impl Service {
                 }
             }
             for (i, slot) in self.slots.iter().enumerate() {
-                if let Some(fd) = &slot.memstat {
-                    add!(fd.as_fd(), Src::Memstat(i));
+                match &slot.memstat {
+                    Some(fd) if !slot.paused => add!(fd.as_fd(), Src::Memstat(i)),
+                    _ => {}
                 }
             }
             let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::NONE);
@@ -364,6 +398,7 @@ impl Service {
                         slot.running = false;
                         slot.memstat = None;
                         slot.pidfd = None;
+                        slot.paused = false;
                     }
                 }
             }
@@ -413,6 +448,8 @@ impl Service {
             memstat,
             pidfd,
             running: true,
+            frames_read: 0,
+            paused: false,
         };
         match self.slots.iter_mut().find(|s| s.id == subject) {
             Some(existing) => *existing = slot,
@@ -445,36 +482,116 @@ impl Service {
 
     // ----- memstat -------------------------------------------------------------------------
 
+    /// Reads what the channel of slot `i` holds, up to the sender's frame budget for this
+    /// tick, and feeds each packet. A sender that uses its budget is paused: not read again
+    /// until [`drain_paused`](Self::drain_paused), just before the next tick.
     fn read_frames(&mut self, i: usize) {
-        for _ in 0..MAX_READS_PER_WAKE {
+        let budget = self.wd.policy().frame_budget_per_tick;
+        loop {
             let Some(slot) = self.slots.get(i) else {
                 return;
             };
-            let (sender, Some(fd)) = (slot.id, slot.memstat.as_ref()) else {
-                return;
-            };
-            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
-            match socket::recv(fd.as_raw_fd(), &mut self.frame, flags) {
-                Ok(0) => {
-                    // The service closed its end (it is exiting, or dropped its publisher).
-                    if let Some(slot) = self.slots.get_mut(i) {
-                        slot.memstat = None;
-                    }
-                    return;
+            if slot.frames_read >= budget {
+                if let Some(slot) = self.slots.get_mut(i) {
+                    slot.paused = true;
                 }
-                Ok(len) => {
+                return;
+            }
+            let sender = slot.id;
+            match self.recv_packet(i) {
+                Packet::Frame(len) => {
+                    if let Some(slot) = self.slots.get_mut(i) {
+                        slot.frames_read = slot.frames_read.saturating_add(1);
+                    }
                     let kept = &self.frame[..len.min(self.frame.len())];
                     let payload = oomd::Payload::truncated(kept, len);
                     let _ = self.feed(Input::Frame { sender, payload });
                 }
-                Err(Errno::EAGAIN | Errno::EINTR) => return,
-                Err(_) => {
-                    if let Some(slot) = self.slots.get_mut(i) {
-                        slot.memstat = None;
-                    }
+                Packet::None => return,
+                Packet::HungUp(why) => {
+                    self.close_memstat(i, why);
                     return;
                 }
             }
+        }
+    }
+
+    /// Just before a tick: every paused channel is read to its end (at most [`MAX_DRAIN`]
+    /// packets), and only the newest packet is fed, as [`Input::LatestFrame`]: the sender is
+    /// judged on the newest figure it delivered, at the cost of reads, not of decoding or
+    /// feeding. Then every sender's budget starts afresh.
+    fn drain_paused(&mut self) {
+        for i in 0..self.slots.len() {
+            if !self.slots[i].paused {
+                continue;
+            }
+            let sender = self.slots[i].id;
+            let mut newest: Option<(usize, [u8; MAX_FRAME_LEN])> = None;
+            let mut read = 0usize;
+            let mut hung_up = None;
+            while read < MAX_DRAIN {
+                match self.recv_packet(i) {
+                    Packet::Frame(len) => {
+                        read += 1;
+                        let mut kept = [0u8; MAX_FRAME_LEN];
+                        let n = len.min(MAX_FRAME_LEN);
+                        kept[..n].copy_from_slice(&self.frame[..n]);
+                        newest = Some((len, kept));
+                    }
+                    Packet::None => break,
+                    Packet::HungUp(why) => {
+                        hung_up = Some(why);
+                        break;
+                    }
+                }
+            }
+            if let Some((len, kept)) = newest {
+                let payload = oomd::Payload::truncated(&kept[..len.min(MAX_FRAME_LEN)], len);
+                let discarded = u16::try_from(read - 1).unwrap_or(u16::MAX);
+                let _ = self.feed(Input::LatestFrame {
+                    sender,
+                    payload,
+                    discarded,
+                });
+            }
+            if let Some(why) = hung_up {
+                self.close_memstat(i, why);
+            }
+        }
+        for slot in &mut self.slots {
+            slot.frames_read = 0;
+            slot.paused = false;
+        }
+    }
+
+    /// Receives one packet from slot `i`'s channel into `self.frame`, without blocking.
+    ///
+    /// A `SOCK_SEQPACKET` receive returns 0 both for an empty packet and at the end of the
+    /// stream: only a peer that shut its end (`POLLRDHUP`) with nothing left queued is a
+    /// hang-up. An empty packet is a frame like any other (the core rejects it as
+    /// truncated), so that no packet can make oomd drop a channel.
+    fn recv_packet(&mut self, i: usize) -> Packet {
+        let Some(fd) = self.slots.get(i).and_then(|s| s.memstat.as_ref()) else {
+            return Packet::None;
+        };
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
+        match socket::recv(fd.as_raw_fd(), &mut self.frame, flags) {
+            Ok(0) if peer_hung_up(fd.as_fd()) => Packet::HungUp("closed by the service"),
+            Ok(len) => Packet::Frame(len),
+            Err(Errno::EAGAIN | Errno::EINTR) => Packet::None,
+            Err(_) => Packet::HungUp("failed"),
+        }
+    }
+
+    fn close_memstat(&mut self, i: usize, why: &str) {
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
+        if slot.memstat.take().is_some() {
+            slot.paused = false;
+            let name = slot.name.clone();
+            self.out
+                .note(format_args!("oomd: memstat channel of {name} {why}"));
         }
     }
 
@@ -494,6 +611,7 @@ impl Service {
             _ => return,
         };
         self.tick = self.tick.saturating_add(expirations);
+        self.drain_paused();
         for i in 0..self.slots.len() {
             let slot = &self.slots[i];
             if !slot.running {

@@ -1,4 +1,5 @@
-//! After start-up the service does not allocate: frames, ticks, kernel readings, kills,
+//! After start-up the service does not allocate: frames (empty packets and bursts past the
+//! frame budget too), ticks, kernel readings, kills,
 //! answers, exits, restarts, control requests and the input recording are all handled in
 //! memory sized at start.
 //!
@@ -62,10 +63,16 @@ fn counted_step(svc: &mut Service) -> Result<(), ServiceError> {
     r
 }
 
-/// One incident: the hog starts, grows past hard, is requested, accepted, exits; then status
+/// One incident: the hog starts, sends an empty packet and a burst past its frame budget
+/// (paused, drained, coalesced), grows past hard, is requested, accepted, exits; then status
 /// and events are read over the control socket.
 fn cycle(rig: &mut Rig) {
     let hog = rig.start("hog", false);
+    rig.send_raw(hog, &[]);
+    for bytes in 0..20 {
+        rig.publish(hog, bytes, Some(hog));
+    }
+    rig.pump_for(Duration::from_millis(12));
     for bytes in [500, 1_500, 2_500, 9_000] {
         rig.publish(hog, bytes, Some(hog));
         rig.pump_for(Duration::from_millis(3));

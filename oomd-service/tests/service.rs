@@ -225,3 +225,94 @@ fn status_is_paged_so_that_a_reply_never_outgrows_the_socket() {
         "events are capped per page too"
     );
 }
+
+// ----- hostile senders on real sockets -----------------------------------------------------
+
+fn lines_with(rig: &mut Rig, needle: &str) -> usize {
+    rig.lines().iter().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn an_empty_packet_is_rejected_and_the_channel_stays_open() {
+    let mut rig = Rig::new("empty", policy());
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 100, None);
+    rig.send_raw(hog, &[]);
+    rig.pump_for(Duration::from_millis(30));
+    assert_eq!(
+        lines_with(
+            &mut rig,
+            "oomd: frame rejected (sender=hog reason=truncated)"
+        ),
+        1
+    );
+    // The growth that follows is still seen: the channel was not taken for a hang-up.
+    rig.publish(hog, 5_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the growth after an empty packet was not seen");
+    };
+    assert_eq!(request.subject, hog);
+}
+
+#[test]
+fn a_burst_far_past_the_frame_budget_is_judged_on_its_newest_frame() {
+    // Budget 8 frames per tick; 200 frames arrive before oomd reads any: 199 below hard, the
+    // newest far above it. Reading stops at the budget, the rest is drained before the tick,
+    // and the newest counts.
+    let mut rig = Rig::new("burst", policy());
+    let hog = rig.start("hog", false);
+    for i in 1..200 {
+        rig.publish(hog, i * 5, None);
+    }
+    rig.publish(hog, 50_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the burst past the hard limit was never killed");
+    };
+    assert_eq!(request.subject, hog);
+    let lines = rig.lines();
+    assert!(
+        lines.contains(&"oomd: kill decided app=hog bytes=50000 reason=hard-limit".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"oomd: frame rejected (sender=hog reason=over-budget)".to_string()),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn the_end_of_the_sequence_space_wraps() {
+    let mut rig = Rig::new("wrap", policy());
+    let hog = rig.start("hog", false);
+    rig.set_seq(hog, u64::MAX - 1);
+    rig.publish(hog, 100, None); // MAX - 1
+    rig.publish(hog, 200, None); // MAX
+    rig.publish(hog, 5_000, None); // 0: follows MAX
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the frame after u64::MAX was not taken");
+    };
+    assert_eq!(request.subject, hog);
+    assert_eq!(lines_with(&mut rig, "reason=stale-sequence"), 0);
+}
+
+#[test]
+fn a_service_that_closes_its_channel_goes_stale_and_is_not_forgotten() {
+    let mut rig = Rig::new(
+        "closed",
+        Policy {
+            report_stale_ticks: 10, // 50 ms at the rig's 5 ms tick
+            ..policy()
+        },
+    );
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 100, None);
+    rig.pump_for(Duration::from_millis(20));
+    rig.close_channel(hog);
+    rig.pump_for(Duration::from_millis(150));
+    assert_eq!(lines_with(&mut rig, "oomd: report stale app=hog"), 1);
+    let status = rig.control(&ControlRequest::Status { from: 0 });
+    let running = status.iter().any(|r| {
+        matches!(r, ControlReply::Subject(v) if v.status.subject == hog && v.status.running && v.status.report_stale)
+    });
+    assert!(running, "{status:#?}");
+}

@@ -56,7 +56,10 @@ pub struct Policy {
     /// frame accepted (it does not report, or has not yet), and one whose report is stale
     /// (see `report_stale_ticks`). Silence never hides a service, and a service stuck in a
     /// runaway allocation loop, which stops publishing, is still caught.
-    #[cfg_attr(feature = "serde", serde(default = "defaults::enforce_kernel_when_silent"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default = "defaults::enforce_kernel_when_silent")
+    )]
     pub enforce_kernel_when_silent: bool,
 }
 

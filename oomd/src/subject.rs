@@ -231,8 +231,7 @@ impl Subject {
     /// subjects on the kernel's figure.
     pub(crate) fn enforced(&self, policy: &Policy, now: Tick) -> u64 {
         let reported = self.reported();
-        let silent =
-            reported.is_none() || self.report_is_stale(now, policy.report_stale_ticks);
+        let silent = reported.is_none() || self.report_is_stale(now, policy.report_stale_ticks);
         let use_kernel = policy.enforce_kernel || (policy.enforce_kernel_when_silent && silent);
         let reported = reported.unwrap_or(0);
         match self.kernel() {

@@ -855,7 +855,9 @@ fn accept_frame(
     if frame.claimed_subject.is_some_and(|claim| claim != sender) {
         return Err(Rejection::ClaimMismatch);
     }
-    if s.last_seq().is_some_and(|last| !seq_is_newer(frame.seq, last)) {
+    if s.last_seq()
+        .is_some_and(|last| !seq_is_newer(frame.seq, last))
+    {
         return Err(Rejection::StaleSequence);
     }
     s.set_report(frame.seq, frame.current_bytes, now);

@@ -766,7 +766,11 @@ fn a_silent_reporter_gets_one_stale_event_and_another_only_after_it_reports_agai
     h.report("svc", 100).unwrap();
     h.tick().unwrap(); // tick 1: its last frame
     h.ticks(18);
-    assert_eq!(h.count(EventTag::ReportStale), 0, "19 ticks is not stale yet");
+    assert_eq!(
+        h.count(EventTag::ReportStale),
+        0,
+        "19 ticks is not stale yet"
+    );
     assert!(!h.status("svc").report_stale);
     h.tick().unwrap(); // tick 20 ... the frame was accepted at tick 0
     h.ticks(30);
@@ -780,7 +784,11 @@ fn a_silent_reporter_gets_one_stale_event_and_another_only_after_it_reports_agai
     h.ticks(19);
     assert_eq!(h.count(EventTag::ReportStale), 1);
     h.tick().unwrap();
-    assert_eq!(h.count(EventTag::ReportStale), 2, "a new silence, a new event");
+    assert_eq!(
+        h.count(EventTag::ReportStale),
+        2,
+        "a new silence, a new event"
+    );
 }
 
 #[test]
@@ -819,7 +827,10 @@ fn a_subject_that_never_reported_is_judged_on_its_kernel_figure() {
     assert_eq!(h.status("batch").enforced_bytes, 2_500);
     assert_eq!(h.status("reporter").enforced_bytes, 10);
     assert_eq!(
-        count_lines(&h, "oomd: kill decided app=batch bytes=2500 reason=hard-limit"),
+        count_lines(
+            &h,
+            "oomd: kill decided app=batch bytes=2500 reason=hard-limit"
+        ),
         1
     );
     assert!(h.requests_for("reporter").is_empty());
@@ -872,7 +883,10 @@ fn a_frame_at_the_end_of_the_sequence_space_is_behind_a_small_one() {
     h.report("svc", 2_500).unwrap(); // seq 2: the growth is seen
     h.tick().unwrap();
     assert_eq!(
-        count_lines(&h, "oomd: kill decided app=svc bytes=2500 reason=hard-limit"),
+        count_lines(
+            &h,
+            "oomd: kill decided app=svc bytes=2500 reason=hard-limit"
+        ),
         1
     );
 }
@@ -906,7 +920,10 @@ fn a_service_that_freezes_its_own_report_goes_stale_and_is_judged_on_the_kernel(
     assert_eq!(count_lines(&h, "oomd: report stale app=svc since=0"), 1);
     assert_eq!(h.status("svc").enforced_bytes, 2_500);
     assert_eq!(
-        count_lines(&h, "oomd: kill decided app=svc bytes=2500 reason=hard-limit"),
+        count_lines(
+            &h,
+            "oomd: kill decided app=svc bytes=2500 reason=hard-limit"
+        ),
         1
     );
     assert!(h.wd.counters().rejected(Rejection::StaleSequence) >= 19);
@@ -991,7 +1008,10 @@ fn the_newest_frame_counts_when_the_budget_is_spent() {
     );
     h.tick().unwrap();
     assert_eq!(
-        count_lines(&h, "oomd: kill decided app=fast bytes=2600 reason=hard-limit"),
+        count_lines(
+            &h,
+            "oomd: kill decided app=fast bytes=2600 reason=hard-limit"
+        ),
         1
     );
     // A new tick, a new budget and a new latest frame.

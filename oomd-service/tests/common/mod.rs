@@ -117,7 +117,7 @@ impl Rig {
             .iter_mut()
             .find(|(s, _, _)| *s == subject)
             .expect("started");
-        entry.1 += 1;
+        entry.1 = entry.1.wrapping_add(1);
         let frame = Frame {
             seq: entry.1,
             current_bytes: bytes,
@@ -132,6 +132,36 @@ impl Rig {
             nix::sys::socket::MsgFlags::empty(),
         )
         .expect("sent");
+    }
+
+    /// The service `subject` sends these raw bytes as one packet on its own channel.
+    pub fn send_raw(&mut self, subject: SubjectId, bytes: &[u8]) {
+        let entry = self
+            .seqs
+            .iter()
+            .find(|(s, _, _)| *s == subject)
+            .expect("started");
+        nix::sys::socket::send(
+            entry.2.as_raw_fd(),
+            bytes,
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .expect("sent");
+    }
+
+    /// The next frame of `subject` carries sequence number `seq`.
+    pub fn set_seq(&mut self, subject: SubjectId, seq: u64) {
+        let entry = self
+            .seqs
+            .iter_mut()
+            .find(|(s, _, _)| *s == subject)
+            .expect("started");
+        entry.1 = seq.wrapping_sub(1);
+    }
+
+    /// The service `subject` closes its end of its memstat channel.
+    pub fn close_channel(&mut self, subject: SubjectId) {
+        self.seqs.retain(|(s, _, _)| *s != subject);
     }
 
     pub fn pump_for(&mut self, d: Duration) {
