@@ -69,11 +69,12 @@ fn id(name: &str) -> SubjectId {
     SubjectId::from_name(name)
 }
 
-/// Spawns hog `name`, waits until oomd watches it, gives it [`hog_limits`]; returns its pid.
+/// Spawns hog `name`, waits until oomd has its first report, gives it [`hog_limits`];
+/// returns its pid.
 fn start_hog(s: &mut Session, name: &str) -> Result<i32, String> {
     s.forget_exit(name);
     let pid = s.spawn(name)?;
-    s.wait_watched(name)?;
+    s.wait_reporting(name)?;
     let limits = hog_limits(s);
     s.set_limits(name, limits)?;
     Ok(pid)

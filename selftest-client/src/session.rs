@@ -117,6 +117,25 @@ impl Session {
     }
 
     /// Waits until oomd watches `name` as a running subject.
+    /// Waits until oomd has accepted a frame of `name`: from then on it is judged on its
+    /// reports. (Before its first frame, a service is judged on its kernel figure, which for a
+    /// hog is above the small limits the hogs get.)
+    pub(crate) fn wait_reporting(&mut self, name: &str) -> Outcome {
+        let deadline = self.deadline();
+        loop {
+            if self
+                .status(name)?
+                .is_some_and(|s| s.running && s.reported_bytes.is_some())
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("oomd never accepted a frame of {name}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub(crate) fn wait_watched(&mut self, name: &str) -> Outcome {
         let deadline = self.deadline();
         loop {
