@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use oomd::{Answer, RefusalReason, TerminationRequest};
 use oomd_proto::{FromAuthority, ToAuthority, WireError, MAX_MESSAGE_LEN};
 
-use crate::execd::{is_would_block, mode_str, Execd};
+use crate::execd::Execd;
 use crate::limits::{AUTHORITY_QUEUE, REQUESTS_PER_STEP};
 
 /// One message for the oomd service, with the descriptor it carries (a memstat channel end),
@@ -76,12 +76,7 @@ impl Link {
                 Ok(()) => {
                     self.out.pop_front();
                 }
-                Err(WireError::Io(e))
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.raw_os_error() == Some(rustix::io::Errno::NOBUFS.raw_os_error()) =>
-                {
-                    return Ok(())
-                }
+                Err(e) if e.is_would_block() => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
@@ -142,12 +137,8 @@ impl Execd {
                     };
                     self.send_to_oomd(Outgoing { msg, fd: None });
                 }
-                Err(e) if is_would_block(&e) => return,
-                Err(
-                    e @ (WireError::Malformed
-                    | WireError::UnsupportedVersion(_)
-                    | WireError::Truncated),
-                ) => {
+                Err(e) if e.is_would_block() => return,
+                Err(e @ WireError::Peer(_)) => {
                     self.stats.bad_requests += 1;
                     self.log.line(format_args!(
                         "execd: authority channel: ignored a bad message ({e})"
@@ -163,7 +154,7 @@ impl Execd {
 
     /// Carries out a termination request from the authority channel, or refuses it.
     fn terminate(&mut self, request: TerminationRequest) -> Answer {
-        let mode = mode_str(request.mode);
+        let mode = request.mode.as_str();
         let by = format!(
             "by=authority ticket={} audit_seq={}",
             request.ticket.0, request.audit_seq

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use memstat::SubjectId;
 use oomd::TerminationMode;
-use oomd_proto::{ExecdError, ExecdReply, ExitStatus, FromAuthority, Receiver, WireError};
+use oomd_proto::admission::{self, Access, Throttle};
+use oomd_proto::{ExecdError, ExecdReply, ExitStatus, FromAuthority, Receiver};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{Signal, WaitId, WaitIdOptions, WaitOptions};
@@ -37,7 +38,7 @@ use rustix::process::{Signal, WaitId, WaitIdOptions, WaitOptions};
 use crate::authority::{Link, Outgoing};
 use crate::cgroup::{self, CgroupRoot};
 use crate::clients::Client;
-use crate::limits::{CGROUP_PREFIX, DRAIN_INTERVAL, DROP_GRACE, REAP_INTERVAL};
+use crate::limits::{CGROUP_PREFIX, CONTROL_LOG_EVERY, DRAIN_INTERVAL, DROP_GRACE, REAP_INTERVAL};
 use crate::log::Log;
 use crate::manifest::{Manifest, Role, ServiceSpec};
 use crate::options::{Options, SetupError, Stats};
@@ -59,6 +60,14 @@ pub struct Execd {
     pub(crate) selftest_exit: Option<ExitStatus>,
     pub(crate) stats: Stats,
     pub(crate) log: Log,
+    /// Who may spawn (root, execd's own user, the control group).
+    pub(crate) access: Access,
+    /// How long a control connection may sit idle.
+    pub(crate) idle_timeout: Duration,
+    /// Rate limits of the control socket's log lines.
+    pub(crate) refusals: Throttle,
+    pub(crate) evictions: Throttle,
+    pub(crate) strangers: Throttle,
 }
 
 /// One manifest entry and its current run.
@@ -98,17 +107,6 @@ enum Token {
     Leader(usize),
 }
 
-pub(crate) fn mode_str(mode: TerminationMode) -> &'static str {
-    match mode {
-        TerminationMode::Graceful => "graceful",
-        TerminationMode::Forced => "forced",
-    }
-}
-
-pub(crate) fn is_would_block(e: &WireError) -> bool {
-    matches!(e, WireError::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
-}
-
 fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
@@ -119,6 +117,9 @@ impl Execd {
     pub fn new(manifest: Manifest, options: Options) -> Result<Self, SetupError> {
         let Options {
             socket,
+            socket_access,
+            control_group,
+            idle_timeout,
             authority,
             cgroup_root,
             subreaper,
@@ -145,7 +146,7 @@ impl Execd {
         };
         let listener = match socket {
             Some(path) => {
-                let fd = oomd_proto::listen(&path)
+                let fd = admission::listen_with(&path, socket_access)
                     .and_then(|fd| oomd_proto::set_nonblocking(&fd).map(|()| fd))
                     .map_err(|source| SetupError::Socket {
                         path: path.clone(),
@@ -177,6 +178,11 @@ impl Execd {
             selftest_exit: None,
             stats: Stats::default(),
             log,
+            access: Access::for_this_process(control_group),
+            idle_timeout,
+            refusals: Throttle::new(CONTROL_LOG_EVERY),
+            evictions: Throttle::new(CONTROL_LOG_EVERY),
+            strangers: Throttle::new(CONTROL_LOG_EVERY),
         };
         if let Some(fd) = authority {
             execd.open_link(fd).map_err(SetupError::Authority)?;
@@ -273,6 +279,7 @@ impl Execd {
         for i in 0..self.slots.len() {
             self.check_drained(i, now);
         }
+        self.expire_clients(now);
         self.flush();
         Ok(())
     }
@@ -323,7 +330,7 @@ impl Execd {
                 Phase::Running => None,
             });
         let reap = self.reap_all.then_some(self.next_reap);
-        drains.chain(reap).min()
+        drains.chain(reap).chain(self.next_client_expiry()).min()
     }
 
     fn wait(&self, timeout: Duration) -> io::Result<Vec<(Token, PollFlags)>> {

@@ -16,8 +16,20 @@ pub const CGROUP_PREFIX: &str = "oomd/";
 /// `oomd_proto::Name` of at most `MAX_NAME_LEN` bytes.
 pub const MAX_SERVICE_NAME_LEN: usize = oomd_proto::MAX_NAME_LEN - CGROUP_PREFIX.len();
 
-/// Most control-socket connections at once. One more is accepted and closed at once (counted).
-pub const MAX_CLIENTS: usize = 16;
+/// Most control-socket connections at once. A newcomer then takes the slot of the longest-idle
+/// connection it may displace, or is told `Busy` (counted); see `oomd_proto::admission`.
+pub const MAX_CLIENTS: usize = 32;
+
+/// Connections unprivileged callers (list, subscribe) may hold at once: the rest of the table
+/// is kept for operators.
+pub const UNPRIVILEGED_CLIENTS: usize = 24;
+
+/// How long a control connection may sit idle (nothing sent, not a privileged subscriber)
+/// before it is closed, unless told otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// At most one log line per this interval about refused, evicted or confused connections.
+pub const CONTROL_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Replies and pushes queued for one control client that does not read. A reply to one request
 /// (a full `List`: one line per service and `End`) always fits, because requests are read only

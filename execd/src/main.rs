@@ -37,6 +37,17 @@ struct Args {
     /// Where to listen for control clients (SOCK_SEQPACKET).
     #[arg(long, env = oomd_proto::ENV_EXECD_SOCKET, default_value = oomd_proto::DEFAULT_EXECD_SOCKET)]
     socket: PathBuf,
+    /// The control socket file's permission bits (octal), whatever the umask.
+    #[arg(long, default_value = "660", value_parser = oomd_proto::admission::parse_mode)]
+    socket_mode: u32,
+    /// The control socket file's group (a name or a number). Callers whose primary group it is
+    /// may spawn services, besides root and execd's own user.
+    #[arg(long, value_parser = oomd_proto::admission::parse_group)]
+    socket_group: Option<u32>,
+    /// Close a control connection idle for this many seconds (privileged subscribers never).
+    #[arg(long, default_value_t = execd::limits::DEFAULT_IDLE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    control_idle_timeout_secs: u64,
     /// Run as PID 1 of a QEMU guest: mount /proc, /sys, /dev and cgroup2, reap orphans, power
     /// off at the end. Refused unless execd really is PID 1.
     #[arg(long)]
@@ -61,6 +72,17 @@ fn main() -> ExitCode {
     } else {
         run_host(&args)
     }
+}
+
+/// The control socket's path, file mode, group and idle timeout, from the arguments.
+fn control_options(args: &Args, options: &mut Options) {
+    options.socket = Some(args.socket.clone());
+    options.socket_access = oomd_proto::admission::SocketAccess {
+        mode: args.socket_mode,
+        group: args.socket_group,
+    };
+    options.control_group = args.socket_group;
+    options.idle_timeout = Duration::from_secs(args.control_idle_timeout_secs);
 }
 
 // ----- host -----------------------------------------------------------------------------------
@@ -97,7 +119,7 @@ fn run_host(args: &Args) -> ExitCode {
     };
     let log = Log::stderr();
     let mut options = Options::new();
-    options.socket = Some(args.socket.clone());
+    control_options(args, &mut options);
     options.cgroup_root = args.cgroup_root.clone();
     options.reap_all = true;
     options.log = log.clone();
@@ -174,7 +196,7 @@ fn init_main(args: &Args, log: &Log, secs: u64, deadline: Instant) {
         .iter()
         .any(|s| s.role == Some(execd::Role::Selftest));
     let mut options = Options::new();
-    options.socket = Some(args.socket.clone());
+    control_options(args, &mut options);
     options.cgroup_root = args.cgroup_root.clone().or(setup.cgroup_root);
     options.subreaper = false; // PID 1 is every orphan's reaper already
     options.reap_all = true;

@@ -3,7 +3,11 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use oomd_proto::admission::SocketAccess;
+
+use crate::limits::DEFAULT_IDLE_TIMEOUT;
 use crate::log::Log;
 
 /// How an [`Execd`](crate::Execd) is set up.
@@ -12,6 +16,12 @@ use crate::log::Log;
 pub struct Options {
     /// Where to listen for control clients (`None`: no control socket).
     pub socket: Option<PathBuf>,
+    /// The control socket file's mode and group, whatever the umask.
+    pub socket_access: SocketAccess,
+    /// Callers in this group (by primary group) may spawn, besides root and execd's own user.
+    pub control_group: Option<u32>,
+    /// How long a control connection may sit idle before it is closed.
+    pub idle_timeout: Duration,
     /// A ready authority channel (execd's end), for a test playing the oomd service. Without
     /// it, the channel is created when the `role = "watchdog"` service is spawned; a manifest
     /// with a watchdog and a ready channel is refused ([`SetupError::WatchdogConflict`]).
@@ -35,6 +45,9 @@ impl Options {
     pub fn new() -> Self {
         Options {
             socket: None,
+            socket_access: SocketAccess::default(),
+            control_group: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             authority: None,
             cgroup_root: None,
             subreaper: true,
@@ -112,8 +125,13 @@ pub struct Stats {
     pub terminate_refused: u64,
     /// Termination requests denied on the control socket (all of them).
     pub control_denied: u64,
-    /// Control connections refused beyond [`MAX_CLIENTS`](crate::limits::MAX_CLIENTS).
+    /// Control connections refused: the table was full of connections that may not be
+    /// displaced ([`MAX_CLIENTS`](crate::limits::MAX_CLIENTS)).
     pub clients_refused: u64,
+    /// Control connections closed because they sat idle (timeout, or room for a newcomer).
+    pub clients_evicted: u64,
+    /// Spawn requests refused for the caller's credentials.
+    pub spawns_not_permitted: u64,
     /// `Exited` pushes dropped because a subscriber did not read.
     pub pushes_dropped: u64,
     /// Messages for the oomd service dropped because it did not read.

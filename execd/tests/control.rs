@@ -194,7 +194,7 @@ fn a_subscriber_receives_exited_for_a_service_that_exits_by_itself() {
 }
 
 #[test]
-fn connections_beyond_the_limit_are_closed_and_counted() {
+fn when_the_table_is_full_the_longest_idle_connection_gives_way() {
     let h = Harness::start(MANIFEST, false);
     let clients: Vec<_> = (0..execd::limits::MAX_CLIENTS)
         .map(|_| {
@@ -207,30 +207,86 @@ fn connections_beyond_the_limit_are_closed_and_counted() {
             c
         })
         .collect();
+    // The table is full; the newcomer is served...
     let extra = h.client();
-    // execd accepts it and closes it at once: end of stream.
-    assert!(common::readable(&extra, PATIENCE));
-    let mut receiver = oomd_proto::Receiver::new();
-    let got = receiver.recv(std::os::fd::AsFd::as_fd(&extra));
-    assert!(matches!(got, Err(oomd_proto::WireError::Closed)), "{got:?}");
-    assert!(h.log.contains("execd: control: refused a connection"));
-    // The others still work.
     assert_eq!(
-        request(&clients[0], &ExecdRequest::List).last(),
+        request(&extra, &ExecdRequest::List).last(),
         Some(&ExecdReply::End)
     );
+    // ... and the longest idle one, the first, was told why it was closed.
+    let (notice, _) =
+        common::recv::<ExecdReply>(&clients[0], PATIENCE).expect("an eviction notice");
+    assert_eq!(notice, ExecdReply::Error(ExecdError::Evicted));
+    assert!(h.log.contains("execd: control: closed 1 idle connections"));
+    // The others still work.
+    assert_eq!(
+        request(&clients[1], &ExecdRequest::List).last(),
+        Some(&ExecdReply::End)
+    );
+}
+
+#[test]
+fn a_table_full_of_subscribers_that_may_not_be_displaced_answers_busy() {
+    // Privileged subscribers (this test runs as execd's own user) are never displaced: with
+    // every slot one, a newcomer is told Busy instead of getting a bare reset.
+    let h = Harness::start(MANIFEST, false);
+    let _subscribers: Vec<_> = (0..execd::limits::MAX_CLIENTS)
+        .map(|_| {
+            let c = h.client();
+            common::send(&c, &ExecdRequest::Subscribe);
+            assert_eq!(
+                request(&c, &ExecdRequest::List).last(),
+                Some(&ExecdReply::End)
+            );
+            c
+        })
+        .collect();
+    let extra = h.client();
+    let (reply, _) = common::recv::<ExecdReply>(&extra, PATIENCE).expect("a busy reply");
+    assert_eq!(reply, ExecdReply::Error(ExecdError::Busy));
+    assert!(h
+        .log
+        .contains("execd: control: refused 1 connections (busy"));
 }
 
 #[test]
 fn a_bad_request_gets_an_error_reply() {
     let h = Harness::start(MANIFEST, false);
     let client = h.client();
-    oomd_proto::send(
-        std::os::fd::AsFd::as_fd(&client),
-        &[oomd_proto::VERSION, 0xff],
-        &[],
-    )
-    .unwrap();
+    oomd_proto::send(std::os::fd::AsFd::as_fd(&client), b"EC\x01\xff", &[]).unwrap();
     let (reply, _) = common::recv::<ExecdReply>(&client, PATIENCE).expect("a reply");
     assert_eq!(reply, ExecdReply::Error(ExecdError::BadRequest));
+}
+
+#[test]
+fn a_request_of_another_protocol_is_told_this_is_not_its_socket() {
+    // oomctl pointed at execd's socket: its Status request is not read as a Spawn.
+    let h = Harness::start(MANIFEST, false);
+    let client = h.client();
+    common::send(&client, &oomd_proto::ControlRequest::Status { from: 0 });
+    let mut receiver = oomd_proto::Receiver::new();
+    assert!(common::readable(&client, PATIENCE));
+    let got = receiver.recv_msg::<oomd_proto::ControlReply>(std::os::fd::AsFd::as_fd(&client));
+    assert!(
+        matches!(
+            got,
+            Err(oomd_proto::WireError::Peer(
+                oomd_proto::PeerFault::WrongProtocol {
+                    expected: oomd_proto::Protocol::OomdControl,
+                    found: Some(oomd_proto::Protocol::ExecdControl),
+                }
+            ))
+        ),
+        "{got:?}"
+    );
+    assert!(h
+        .log
+        .contains("speaks oomd's control protocol: not an execd socket for it"));
+    let listed = request(&h.client(), &ExecdRequest::List);
+    assert!(
+        listed
+            .iter()
+            .all(|r| !matches!(r, ExecdReply::Service(info) if info.pid.is_some())),
+        "nothing was spawned: {listed:?}"
+    );
 }

@@ -1,10 +1,11 @@
 //! `oomctl`: talk to a running oomd service.
 //!
 //! ```text
-//! oomctl status                      table of subjects: bytes reported, kernel, limits, state
+//! oomctl status                      table of subjects (bytes reported, kernel, limits, last
+//!                                    frame age, state), then oomd's counters
 //! oomctl events [--since N] [--follow] [--json]
-//! oomctl policy get [--json]
-//! oomctl policy set FILE.toml        the same format as oomd's --policy file
+//! oomctl policy get [--json]         the global policy and every service's own limits
+//! oomctl policy set FILE.toml        the same format as oomd's --policy file, all or nothing
 //! oomctl inject APP BYTES            selftest builds of oomd only
 //! ```
 //!
@@ -16,10 +17,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use memstat::SubjectId;
-use oomd::{KillState, PolicyUpdate, SubjectStatus};
+use oomd::{KillState, SubjectStatus};
 use oomd_proto::client::{Client, ClientError};
-use oomd_proto::{ControlReply, ControlRequest};
+use oomd_proto::{ControlError, ControlReply, ControlRequest, CountersView, PolicyDocument};
 
 #[derive(Debug, Parser)]
 #[command(name = "oomctl", version, about = "Control a running oomd service")]
@@ -36,7 +36,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// One line per subject: reported bytes, kernel bytes, limits, state.
+    /// One line per subject: reported bytes, kernel bytes, limits, age of its last frame,
+    /// state; then what oomd counted (rejected frames by reason, events lost, refused clients).
     Status,
     /// The audit trail, oldest first.
     Events {
@@ -66,15 +67,18 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PolicyAction {
-    /// Print the global policy.
+    /// Print the policy in force: the global policy and every service's own limits (whether
+    /// the service runs or not), as a policy file.
     Get {
         /// As JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Apply a policy file: its `[policy]` table replaces the global policy (unset keys take
-    /// their defaults), then each `[service.NAME]` table sets that service's limits. A file
-    /// without a `[policy]` table leaves the global policy as it is.
+    /// Apply a policy file, all of it or none of it: its `[policy]` table replaces the global
+    /// policy (unset keys take their defaults), and each `[service.NAME]` table sets that
+    /// service's limits (kept until it starts, if it is not running). A file without a
+    /// `[policy]` table leaves the global policy as it is. One bad key anywhere refuses the
+    /// whole file and names the key.
     Set {
         /// The policy file (TOML).
         file: PathBuf,
@@ -87,7 +91,9 @@ struct Failure(u8, String);
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Refused(_) | ClientError::Unexpected(_) => Failure(1, e.to_string()),
+            ClientError::Refused(_) | ClientError::ExecdRefused(_) | ClientError::Unexpected(_) => {
+                Failure(1, e.to_string())
+            }
             _ => Failure(2, e.to_string()),
         }
     }
@@ -116,11 +122,11 @@ fn run(args: &Args) -> Result<(), Failure> {
         Command::Policy {
             action: PolicyAction::Get { json },
         } => {
-            match one(client.control(&ControlRequest::GetPolicy)?)? {
-                ControlReply::Policy(p) if *json => {
-                    println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+            match one(client.control(&ControlRequest::GetPolicyDocument)?)? {
+                ControlReply::PolicyDocument(doc) if *json => {
+                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
                 }
-                ControlReply::Policy(p) => print_policy(&p),
+                ControlReply::PolicyDocument(doc) => print_policy(&doc),
                 other => return Err(unexpected(&other)),
             }
             Ok(())
@@ -139,6 +145,8 @@ fn run(args: &Args) -> Result<(), Failure> {
 
 fn one(mut replies: Vec<ControlReply>) -> Result<ControlReply, Failure> {
     match replies.pop() {
+        // Busy is about the moment, not the request: usage-level, like "not running".
+        Some(ControlReply::Error(e @ ControlError::Busy)) => Err(Failure(2, e.to_string())),
         Some(ControlReply::Error(e)) => Err(Failure(1, e.to_string())),
         Some(r) => Ok(r),
         None => Err(Failure(1, "no reply".into())),
@@ -159,22 +167,58 @@ fn unexpected(reply: &ControlReply) -> Failure {
 fn status(client: &mut Client) -> Result<(), Failure> {
     let subjects = client.status()?;
     println!(
-        "{:<20} {:>12} {:>12} {:>12} {:>12}  STATE",
-        "SUBJECT", "REPORTED", "KERNEL", "SOFT", "HARD"
+        "{:<20} {:>12} {:>12} {:>12} {:>12} {:>9}  STATE",
+        "SUBJECT", "REPORTED", "KERNEL", "SOFT", "HARD", "FRAME-AGE"
     );
     for view in subjects {
         let s = &view.status;
         println!(
-            "{:<20} {:>12} {:>12} {:>12} {:>12}  {}",
+            "{:<20} {:>12} {:>12} {:>12} {:>12} {:>9}  {}",
             view.name.as_str(),
             opt(s.reported_bytes),
             opt(s.kernel_bytes),
             s.limits.soft_bytes,
             s.limits.hard_bytes,
+            view.frame_age_ticks
+                .map_or_else(|| "-".to_owned(), |t| format!("{t}t")),
             state(s)
         );
     }
+    match one(client.control(&ControlRequest::Counters)?)? {
+        ControlReply::Counters(c) => print_counters(&c),
+        other => return Err(unexpected(&other)),
+    }
     Ok(())
+}
+
+fn print_counters(c: &CountersView) {
+    let rejected: Vec<String> = oomd::Rejection::ALL
+        .iter()
+        .filter(|r| c.rejected[**r as usize] > 0)
+        .map(|r| format!("{}={}", r.as_str(), c.rejected[*r as usize]))
+        .collect();
+    println!();
+    println!(
+        "frames rejected: {}",
+        if rejected.is_empty() {
+            "none".to_owned()
+        } else {
+            rejected.join(" ")
+        }
+    );
+    println!("latest frames taken over budget: {}", c.latest_frames);
+    println!(
+        "events: {} logged, {} overwritten in the ring",
+        c.events_logged, c.events_overwritten
+    );
+    println!(
+        "control: {} refused (busy), {} closed idle, {} changes not permitted, {} of another protocol",
+        c.clients_refused, c.clients_evicted, c.requests_not_permitted, c.wrong_protocol
+    );
+    println!(
+        "policies refused: {}; memstat channels closed by their service: {}; log lines lost: {}",
+        c.policies_refused, c.memstat_hangups, c.log_write_failures
+    );
 }
 
 fn opt(v: Option<u64>) -> String {
@@ -239,40 +283,44 @@ fn events(client: &mut Client, mut since: u64, follow: bool, json: bool) -> Resu
     }
 }
 
-fn print_policy(p: &oomd::Policy) {
-    println!("[policy]");
-    println!("soft_bytes = {}", p.limits.soft_bytes);
-    println!("hard_bytes = {}", p.limits.hard_bytes);
-    println!("soft_grace_ticks = {}", p.limits.soft_grace_ticks);
-    println!("exit_deadline_ticks = {}", p.limits.exit_deadline_ticks);
-    println!("sample_period_ms = {}", p.sample_period_ms);
-    println!("kill_budget = {}", p.kill_budget);
-    println!("kill_window_ticks = {}", p.kill_window_ticks);
-    println!("frame_budget_per_tick = {}", p.frame_budget_per_tick);
-    println!("enforce_kernel = {}", p.enforce_kernel);
-    println!("underreport_margin_bytes = {}", p.underreport_margin_bytes);
-    println!("observe_only = {}", p.observe_only);
-    println!("report_stale_ticks = {}", p.report_stale_ticks);
-    println!(
-        "enforce_kernel_when_silent = {}",
-        p.enforce_kernel_when_silent
-    );
+fn print_policy(doc: &PolicyDocument) {
+    if let Some(p) = &doc.global {
+        println!("[policy]");
+        println!("soft_bytes = {}", p.limits.soft_bytes);
+        println!("hard_bytes = {}", p.limits.hard_bytes);
+        println!("soft_grace_ticks = {}", p.limits.soft_grace_ticks);
+        println!("exit_deadline_ticks = {}", p.limits.exit_deadline_ticks);
+        println!("sample_period_ms = {}", p.sample_period_ms);
+        println!("kill_budget = {}", p.kill_budget);
+        println!("kill_window_ticks = {}", p.kill_window_ticks);
+        println!("frame_budget_per_tick = {}", p.frame_budget_per_tick);
+        println!("enforce_kernel = {}", p.enforce_kernel);
+        println!("underreport_margin_bytes = {}", p.underreport_margin_bytes);
+        println!("observe_only = {}", p.observe_only);
+        println!("report_stale_ticks = {}", p.report_stale_ticks);
+        println!(
+            "enforce_kernel_when_silent = {}",
+            p.enforce_kernel_when_silent
+        );
+    }
+    for entry in &doc.services {
+        let Some(l) = &entry.limits else { continue };
+        println!();
+        println!("[service.{}]", entry.name);
+        println!("soft_bytes = {}", l.soft_bytes);
+        println!("hard_bytes = {}", l.hard_bytes);
+        println!("soft_grace_ticks = {}", l.soft_grace_ticks);
+        println!("exit_deadline_ticks = {}", l.exit_deadline_ticks);
+    }
 }
 
+/// Sends the whole file as one document: oomd applies all of it or none of it.
 fn policy_set(client: &mut Client, file: &std::path::Path) -> Result<(), Failure> {
     let policy =
         oomd_host::scenario::PolicyFile::load(file).map_err(|e| Failure(2, e.to_string()))?;
-    if policy.policy_given {
-        let update = PolicyUpdate::Global(policy.policy);
-        done(one(client.control(&ControlRequest::SetPolicy(update))?)?)?;
-    }
-    for (name, limits) in &policy.services {
-        let update = PolicyUpdate::SubjectLimits {
-            subject: SubjectId::from_name(name),
-            limits: Some(*limits),
-        };
-        done(one(client.control(&ControlRequest::SetPolicy(update))?)?)
-            .map_err(|Failure(c, m)| Failure(c, format!("service.{name}: {m}")))?;
-    }
-    Ok(())
+    let global = policy.policy_given.then_some(policy.policy);
+    let services = policy.services.iter().map(|(n, l)| (n.as_str(), *l));
+    let doc = PolicyDocument::from_parts(global, services)
+        .map_err(|e| Failure(2, format!("{}: {e}", file.display())))?;
+    done(one(client.control(&ControlRequest::ApplyPolicy(doc))?)?)
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use memstat::SubjectId;
 use oomd::{Limits, Policy, SubjectClass};
-use oomd_host::scenario::PolicyFile;
 use oomd_proto::FromAuthority;
 use oomd_service::{LogFormat, Options, Service};
 
@@ -44,11 +43,13 @@ fn start(tag: &str) -> Running {
         ..Policy::default()
     };
     let opts = Options {
-        policy: PolicyFile {
-            policy_given: true,
-            policy,
-            services: Default::default(),
+        policy: oomd_proto::PolicyDocument {
+            global: Some(policy),
+            services: heapless::Vec::new(),
         },
+        control_access: oomd_proto::admission::SocketAccess::default(),
+        control_group: None,
+        control_idle_timeout: oomd_service::DEFAULT_IDLE_TIMEOUT,
         control_socket: dir.join("oomd.sock"),
         cgroup_root: "/nonexistent".into(),
         inject_dir: dir.join("inject"),

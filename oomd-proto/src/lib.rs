@@ -14,14 +14,17 @@
 //! with [`FromAuthority::Started`], passed as `SCM_RIGHTS`. A frame's sender is the channel it
 //! arrived on, never its bytes.
 //!
-//! Messages are a version byte ([`VERSION`]) and a postcard body, at most [`MAX_MESSAGE_LEN`]
-//! bytes. Every string is bounded ([`Name`], [`Line`]), so that encoding and decoding never
+//! Messages are two magic bytes naming their [`Protocol`] (`OA` authority, `OC` oomd control,
+//! `EC` execd control), a version byte ([`VERSION`]) and a postcard body, at most
+//! [`MAX_MESSAGE_LEN`] bytes: a message sent to the wrong socket is recognized as such by both
+//! sides ("not an oomd socket"), never read as another request. Every string is bounded ([`Name`], [`Line`]), so that encoding and decoding never
 //! allocate: the oomd service handles its steady state without touching the heap.
 //!
 //! What this crate is not: a policy. It carries decisions; it makes none.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod client;
 mod messages;
 mod wire;
@@ -29,7 +32,8 @@ mod wire;
 pub use messages::*;
 pub use wire::{
     accept, connect, decode, encode, listen, peer_pid, send, seqpacket_pair, set_nonblocking,
-    Received, Receiver, WireError, MAX_FDS, MAX_MESSAGE_LEN, VERSION,
+    would_block, Message, PeerFault, Protocol, Received, Receiver, WireError, HEADER_LEN, MAX_FDS,
+    MAX_MESSAGE_LEN, VERSION,
 };
 
 /// Environment variable holding the oomd service's end of the authority channel.

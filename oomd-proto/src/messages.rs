@@ -2,10 +2,31 @@
 
 use memstat::SubjectId;
 use oomd::{
-    Answer, Event, Policy, PolicyError, PolicyUpdate, RefusalReason, SubjectClass, SubjectStatus,
-    TerminationMode, TerminationRequest, Ticket,
+    Answer, Event, Limits, Policy, PolicyError, PolicyUpdate, RefusalReason, SubjectClass,
+    SubjectStatus, TerminationMode, TerminationRequest, Ticket,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::wire::{Message, Protocol};
+
+impl Message for FromAuthority {
+    const PROTOCOL: Protocol = Protocol::Authority;
+}
+impl Message for ToAuthority {
+    const PROTOCOL: Protocol = Protocol::Authority;
+}
+impl Message for ExecdRequest {
+    const PROTOCOL: Protocol = Protocol::ExecdControl;
+}
+impl Message for ExecdReply {
+    const PROTOCOL: Protocol = Protocol::ExecdControl;
+}
+impl Message for ControlRequest {
+    const PROTOCOL: Protocol = Protocol::OomdControl;
+}
+impl Message for ControlReply {
+    const PROTOCOL: Protocol = Protocol::OomdControl;
+}
 
 /// Longest service name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -193,6 +214,40 @@ pub enum ExecdError {
     SpawnFailed(i32),
     /// The request could not be decoded.
     BadRequest,
+    /// Every connection slot is taken by clients that may not be displaced: try again later.
+    Busy,
+    /// This connection was closed to make room for a newcomer after it sat idle.
+    Evicted,
+    /// The caller may not ask for this: spawning needs root, execd's own user, or the
+    /// control group (`--socket-group`).
+    NotPermitted {
+        /// The caller's user id, as the kernel reported it.
+        uid: u32,
+    },
+    /// The request belongs to another protocol (the client spoke to the wrong socket).
+    WrongProtocol,
+}
+
+impl core::fmt::Display for ExecdError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::UnknownService => f.write_str("no service of that name in the manifest"),
+            Self::AlreadyRunning => f.write_str("it is already running"),
+            Self::SpawnFailed(errno) => write!(
+                f,
+                "the kernel refused to start it: {}",
+                std::io::Error::from_raw_os_error(*errno)
+            ),
+            Self::BadRequest => f.write_str("bad request"),
+            Self::Busy => f.write_str("execd is busy: every control connection is in use"),
+            Self::Evicted => f.write_str("the connection was closed after sitting idle"),
+            Self::NotPermitted { uid } => write!(
+                f,
+                "not permitted for uid {uid}: spawning needs root, execd's user, or its control group"
+            ),
+            Self::WrongProtocol => f.write_str("not an execd request: wrong socket?"),
+        }
+    }
 }
 
 // ----- oomd control -----------------------------------------------------------------------
@@ -203,6 +258,9 @@ pub enum ExecdError {
 pub const MAX_PAGE: u16 = 64;
 
 /// Client → oomd service's control socket.
+// A policy document is held inline: messages are decoded into stack values, and boxing it
+// would make the oomd service allocate.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlRequest {
     /// Subjects from the `from`-th on (in subject-id order), at most [`MAX_PAGE`], each as
@@ -233,9 +291,105 @@ pub enum ControlRequest {
         /// How much more it should hold.
         bytes: u64,
     },
+    /// [`ControlReply::Counters`]: what oomd counted, rejections by reason, events lost.
+    Counters,
+    /// Apply a whole policy document at once, or none of it: [`ControlReply::Done`], or
+    /// [`ControlError::PolicyAt`] naming the key and the service at fault, with the policy in
+    /// force unchanged.
+    ApplyPolicy(PolicyDocument),
+    /// [`ControlReply::PolicyDocument`]: the global policy and every per-service limit,
+    /// whether its service runs or not.
+    GetPolicyDocument,
+}
+
+/// Most per-service entries in one [`PolicyDocument`]: the size of the core's override table.
+pub const MAX_POLICY_SERVICES: usize = oomd::limits::MAX_OVERRIDES;
+
+/// A policy file as one value: what `oomctl policy set` sends and `policy get` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PolicyDocument {
+    /// The global policy, if the document sets it (`[policy]`).
+    pub global: Option<Policy>,
+    /// Per-service limits (`[service.<name>]`), by manifest name; `None` clears them.
+    pub services: heapless::Vec<ServiceLimits, MAX_POLICY_SERVICES>,
+}
+
+impl PolicyDocument {
+    /// A document of a global policy (if any) and per-service limits by name, as a policy file
+    /// gives them; fails when a name does not fit or there are too many services.
+    pub fn from_parts<'a>(
+        global: Option<Policy>,
+        services: impl IntoIterator<Item = (&'a str, Limits)>,
+    ) -> Result<PolicyDocument, DocumentError> {
+        let mut doc = PolicyDocument {
+            global,
+            services: heapless::Vec::new(),
+        };
+        for (index, (service, limits)) in services.into_iter().enumerate() {
+            let count = index + 1;
+            let name = name(service).map_err(|_| DocumentError::NameTooLong {
+                name: service.to_owned(),
+            })?;
+            if doc
+                .services
+                .push(ServiceLimits {
+                    name,
+                    limits: Some(limits),
+                })
+                .is_err()
+            {
+                return Err(DocumentError::TooManyServices { count });
+            }
+        }
+        Ok(doc)
+    }
+}
+
+/// Why a policy file's contents do not make a [`PolicyDocument`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DocumentError {
+    /// A `[service.<name>]` table whose name is longer than [`MAX_NAME_LEN`].
+    NameTooLong {
+        /// The name.
+        name: String,
+    },
+    /// More `[service.<name>]` tables than [`MAX_POLICY_SERVICES`].
+    TooManyServices {
+        /// How many there were, at least.
+        count: usize,
+    },
+}
+
+impl core::fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NameTooLong { name } => write!(
+                f,
+                "service.{name}: the name is longer than {MAX_NAME_LEN} bytes"
+            ),
+            Self::TooManyServices { count } => write!(
+                f,
+                "service: {count} or more [service.<name>] tables; at most {MAX_POLICY_SERVICES} services may have limits of their own"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DocumentError {}
+
+/// One service's own limits in a [`PolicyDocument`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLimits {
+    /// Its manifest name (its identity is `SubjectId::from_name(name)`).
+    pub name: Name,
+    /// Its limits, or `None` to go back to the global ones.
+    pub limits: Option<Limits>,
 }
 
 /// oomd service → client.
+// Inline for the same reason as `ControlRequest`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlReply {
     /// One subject.
@@ -255,6 +409,40 @@ pub enum ControlReply {
     Done,
     /// Refused or failed.
     Error(ControlError),
+    /// What oomd counted.
+    Counters(CountersView),
+    /// The policy in force, as a document.
+    PolicyDocument(PolicyDocument),
+}
+
+/// Counters of the core and of the oomd service, for `oomctl status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CountersView {
+    /// Frames rejected, by reason, indexed by the discriminant of [`oomd::Rejection`] (see
+    /// [`oomd::Rejection::ALL`]).
+    pub rejected: [u64; oomd::Rejection::COUNT],
+    /// Coalesced latest frames accepted (a sender over its frame budget, its newest frame).
+    pub latest_frames: u64,
+    /// Events ever logged (the next event's sequence number).
+    pub events_logged: u64,
+    /// Events overwritten in the ring before anyone read them through the control socket
+    /// (the oldest sequence number still held).
+    pub events_overwritten: u64,
+    /// Audit lines oomd could not write whole (a full pipe, a closed console).
+    pub log_write_failures: u64,
+    /// Policy changes refused by validation.
+    pub policies_refused: u64,
+    /// Control connections refused because the table was full of clients that may not be
+    /// displaced.
+    pub clients_refused: u64,
+    /// Control connections closed to make room for a newcomer, or after idling too long.
+    pub clients_evicted: u64,
+    /// Mutating control requests refused for the caller's credentials.
+    pub requests_not_permitted: u64,
+    /// Control messages of another protocol (clients at the wrong socket).
+    pub wrong_protocol: u64,
+    /// Memstat channels closed by their service (or failed).
+    pub memstat_hangups: u64,
 }
 
 /// A subject with its name.
@@ -264,6 +452,8 @@ pub struct SubjectView {
     pub name: Name,
     /// Everything the core knows of it.
     pub status: SubjectStatus,
+    /// Ticks since its last accepted frame, `None` if it never had one.
+    pub frame_age_ticks: Option<u64>,
 }
 
 /// An event with its rendered line.
@@ -276,7 +466,7 @@ pub struct EventView {
 }
 
 /// Why the oomd service refused a control request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlError {
     /// This build has no `inject` (it exists in selftest builds only).
     InjectUnavailable,
@@ -288,6 +478,26 @@ pub enum ControlError {
     Policy(PolicyError),
     /// The request could not be decoded.
     BadRequest,
+    /// Every connection slot is taken by clients that may not be displaced: try again later.
+    Busy,
+    /// This connection was closed to make room for a newcomer after it sat idle.
+    Evicted,
+    /// The caller may not change anything: mutating requests need root, oomd's own user, or
+    /// the control group (`--socket-group`).
+    NotPermitted {
+        /// The caller's user id, as the kernel reported it.
+        uid: u32,
+    },
+    /// A policy document was refused as a whole; nothing of it was applied.
+    PolicyAt {
+        /// The service whose table is at fault (`service.<name>.<key>`), or `None` for the
+        /// `[policy]` table.
+        service: Option<Name>,
+        /// What is wrong, and its key.
+        error: PolicyError,
+    },
+    /// The request belongs to another protocol (the client spoke to the wrong socket).
+    WrongProtocol,
 }
 
 impl core::fmt::Display for ControlError {
@@ -298,6 +508,29 @@ impl core::fmt::Display for ControlError {
             Self::InjectFailed => f.write_str("the service did not accept the injection"),
             Self::Policy(e) => write!(f, "policy refused: {e}"),
             Self::BadRequest => f.write_str("bad request"),
+            Self::Busy => f.write_str("oomd is busy: every control connection is in use"),
+            Self::Evicted => f.write_str("the connection was closed after sitting idle"),
+            Self::NotPermitted { uid } => write!(
+                f,
+                "not permitted for uid {uid}: changing oomd needs root, oomd's user, or its control group"
+            ),
+            Self::PolicyAt {
+                service: Some(name),
+                error,
+            } => write!(
+                f,
+                "policy refused, nothing applied: service.{name}.{}: {error}",
+                error.key()
+            ),
+            Self::PolicyAt {
+                service: None,
+                error,
+            } => write!(
+                f,
+                "policy refused, nothing applied: policy.{}: {error}",
+                error.key()
+            ),
+            Self::WrongProtocol => f.write_str("not an oomd request: wrong socket?"),
         }
     }
 }

@@ -11,45 +11,178 @@ use nix::sys::socket::{
 };
 use serde::{Deserialize, Serialize};
 
-/// The protocol version: the first byte of every message.
+/// The protocol version: the byte after the magic of every message.
 pub const VERSION: u8 = 1;
-/// The longest message, version byte included.
-pub const MAX_MESSAGE_LEN: usize = 1024;
+/// The longest message, header included. A policy document (a global policy and the limits of
+/// [`MAX_OVERRIDES`](oomd::limits::MAX_OVERRIDES) services) fits.
+pub const MAX_MESSAGE_LEN: usize = 4096;
 /// The most file descriptors one message carries.
 pub const MAX_FDS: usize = 2;
+/// Magic and version: the bytes before every message's body.
+pub const HEADER_LEN: usize = 3;
 
-/// Why a message could not be encoded, decoded, sent or received.
-#[derive(Debug)]
+/// The conversations of the Linux edge. Every message starts with its protocol's two magic
+/// bytes and [`VERSION`], so a message sent to the wrong socket is recognized as such by both
+/// sides instead of being read as some other request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum WireError {
-    /// The message does not fit in [`MAX_MESSAGE_LEN`] (a bug of the sender).
-    TooLong,
-    /// The first byte is not [`VERSION`].
+pub enum Protocol {
+    /// execd ↔ the oomd service: `OA`.
+    Authority,
+    /// clients → the oomd service's control socket: `OC`.
+    OomdControl,
+    /// clients → execd's control socket: `EC`.
+    ExecdControl,
+}
+
+impl Protocol {
+    /// Every protocol.
+    pub const ALL: [Protocol; 3] = [Self::Authority, Self::OomdControl, Self::ExecdControl];
+
+    /// The two bytes every message of this protocol starts with.
+    #[must_use]
+    pub const fn magic(self) -> [u8; 2] {
+        match self {
+            Self::Authority => *b"OA",
+            Self::OomdControl => *b"OC",
+            Self::ExecdControl => *b"EC",
+        }
+    }
+
+    /// The protocol these magic bytes name, if any.
+    #[must_use]
+    pub fn from_magic(magic: [u8; 2]) -> Option<Protocol> {
+        Self::ALL.into_iter().find(|p| p.magic() == magic)
+    }
+
+    /// What the protocol is, for a person: "oomd's control protocol".
+    #[must_use]
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::Authority => "the authority channel's protocol",
+            Self::OomdControl => "oomd's control protocol",
+            Self::ExecdControl => "execd's control protocol",
+        }
+    }
+
+    /// Whose socket speaks it: "an oomd", "an execd", for "not an oomd socket".
+    #[must_use]
+    pub const fn socket_of(self) -> &'static str {
+        match self {
+            Self::Authority => "an authority channel",
+            Self::OomdControl => "an oomd",
+            Self::ExecdControl => "an execd",
+        }
+    }
+}
+
+impl core::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// A message type of one of the [`Protocol`]s: what [`encode`] and [`decode`] accept.
+pub trait Message {
+    /// The protocol its messages belong to.
+    const PROTOCOL: Protocol;
+}
+
+/// What a peer sent that this side cannot take. The channel itself is still usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerFault {
+    /// The message belongs to another protocol (`found`, when its magic names one of ours),
+    /// or to none: the peer is talking to the wrong socket.
+    WrongProtocol {
+        /// The protocol this side speaks.
+        expected: Protocol,
+        /// The protocol the message's magic names, if any.
+        found: Option<Protocol>,
+    },
+    /// The version byte is not [`VERSION`].
     UnsupportedVersion(u8),
-    /// The bytes are not a message of the expected type.
+    /// The bytes are not a message of the expected type (or are too short for a header).
     Malformed,
     /// The packet was longer than [`MAX_MESSAGE_LEN`] and was cut.
     Truncated,
+}
+
+impl core::fmt::Display for PeerFault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::WrongProtocol {
+                expected,
+                found: Some(found),
+            } => write!(
+                f,
+                "not {} socket: the peer speaks {found}, not {expected}",
+                expected.socket_of()
+            ),
+            Self::WrongProtocol {
+                expected,
+                found: None,
+            } => write!(
+                f,
+                "not {} socket: the peer's message is not of {expected}",
+                expected.socket_of()
+            ),
+            Self::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
+            Self::Malformed => f.write_str("malformed message"),
+            Self::Truncated => write!(f, "packet longer than {MAX_MESSAGE_LEN} bytes"),
+        }
+    }
+}
+
+/// Why a message could not be encoded, decoded, sent or received, by who is at fault.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The peer sent something this side cannot take (see [`PeerFault`]).
+    Peer(PeerFault),
+    /// A message of ours does not fit in [`MAX_MESSAGE_LEN`]: a bug on this side.
+    TooLong,
     /// The peer closed the channel.
     Closed,
-    /// The socket failed.
+    /// The socket failed, or (non-blocking) had nothing to do: see
+    /// [`is_would_block`](Self::is_would_block).
     Io(io::Error),
+}
+
+impl WireError {
+    /// The one test for "a non-blocking socket had nothing to read, or no room to write".
+    #[must_use]
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, Self::Io(e) if would_block(e))
+    }
+}
+
+/// Whether an I/O error means "try again later" on a non-blocking socket (`EAGAIN`, or
+/// `ENOBUFS` from a Unix socket whose peer's queue is full).
+#[must_use]
+pub fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(Errno::ENOBUFS as i32)
 }
 
 impl core::fmt::Display for WireError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
+            Self::Peer(fault) => write!(f, "{fault}"),
             Self::TooLong => write!(f, "message longer than {MAX_MESSAGE_LEN} bytes"),
-            Self::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
-            Self::Malformed => f.write_str("malformed message"),
-            Self::Truncated => f.write_str("packet truncated"),
             Self::Closed => f.write_str("channel closed by peer"),
             Self::Io(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl std::error::Error for WireError {}
+impl std::error::Error for WireError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<Errno> for WireError {
     fn from(e: Errno) -> Self {
@@ -57,27 +190,59 @@ impl From<Errno> for WireError {
     }
 }
 
-/// Encodes `msg` into `buf` and returns the bytes to send.
-pub fn encode<'b, T: Serialize>(
+impl From<PeerFault> for WireError {
+    fn from(fault: PeerFault) -> Self {
+        WireError::Peer(fault)
+    }
+}
+
+/// Encodes `msg` behind its protocol's header into `buf` and returns the bytes to send.
+pub fn encode<'b, T: Serialize + Message>(
     msg: &T,
     buf: &'b mut [u8; MAX_MESSAGE_LEN],
 ) -> Result<&'b [u8], WireError> {
-    buf[0] = VERSION;
-    let n = postcard::to_slice(msg, &mut buf[1..])
+    let [a, b] = T::PROTOCOL.magic();
+    buf[..HEADER_LEN].copy_from_slice(&[a, b, VERSION]);
+    let n = postcard::to_slice(msg, &mut buf[HEADER_LEN..])
         .map_err(|_| WireError::TooLong)?
         .len();
-    Ok(&buf[..1 + n])
+    Ok(&buf[..HEADER_LEN + n])
 }
 
-/// Decodes one whole message; trailing bytes are an error.
-pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, WireError> {
-    match bytes.split_first() {
-        None => Err(WireError::Malformed),
-        Some((&VERSION, body)) => match postcard::take_from_bytes(body) {
-            Ok((msg, [])) => Ok(msg),
-            _ => Err(WireError::Malformed),
-        },
-        Some((&v, _)) => Err(WireError::UnsupportedVersion(v)),
+/// Decodes one whole message of `T`'s protocol; a message of another protocol, another
+/// version, or with trailing bytes is the peer's fault.
+pub fn decode<'a, T: Deserialize<'a> + Message>(bytes: &'a [u8]) -> Result<T, WireError> {
+    let expected = T::PROTOCOL;
+    let (Some(&[a, b, version]), Some(body)) = (
+        bytes
+            .get(..HEADER_LEN)
+            .and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok()),
+        bytes.get(HEADER_LEN..),
+    ) else {
+        // Too short for a header: one of ours if the bytes there are a magic's start.
+        return Err(match bytes {
+            [] => PeerFault::Malformed,
+            [x, ..] if *x == expected.magic()[0] => PeerFault::Malformed,
+            _ => PeerFault::WrongProtocol {
+                expected,
+                found: None,
+            },
+        }
+        .into());
+    };
+    if [a, b] != expected.magic() {
+        return Err(PeerFault::WrongProtocol {
+            expected,
+            found: Protocol::from_magic([a, b]),
+        }
+        .into());
+    }
+    if version != VERSION {
+        return Err(PeerFault::UnsupportedVersion(version).into());
+    }
+    match postcard::take_from_bytes(body) {
+        Ok((msg, [])) => Ok(msg),
+        _ => Err(PeerFault::Malformed.into()),
     }
 }
 
@@ -89,7 +254,11 @@ pub fn send(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> Result<(), WireE
     let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
     match socket::sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
         Ok(n) if n == bytes.len() => Ok(()),
-        Ok(_) => Err(WireError::Truncated),
+        // SOCK_SEQPACKET sends a message whole or not at all: a short send is a socket of
+        // another type, our own mistake.
+        Ok(_) => Err(WireError::Io(io::Error::other(
+            "short send on a seqpacket socket",
+        ))),
         Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => Err(WireError::Closed),
         Err(e) => Err(e.into()),
     }
@@ -152,7 +321,7 @@ impl Receiver {
             .flags
             .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
         {
-            return Err(WireError::Truncated);
+            return Err(PeerFault::Truncated.into());
         }
         if msg.bytes == 0 {
             return Err(WireError::Closed);
@@ -170,7 +339,7 @@ impl Receiver {
     }
 
     /// Receives and decodes one message.
-    pub fn recv_msg<'a, T: Deserialize<'a>>(
+    pub fn recv_msg<'a, T: Deserialize<'a> + Message>(
         &'a mut self,
         fd: BorrowedFd<'_>,
     ) -> Result<(T, [Option<OwnedFd>; MAX_FDS]), WireError> {

@@ -16,11 +16,12 @@ fn long_name() -> Name {
 
 fn round_trip<T>(msg: &T)
 where
-    T: serde::Serialize + for<'a> serde::Deserialize<'a> + PartialEq + std::fmt::Debug,
+    T: serde::Serialize + for<'a> serde::Deserialize<'a> + PartialEq + std::fmt::Debug + Message,
 {
     let mut buf = [0; MAX_MESSAGE_LEN];
     let bytes = encode(msg, &mut buf).expect("fits in MAX_MESSAGE_LEN");
-    assert_eq!(bytes[0], VERSION);
+    assert_eq!(bytes[..2], T::PROTOCOL.magic());
+    assert_eq!(bytes[2], VERSION);
     let back: T = decode(bytes).expect("decodes");
     assert_eq!(&back, msg);
 }
@@ -110,7 +111,14 @@ fn the_largest_messages_round_trip_within_the_bound() {
     round_trip(&ControlReply::Subject(SubjectView {
         name: long_name(),
         status,
+        frame_age_ticks: Some(u64::MAX),
     }));
+    let mut counters = CountersView {
+        rejected: [u64::MAX; oomd::Rejection::COUNT],
+        ..CountersView::default()
+    };
+    counters.events_logged = u64::MAX;
+    round_trip(&ControlReply::Counters(counters));
 }
 
 #[test]
@@ -129,26 +137,112 @@ fn other_versions_and_trailing_bytes_are_refused() {
     let bytes = encode(&ExecdRequest::List, &mut buf)
         .expect("fits")
         .to_vec();
+    assert_eq!(&bytes[..3], b"EC\x01");
     let mut other = bytes.clone();
-    other[0] = 2;
+    other[2] = 2;
     assert!(matches!(
         decode::<ExecdRequest>(&other),
-        Err(WireError::UnsupportedVersion(2))
+        Err(WireError::Peer(PeerFault::UnsupportedVersion(2)))
     ));
     let mut trailing = bytes.clone();
     trailing.push(0);
     assert!(matches!(
         decode::<ExecdRequest>(&trailing),
-        Err(WireError::Malformed)
+        Err(WireError::Peer(PeerFault::Malformed))
     ));
     assert!(matches!(
         decode::<ExecdRequest>(&[]),
-        Err(WireError::Malformed)
+        Err(WireError::Peer(PeerFault::Malformed))
     ));
     assert!(matches!(
-        decode::<ExecdRequest>(&[VERSION, 200]),
-        Err(WireError::Malformed)
+        decode::<ExecdRequest>(b"EC\x01\xc8"),
+        Err(WireError::Peer(PeerFault::Malformed))
     ));
+}
+
+#[test]
+fn a_message_of_another_protocol_is_named_as_such() {
+    let mut buf = [0; MAX_MESSAGE_LEN];
+    // oomctl pointed at execd's socket: execd reads an oomd control request.
+    let status = encode(&ControlRequest::Status { from: 0 }, &mut buf)
+        .expect("fits")
+        .to_vec();
+    let e = decode::<ExecdRequest>(&status).expect_err("not an execd request");
+    assert!(matches!(
+        e,
+        WireError::Peer(PeerFault::WrongProtocol {
+            expected: Protocol::ExecdControl,
+            found: Some(Protocol::OomdControl)
+        })
+    ));
+    assert_eq!(
+        e.to_string(),
+        "not an execd socket: the peer speaks oomd's control protocol, not execd's control protocol"
+    );
+    // ... and its answer, read by oomctl.
+    let answer = encode(&ExecdReply::Error(ExecdError::WrongProtocol), &mut buf)
+        .expect("fits")
+        .to_vec();
+    assert!(matches!(
+        decode::<ControlReply>(&answer),
+        Err(WireError::Peer(PeerFault::WrongProtocol {
+            expected: Protocol::OomdControl,
+            found: Some(Protocol::ExecdControl)
+        }))
+    ));
+    // Bytes of no protocol of ours (a memstat frame, the old headerless format).
+    for junk in [&b"MS\x01\x00\x00\x00\x00"[..], b"\x01\x00", b"X"] {
+        assert!(
+            matches!(
+                decode::<ControlRequest>(junk),
+                Err(WireError::Peer(PeerFault::WrongProtocol {
+                    found: None,
+                    ..
+                }))
+            ),
+            "{junk:?}"
+        );
+    }
+    // The authority channel's messages carry their own magic too.
+    let exited = FromAuthority::Exited {
+        subject: SubjectId(1),
+        status: ExitStatus::Code(0),
+    };
+    assert_eq!(&encode(&exited, &mut buf).expect("fits")[..2], b"OA");
+}
+
+#[test]
+fn a_full_policy_document_fits_in_one_message() {
+    let limits = Limits {
+        soft_bytes: u64::MAX,
+        hard_bytes: u64::MAX,
+        soft_grace_ticks: u64::MAX,
+        exit_deadline_ticks: u64::MAX,
+    };
+    let mut doc = PolicyDocument {
+        global: Some(Policy {
+            limits,
+            kill_window_ticks: u64::MAX,
+            underreport_margin_bytes: u64::MAX,
+            sample_period_ms: u32::MAX,
+            report_stale_ticks: u32::MAX,
+            ..Policy::default()
+        }),
+        services: heapless::Vec::new(),
+    };
+    for i in 0..MAX_POLICY_SERVICES {
+        let mut n = long_name();
+        n.truncate(MAX_NAME_LEN - 2);
+        n.push_str(&format!("{i:02}")).expect("fits");
+        doc.services
+            .push(ServiceLimits {
+                name: n,
+                limits: Some(limits),
+            })
+            .expect("room");
+    }
+    round_trip(&ControlRequest::ApplyPolicy(doc.clone()));
+    round_trip(&ControlReply::PolicyDocument(doc));
 }
 
 #[test]
@@ -190,7 +284,10 @@ fn an_oversize_packet_is_reported_as_truncated_and_a_closed_peer_as_closed() {
     let (a, b) = seqpacket_pair().expect("socketpair");
     send(a.as_fd(), &[VERSION; MAX_MESSAGE_LEN + 1], &[]).expect("sent");
     let mut rx = Receiver::new();
-    assert!(matches!(rx.recv(b.as_fd()), Err(WireError::Truncated)));
+    assert!(matches!(
+        rx.recv(b.as_fd()),
+        Err(WireError::Peer(PeerFault::Truncated))
+    ));
     drop(a);
     assert!(matches!(rx.recv(b.as_fd()), Err(WireError::Closed)));
     assert!(matches!(

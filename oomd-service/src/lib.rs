@@ -21,13 +21,17 @@
 //!
 //! What it is not: a process authority. It never signals anything; execd does.
 
+mod control;
 mod kernel;
 mod names;
 mod output;
+mod policies;
 mod record;
 mod service;
 
+pub use control::{DEFAULT_IDLE_TIMEOUT, MAX_CLIENTS, UNPRIVILEGED_MAX};
 pub use names::Names;
 pub use output::{LogFormat, Output};
+pub use policies::Refusal;
 pub use record::RecordTo;
-pub use service::{Options, Service, ServiceError, MAX_CLIENTS};
+pub use service::{Options, Service, ServiceError};

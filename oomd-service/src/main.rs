@@ -22,6 +22,17 @@ struct Args {
     /// Control socket path.
     #[arg(long, env = "OOMD_CONTROL_SOCKET", default_value = oomd_proto::DEFAULT_CONTROL_SOCKET)]
     socket: PathBuf,
+    /// The control socket file's permission bits (octal), whatever the umask.
+    #[arg(long, default_value = "660", value_parser = oomd_proto::admission::parse_mode)]
+    socket_mode: u32,
+    /// The control socket file's group (a name or a number). Callers whose primary group it is
+    /// may change the policy, besides root and oomd's own user.
+    #[arg(long, value_parser = oomd_proto::admission::parse_group)]
+    socket_group: Option<u32>,
+    /// Close a control connection idle for this many seconds.
+    #[arg(long, default_value_t = oomd_service::DEFAULT_IDLE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    control_idle_timeout_secs: u64,
     /// Where cgroup v2 is mounted.
     #[arg(long, default_value = "/sys/fs/cgroup")]
     cgroup_root: String,
@@ -55,13 +66,19 @@ fn parse_format(s: &str) -> Result<LogFormat, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let policy = match PolicyFile::load(&args.policy) {
-        Ok(p) => p,
-        Err(_) if args.policy.as_os_str() == DEFAULT_POLICY && !args.policy.exists() => {
-            PolicyFile {
-                policy_given: false,
-                policy: oomd::Policy::default(),
-                services: Default::default(),
+        Ok(file) => {
+            let global = file.policy_given.then_some(file.policy);
+            let services = file.services.iter().map(|(n, l)| (n.as_str(), *l));
+            match oomd_proto::PolicyDocument::from_parts(global, services) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    eprintln!("oomd: {}: {e}", args.policy.display());
+                    return ExitCode::from(2);
+                }
             }
+        }
+        Err(_) if args.policy.as_os_str() == DEFAULT_POLICY && !args.policy.exists() => {
+            oomd_proto::PolicyDocument::default()
         }
         Err(e) => {
             eprintln!("oomd: {e}");
@@ -78,6 +95,12 @@ fn main() -> ExitCode {
     let opts = Options {
         policy,
         control_socket: args.socket,
+        control_access: oomd_proto::admission::SocketAccess {
+            mode: args.socket_mode,
+            group: args.socket_group,
+        },
+        control_group: args.socket_group,
+        control_idle_timeout: std::time::Duration::from_secs(args.control_idle_timeout_secs),
         cgroup_root: args.cgroup_root,
         inject_dir: args.inject_dir,
         log: args.log,
@@ -88,6 +111,10 @@ fn main() -> ExitCode {
     };
     let mut service = match Service::new(opts, authority) {
         Ok(s) => s,
+        Err(e @ oomd_service::ServiceError::PolicyDocument(_)) => {
+            eprintln!("oomd: {}: {e}", args.policy.display());
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("oomd: {e}");
             return ExitCode::from(1);

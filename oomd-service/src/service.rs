@@ -2,6 +2,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use memstat::{SubjectId, MAX_FRAME_LEN};
 use nix::errno::Errno;
@@ -13,34 +14,39 @@ use oomd::{
     Answer, Authority, Input, InputError, PolicyUpdate, RefusalReason, Registration,
     TerminationRequest, Tick, Ticket, Watchdog,
 };
-use oomd_host::scenario::PolicyFile;
+use oomd_proto::admission::{self, SocketAccess};
 use oomd_proto::{
-    ControlError, ControlReply, ControlRequest, EventView, FromAuthority, Line, Name, Receiver,
-    SubjectView, ToAuthority, WireError, MAX_MESSAGE_LEN,
+    FromAuthority, Name, PolicyDocument, Receiver, ToAuthority, WireError, MAX_MESSAGE_LEN,
 };
 
+use crate::control::{Control, MAX_CLIENTS};
 use crate::kernel::{self, Source};
+use crate::policies::{Refusal, ServiceLimitsTable};
 use crate::record::Recorder;
 use crate::{LogFormat, Names, Output, RecordTo};
 
-/// Control connections served at once; one more is accepted and closed at once.
-pub const MAX_CLIENTS: usize = 8;
 /// Packets read from one paused channel just before a tick, at most: more than its socket can
 /// hold at the default buffer sizes (a few hundred frames), so that in practice the newest
 /// packet delivered is always the one read last.
 const MAX_DRAIN: usize = 4096;
-/// Events sent per `events` request at most.
-const MAX_EVENTS_PER_REPLY: u16 = oomd_proto::MAX_PAGE;
 const SUBJECTS: usize = oomd::limits::DEFAULT_SUBJECTS;
 const POLL_CAP: usize = 3 + MAX_CLIENTS + SUBJECTS;
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The policy and per-service limits.
-    pub policy: PolicyFile,
+    /// The policy at start-up: the global policy (`None`: the defaults) and per-service
+    /// limits, which a service gets when it starts. Refused as a whole if any of it is wrong.
+    pub policy: PolicyDocument,
     /// Where the control socket listens.
     pub control_socket: PathBuf,
+    /// The control socket file's mode and group (whatever the umask).
+    pub control_access: SocketAccess,
+    /// Callers in this group (by primary group) may change things, besides root and oomd's
+    /// own user.
+    pub control_group: Option<u32>,
+    /// How long a control connection may sit idle before it is closed.
+    pub control_idle_timeout: Duration,
     /// The cgroup v2 mount, to find `memory.current` of services execd placed in cgroups.
     pub cgroup_root: String,
     /// Where hog fixtures listen for `grow` commands (selftest builds).
@@ -59,6 +65,8 @@ pub enum ServiceError {
     Setup(&'static str, std::io::Error),
     /// The policy file's policy was refused by the core.
     Policy(oomd::PolicyError),
+    /// The policy document at start-up was refused (its table and key named).
+    PolicyDocument(Refusal),
     /// execd closed the authority channel: nothing can be terminated any more.
     AuthorityGone,
     /// The authority channel failed.
@@ -72,6 +80,7 @@ impl core::fmt::Display for ServiceError {
         match self {
             Self::Setup(what, e) => write!(f, "cannot set up {what}: {e}"),
             Self::Policy(e) => write!(f, "policy refused: {e}"),
+            Self::PolicyDocument(r) => write!(f, "policy refused, nothing applied: {r}"),
             Self::AuthorityGone => f.write_str("execd closed the authority channel"),
             Self::Authority(e) => write!(f, "authority channel: {e}"),
             Self::Poll(e) => write!(f, "poll: {e}"),
@@ -160,22 +169,25 @@ impl Authority for AuthorityTx<'_> {
 /// The oomd service: the core, its channels, and the loop that feeds it.
 #[derive(Debug)]
 pub struct Service {
-    wd: Box<Watchdog>,
-    opts: Options,
+    pub(crate) wd: Box<Watchdog>,
+    pub(crate) opts: Options,
     authority: OwnedFd,
-    listener: OwnedFd,
-    clients: [Option<OwnedFd>; MAX_CLIENTS],
+    pub(crate) listener: OwnedFd,
+    pub(crate) control: Control,
+    pub(crate) policies: ServiceLimitsTable,
     timer: TimerFd,
     slots: heapless::Vec<Slot, SUBJECTS>,
-    names: Names,
-    rx: Receiver,
-    tx: [u8; MAX_MESSAGE_LEN],
+    pub(crate) names: Names,
+    pub(crate) rx: Receiver,
+    pub(crate) tx: [u8; MAX_MESSAGE_LEN],
     frame: [u8; MAX_FRAME_LEN + 1],
     unsent: heapless::Vec<Ticket, SUBJECTS>,
     tick: u64,
     next_seq: u64,
-    out: Output,
+    pub(crate) out: Output,
     recorder: Option<Recorder>,
+    /// Memstat channels closed by their service (or failed).
+    pub(crate) memstat_hangups: u64,
 }
 
 fn setup(what: &'static str) -> impl FnOnce(std::io::Error) -> ServiceError {
@@ -186,10 +198,16 @@ impl Service {
     /// Sets everything up, then prints `oomd: ready`. `authority` is the service's end of the
     /// authority channel (execd hands it over as `OOMD_AUTHORITY_FD`).
     pub fn new(opts: Options, authority: OwnedFd) -> Result<Box<Service>, ServiceError> {
-        let wd = Box::new(Watchdog::new(opts.policy.policy).map_err(ServiceError::Policy)?);
+        let global = opts.policy.global.unwrap_or_default();
+        let wd = Box::new(Watchdog::new(global).map_err(ServiceError::Policy)?);
+        let mut policies = ServiceLimitsTable::default();
+        policies
+            .check(&opts.policy)
+            .map_err(ServiceError::PolicyDocument)?;
+        policies.apply(&opts.policy);
         oomd_proto::set_nonblocking(&authority).map_err(setup("the authority channel"))?;
-        let listener =
-            oomd_proto::listen(&opts.control_socket).map_err(setup("the control socket"))?;
+        let listener = admission::listen_with(&opts.control_socket, opts.control_access)
+            .map_err(setup("the control socket"))?;
         oomd_proto::set_nonblocking(&listener).map_err(setup("the control socket"))?;
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
@@ -198,17 +216,20 @@ impl Service {
         .map_err(|e| ServiceError::Setup("the tick timer", e.into()))?;
         let out = Output::new(opts.log);
         let recorder = match &opts.record {
-            Some(to) => {
-                Some(Recorder::start(to, opts.policy.policy).map_err(setup("the recording"))?)
-            }
+            Some(to) => Some(Recorder::start(to, global).map_err(setup("the recording"))?),
             None => None,
         };
+        let control = Control::new(
+            admission::Access::for_this_process(opts.control_group),
+            opts.control_idle_timeout,
+        );
         let mut service = Box::new(Service {
             wd,
             opts,
             authority,
             listener,
-            clients: Default::default(),
+            control,
+            policies,
             timer,
             slots: heapless::Vec::new(),
             names: Names::default(),
@@ -220,6 +241,7 @@ impl Service {
             next_seq: 0,
             out,
             recorder,
+            memstat_hangups: 0,
         });
         service
             .arm_timer()
@@ -257,9 +279,9 @@ impl Service {
             add!(self.authority.as_fd(), Src::Authority);
             add!(self.timer.as_fd(), Src::Timer);
             add!(self.listener.as_fd(), Src::Listener);
-            for (i, c) in self.clients.iter().enumerate() {
-                if let Some(fd) = c {
-                    add!(fd.as_fd(), Src::Client(i));
+            for (i, c) in self.control.clients.iter().enumerate() {
+                if let Some(c) = c {
+                    add!(c.fd(), Src::Client(i));
                 }
             }
             for (i, slot) in self.slots.iter().enumerate() {
@@ -268,6 +290,19 @@ impl Service {
                     _ => {}
                 }
             }
+            // Wake in time to close the next idle control connection.
+            let timeout_ms = match self.next_client_expiry() {
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now()).as_millis() + 1;
+                    let left = i32::try_from(left).unwrap_or(i32::MAX);
+                    if timeout_ms < 0 {
+                        left
+                    } else {
+                        timeout_ms.min(left)
+                    }
+                }
+                None => timeout_ms,
+            };
             let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::NONE);
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
@@ -299,12 +334,13 @@ impl Service {
         if ready.iter().any(|s| matches!(s, Src::Listener)) {
             self.accept_clients();
         }
+        self.expire_clients();
         Ok(())
     }
 
     // ----- feeding the core ----------------------------------------------------------------
 
-    fn feed(&mut self, input: Input) -> Result<(), InputError> {
+    pub(crate) fn feed(&mut self, input: Input) -> Result<(), InputError> {
         if let Some(r) = &mut self.recorder {
             r.input(&input, &mut self.out);
         }
@@ -365,11 +401,9 @@ impl Service {
         loop {
             let (msg, fds) = match self.rx.recv_msg::<FromAuthority>(self.authority.as_fd()) {
                 Ok(m) => m,
-                Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Ok(())
-                }
+                Err(e) if e.is_would_block() => return Ok(()),
                 Err(WireError::Closed) => return Err(ServiceError::AuthorityGone),
-                Err(e @ (WireError::Malformed | WireError::UnsupportedVersion(_))) => {
+                Err(e @ WireError::Peer(_)) => {
                     self.out
                         .note(format_args!("oomd: ignored a message from execd: {e}"));
                     continue;
@@ -466,13 +500,9 @@ impl Service {
             critical,
             reports,
         }));
-        let own = self
-            .slots
-            .iter()
-            .find(|s| s.id == subject)
-            .and_then(|s| self.opts.policy.services.get(s.name.as_str()))
-            .copied();
-        if let (Ok(()), Some(limits)) = (registered, own) {
+        // Its own limits, from the policy file or `oomctl policy set`, kept while it was not
+        // running.
+        if let (Ok(()), Some(limits)) = (registered, self.policies.get(subject)) {
             let _ = self.feed(Input::SetPolicy(PolicyUpdate::SubjectLimits {
                 subject,
                 limits: Some(limits),
@@ -589,6 +619,7 @@ impl Service {
         };
         if slot.memstat.take().is_some() {
             slot.paused = false;
+            self.memstat_hangups += 1;
             let name = slot.name.clone();
             self.out
                 .note(format_args!("oomd: memstat channel of {name} {why}"));
@@ -597,7 +628,7 @@ impl Service {
 
     // ----- time ----------------------------------------------------------------------------
 
-    fn arm_timer(&mut self) -> Result<(), Errno> {
+    pub(crate) fn arm_timer(&mut self) -> Result<(), Errno> {
         let period = u64::from(self.wd.policy().sample_period_ms);
         let spec = TimeSpec::from_duration(std::time::Duration::from_millis(period));
         self.timer
@@ -639,152 +670,11 @@ impl Service {
         }
     }
 
-    // ----- control -------------------------------------------------------------------------
-
-    fn accept_clients(&mut self) {
-        while let Ok(fd) = oomd_proto::accept(&self.listener) {
-            match self.clients.iter_mut().find(|c| c.is_none()) {
-                Some(free) => {
-                    let _ = oomd_proto::set_nonblocking(&fd);
-                    *free = Some(fd);
-                }
-                None => self
-                    .out
-                    .note(format_args!("oomd: too many control clients; one refused")),
-            }
-        }
-    }
-
-    fn serve_client(&mut self, i: usize) {
-        let Some(fd) = self.clients[i].take() else {
-            return;
-        };
-        let keep = match self.rx.recv_msg::<ControlRequest>(fd.as_fd()) {
-            Ok((request, _)) => self.answer(fd.as_fd(), request).is_ok(),
-            Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => true,
-            Err(WireError::Malformed | WireError::UnsupportedVersion(_)) => self
-                .reply(fd.as_fd(), &ControlReply::Error(ControlError::BadRequest))
-                .is_ok(),
-            Err(_) => false,
-        };
-        if keep {
-            self.clients[i] = Some(fd);
-        }
-    }
-
-    fn reply(&mut self, fd: BorrowedFd<'_>, reply: &ControlReply) -> Result<(), WireError> {
-        let bytes = oomd_proto::encode(reply, &mut self.tx)?;
-        oomd_proto::send(fd, bytes, &[])
-    }
-
-    fn answer(&mut self, fd: BorrowedFd<'_>, request: ControlRequest) -> Result<(), WireError> {
-        match request {
-            ControlRequest::Status { from } => {
-                let from = usize::try_from(from).unwrap_or(usize::MAX);
-                let end = from.saturating_add(usize::from(oomd_proto::MAX_PAGE));
-                let mut next = from;
-                for i in from..end.min(self.wd.subject_count()) {
-                    let Some(status) = self.wd.subjects().nth(i) else {
-                        break;
-                    };
-                    let name = self.name_of(status.subject);
-                    self.reply(fd, &ControlReply::Subject(SubjectView { name, status }))?;
-                    next = i + 1;
-                }
-                self.reply(
-                    fd,
-                    &ControlReply::End {
-                        lost: 0,
-                        next: next as u64,
-                    },
-                )
-            }
-            ControlRequest::Events { since, limit } => {
-                let page = self
-                    .wd
-                    .events(since, usize::from(limit.min(MAX_EVENTS_PER_REPLY)));
-                let (lost, next) = (page.lost(), page.resume_seq());
-                // Collected first: replying needs `self` while the page borrows the core.
-                let events: heapless::Vec<oomd::Event, { MAX_EVENTS_PER_REPLY as usize }> =
-                    page.collect();
-                for event in events {
-                    let mut line = Line::new();
-                    let _ = oomd::trace::write_line(&mut line, &event.kind, &self.names);
-                    self.reply(fd, &ControlReply::Event(EventView { event, line }))?;
-                }
-                self.reply(fd, &ControlReply::End { lost, next })
-            }
-            ControlRequest::GetPolicy => {
-                let policy = *self.wd.policy();
-                self.reply(fd, &ControlReply::Policy(policy))
-            }
-            ControlRequest::SetPolicy(update) => {
-                let period = self.wd.policy().sample_period_ms;
-                let reply = match self.feed(Input::SetPolicy(update)) {
-                    Ok(()) => {
-                        if self.wd.policy().sample_period_ms != period {
-                            let _ = self.arm_timer();
-                        }
-                        ControlReply::Done
-                    }
-                    Err(InputError::Policy(e)) => ControlReply::Error(ControlError::Policy(e)),
-                    Err(_) => ControlReply::Error(ControlError::BadRequest),
-                };
-                self.reply(fd, &reply)
-            }
-            ControlRequest::Inject { app, bytes } => {
-                let reply = self.inject(&app, bytes);
-                self.reply(fd, &reply)
-            }
-        }
-    }
-
-    fn name_of(&self, id: SubjectId) -> Name {
-        use oomd::trace::SubjectNames;
-        let mut name = Name::new();
-        match self.names.name(id) {
-            Some(n) => {
-                let _ = name.push_str(n);
-            }
-            None => {
-                let _ = core::fmt::write(&mut name, format_args!("{id}"));
-            }
-        }
-        name
-    }
-
-    #[cfg(not(feature = "selftest"))]
-    fn inject(&mut self, _app: &str, _bytes: u64) -> ControlReply {
-        ControlReply::Error(ControlError::InjectUnavailable)
-    }
-
-    /// Selftest builds: tells the hog fixture `app` (which listens on the datagram socket
-    /// `<inject_dir>/<app>.sock`)
-    /// to grow by `bytes`. Allocates (a path): selftest builds only, never the steady state.
+    /// Whether a service of this name runs (selftest builds: `inject`).
     #[cfg(feature = "selftest")]
-    fn inject(&mut self, app: &str, bytes: u64) -> ControlReply {
-        if !self
-            .slots
+    pub(crate) fn runs(&self, name: &str) -> bool {
+        self.slots
             .iter()
-            .any(|s| s.running && s.name.as_str() == app)
-        {
-            return ControlReply::Error(ControlError::UnknownApp);
-        }
-        let path = self.opts.inject_dir.join(format!("{app}.sock"));
-        let command = format!("grow {bytes}");
-        // The hog fixture listens on a Unix datagram socket (hog-fixture --control). Never
-        // block the loop on it: a hog whose queue is full simply does not get the command.
-        let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|socket| {
-            socket.set_nonblocking(true)?;
-            socket.send_to(command.as_bytes(), &path)
-        });
-        match sent {
-            Ok(_) => {
-                self.out
-                    .note(format_args!("oomd: inject app={app} bytes={bytes}"));
-                ControlReply::Done
-            }
-            Err(_) => ControlReply::Error(ControlError::InjectFailed),
-        }
+            .any(|s| s.running && s.name.as_str() == name)
     }
 }

@@ -60,9 +60,7 @@ impl Session {
         let deadline = Instant::now() + settings.step_timeout;
         let execd = connect_retrying(&settings.execd_socket, deadline)?;
         let mut exits = connect_retrying(&settings.execd_socket, deadline)?;
-        exits
-            .send(&ExecdRequest::Subscribe)
-            .map_err(|e| e.to_string())?;
+        exits.subscribe().map_err(|e| e.to_string())?;
         let oomd = connect_retrying(&settings.oomd_socket, deadline)?;
         Ok(Session {
             settings,

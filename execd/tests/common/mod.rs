@@ -119,14 +119,14 @@ impl Drop for Harness {
 }
 
 /// Sends one message.
-pub fn send<T: serde::Serialize>(fd: &OwnedFd, msg: &T) {
+pub fn send<T: serde::Serialize + oomd_proto::Message>(fd: &OwnedFd, msg: &T) {
     let mut buf = [0u8; oomd_proto::MAX_MESSAGE_LEN];
     let bytes = oomd_proto::encode(msg, &mut buf).unwrap();
     oomd_proto::send(fd.as_fd(), bytes, &[]).unwrap();
 }
 
 /// Waits up to `timeout` for one message.
-pub fn recv<T: DeserializeOwned>(
+pub fn recv<T: DeserializeOwned + oomd_proto::Message>(
     fd: &OwnedFd,
     timeout: Duration,
 ) -> Option<(T, [Option<OwnedFd>; MAX_FDS])> {

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use memstat::{Frame, SubjectId, MAX_FRAME_LEN};
 use oomd::{Limits, Policy, SubjectClass};
-use oomd_host::scenario::PolicyFile;
+use oomd_proto::admission::SocketAccess;
 use oomd_proto::{
-    ControlReply, ControlRequest, FromAuthority, Receiver, ToAuthority, WireError, MAX_MESSAGE_LEN,
+    ControlReply, ControlRequest, FromAuthority, PolicyDocument, Receiver, ToAuthority,
+    MAX_MESSAGE_LEN,
 };
 use oomd_service::{LogFormat, Options, Service};
 
@@ -61,11 +62,13 @@ impl Rig {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (svc_end, execd) = oomd_proto::seqpacket_pair().expect("socketpair");
         let opts = Options {
-            policy: PolicyFile {
-                policy_given: true,
-                policy,
-                services: Default::default(),
+            policy: PolicyDocument {
+                global: Some(policy),
+                services: heapless::Vec::new(),
             },
+            control_access: SocketAccess::default(),
+            control_group: None,
+            control_idle_timeout: oomd_service::DEFAULT_IDLE_TIMEOUT,
             control_socket: dir.join("oomd.sock"),
             cgroup_root: "/nonexistent".into(),
             inject_dir: dir.join("inject"),
@@ -179,7 +182,7 @@ impl Rig {
             self.step();
             match self.rx.recv_msg::<ToAuthority>(self.execd.as_fd()) {
                 Ok((msg, _)) => return Some(msg),
-                Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.is_would_block() => {}
                 Err(e) => panic!("authority channel: {e}"),
             }
         }
@@ -211,7 +214,7 @@ impl Rig {
                             return replies;
                         }
                     }
-                    Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.is_would_block() => break,
                     Err(e) => panic!("control: {e}"),
                 }
             }
