@@ -290,3 +290,31 @@ fn a_request_of_another_protocol_is_told_this_is_not_its_socket() {
         "nothing was spawned: {listed:?}"
     );
 }
+
+#[test]
+fn spawns_and_subscriptions_get_through_while_100_idle_connections_are_held() {
+    let h = Harness::start(MANIFEST, false);
+    let subscriber = h.client();
+    common::send(&subscriber, &ExecdRequest::Subscribe);
+    assert_eq!(
+        request(&subscriber, &ExecdRequest::List).last(),
+        Some(&ExecdReply::End)
+    );
+    let held: Vec<_> = (0..100).map(|_| h.client()).collect();
+    // A newcomer is served, the subscription survives, and the spawned service's exit reaches
+    // the subscriber.
+    let spawner = h.client();
+    spawn(&spawner, "brief");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (reply, _) =
+            common::recv::<ExecdReply>(&subscriber, PATIENCE).expect("the subscription lives");
+        if matches!(reply, ExecdReply::Exited { subject, .. } if subject == SubjectId::from_name("brief"))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no exit pushed");
+    }
+    assert!(h.log.contains("idle connections"));
+    drop(held);
+}

@@ -1,6 +1,6 @@
 //! oomctl against a real oomd service (in-process, on a thread) and against nothing at all.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use memstat::SubjectId;
 use oomd::{Limits, Policy, SubjectClass};
+use oomd_proto::admission::SocketAccess;
 use oomd_proto::FromAuthority;
 use oomd_service::{LogFormat, Options, Service};
 
@@ -15,7 +16,7 @@ struct Running {
     dir: PathBuf,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
-    _execd: std::os::fd::OwnedFd,
+    execd: OwnedFd,
 }
 
 impl Drop for Running {
@@ -30,6 +31,11 @@ impl Drop for Running {
 
 /// An oomd service with one registered subject "hog", serving on `<dir>/oomd.sock`.
 fn start(tag: &str) -> Running {
+    start_with(tag, SocketAccess::default())
+}
+
+/// The same, with the control socket file made as `access` says.
+fn start_with(tag: &str, access: SocketAccess) -> Running {
     let dir = std::env::temp_dir().join(format!("oomctl-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let (svc_end, execd) = oomd_proto::seqpacket_pair().expect("socketpair");
@@ -47,7 +53,7 @@ fn start(tag: &str) -> Running {
             global: Some(policy),
             services: heapless::Vec::new(),
         },
-        control_access: oomd_proto::admission::SocketAccess::default(),
+        control_access: access,
         control_group: None,
         control_idle_timeout: oomd_service::DEFAULT_IDLE_TIMEOUT,
         control_socket: dir.join("oomd.sock"),
@@ -57,18 +63,7 @@ fn start(tag: &str) -> Running {
         record: None,
     };
     let mut svc = Service::new(opts, svc_end).expect("service starts");
-    let (oomd_end, _service_end) = oomd_proto::seqpacket_pair().expect("socketpair");
-    let started = FromAuthority::Started {
-        subject: SubjectId::from_name("hog"),
-        name: oomd_proto::name("hog").expect("short"),
-        class: SubjectClass::Standard,
-        critical: false,
-        pid: i32::MAX,
-        cgroup: None,
-    };
-    let mut buf = [0; oomd_proto::MAX_MESSAGE_LEN];
-    let bytes = oomd_proto::encode(&started, &mut buf).expect("fits");
-    oomd_proto::send(execd.as_fd(), bytes, &[oomd_end.as_raw_fd()]).expect("sent");
+    announce(&execd, "hog");
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
@@ -80,8 +75,24 @@ fn start(tag: &str) -> Running {
         dir,
         stop,
         thread: Some(thread),
-        _execd: execd,
+        execd,
     }
+}
+
+/// Plays execd: tells the service that `name` started (with a memstat channel nobody writes).
+fn announce(execd: &OwnedFd, name: &str) {
+    let (oomd_end, _service_end) = oomd_proto::seqpacket_pair().expect("socketpair");
+    let started = FromAuthority::Started {
+        subject: SubjectId::from_name(name),
+        name: oomd_proto::name(name).expect("short"),
+        class: SubjectClass::Standard,
+        critical: false,
+        pid: i32::MAX,
+        cgroup: None,
+    };
+    let mut buf = [0; oomd_proto::MAX_MESSAGE_LEN];
+    let bytes = oomd_proto::encode(&started, &mut buf).expect("fits");
+    oomd_proto::send(execd.as_fd(), bytes, &[oomd_end.as_raw_fd()]).expect("sent");
 }
 
 fn oomctl(socket: &Path, args: &[&str]) -> Output {
@@ -186,4 +197,164 @@ fn a_missing_service_is_reported_clearly() {
         "{err}"
     );
     assert!(err.contains("is the service running?"), "{err}");
+}
+
+// ----- hostile callers ---------------------------------------------------------------------
+
+/// Waits until `oomctl status` shows a line for `name` that contains `needle`.
+fn wait_status(socket: &Path, name: &str, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = text(&oomctl(socket, &["status"]).stdout);
+        if out
+            .lines()
+            .any(|l| l.starts_with(name) && l.contains(needle))
+        {
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {name} line with {needle:?}:\n{out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn limits_for_a_service_that_is_not_running_are_kept_until_it_starts() {
+    let oomd = start("later");
+    let socket = oomd.dir.join("oomd.sock");
+    let file = oomd.dir.join("p.toml");
+    std::fs::write(
+        &file,
+        "[policy]\nkill_budget = 3\n[service.later]\nhard_bytes = 7777\nsoft_bytes = 10\n",
+    )
+    .expect("write");
+    let out = oomctl(&socket, &["policy", "set", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = text(&oomctl(&socket, &["policy", "get"]).stdout);
+    assert!(got.contains("kill_budget = 3"), "{got}");
+    assert!(
+        got.contains("[service.later]\nsoft_bytes = 10\nhard_bytes = 7777"),
+        "{got}"
+    );
+    announce(&oomd.execd, "later");
+    wait_status(&socket, "later", "7777");
+}
+
+#[test]
+fn a_document_the_service_refuses_changes_nothing_and_names_the_service() {
+    let oomd = start("atomic");
+    let socket = oomd.dir.join("oomd.sock");
+    let before = text(&oomctl(&socket, &["policy", "get"]).stdout);
+    // A valid [policy] table and one service table too many for the override table: the
+    // parser accepts it, the service refuses it as a whole.
+    let mut file_text = String::from("[policy]\nkill_budget = 7\n");
+    for i in 0..oomd::limits::MAX_OVERRIDES {
+        file_text.push_str(&format!(
+            "[service.svc-{i:02}]\nhard_bytes = 5000\nsoft_bytes = 10\n"
+        ));
+    }
+    let fill = oomd.dir.join("fill.toml");
+    std::fs::write(&fill, &file_text).expect("write");
+    let out = oomctl(&socket, &["policy", "set", fill.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let one_more = oomd.dir.join("more.toml");
+    std::fs::write(
+        &one_more,
+        "[policy]\nkill_budget = 1\n[service.straw]\nhard_bytes = 5000\nsoft_bytes = 10\n",
+    )
+    .expect("write");
+    let out = oomctl(
+        &socket,
+        &["policy", "set", one_more.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "policy refused, nothing applied: service.straw: subject cannot have its own limits"
+        ),
+        "{err}"
+    );
+    let after = text(&oomctl(&socket, &["policy", "get"]).stdout);
+    assert!(
+        after.contains("kill_budget = 7"),
+        "the [policy] table was applied: {after}"
+    );
+    assert!(!after.contains("straw"), "{after}");
+    assert_ne!(before, after);
+}
+
+#[test]
+fn oversized_and_fifo_policy_files_are_refused_by_oomctl() {
+    let oomd = start("files");
+    let socket = oomd.dir.join("oomd.sock");
+    let out = oomctl(&socket, &["policy", "set", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("a device, not a regular file"));
+    let fifo = oomd.dir.join("p.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let out = oomctl(&socket, &["policy", "set", fifo.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("a FIFO, not a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn status_gets_through_while_100_idle_connections_are_held() {
+    let oomd = start("held");
+    let socket = oomd.dir.join("oomd.sock");
+    let held: Vec<OwnedFd> = (0..100)
+        .map(|_| oomd_proto::connect(&socket).expect("connect"))
+        .collect();
+    for _ in 0..3 {
+        let out = oomctl(&socket, &["status"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).lines().any(|l| l.starts_with("hog")));
+    }
+    // The counters say what happened to the idle ones.
+    let status = text(&oomctl(&socket, &["status"]).stdout);
+    let evicted = status
+        .lines()
+        .find_map(|l| l.strip_prefix("control: "))
+        .and_then(|l| l.split(" refused (busy), ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("a control counters line");
+    assert!(
+        evicted >= 100 - oomd_service::MAX_CLIENTS as u64,
+        "{status}"
+    );
+    drop(held);
+}
+
+#[test]
+fn oomctl_at_execds_socket_is_told_it_is_not_an_oomd_socket() {
+    let dir = tempfile::tempdir().expect("dir");
+    let socket = dir.path().join("execd.sock");
+    let mut options = execd::Options::new();
+    options.socket = Some(socket.clone());
+    let (log, lines) = execd::Log::memory();
+    options.log = log;
+    let manifest = execd::Manifest::parse("").expect("empty manifest");
+    let mut execd = execd::Execd::new(manifest, options).expect("execd");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let _ = execd.run_until(|_| flag.load(Ordering::SeqCst));
+    });
+    let out = oomctl(&socket, &["status"]);
+    stop.store(true, Ordering::SeqCst);
+    let _ = thread.join();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is not an oomd socket: it answers in execd's control protocol"),
+        "{err}"
+    );
+    assert!(lines.contains("speaks oomd's control protocol: not an execd socket for it"));
 }

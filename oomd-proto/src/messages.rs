@@ -445,6 +445,23 @@ pub struct CountersView {
     pub memstat_hangups: u64,
 }
 
+/// Writes where in a policy document `error` is and what it is: `policy.<key>: ...` for the
+/// `[policy]` table, `service.<name>.<key>: ...` for a service's table, `service.<name>: ...`
+/// when the service as a whole is at fault (no room for its limits).
+pub fn write_policy_fault(
+    f: &mut core::fmt::Formatter<'_>,
+    service: Option<&str>,
+    error: PolicyError,
+) -> core::fmt::Result {
+    match (service, error) {
+        (Some(name), PolicyError::TooManyOverrides | PolicyError::UnknownSubject) => {
+            write!(f, "service.{name}: {error}")
+        }
+        (Some(name), e) => write!(f, "service.{name}.{}: {e}", e.key()),
+        (None, e) => write!(f, "policy.{}: {e}", e.key()),
+    }
+}
+
 /// A subject with its name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectView {
@@ -514,22 +531,10 @@ impl core::fmt::Display for ControlError {
                 f,
                 "not permitted for uid {uid}: changing oomd needs root, oomd's user, or its control group"
             ),
-            Self::PolicyAt {
-                service: Some(name),
-                error,
-            } => write!(
-                f,
-                "policy refused, nothing applied: service.{name}.{}: {error}",
-                error.key()
-            ),
-            Self::PolicyAt {
-                service: None,
-                error,
-            } => write!(
-                f,
-                "policy refused, nothing applied: policy.{}: {error}",
-                error.key()
-            ),
+            Self::PolicyAt { service, error } => {
+                f.write_str("policy refused, nothing applied: ")?;
+                write_policy_fault(f, service.as_deref(), *error)
+            }
             Self::WrongProtocol => f.write_str("not an oomd request: wrong socket?"),
         }
     }

@@ -22,13 +22,7 @@ pub struct Refusal {
 
 impl core::fmt::Display for Refusal {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match (&self.service, self.error) {
-            (Some(name), PolicyError::TooManyOverrides | PolicyError::UnknownSubject) => {
-                write!(f, "service.{name}: {}", self.error)
-            }
-            (Some(name), e) => write!(f, "service.{name}.{}: {e}", e.key()),
-            (None, e) => write!(f, "policy.{}: {e}", e.key()),
-        }
+        oomd_proto::write_policy_fault(f, self.service.as_deref(), self.error)
     }
 }
 

@@ -47,6 +47,9 @@ pub const MAX_DELAY_TICKS: u64 = MAX_TICKS;
 /// Most inputs a scenario may feed (estimated before running): a run is kept whole in memory,
 /// at about a hundred bytes per input.
 pub const MAX_INPUTS: u64 = 5_000_000;
+/// Largest scenario or policy file read, in bytes (like execd's manifest): a file of every
+/// key many times over fits; a larger one (or `/dev/zero`) is refused before it is read.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024;
 
 // ----- the validated scenario ---------------------------------------------------------------
 
@@ -285,18 +288,51 @@ impl PolicyFile {
 /// Deserializes TOML, turning any error into one that names the key path and its place.
 fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ScenarioError> {
     serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
-        let key = path_key(&e.path().to_string());
+        let mut key = path_key(&e.path().to_string());
         let inner = e.into_inner();
+        let location = inner.span().map(|s| line_col(text, s.start));
+        // Errors of the TOML syntax itself (an integer too large for any TOML integer, say)
+        // come before any key was reached: name the key written on that line.
+        if key.is_empty() {
+            if let Some((line, _)) = location {
+                key = key_on_line(text, line).unwrap_or_default();
+            }
+        }
         ScenarioError {
             file: None,
             key,
-            location: inner.span().map(|s| line_col(text, s.start)),
+            location,
             message: inner.message().trim_end().to_owned(),
         }
     })
 }
 
-/// Reads `path` and parses it with `parse`; every error names the file.
+/// The dotted key written on `line` (1-based) of a TOML text, with the table header above it:
+/// `policy.hard_bytes` for a `hard_bytes = ...` line under `[policy]`.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?.trim();
+    let (key, _) = here.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = lines[..line - 1].iter().rev().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("[[")
+            .and_then(|t| t.strip_suffix("]]"))
+            .or_else(|| l.strip_prefix('[').and_then(|t| t.strip_suffix(']')))
+            .map(str::trim)
+    });
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// Reads `path` and parses it with `parse`; every error names the file. Only a regular file
+/// of at most [`MAX_FILE_BYTES`] is read: a FIFO, a device or a directory is refused without
+/// waiting on it (it is opened non-blocking and checked before any read).
 fn load_file<T>(
     path: &Path,
     parse: fn(&str) -> Result<T, ScenarioError>,
@@ -305,15 +341,56 @@ fn load_file<T>(
         e.file = Some(path.to_owned());
         e
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_bounded(path).map_err(|message| {
         with_file(ScenarioError {
             file: None,
             key: String::new(),
             location: None,
-            message: format!("cannot read: {e}"),
+            message,
         })
     })?;
     parse(&text).map_err(with_file)
+}
+
+/// The text of a regular file of at most [`MAX_FILE_BYTES`].
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // A FIFO opened for reading blocks until a writer comes; non-blocking, it does not.
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!("cannot read: {what}, not a regular file"));
+    }
+    let too_big = || format!("cannot read: larger than {MAX_FILE_BYTES} bytes");
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut text = String::new();
+    // Bounded even if the file grows while it is read.
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(text)
 }
 
 // ----- errors -------------------------------------------------------------------------------

@@ -84,3 +84,64 @@ fn errors_name_the_key_at_fault() {
         );
     }
 }
+
+#[test]
+fn a_number_too_large_for_toml_names_its_key() {
+    let err = PolicyFile::parse("[policy]\nkill_budget = 2\nhard_bytes = 99999999999999999999\n")
+        .expect_err("too large");
+    assert_eq!(err.key(), "policy.hard_bytes", "{err}");
+    assert_eq!(err.location(), Some((3, 14)));
+    let err = PolicyFile::parse("[service.db]\nsoft_bytes = 123456789012345678901234\n")
+        .expect_err("too large");
+    assert_eq!(err.key(), "service.db.soft_bytes", "{err}");
+    let err = PolicyFile::parse("[policy]\nkill_budget = 70000\n").expect_err("too large");
+    assert_eq!(err.key(), "policy.kill_budget", "{err}");
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oomd-policy-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir.join(name)
+}
+
+#[test]
+fn only_regular_files_of_bounded_size_are_read() {
+    let err = PolicyFile::load("/dev/zero").expect_err("a device");
+    assert!(
+        err.to_string().contains("a device, not a regular file"),
+        "{err}"
+    );
+    let dir = temp("sub");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let err = PolicyFile::load(&dir).expect_err("a directory");
+    assert!(err.to_string().contains("a directory"), "{err}");
+
+    let huge = temp("huge.toml");
+    let comment = "#".repeat(oomd_host::scenario::MAX_FILE_BYTES as usize + 1);
+    std::fs::write(&huge, comment).expect("write");
+    let err = PolicyFile::load(&huge).expect_err("too large");
+    assert!(
+        err.to_string().contains("larger than 262144 bytes"),
+        "{err}"
+    );
+    assert_eq!(err.file(), Some(huge.as_path()));
+
+    let just_fits = temp("fits.toml");
+    let comment = "#".repeat(oomd_host::scenario::MAX_FILE_BYTES as usize);
+    std::fs::write(&just_fits, comment).expect("write");
+    assert!(PolicyFile::load(&just_fits).is_ok());
+}
+
+#[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let fifo = temp("policy.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    // Nobody ever writes to it: a blocking open would hang this test (the harness's timeout).
+    let err = PolicyFile::load(&fifo).expect_err("a FIFO");
+    assert!(
+        err.to_string().contains("a FIFO, not a regular file"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&fifo);
+}

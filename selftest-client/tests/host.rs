@@ -1,4 +1,5 @@
-//! The whole Linux edge on the host, as real processes: execd (process-group mode, no
+//! The whole Linux edge on the host, as real processes, with a hostile neighbour holding 100
+//! idle connections on each control socket: execd (process-group mode, no
 //! cgroups, no root-only steps), the oomd service (selftest build), hog fixtures, and the
 //! selftest client, in a temporary directory, from the very manifest and policy the QEMU boot
 //! selftest installs (`scripts/guest/`). execd runs the selftest client as a service and stops
@@ -105,17 +106,32 @@ fn every_behaviour_is_proven_on_real_processes() {
         .spawn()
         .expect("execd starts");
     let mut execd = Execd(execd);
+    // A hostile neighbour: as soon as each control socket exists, 100 idle connections are
+    // opened to it and held for the whole run. The selftest client and oomctl-style requests
+    // must get through all the same.
+    let mut held = Vec::new();
+    let mut pending = vec![dir.join("execd.sock"), dir.join("oomd.sock")];
     // execd stops when the selftest service exits (exit 0 only if the selftest passed).
     let deadline = Instant::now() + Duration::from_secs(240);
     let status = loop {
+        pending.retain(|socket| {
+            let Ok(first) = oomd_proto::connect(socket) else {
+                return true;
+            };
+            held.push(first);
+            held.extend((1..100).filter_map(|_| oomd_proto::connect(socket).ok()));
+            false
+        });
         if let Some(status) = execd.0.try_wait().expect("execd status") {
             break Some(status);
         }
         if Instant::now() >= deadline {
             break None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     };
+    let held_count = held.len();
+    drop(held);
     let log = std::fs::read_to_string(dir.join("execd.log")).unwrap_or_default();
     let selftest: String = log
         .lines()
@@ -144,6 +160,10 @@ fn every_behaviour_is_proven_on_real_processes() {
         );
     }
     assert!(!log.contains("FAIL"), "{context}");
+    assert_eq!(
+        held_count, 200,
+        "100 idle connections held on each socket\n{context}"
+    );
     assert!(status.success(), "execd: {status}\n{context}");
     // The markers oomd prints itself, after the facts.
     assert!(log.lines().any(|l| l == "oomd: ready"), "{context}");
