@@ -26,9 +26,10 @@ use crate::record::Recorder;
 use crate::{LogFormat, Names, Output, RecordTo};
 
 /// Packets read from one paused channel just before a tick, at most: more than its socket can
-/// hold at the default buffer sizes (a few hundred frames), so that in practice the newest
-/// packet delivered is always the one read last.
-const MAX_DRAIN: usize = 4096;
+/// hold (a sender can queue about 550 small packets with the largest send buffer an
+/// unprivileged process may set), so that the newest packet queued when the drain began is
+/// always read.
+const MAX_DRAIN: usize = 1024;
 const SUBJECTS: usize = oomd::limits::DEFAULT_SUBJECTS;
 const POLL_CAP: usize = 3 + MAX_CLIENTS + SUBJECTS;
 
@@ -546,23 +547,33 @@ impl Service {
         }
     }
 
-    /// Just before a tick: every paused channel is read to its end (at most [`MAX_DRAIN`]
-    /// packets), and only the newest packet is fed, as [`Input::LatestFrame`]: the sender is
-    /// judged on the newest figure it delivered, at the cost of reads, not of decoding or
-    /// feeding. Then every sender's budget starts afresh.
+    /// Just before a tick: every paused channel is read up to what was queued when the drain
+    /// began (at most [`MAX_DRAIN`] packets), and only the newest packet is fed, as
+    /// [`Input::LatestFrame`]: the sender is judged on the newest figure it delivered, at the
+    /// cost of reads, not of decoding or feeding. A sender that keeps sending while it is
+    /// drained cannot make the drain longer: what arrives after it began waits for the next
+    /// tick. Then every sender's budget starts afresh.
     fn drain_paused(&mut self) {
         for i in 0..self.slots.len() {
             if !self.slots[i].paused {
                 continue;
             }
             let sender = self.slots[i].id;
+            // The bytes queued now (for SOCK_SEQPACKET, the sum over every queued packet).
+            let queued = self.slots[i]
+                .memstat
+                .as_ref()
+                .and_then(|fd| rustix::io::ioctl_fionread(fd).ok())
+                .unwrap_or(0);
             let mut newest: Option<(usize, [u8; MAX_FRAME_LEN])> = None;
             let mut read = 0usize;
+            let mut consumed = 0u64;
             let mut hung_up = None;
-            while read < MAX_DRAIN {
+            while read < MAX_DRAIN && (read == 0 || consumed < queued) {
                 match self.recv_packet(i) {
                     Packet::Frame(len) => {
                         read += 1;
+                        consumed = consumed.saturating_add(len as u64);
                         let mut kept = [0u8; MAX_FRAME_LEN];
                         let n = len.min(MAX_FRAME_LEN);
                         kept[..n].copy_from_slice(&self.frame[..n]);
