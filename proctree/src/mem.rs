@@ -9,7 +9,7 @@ use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 use crate::path::{open_at, parse_u64, read_small, Path};
-use crate::{Error, Pid};
+use crate::{Error, Pid, Tree};
 
 /// The longest `smaps_rollup` read: about 900 bytes on Linux 6.x (23 lines).
 pub const MAX_ROLLUP_LEN: usize = 4096;
@@ -99,6 +99,48 @@ pub fn rss(pid: Pid) -> Result<u64, Error> {
     let len = read_small(&fd, &mut buf)?;
     let pages = parse_statm_resident(&buf[..len]).ok_or(Error::Malformed)?;
     Ok(pages.saturating_mul(rustix::param::page_size() as u64))
+}
+
+/// The resident memory of a tree of processes, summed by [`tree_resident`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TreeResident {
+    /// The sum of every counted member's [`Resident::bytes`].
+    pub bytes: u64,
+    /// Members counted (those that exited between the walk and their read are not).
+    pub counted: usize,
+    /// Whether some member was counted by RSS (no `smaps_rollup` to read), which counts the
+    /// pages it shares with others in full.
+    pub rss: bool,
+    /// Whether the walk found more members than the buffer holds: then the sum is over the
+    /// first `buffer.len()` found (parents before children), a lower bound.
+    pub truncated: bool,
+}
+
+/// The resident memory of the descendants of `root` (not of `root` itself): one walk into
+/// `buf`, then [`resident`] of each member. Only the walk can fail; a member that exits
+/// before its read is left out. Like any walk, a snapshot of moving parts: a process born
+/// during it may be missed, and a member that dies and whose pid is handed to a stranger
+/// between the walk and its read (microseconds) would be counted as the stranger.
+pub fn tree_resident(tree: &Tree, root: Pid, buf: &mut [Pid]) -> Result<TreeResident, Error> {
+    let mut figure = TreeResident::default();
+    let n = match tree.descendants(root, buf) {
+        Ok(n) => n,
+        Err(Error::Overflow) => {
+            figure.truncated = true;
+            buf.len()
+        }
+        Err(e) => return Err(e),
+    };
+    for &pid in &buf[..n] {
+        // A member that exited since the walk (or a zombie, or unreadable) is not counted.
+        if let Ok(r) = resident(pid) {
+            figure.bytes = figure.bytes.saturating_add(r.bytes());
+            figure.counted += 1;
+            figure.rss |= matches!(r, Resident::Rss(_));
+        }
+    }
+    Ok(figure)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Reading the tree and the memory of its members does not allocate.
 //!
 //! A counting global allocator counts every allocation made while counting is on; the walks
-//! (every method this kernel offers), `read_stat`, `scan` and `mem::resident` run over a real
+//! (every method this kernel offers), `read_stat`, `scan`, `mem::resident` and
+//! `mem::tree_resident` run over a real
 //! shell with two children, once to warm up and then 50 times counted. Runs without the test
 //! harness, whose own threads would allocate at the same time.
 
@@ -58,6 +59,9 @@ fn round(trees: &[Tree], root: Pid) -> (usize, u64) {
         }
         let mut children = [0; 8];
         found += tree.children(root, &mut children).expect("children");
+        let figure = mem::tree_resident(tree, root, &mut buf).expect("tree_resident");
+        found += figure.counted;
+        bytes += figure.bytes;
     }
     let mut visited = 0;
     scan(|_| {

@@ -171,3 +171,29 @@ fn a_tree_holding_memory_shows_it_in_its_members() {
     // Its pages are private: PSS and RSS agree on them.
     assert!(mem::rss(dd).unwrap() + (1 << 20) >= r.bytes());
 }
+
+#[test]
+fn the_memory_of_a_tree_is_the_sum_over_its_members_not_its_root() {
+    let f = family(
+        "dd if=/dev/zero bs=16M count=1 status=none | sleep 30 & \
+         dd if=/dev/zero bs=8M count=1 status=none | sleep 30 & echo $!; wait",
+        1,
+    );
+    for tree in trees() {
+        let mut buf = [0; 16];
+        wait_until("both dd hold their buffers", || {
+            mem::tree_resident(&tree, f.pid, &mut buf).is_ok_and(|t| t.bytes >= 24 << 20)
+        });
+        let figure = mem::tree_resident(&tree, f.pid, &mut buf).unwrap();
+        assert_eq!(figure.counted, 4, "{tree:?}: {figure:?}");
+        assert!(!figure.truncated && !figure.rss, "{tree:?}: {figure:?}");
+        // Four small processes besides the buffers: well under 24 MiB more.
+        assert!(figure.bytes < 48 << 20, "{tree:?}: {figure:?}");
+        let mut small = [0; 2];
+        let cut = mem::tree_resident(&tree, f.pid, &mut small).unwrap();
+        assert!(cut.truncated && cut.counted == 2 && cut.bytes <= figure.bytes + (1 << 20));
+        // The root's own memory is not in it: a leaf has an empty tree.
+        let leaf = mem::tree_resident(&tree, f.printed[0], &mut buf).unwrap();
+        assert_eq!((leaf.counted, leaf.bytes), (0, 0));
+    }
+}
