@@ -10,9 +10,17 @@
 //!   `/proc/<pid>/statm` where `smaps_rollup` does not exist (Linux before 4.14) or may not be
 //!   read (then a shared page counts in each process that maps it). A service of more than
 //!   [`MAX_TREE`] processes is summed over the first [`MAX_TREE`] found: a lower bound.
+//!
+//!   PSS costs the kernel a walk of every resident page (about 15 µs per MiB, `docs/perf.md`),
+//!   so it is read through a [`proctree::Meter`]: every tick walks the tree and sums `statm`
+//!   (cheap); the PSS sum is read again when the service gained or lost a process, when its
+//!   RSS moved by more than [`proctree::PSS_TOLERANCE`] (1 MiB), and at least every
+//!   [`proctree::PSS_MAX_AGE`] (1 s); in between, the figure is the last PSS sum moved by the
+//!   RSS change.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
@@ -37,6 +45,10 @@ fn tree() -> &'static proctree::Tree {
     TREE.get_or_init(proctree::Tree::new)
 }
 
+/// The last full PSS read of each service's tree (one per subject the service can watch).
+static METER: Mutex<proctree::Meter<{ oomd::limits::DEFAULT_SUBJECTS }>> =
+    Mutex::new(proctree::Meter::new());
+
 /// Reads the figure, or `None` if it cannot be read or the service just exited.
 pub(crate) fn read_bytes(source: Source<'_>) -> Option<u64> {
     match source {
@@ -54,7 +66,8 @@ pub(crate) fn read_bytes(source: Source<'_>) -> Option<u64> {
         }
         Source::Tree { root, alive } => {
             let mut pids = [0; MAX_TREE];
-            let figure = proctree::mem::tree_resident(tree(), root, &mut pids).ok()?;
+            let mut meter = METER.lock().unwrap_or_else(|e| e.into_inner());
+            let figure = meter.read(tree(), root, &mut pids, Instant::now()).ok()?;
             // Read first, check after: if the root is still alive now, its pid named it
             // during the walk, so the members were its descendants.
             (!exited(alive)).then_some(figure.bytes)

@@ -13,7 +13,9 @@
 //!   (`CONFIG_PROC_CHILDREN`), else by a scan of all of `/proc` by parent ([`Method`]).
 //! - [`mem`]: a process's resident memory, `Pss:` of `/proc/<pid>/smaps_rollup` (shared pages
 //!   divided among their sharers), or the resident pages of `/proc/<pid>/statm` where
-//!   `smaps_rollup` does not exist or may not be read.
+//!   `smaps_rollup` does not exist or may not be read; and a [`Meter`] that reads the PSS of
+//!   a tree again only when its RSS, or its membership, has moved (PSS costs a walk of every
+//!   page; `statm` does not).
 //!
 //! Nothing here allocates: paths are built on the stack, directories are read with
 //! `getdents64` into a stack buffer ([`rustix::fs::RawDir`]), files into stack buffers, and
@@ -36,10 +38,12 @@
 #![warn(missing_docs)]
 
 pub mod mem;
+mod meter;
 mod path;
 mod stat;
 mod walk;
 
+pub use meter::{Meter, PSS_MAX_AGE, PSS_TOLERANCE};
 pub use stat::{parse_stat, read_stat, Stat, MAX_STAT_LEN};
 pub use walk::{parse_pids, scan, Method, Tree};
 

@@ -115,6 +115,9 @@ pub struct TreeResident {
     /// Whether the walk found more members than the buffer holds: then the sum is over the
     /// first `buffer.len()` found (parents before children), a lower bound.
     pub truncated: bool,
+    /// Whether `bytes` is a [`Meter`](crate::Meter)'s estimate (its last full read moved by
+    /// the RSS change since) rather than a full read of every member's PSS.
+    pub estimated: bool,
 }
 
 /// The resident memory of the descendants of `root` (not of `root` itself): one walk into

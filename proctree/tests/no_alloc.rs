@@ -1,8 +1,8 @@
 //! Reading the tree and the memory of its members does not allocate.
 //!
 //! A counting global allocator counts every allocation made while counting is on; the walks
-//! (every method this kernel offers), `read_stat`, `scan`, `mem::resident` and
-//! `mem::tree_resident` run over a real
+//! (every method this kernel offers), `read_stat`, `scan`, `mem::resident`,
+//! `mem::tree_resident` and `Meter::read` (estimated and in full) run over a real
 //! shell with two children, once to warm up and then 50 times counted. Runs without the test
 //! harness, whose own threads would allocate at the same time.
 
@@ -11,7 +11,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use proctree::{mem, read_stat, scan, Method, Pid, Tree};
+use proctree::{mem, read_stat, scan, Meter, Method, Pid, Tree};
 
 struct Counting;
 
@@ -46,9 +46,17 @@ static GLOBAL: Counting = Counting;
 
 /// One round of everything the edge reads per tick or per termination; returns how many
 /// descendants and bytes it saw (so that nothing is optimised away).
-fn round(trees: &[Tree], root: Pid) -> (usize, u64) {
+fn round(trees: &[Tree], root: Pid, meter: &mut Meter<4>) -> (usize, u64) {
     let mut found = 0;
     let mut bytes = 0;
+    for (i, tree) in trees.iter().enumerate() {
+        let mut buf = [0; 64];
+        // Estimated, then (aged) read in full again.
+        let now = std::time::Instant::now() + proctree::PSS_MAX_AGE * (i as u32);
+        let figure = meter.read(tree, root, &mut buf, now).expect("meter");
+        found += figure.counted;
+        bytes += figure.bytes;
+    }
     for tree in trees {
         let mut buf = [0; 64];
         let n = tree.descendants(root, &mut buf).expect("descendants");
@@ -80,7 +88,8 @@ fn main() {
     }
     let detected = Tree::new();
     trees.push(detected);
-    let warm = round(&trees, family.pid);
+    let mut meter = Meter::<4>::new();
+    let warm = round(&trees, family.pid, &mut meter);
     assert!(
         warm.0 >= 2 * trees.len(),
         "the walks found the children: {warm:?}"
@@ -89,7 +98,7 @@ fn main() {
     COUNTING.store(true, Ordering::SeqCst);
     let mut seen = 0;
     for _ in 0..50 {
-        seen += round(&trees, family.pid).0;
+        seen += round(&trees, family.pid, &mut meter).0;
     }
     COUNTING.store(false, Ordering::SeqCst);
     let counted = ALLOCATIONS.load(Ordering::SeqCst);

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{family, sorted, wait_until};
-use proctree::{mem, read_stat, scan, Error, Method, Pid, Tree};
+use proctree::{mem, read_stat, scan, Error, Meter, Method, Pid, Tree, PSS_MAX_AGE};
 
 /// Every method this kernel offers (the scan always; `children` files when built in).
 fn trees() -> Vec<Tree> {
@@ -196,4 +196,54 @@ fn the_memory_of_a_tree_is_the_sum_over_its_members_not_its_root() {
         let leaf = mem::tree_resident(&tree, f.printed[0], &mut buf).unwrap();
         assert_eq!((leaf.counted, leaf.bytes), (0, 0));
     }
+}
+
+#[test]
+fn a_meter_reads_pss_in_full_first_and_again_only_when_the_tree_changes() {
+    // One holder of 8 MiB; a second of 4 MiB once the test says so.
+    let mut f = family(
+        "dd if=/dev/zero bs=8M count=1 status=none | sleep 30 & echo $!; read go; \
+         dd if=/dev/zero bs=4M count=1 status=none | sleep 30 & echo $!; wait",
+        1,
+    );
+    let tree = Tree::new();
+    let mut buf = [0; 16];
+    let root = f.pid;
+    let full = |buf: &mut [Pid]| mem::tree_resident(&tree, root, buf).unwrap();
+    wait_until("the first holder is full", || {
+        full(&mut buf).bytes >= 8 << 20
+    });
+    let mut meter = Meter::<4>::new();
+    let t = std::time::Instant::now();
+    let first = meter.read(&tree, root, &mut buf, t).unwrap();
+    assert!(
+        !first.estimated && first.counted == 2 && first.bytes >= 8 << 20,
+        "{first:?}"
+    );
+    assert_eq!(meter.len(), 1);
+    // Nothing changed: the remembered sum, moved by what RSS moved (nothing, or a page).
+    let again = meter.read(&tree, root, &mut buf, t).unwrap();
+    assert!(again.estimated, "{again:?}");
+    assert!(
+        again.bytes.abs_diff(first.bytes) < 1 << 20,
+        "{again:?} vs {first:?}"
+    );
+    // Too old: read in full.
+    let aged = meter.read(&tree, root, &mut buf, t + PSS_MAX_AGE).unwrap();
+    assert!(!aged.estimated, "{aged:?}");
+    // A new member (fork) that holds 4 MiB more: read in full at once.
+    f.tell("go");
+    f.read_pid();
+    wait_until("the second holder is full", || {
+        let now = full(&mut buf);
+        now.counted == 4 && now.bytes >= 12 << 20
+    });
+    let grown = meter.read(&tree, root, &mut buf, t + PSS_MAX_AGE).unwrap();
+    assert!(!grown.estimated && grown.counted == 4, "{grown:?}");
+    assert!(grown.bytes >= 12 << 20, "{grown:?}");
+    // A root that is gone has no figure.
+    assert!(meter
+        .read(&tree, i32::MAX, &mut buf, t)
+        .unwrap_err()
+        .is_gone());
 }

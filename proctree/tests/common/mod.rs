@@ -24,6 +24,8 @@ pub struct Family {
     pub pid: Pid,
     /// What the script printed, in order.
     pub printed: Vec<Pid>,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    stdin: Option<std::process::ChildStdin>,
 }
 
 /// Starts `script` and reads the `printed` pids it writes on stdout.
@@ -32,22 +34,41 @@ pub fn family(script: &str, printed: usize) -> Family {
         .arg("-c")
         .arg(script)
         .process_group(0)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id() as Pid;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdin = child.stdin.take();
     let mut family = Family {
         child,
         pid,
         printed: Vec::new(),
+        lines,
+        stdin,
     };
     for _ in 0..printed {
-        let line = lines.next().expect("a pid line").unwrap();
-        family.printed.push(line.trim().parse().expect("a pid"));
+        family.read_pid();
     }
     family
+}
+
+impl Family {
+    /// Reads one more pid the script prints.
+    pub fn read_pid(&mut self) -> Pid {
+        let line = self.lines.next().expect("a pid line").unwrap();
+        let pid = line.trim().parse().expect("a pid");
+        self.printed.push(pid);
+        pid
+    }
+
+    /// Writes a line to the script's stdin (for a `read`).
+    pub fn tell(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").unwrap();
+    }
 }
 
 impl Drop for Family {
