@@ -360,6 +360,48 @@ fn a_service_that_signals_its_own_group_does_not_take_its_shim_down() {
     assert_eq!(still_running(&pinned), Vec::<i32>::new());
 }
 
+/// Live processes whose command line holds `needle` (zombies are not counted).
+fn running_with(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let _ = proctree::scan(|s| {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", s.pid)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(needle) && !s.has_exited() {
+            pids.push(s.pid);
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    pids
+}
+
+#[test]
+fn a_service_forking_escaped_children_while_it_is_killed_is_ended_entirely_before_exited() {
+    // A storm of up to 300 children, each in a session of its own; the odd duration names
+    // them (no other test sleeps 29.123 s).
+    let h = Harness::start(
+        r#"
+        [[service]]
+        name = "storm"
+        argv = ["/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do setsid sleep 29.123 & i=$((i+1)); done; wait"]
+        "#,
+        true,
+    );
+    let (pid, _) = started(&h, "storm");
+    wait_for_tree(pid, 20); // the storm is under way
+    assert_eq!(
+        terminate(&h, 1, "storm", TerminationMode::Forced),
+        Answer::Accepted
+    );
+    let status = exited(&h, "storm");
+    // At once, no waiting: nothing of the storm may still run.
+    assert_eq!(
+        running_with("29.123"),
+        Vec::<i32>::new(),
+        "survivors of the storm"
+    );
+    assert_eq!(status, ExitStatus::Signal(9));
+}
+
 /// The real uid of `pid`, from `/proc/<pid>/status`.
 fn uid_of(pid: i32) -> u32 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
