@@ -3,16 +3,23 @@
 //! # A service's life
 //!
 //! 1. **Spawn** (at boot for `start = true`, or on a control `Spawn`): channels and cgroup are
-//!    prepared, the child starts in its own process group, a pidfd pins it, `Started` goes to
-//!    the oomd service (or waits in the service's slot until the authority channel is up).
-//! 2. **Running**: its pidfd is polled. A `Terminate` from the authority channel signals the
-//!    whole service: the process group (safe: its leader, whose pid is the group id, is not
-//!    reaped yet) or the cgroup (`cgroup.kill` when forced).
-//! 3. **Draining**: the main process ended and was reaped (its status is kept). Every
-//!    [`DRAIN_INTERVAL`](crate::limits::DRAIN_INTERVAL) execd reaps its own zombie children in
-//!    the group (orphans come to it as a child subreaper) and checks whether the group is empty
-//!    (`kill(-pgid, 0)` fails with `ESRCH`) or the cgroup unpopulated. A `Terminate` now
-//!    signals each member through a pidfd opened on it and verified after the pin.
+//!    prepared, the child starts in its own process group (in process-group mode as the
+//!    service's subreaper shim, which forks the service: `shim.rs`), a pidfd pins it, and
+//!    `Started` goes to the oomd service (or waits in the service's slot until the authority
+//!    channel is up). Its pid, the *root* of the service, is the group id and `Started.pid`.
+//! 2. **Running**: the root's pidfd is polled. A `Terminate` from the authority channel
+//!    signals the whole service: in cgroup mode the cgroup (`cgroup.kill` when forced); in
+//!    process-group mode every descendant of the shim, pinned and verified (`tree.rs`),
+//!    whatever session or group it moved to, never the shim. A forced termination is
+//!    repeated every [`DRAIN_INTERVAL`](crate::limits::DRAIN_INTERVAL) until the shim exits.
+//! 3. **Draining**: the root ended and was reaped (its status is kept: the main process's,
+//!    which the shim mirrors). A shim ends only once it has no child left, so its exit means
+//!    every process of the service is gone; execd still checks, every
+//!    [`DRAIN_INTERVAL`](crate::limits::DRAIN_INTERVAL), that the process group is empty
+//!    (`kill(-pgid, 0)` fails with `ESRCH`; it is not if the shim was killed and members are
+//!    left) or the cgroup unpopulated, reaping its own zombie children in the group (orphans
+//!    come to it as a child subreaper). A `Terminate` now signals each group member through a
+//!    pidfd opened on it and verified after the pin.
 //! 4. **Exited**: only then is the exit logged, sent to the oomd service (if it was told of the
 //!    start on the current channel) and pushed to subscribers.
 //!
@@ -43,7 +50,7 @@ use crate::log::Log;
 use crate::manifest::{Manifest, Role, ServiceSpec};
 use crate::options::{Options, SetupError, Stats};
 use crate::spawn::{self, Inherit};
-use crate::{procfs, signal};
+use crate::{signal, tree};
 
 /// The process authority: services, channels, clients, and the loop that drives them.
 #[derive(Debug)]
@@ -68,6 +75,8 @@ pub struct Execd {
     pub(crate) refusals: Throttle,
     pub(crate) evictions: Throttle,
     pub(crate) strangers: Throttle,
+    /// How the descendants of shims are read (detected once).
+    pub(crate) tree: proctree::Tree,
 }
 
 /// One manifest entry and its current run.
@@ -86,13 +95,18 @@ pub(crate) struct Run {
     pub(crate) phase: Phase,
     /// The authority channel generation its `Started` was queued on.
     pub(crate) announced: Option<u64>,
+    /// After a forced termination in process-group mode: when to kill again whatever has
+    /// appeared under the shim since, until the shim exits.
+    pub(crate) rekill: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Phase {
-    /// The main process is not reaped: its pid (= the group id) is pinned.
+    /// The root (shim, or main process in cgroup mode) is not reaped: its pid (= the group
+    /// id) is pinned.
     Running,
-    /// The main process ended with `status` and was reaped; the rest of the group is awaited.
+    /// The root ended with `status` (the main process's) and was reaped; the rest of the
+    /// group (or cgroup) is awaited.
     Draining {
         status: ExitStatus,
         next_check: Instant,
@@ -183,6 +197,7 @@ impl Execd {
             refusals: Throttle::new(CONTROL_LOG_EVERY),
             evictions: Throttle::new(CONTROL_LOG_EVERY),
             strangers: Throttle::new(CONTROL_LOG_EVERY),
+            tree: proctree::Tree::new(),
         };
         if let Some(fd) = authority {
             execd.open_link(fd).map_err(SetupError::Authority)?;
@@ -210,7 +225,8 @@ impl Execd {
         self.listener.as_ref().map(|(_, path)| path.as_path())
     }
 
-    /// The main process of service `name`, until the whole service is gone.
+    /// The root process of service `name` (its shim in process-group mode, its main process
+    /// in cgroup mode), until the whole service is gone.
     #[must_use]
     pub fn pid_of(&self, name: &str) -> Option<i32> {
         let slot = self.slots.iter().find(|s| s.spec.name == name)?;
@@ -277,6 +293,7 @@ impl Execd {
         let now = Instant::now();
         self.reap_orphans(now);
         for i in 0..self.slots.len() {
+            self.rekill(i, now);
             self.check_drained(i, now);
         }
         self.expire_clients(now);
@@ -322,13 +339,13 @@ impl Execd {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let drains = self
-            .slots
-            .iter()
-            .filter_map(|s| match s.run.as_ref()?.phase {
+        let drains = self.slots.iter().filter_map(|s| {
+            let run = s.run.as_ref()?;
+            match run.phase {
                 Phase::Draining { next_check, .. } => Some(next_check),
-                Phase::Running => None,
-            });
+                Phase::Running => run.rekill,
+            }
+        });
         let reap = self.reap_all.then_some(self.next_reap);
         drains.chain(reap).chain(self.next_client_expiry()).min()
     }
@@ -434,7 +451,9 @@ impl Execd {
             authority: authority.as_ref().map(|(_, watchdog)| watchdog.as_fd()),
             cgroup_procs: cgroup.as_ref().map(|(_, procs)| procs.as_fd()),
         };
-        let child = match spawn::spawn(&spec, &inherit) {
+        // No cgroup to hold the service: a shim does (process-group mode).
+        let shim = cgroup.is_none();
+        let child = match spawn::spawn(&spec, &inherit, shim) {
             Ok(child) => child,
             Err(e) => {
                 if let Some((dir, _)) = &cgroup {
@@ -459,6 +478,7 @@ impl Execd {
             cgroup: cgroup_dir,
             phase: Phase::Running,
             announced: None,
+            rekill: None,
         });
         if let Some(fd) = authority {
             if let Err(e) = self.open_link(fd) {
@@ -503,14 +523,15 @@ impl Execd {
 
     /// Signals every process of a running service (SIGTERM, or SIGKILL when forced).
     pub(crate) fn signal_service(&mut self, i: usize, mode: TerminationMode) -> io::Result<()> {
-        let Some(run) = &self.slots[i].run else {
+        let tree = self.tree;
+        let Some(run) = &mut self.slots[i].run else {
             return Ok(());
         };
         let sig = match mode {
             TerminationMode::Graceful => Signal::TERM,
             TerminationMode::Forced => Signal::KILL,
         };
-        let pgid = run.child.pid;
+        let root = run.child.pid.as_raw_nonzero().get();
         if let Some(dir) = &run.cgroup {
             return match mode {
                 TerminationMode::Forced => cgroup::kill(dir),
@@ -519,19 +540,58 @@ impl Execd {
         }
         match run.phase {
             Phase::Running => {
-                signal::pinned_group(pgid, sig)?;
-                // A main process that moved itself out of its group is still pinned by its pidfd.
-                if procfs::pgrp_of(pgid.as_raw_nonzero().get()).ok()
-                    != Some(pgid.as_raw_nonzero().get())
-                {
-                    signal::pidfd(&run.child.pidfd, sig)?;
+                // The shim is unreaped: its descendants are the service (`tree.rs`).
+                tree::terminate(&tree, root, run.child.pidfd.as_fd(), mode)?;
+                if matches!(mode, TerminationMode::Forced) {
+                    run.rekill = Some(Instant::now() + DRAIN_INTERVAL);
                 }
                 Ok(())
             }
             Phase::Draining { .. } => {
-                let raw = pgid.as_raw_nonzero().get();
-                let members = procfs::group_members(raw)?;
-                signal::each_verified(&members, |pid| procfs::pgrp_of(pid).ok() == Some(raw), sig)
+                // The shim is gone (killed: it only exits with no child left); what is left
+                // of the service is what stayed in its group.
+                let members = tree::group_members(root)?;
+                signal::each_verified(
+                    &members,
+                    |pid| proctree::read_stat(pid).is_ok_and(|s| s.pgrp == root),
+                    sig,
+                )
+            }
+        }
+    }
+
+    /// A forced termination in process-group mode whose repeat is due: kill whatever has
+    /// appeared under the shim since (a fork that raced the last walk), until the shim exits.
+    fn rekill(&mut self, i: usize, now: Instant) {
+        let tree = self.tree;
+        let Some(run) = &mut self.slots[i].run else {
+            return;
+        };
+        match (run.phase, run.rekill) {
+            (Phase::Running, Some(at)) if at <= now => {}
+            _ => return,
+        }
+        let root = run.child.pid.as_raw_nonzero().get();
+        let killed = tree::terminate(
+            &tree,
+            root,
+            run.child.pidfd.as_fd(),
+            TerminationMode::Forced,
+        );
+        run.rekill = Some(now + DRAIN_INTERVAL);
+        match killed {
+            Ok(0) => {}
+            Ok(n) => {
+                self.stats.killed_late += n as u64;
+                let name = &self.slots[i].spec.name;
+                self.log
+                    .line(format_args!("execd: {name}: killed {n} more processes"));
+            }
+            Err(e) => {
+                let name = &self.slots[i].spec.name;
+                self.log.line(format_args!(
+                    "execd: {name}: cannot kill what is left ({e})"
+                ));
             }
         }
     }

@@ -48,6 +48,17 @@ pub const AUTHORITY_QUEUE: usize = 4 * MAX_SERVICES;
 /// process group or cgroup), until it is empty.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Most descendants of one shim pinned by one walk of a termination. Beyond it, the first
+/// found are ended first and the rest by the next walk (forced terminations repeat every
+/// [`DRAIN_INTERVAL`] until the shim exits). Far above any real service.
+pub const MAX_TREE: usize = 65_536;
+
+/// Walks of one termination, until a walk finds no one new. A forced walk stops each member
+/// it finds, so a tree stops growing within a few walks whatever it does; the bound only stops
+/// a graceful walk from chasing a fork loop forever (the graceful deadline, then a forced
+/// termination, deal with that one).
+pub const TREE_ROUNDS: usize = 16;
+
 /// How often every zombie child is reaped when execd reaps orphans (PID 1, or the binary as a
 /// child subreaper). The main processes of services are reaped at once through their pidfds.
 pub const REAP_INTERVAL: Duration = Duration::from_millis(200);

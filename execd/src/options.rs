@@ -29,8 +29,10 @@ pub struct Options {
     /// Place services in cgroups under `<root>/oomd/` (cgroup v2 only, checked). `None` on
     /// hosts: services then run in process groups only.
     pub cgroup_root: Option<PathBuf>,
-    /// Become a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that the orphaned processes of a
-    /// service are reparented to execd, which reaps them while the service drains.
+    /// Become a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that orphaned processes of a
+    /// service are reparented to execd, which reaps them while the service drains: in cgroup
+    /// mode its orphans, in process-group mode (where the service's own shim adopts them) those
+    /// of a service whose shim was killed.
     pub subreaper: bool,
     /// Reap every child, not only services and their groups (PID 1, the binary).
     pub reap_all: bool,
@@ -140,4 +142,7 @@ pub struct Stats {
     pub bad_requests: u64,
     /// Zombies reaped that were not a service's main process.
     pub orphans_reaped: u64,
+    /// Processes killed by the repeats of a forced termination (they appeared under a shim
+    /// after its first walk).
+    pub killed_late: u64,
 }

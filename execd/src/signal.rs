@@ -1,12 +1,10 @@
 //! Sending signals, only ever to what execd spawned and still pins.
 //!
-//! Three ways, each free of PID reuse:
-//! - through a service's pidfd (its main process, until it is reaped);
-//! - to its process group while its leader is not yet reaped: the group id is the leader's pid,
-//!   which the kernel cannot hand out again before execd reaps it;
-//! - to pids read from a snapshot (`/proc`, `cgroup.procs`), each pinned by a pidfd first and
-//!   signalled only if it is still a member after the pin (a pidfd of a pid that was reused
-//!   before the pin fails that check; one whose process exits after it gets `ESRCH`).
+//! Always through a pidfd, so free of PID reuse: pids read from a snapshot (a walk of a shim's
+//! descendants, `/proc` by process group, `cgroup.procs`) are pinned by a pidfd first and
+//! signalled only if they are still members after the pin (a pidfd of a pid that was reused
+//! before the pin fails that check; one whose process exits after it gets `ESRCH`). A process
+//! group id is only ever tested for emptiness (`kill(-pgid, 0)` sends nothing).
 
 use std::io;
 use std::os::fd::AsFd;
@@ -17,15 +15,6 @@ use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 /// `sig` to the process behind `pidfd`; a process that already exited is not an error.
 pub(crate) fn pidfd(pidfd: impl AsFd, sig: Signal) -> io::Result<()> {
     match pidfd_send_signal(pidfd, sig) {
-        Ok(()) | Err(Errno::SRCH) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `sig` to process group `pgid`. The caller guarantees its leader is not yet reaped. An empty
-/// group is not an error.
-pub(crate) fn pinned_group(pgid: Pid, sig: Signal) -> io::Result<()> {
-    match rustix::process::kill_process_group(pgid, sig) {
         Ok(()) | Err(Errno::SRCH) => Ok(()),
         Err(e) => Err(e.into()),
     }

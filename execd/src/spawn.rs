@@ -1,8 +1,16 @@
-//! Starting one service: its own process group, its inherited channels, its cgroup, its user.
+//! Starting one service: its own process group, its inherited channels, its cgroup, its user,
+//! and in process-group mode its subreaper shim (`shim.rs`).
 //!
 //! Everything that can allocate or fail in an interesting way (paths, the `cgroup.procs`
 //! descriptor, the socket pairs, the environment) is prepared before the fork. Between fork
 //! and exec the child only makes raw system calls ([`child_setup`]).
+//!
+//! In process-group mode the process execd forks becomes the service's shim: it leads the
+//! process group, forks the service from inside std's `pre_exec` (so std's environment, path
+//! search and exec-error reporting serve the service unchanged: the shim closes its copy of
+//! std's exec-error pipe, so `spawn` returns once the service has exec'd, or fails with the
+//! service's exec error after the shim has reaped it), and never execs itself. The service
+//! stays in the shim's process group and drops its privileges; the shim keeps execd's.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -25,17 +33,19 @@ pub(crate) struct Inherit<'a> {
     pub(crate) cgroup_procs: Option<BorrowedFd<'a>>,
 }
 
-/// A started service's main process.
+/// The root of a started service: its shim (process-group mode) or its main process (cgroup
+/// mode), execd's child.
 #[derive(Debug)]
 pub(crate) struct Child {
-    /// Its pid, which is also its process group id.
+    /// Its pid, which is also the service's process group id.
     pub(crate) pid: Pid,
     /// Its pidfd, held until it is reaped.
     pub(crate) pidfd: OwnedFd,
 }
 
-/// Starts `spec` in a process group of its own.
-pub(crate) fn spawn(spec: &ServiceSpec, inherit: &Inherit<'_>) -> io::Result<Child> {
+/// Starts `spec` in a process group of its own, under a subreaper shim when `shim` (process
+/// group mode; never in cgroup mode, where the cgroup holds the service).
+pub(crate) fn spawn(spec: &ServiceSpec, inherit: &Inherit<'_>, shim: bool) -> io::Result<Child> {
     let (program, args) = spec
         .argv
         .split_first()
@@ -63,6 +73,7 @@ pub(crate) fn spawn(spec: &ServiceSpec, inherit: &Inherit<'_>) -> io::Result<Chi
         ],
         uid: spec.uid,
         gid: spec.gid,
+        shim,
     };
     install(&mut cmd, setup);
     let child = cmd.spawn()?;
@@ -87,22 +98,29 @@ struct ChildSetup {
     keep: [Option<RawFd>; 2],
     uid: Option<u32>,
     gid: Option<u32>,
+    /// Fork the service under a shim first (the shim never returns from `child_setup`).
+    shim: bool,
 }
 
 #[allow(unsafe_code)]
 fn install(cmd: &mut Command, setup: ChildSetup) {
     // SAFETY: `child_setup` is async-signal-safe: it only makes raw system calls through
     // rustix's linux_raw backend (no allocation, no locks, no libc state), on descriptors the
-    // parent keeps open until `spawn` returns.
+    // parent keeps open until `spawn` returns, and the shim's async-signal-safe calls.
     unsafe {
         cmd.pre_exec(move || child_setup(setup));
     }
 }
 
-/// In the child, after fork: join the cgroup (while still privileged), make the channels
-/// inheritable, then drop to the service's user.
+/// In the child, after fork: become the shim and fork the service (process-group mode), join
+/// the cgroup (cgroup mode, while still privileged), make the channels inheritable, then drop
+/// to the service's user.
 #[allow(unsafe_code)]
 fn child_setup(setup: ChildSetup) -> io::Result<()> {
+    if setup.shim {
+        // Returns in the service only: the shim reaps, and exits from inside.
+        crate::shim::split()?;
+    }
     if let Some(raw) = setup.cgroup_procs {
         // SAFETY: open in the parent for the duration of spawn, so open in the child.
         let fd = unsafe { BorrowedFd::borrow_raw(raw) };

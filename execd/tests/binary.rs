@@ -153,10 +153,13 @@ fn on_a_host_it_runs_the_manifest_and_stops_its_services_on_sigterm() {
         }
         assert!(Instant::now() < deadline, "family never ran: {listed:?}");
     };
-    let members = common::wait_for_group(pid, 3);
+    let mut members = common::wait_for_tree(pid, 3); // under the shim
+    members.push(pid);
+    let pinned = common::pin(&members);
 
     kill_process(run.pid(), Signal::TERM).unwrap();
     assert_eq!(run.wait().code(), Some(0));
+    assert_eq!(common::still_running(&pinned), Vec::<i32>::new());
     common::assert_all_gone(&members, pid);
     let text = std::fs::read_to_string(&stderr).unwrap();
     assert!(

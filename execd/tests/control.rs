@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{alive_in_group, request, wait_for_group, Harness, PATIENCE};
+use common::{alive_in_group, request, wait_for_tree, Harness, PATIENCE};
 use memstat::SubjectId;
 use oomd::{RefusalReason, TerminationMode};
 use oomd_proto::{ExecdError, ExecdReply, ExecdRequest, ExitStatus, ServiceInfo, TerminateOutcome};
@@ -52,7 +52,7 @@ fn a_spawned_service_is_listed_with_its_pid() {
     let h = Harness::start(MANIFEST, false);
     let client = h.client();
     let pid = spawn(&client, "family");
-    wait_for_group(pid, 3); // sh and its two sleeps
+    wait_for_tree(pid, 3); // sh and its two sleeps, under the shim
 
     let listed = request(&client, &ExecdRequest::List);
     let info = |n: &str, critical, pid| {
@@ -124,7 +124,8 @@ fn termination_over_the_control_socket_is_denied_and_nothing_is_signalled() {
     let client = h.client();
     let family = spawn(&client, "family");
     let vital = spawn(&client, "vital");
-    let members = wait_for_group(family, 3);
+    let mut members = wait_for_tree(family, 3);
+    members.push(family); // and the shim itself
 
     for mode in [TerminationMode::Graceful, TerminationMode::Forced] {
         let denied = request(
@@ -167,6 +168,9 @@ fn termination_over_the_control_socket_is_denied_and_nothing_is_signalled() {
         assert!(alive_in_group(pid, family), "{pid} of family was ended");
     }
     assert!(alive_in_group(vital, vital));
+    assert!(wait_for_tree(vital, 1)
+        .iter()
+        .all(|&p| alive_in_group(p, vital)));
     assert!(h
         .log
         .contains("execd: terminate family mode=graceful denied (not-permitted) by=control pid="));

@@ -40,6 +40,32 @@ impl Mode {
     }
 }
 
+/// How forker children escape the hog's process group and session (`--child-escape`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum Escape {
+    /// They stay in the hog's process group and session.
+    None,
+    /// Each calls `setsid()`: a session and a process group of its own, still the hog's child.
+    Setsid,
+    /// Each is started by a middle process that calls `setsid()`, starts it and exits: the
+    /// holder is orphaned (adopted by the nearest child subreaper, or init), in the middle's
+    /// session and group, neither the hog's.
+    DoubleFork,
+}
+
+impl Escape {
+    /// The name used on the command line and in the log.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Setsid => "setsid",
+            Self::DoubleFork => "double-fork",
+        }
+    }
+}
+
 fn size(input: &str) -> Result<u64, SizeError> {
     parse_size(input)
 }
@@ -85,6 +111,9 @@ pub struct Args {
     /// Forker mode: touched bytes each child holds.
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = size)]
     pub child_bytes: u64,
+    /// Forker mode: how the children leave the hog's process group and session.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = Escape::None)]
+    pub child_escape: Escape,
     /// Do not grow by timer: grow only on `grow <bytes>` messages on --control.
     #[arg(long, requires = "control")]
     pub grow_on_inject: bool,
@@ -133,6 +162,12 @@ impl Args {
         if self.spoof_as.is_some() && self.mode != Mode::Spoof {
             return Err(UsageError(format!(
                 "--spoof-as only applies to --mode spoof (mode is {})",
+                self.mode.as_str()
+            )));
+        }
+        if self.child_escape != Escape::None && self.mode != Mode::Forker && !self.child {
+            return Err(UsageError(format!(
+                "--child-escape only applies to --mode forker (mode is {})",
                 self.mode.as_str()
             )));
         }
@@ -186,6 +221,7 @@ mod tests {
         assert_eq!(args.mode, Mode::Honest);
         assert_eq!((args.under_factor, args.flood_frames), (16, 10_000));
         assert_eq!((args.children, args.child_bytes), (2, 8 << 20));
+        assert_eq!(args.child_escape, Escape::None);
         assert!(!args.grow_on_inject && !args.ignore_sigterm && !args.no_publish);
         assert!(!args.child && !args.require_publisher);
         assert_eq!(args.check(), Ok(()));
@@ -236,5 +272,21 @@ mod tests {
             assert_eq!(args.check(), Ok(()), "{mode}");
         }
         assert!(parse(&["--no-publish", "--require-publisher"]).is_err());
+    }
+
+    #[test]
+    fn escaping_children_need_forker_mode() {
+        for how in ["setsid", "double-fork"] {
+            let args = parse(&["--mode", "forker", "--child-escape", how]).unwrap();
+            assert_eq!(args.check(), Ok(()), "{how}");
+            let args = parse(&["--child-escape", how]).unwrap();
+            let err = args.check().unwrap_err();
+            assert!(
+                err.0
+                    .contains("--child-escape only applies to --mode forker"),
+                "{err}"
+            );
+        }
+        assert!(parse(&["--child-escape", "fork"]).is_err());
     }
 }

@@ -28,7 +28,7 @@
 //! | `under` | the allocator's figures divided by `--under-factor` (16) | reconciliation with the kernel's figure |
 //! | `spoof` | honest figures, `claimed_subject` = `SubjectId::from_name(--spoof-as)` | authenticated input: the claim is rejected and counted |
 //! | `flood` | `--flood-frames` (10000) frames per chunk, as fast as it can (a publisher with `min_interval` 0 and `quantum` 0; frames the socket cannot take are dropped and counted by the publisher) | per-sender rate limits, bounded queues |
-//! | `forker` | honest figures; spawns `--children` (2) children holding `--child-bytes` (8 MiB) each | termination ends the whole process group |
+//! | `forker` | honest figures; spawns `--children` (2) children holding `--child-bytes` (8 MiB) each, which with `--child-escape setsid` or `double-fork` leave its process group and session | termination ends the whole service, however its processes escaped; the kernel figure counts them all |
 //!
 //! Outside flood mode the publisher's `quantum` is 1 byte, so every growth is sent at once:
 //! one frame at the start and one per chunk or injection.
@@ -43,14 +43,26 @@
 //!
 //! # Forker children
 //!
-//! Each child is this executable re-run with a hidden `--child` flag. It stays in the hog's
-//! process group (no `setsid`/`setpgid`), so ending the group ends them all; it holds
+//! Each child is this executable re-run with a hidden `--child` flag. It holds
 //! `--child-bytes` touched bytes and publishes nothing (the memstat variables are removed from
 //! its environment and the adopted memstat fd is close-on-exec); with `--ignore-sigterm` it
-//! ignores SIGTERM too. Its lifetime ends when the hog's does. When the hog exits by itself it
-//! kills and reaps its children first. A child does **not** exit when only the hog is killed:
-//! an authority that ends the leader but not its group leaves the children running (until
-//! their lifetime ends), which is exactly what a test of that authority must see.
+//! ignores SIGTERM too. Its lifetime ends when the hog's does. Where it lives is
+//! `--child-escape`:
+//!
+//! - `none` (the default): in the hog's process group and session, so ending the group ends
+//!   them all.
+//! - `setsid`: it calls `setsid()` first: a session and a process group of its own, still the
+//!   hog's child. Ending the hog's group leaves it running.
+//! - `double-fork`: a middle process calls `setsid()`, starts the holder, prints its pid and
+//!   exits, so the holder is an orphan (adopted by the nearest child subreaper above, or by
+//!   init) in a session and group that are neither the hog's. The hog logs the holders'
+//!   pids, not the middles'.
+//!
+//! When the hog exits by itself it kills and reaps its children first (the double-fork
+//! holders are not its children: they end by their lifetime). A child does **not** exit when
+//! only the hog is killed: an authority that ends the leader but not its group (or the group
+//! but not what escaped it) leaves children running until their lifetime ends, which is
+//! exactly what a test of that authority must see.
 //!
 //! # Control socket (`--control PATH`)
 //!
@@ -66,7 +78,8 @@
 //! One line per milestone on stderr, each written with a single `write`:
 //! `hog-fixture[<pid>]: start …`, `initial …`, `chunk added=<n> held=<n> alloc=<n>`,
 //! `inject grow=<n> added=<n> held=<n> alloc=<n>`, `max reached held=<n>`,
-//! `children spawned n=<n> …`, `flood offered=<n> sent=<n> dropped=<n> …`,
+//! `children spawned n=<n> bytes_each=<n> pids=<p,..> escape=<how>`,
+//! `child of=<ppid> holding=<n> lifetime_ms=<n> escape=<how> sid=<n> pgrp=<n>`, `flood offered=<n> sent=<n> dropped=<n> …`,
 //! `SIGTERM received from pid=<n>, ignored`, `exit reason=linger|idle|lifetime …`.
 //! Exit status 0 when it stopped by itself, 2 on any error (with an `error: …` line).
 //! Without `--ignore-sigterm`, SIGTERM ends it the default way (killed by the signal).
@@ -90,7 +103,7 @@ mod run;
 mod size;
 
 pub use arena::{AllocError, Arena};
-pub use cli::{Args, Mode, UsageError};
+pub use cli::{Args, Escape, Mode, UsageError};
 pub use hog::{Action, Bounds, ExitReason, Grew, Growth, Hog, State};
 pub use log::Logger;
 pub use report::{Policy, Reported, Reporter};

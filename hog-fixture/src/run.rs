@@ -5,7 +5,7 @@
 //! are any) until the next deadline. Every growth is logged, then published.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixDatagram;
@@ -21,7 +21,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::arena::{AllocError, Arena};
-use crate::cli::{Args, Mode, UsageError};
+use crate::cli::{Args, Escape, Mode, UsageError};
 use crate::control::{parse_command, Command as ControlCommand};
 use crate::hog::{Action, Grew, Hog};
 use crate::limits::{MAX_CONTROL_LEN, MAX_WAIT_MS};
@@ -55,6 +55,8 @@ pub enum RunError {
     Signals(Errno),
     /// A forker child could not be spawned.
     Spawn(io::Error),
+    /// A forker child could not leave the hog's session (`--child-escape`).
+    Escape(Errno),
     /// The arena could not grow.
     Alloc(AllocError),
     /// Waiting in `poll(2)` failed.
@@ -75,6 +77,7 @@ impl fmt::Display for RunError {
             }
             Self::Signals(e) => write!(f, "ignoring SIGTERM: {e}"),
             Self::Spawn(e) => write!(f, "spawning a child: {e}"),
+            Self::Escape(e) => write!(f, "setsid: {e}"),
             Self::Alloc(e) => e.fmt(f),
             Self::Wait(e) => write!(f, "poll: {e}"),
         }
@@ -208,9 +211,18 @@ fn run<A>(args: &Args, alloc: &CountingAlloc<A>, log: &Logger) -> Result<(), Run
 }
 
 /// A forker child: holds `--child-bytes` touched bytes, publishes nothing, and exits 0 when
-/// `--lifetime-ms` (the parent's remaining lifetime when it spawned us) has passed.
+/// `--lifetime-ms` (the parent's remaining lifetime when it spawned us) has passed. With
+/// `--child-escape setsid` it first moves to a session of its own; with `double-fork` it is
+/// the middle process instead ([`run_middle`]).
 fn run_child(args: &Args, log: &Logger) -> Result<(), RunError> {
     let started = Instant::now();
+    match args.child_escape {
+        Escape::None => {}
+        Escape::Setsid => {
+            nix::unistd::setsid().map_err(RunError::Escape)?;
+        }
+        Escape::DoubleFork => return run_middle(args, log),
+    }
     let sigterm = match args.ignore_sigterm {
         true => Some(IgnoredSigterm::install()?),
         false => None,
@@ -218,10 +230,13 @@ fn run_child(args: &Args, log: &Logger) -> Result<(), RunError> {
     let mut arena = Arena::new(args.chunk, args.child_bytes);
     arena.grow_by(args.child_bytes).map_err(RunError::Alloc)?;
     log.line(format_args!(
-        "child of={} holding={} lifetime_ms={}",
+        "child of={} holding={} lifetime_ms={} escape={} sid={} pgrp={}",
         nix::unistd::getppid(),
         arena.held(),
-        args.lifetime_ms
+        args.lifetime_ms,
+        args.child_escape.as_str(),
+        nix::unistd::getsid(None).map_or(-1, |p| p.as_raw()),
+        nix::unistd::getpgrp(),
     ));
     let lifetime = Duration::from_millis(args.lifetime_ms);
     loop {
@@ -238,6 +253,38 @@ fn run_child(args: &Args, log: &Logger) -> Result<(), RunError> {
         "child exit reason=lifetime held={}",
         arena.held()
     ));
+    Ok(())
+}
+
+/// The middle process of `--child-escape double-fork`: moves to a session of its own, starts
+/// the holder (a child with no escape of its own, so it stays in this new session and group),
+/// prints the holder's pid on stdout for the hog, and exits without waiting, so the holder is
+/// orphaned.
+fn run_middle(args: &Args, log: &Logger) -> Result<(), RunError> {
+    nix::unistd::setsid().map_err(RunError::Escape)?;
+    let exe = std::env::current_exe().map_err(RunError::Spawn)?;
+    let mut command = Command::new(exe);
+    command
+        .arg("--child")
+        .args(["--child-bytes", &args.child_bytes.to_string()])
+        .args(["--chunk", &args.chunk.to_string()])
+        .args(["--lifetime-ms", &args.lifetime_ms.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if args.ignore_sigterm {
+        command.arg("--ignore-sigterm");
+    }
+    let holder = command.spawn().map_err(RunError::Spawn)?;
+    let line = format!("{}\n", holder.id());
+    io::stdout()
+        .write_all(line.as_bytes())
+        .map_err(RunError::Spawn)?;
+    log.line(format_args!(
+        "child escaped=double-fork holder={} sid={}",
+        holder.id(),
+        nix::unistd::getsid(None).map_or(-1, |p| p.as_raw()),
+    ));
+    // Dropping a `Child` neither kills nor waits: the holder lives on, orphaned.
     Ok(())
 }
 
@@ -431,20 +478,23 @@ impl Drop for Control {
 }
 
 /// The forker's children. Dropping this (on any exit path of the parent) kills and reaps
-/// them: they are our own unreaped children, so their PIDs cannot have been reused.
+/// them: they are our own unreaped children, so their PIDs cannot have been reused. The
+/// holders of `--child-escape double-fork` are not our children (their middle processes,
+/// which are, exit at once): they end by their own `--lifetime-ms`.
 #[derive(Debug, Default)]
 struct Children(Vec<Child>);
 
 impl Children {
-    /// Spawns `--children` copies of this executable with `--child`: in our process group
-    /// (no `setsid`/`setpgid`), without the memstat environment (the memstat fd itself is
-    /// close-on-exec once the publisher adopted it), stdin from /dev/null, and a lifetime
-    /// ending when ours does.
+    /// Spawns `--children` copies of this executable with `--child`: without the memstat
+    /// environment (the memstat fd itself is close-on-exec once the publisher adopted it),
+    /// stdin from /dev/null, a lifetime ending when ours does, and `--child-escape` passed
+    /// on (in our process group unless they escape it).
     fn spawn(args: &Args, started: Instant, log: &Logger) -> Result<Self, RunError> {
         let exe = std::env::current_exe().map_err(RunError::Spawn)?;
         let remaining = args.bounds().lifetime.saturating_sub(started.elapsed());
         let lifetime_ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
         let mut children = Self::default();
+        let mut pids = Vec::new();
         for _ in 0..args.children {
             let mut command = Command::new(&exe);
             command
@@ -452,22 +502,52 @@ impl Children {
                 .args(["--child-bytes", &args.child_bytes.to_string()])
                 .args(["--chunk", &args.chunk.to_string()])
                 .args(["--lifetime-ms", &lifetime_ms.to_string()])
+                .args(["--child-escape", args.child_escape.as_str()])
                 .env_remove(ENV_FD)
                 .env_remove(ENV_SOCKET)
                 .stdin(Stdio::null());
             if args.ignore_sigterm {
                 command.arg("--ignore-sigterm");
             }
-            children.0.push(command.spawn().map_err(RunError::Spawn)?);
+            match args.child_escape {
+                Escape::DoubleFork => pids.push(Self::double_fork(&mut command)?),
+                Escape::None | Escape::Setsid => {
+                    let child = command.spawn().map_err(RunError::Spawn)?;
+                    pids.push(child.id());
+                    children.0.push(child);
+                }
+            }
         }
-        let pids: Vec<String> = children.0.iter().map(|c| c.id().to_string()).collect();
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         log.line(format_args!(
-            "children spawned n={} bytes_each={} pids={}",
+            "children spawned n={} bytes_each={} pids={} escape={}",
             pids.len(),
             args.child_bytes,
-            pids.join(",")
+            pids.join(","),
+            args.child_escape.as_str(),
         ));
         Ok(children)
+    }
+
+    /// Runs a middle process (it prints its holder's pid and exits), reaps it, and returns
+    /// the holder's pid.
+    fn double_fork(command: &mut Command) -> Result<u32, RunError> {
+        let mut middle = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(RunError::Spawn)?;
+        let mut line = String::new();
+        if let Some(out) = middle.stdout.take() {
+            io::BufRead::read_line(&mut io::BufReader::new(out), &mut line)
+                .map_err(RunError::Spawn)?;
+        }
+        let status = middle.wait().map_err(RunError::Spawn)?;
+        match (status.success(), line.trim().parse()) {
+            (true, Ok(pid)) => Ok(pid),
+            _ => Err(RunError::Spawn(io::Error::other(format!(
+                "the middle process of a double fork ended {status} after {line:?}"
+            )))),
+        }
     }
 
     /// Kills and reaps the children, logging how many there were.

@@ -96,7 +96,11 @@ pub enum FromAuthority {
         class: SubjectClass,
         /// Protected from kills.
         critical: bool,
-        /// Its main process.
+        /// The root of its processes. In cgroup mode (`cgroup` is `Some`): its main process.
+        /// In process-group mode: its subreaper shim, a process of execd's that forks the
+        /// service, adopts its orphans and exits once every one of them is gone; the
+        /// service's processes are exactly the shim's descendants (not the shim itself).
+        /// Either way it is the service's process group id.
         pid: i32,
         /// Its cgroup v2 directory under the cgroup root, when execd placed it in one; `None`
         /// when it runs in a process group of its own (hosts without cgroup v2).
@@ -157,7 +161,7 @@ pub enum ExecdReply {
     Spawned {
         /// Its identity.
         subject: SubjectId,
-        /// Its main process.
+        /// The root of its processes (as in [`FromAuthority::Started`]).
         pid: i32,
     },
     /// The answer to [`ExecdRequest::Terminate`].
@@ -199,7 +203,7 @@ pub struct ServiceInfo {
     pub name: Name,
     /// Protected from kills.
     pub critical: bool,
-    /// Its main process, while it runs.
+    /// The root of its processes (as in [`FromAuthority::Started`]), while it runs.
     pub pid: Option<i32>,
 }
 

@@ -1,45 +1,76 @@
 //! The kernel's figure for a service, read without allocating.
+//!
+//! - **cgroup mode** (the guest): `memory.current` of the service's cgroup, every byte the
+//!   kernel charges to any of its processes.
+//! - **process-group mode** (hosts without cgroup v2): the service's processes are the
+//!   descendants of its root, execd's subreaper shim (`Started.pid`; the shim itself is
+//!   execd's, not the service's, and not counted). The figure is the sum over them of `Pss:`
+//!   from `/proc/<pid>/smaps_rollup` (a page the service's processes share among themselves
+//!   counts once, one shared with others in proportion), or of the resident pages of
+//!   `/proc/<pid>/statm` where `smaps_rollup` does not exist (Linux before 4.14) or may not be
+//!   read (then a shared page counts in each process that maps it). A service of more than
+//!   [`MAX_TREE`] processes is summed over the first [`MAX_TREE`] found: a lower bound.
+//!
+//!   PSS costs the kernel a walk of every resident page (about 15 µs per MiB, `docs/perf.md`),
+//!   so it is read through a [`proctree::Meter`]: every tick walks the tree and sums `statm`
+//!   (cheap); the PSS sum is read again when the service gained or lost a process, when its
+//!   RSS moved by more than [`proctree::PSS_TOLERANCE`] (1 MiB), and at least every
+//!   [`proctree::PSS_MAX_AGE`] (1 s); in between, the figure is the last PSS sum moved by the
+//!   RSS change.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
+
+/// Most processes of one service summed per tick (a 2 KiB buffer on the stack).
+pub(crate) const MAX_TREE: usize = 512;
 
 /// Where the kernel's figure for one service is read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source<'a> {
     /// cgroup v2: `<root>/<dir>/memory.current`, bytes charged to the whole group.
     Cgroup { root: &'a str, dir: &'a str },
-    /// No cgroup: resident pages of the main process (`/proc/<pid>/statm`, second field).
-    /// `alive` is a pidfd of that process: a figure read after it exited (when the pid may
-    /// already name another process) is thrown away.
-    Statm { pid: i32, alive: BorrowedFd<'a> },
+    /// No cgroup: the resident memory of every descendant of `root` (the service's shim).
+    /// `alive` is a pidfd of the root: a figure read after it exited (when its pid, and
+    /// those of the members, may already name other processes) is thrown away.
+    Tree { root: i32, alive: BorrowedFd<'a> },
 }
 
-/// Reads the figure, or `None` if the file is gone or unreadable (the service just exited).
+/// How this kernel's process tree is read: detected once (one `access` call).
+fn tree() -> &'static proctree::Tree {
+    static TREE: OnceLock<proctree::Tree> = OnceLock::new();
+    TREE.get_or_init(proctree::Tree::new)
+}
+
+/// The last full PSS read of each service's tree (one per subject the service can watch).
+static METER: Mutex<proctree::Meter<{ oomd::limits::DEFAULT_SUBJECTS }>> =
+    Mutex::new(proctree::Meter::new());
+
+/// Reads the figure, or `None` if it cannot be read or the service just exited.
 pub(crate) fn read_bytes(source: Source<'_>) -> Option<u64> {
-    let mut path = [0u8; 256];
-    let mut w = Cursor {
-        buf: &mut path,
-        len: 0,
-    };
-    let ok = match source {
-        Source::Cgroup { root, dir } => {
-            core::fmt::write(&mut w, format_args!("{root}/{dir}/memory.current"))
-        }
-        Source::Statm { pid, .. } => core::fmt::write(&mut w, format_args!("/proc/{pid}/statm")),
-    };
-    ok.ok()?;
-    let len = w.len;
-    let text = read_small(&path[..len])?;
-    let text = core::str::from_utf8(&text.0[..text.1]).ok()?;
     match source {
-        Source::Cgroup { .. } => text.trim().parse().ok(),
-        Source::Statm { alive, .. } => {
-            let pages: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
-            // Read first, check after: if the process is still alive now, the pid named it
-            // when the file was read.
-            (!exited(alive)).then(|| pages.saturating_mul(page_size()))
+        Source::Cgroup { root, dir } => {
+            let mut path = [0u8; 256];
+            let mut w = Cursor {
+                buf: &mut path,
+                len: 0,
+            };
+            core::fmt::write(&mut w, format_args!("{root}/{dir}/memory.current")).ok()?;
+            let len = w.len;
+            let text = read_small(&path[..len])?;
+            let text = core::str::from_utf8(&text.0[..text.1]).ok()?;
+            text.trim().parse().ok()
+        }
+        Source::Tree { root, alive } => {
+            let mut pids = [0; MAX_TREE];
+            let mut meter = METER.lock().unwrap_or_else(|e| e.into_inner());
+            let figure = meter.read(tree(), root, &mut pids, Instant::now()).ok()?;
+            // Read first, check after: if the root is still alive now, its pid named it
+            // during the walk, so the members were its descendants.
+            (!exited(alive)).then_some(figure.bytes)
         }
     }
 }
@@ -58,14 +89,6 @@ fn exited(pidfd: BorrowedFd<'_>) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
     !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
-}
-
-fn page_size() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|n| u64::try_from(n).ok())
-        .unwrap_or(4096)
 }
 
 /// `fmt::Write` into a fixed buffer; fails when full.
@@ -88,7 +111,10 @@ impl core::fmt::Write for Cursor<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader};
     use std::os::fd::AsFd;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
 
     use super::*;
 
@@ -97,27 +123,94 @@ mod tests {
         rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).expect("pidfd")
     }
 
-    #[test]
-    fn our_own_resident_size_is_readable_and_plausible() {
-        let me = std::process::id();
-        let alive = pidfd(me);
-        let bytes = read_bytes(Source::Statm {
-            pid: me as i32,
-            alive: alive.as_fd(),
-        });
-        assert!(bytes.expect("statm") > 64 * 1024);
+    /// A shell (in a process group of its own) whose children hold `mib` MiB each: `dd`
+    /// fills its buffer and blocks writing it into a pipe no one reads. Killed with its group
+    /// on drop (the shell is not reaped before, so the group id is still its own).
+    struct Holders(std::process::Child);
+
+    impl Holders {
+        fn start(mib: &[u32]) -> Holders {
+            let script: String = mib
+                .iter()
+                .map(|m| format!("dd if=/dev/zero bs={m}M count=1 status=none | sleep 30 & "))
+                .chain(std::iter::once("echo started; wait".to_owned()))
+                .collect();
+            let mut child = Command::new("/bin/sh")
+                .args(["-c", &script])
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("sh");
+            let mut line = String::new();
+            let out = child.stdout.take().expect("stdout");
+            BufReader::new(out).read_line(&mut line).expect("started");
+            Holders(child)
+        }
+    }
+
+    impl Drop for Holders {
+        fn drop(&mut self) {
+            if let Some(pgid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            }
+            let _ = self.0.wait();
+        }
+    }
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never happened: {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     #[test]
-    fn the_figure_of_an_exited_process_is_thrown_away() {
-        let mut child = std::process::Command::new("true")
-            .spawn()
-            .expect("spawn true");
+    fn the_figure_of_a_tree_is_what_its_descendants_hold() {
+        let holders = Holders::start(&[16, 8]);
+        let root = holders.0.id();
+        let alive = pidfd(root);
+        let read = || {
+            read_bytes(Source::Tree {
+                root: root as i32,
+                alive: alive.as_fd(),
+            })
+        };
+        wait_for("both buffers are filled", || {
+            read().is_some_and(|b| b >= 24 << 20)
+        });
+        // Two dd, two sleep: their buffers and little else; not the shell's own memory.
+        let bytes = read().expect("a figure");
+        assert!(bytes < 32 << 20, "{bytes}");
+        let shell = proctree::mem::resident(root as i32).expect("the shell's memory");
+        assert!(shell.bytes() < 8 << 20, "the root is small: {shell:?}");
+    }
+
+    #[test]
+    fn a_tree_without_descendants_is_zero() {
+        let mut child = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let leaf = pidfd(child.id());
+        let bytes = read_bytes(Source::Tree {
+            root: child.id() as i32,
+            alive: leaf.as_fd(),
+        });
+        assert_eq!(bytes, Some(0));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn the_figure_of_an_exited_root_is_thrown_away() {
+        let mut child = Command::new("true").spawn().expect("spawn true");
         let alive = pidfd(child.id());
         child.wait().expect("reaped");
         // The pid may now name another process, or none: its figure is never used.
-        let source = Source::Statm {
-            pid: child.id() as i32,
+        let source = Source::Tree {
+            root: child.id() as i32,
             alive: alive.as_fd(),
         };
         assert_eq!(read_bytes(source), None);

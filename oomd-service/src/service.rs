@@ -99,8 +99,8 @@ struct Slot {
     pid: i32,
     cgroup: Option<Name>,
     memstat: Option<OwnedFd>,
-    /// A pidfd of the main process, when its figure comes from `/proc/<pid>/statm` (no
-    /// cgroup): a figure read after it exited is thrown away (the pid may be reused).
+    /// A pidfd of the root process (execd's shim), when its figure comes from the process
+    /// tree (no cgroup): a figure read after it exited is thrown away (the pid may be reused).
     pidfd: Option<OwnedFd>,
     running: bool,
     /// Packets read from its memstat channel since the last tick.
@@ -664,8 +664,8 @@ impl Service {
                     root: &self.opts.cgroup_root,
                     dir,
                 },
-                (None, Some(pidfd)) => Source::Statm {
-                    pid: slot.pid,
+                (None, Some(pidfd)) => Source::Tree {
+                    root: slot.pid,
                     alive: pidfd.as_fd(),
                 },
                 (None, None) => continue,

@@ -1,7 +1,7 @@
 //! After start-up the service does not allocate: frames (empty packets and bursts past the
-//! frame budget too), ticks, kernel readings, kills,
-//! answers, exits, restarts, control requests and the input recording are all handled in
-//! memory sized at start.
+//! frame budget too), ticks, kernel readings (the memory of a real process tree, read at every
+//! tick), kills, answers, exits, restarts, control requests and the input recording are all
+//! handled in memory sized at start.
 //!
 //! A counting global allocator counts every allocation made inside `Service::step`: the rig
 //! steps the service only through a counting stepper, so registrations, control replies,
@@ -126,20 +126,74 @@ impl Drop for Quiet {
     }
 }
 
+/// A real process tree for `db`, as execd would announce it on a host: a shell (the root, as
+/// a shim is) with a child. Killed with its process group on drop (the shell is not reaped
+/// before, so the group id is still its own).
+struct Tree(std::process::Child);
+
+impl Tree {
+    fn start() -> Tree {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 60 & wait"])
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("sh");
+        Tree(child)
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        if let Some(pgid) = rustix::process::Pid::from_raw(self.pid()) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// The kernel figure oomd holds for `db`.
+fn kernel_bytes(rig: &mut Rig, db: oomd::SubjectId) -> Option<u64> {
+    rig.control(&ControlRequest::Status { from: 0 })
+        .into_iter()
+        .find_map(|r| match r {
+            oomd_proto::ControlReply::Subject(v) if v.status.subject == db => v.status.kernel_bytes,
+            _ => None,
+        })
+}
+
 fn main() {
+    let tree = Tree::start();
     for log in [LogFormat::None, LogFormat::Text, LogFormat::Json] {
         let counted = {
             let _quiet = Quiet::new();
             let mut rig = Rig::recording(&format!("no-alloc-{log:?}"), policy(), log);
             rig.stepper = counted_step;
-            let db = rig.start("db", true);
+            let db = rig.start_as("db", true, tree.pid());
+            // Wait (bounded) until the tree has its child and oomd has read its memory.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while kernel_bytes(&mut rig, db).unwrap_or(0) == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no kernel figure for db"
+                );
+                rig.pump_for(Duration::from_millis(10));
+            }
             cycle(&mut rig); // warm-up: first use of every path
             ALLOCATIONS.store(0, Ordering::SeqCst);
             for i in 0..20 {
                 rig.publish(db, 10 + i, None);
                 cycle(&mut rig);
             }
-            ALLOCATIONS.load(Ordering::SeqCst)
+            let counted = ALLOCATIONS.load(Ordering::SeqCst);
+            // The figure was read all along (the tree still runs).
+            assert!(kernel_bytes(&mut rig, db).is_some_and(|b| b > 0));
+            counted
         };
         assert_eq!(
             counted, 0,

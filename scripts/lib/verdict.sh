@@ -17,6 +17,7 @@ VERDICT_REQUIRED=(
     "SELFTEST: oom flood ok"
     "SELFTEST: oom underreport ok"
     "SELFTEST: oom tree kill ok"
+    "SELFTEST: oom escape kill ok"
     "SELFTEST: oom rate limit ok"
     "SELFTEST: Completed"
 )

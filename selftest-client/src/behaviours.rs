@@ -3,7 +3,7 @@
 use memstat::SubjectId;
 use oomd::{EventKind, Limits, Rejection};
 
-use crate::procs::group_members;
+use crate::procs::{self, group_members};
 use crate::session::{Outcome, Session};
 
 const MIB: u64 = 1 << 20;
@@ -34,7 +34,7 @@ pub struct Behaviour {
 }
 
 /// Every behaviour, in the order they run (rate limit last: it changes the kill budget).
-pub const ALL: [Behaviour; 7] = [
+pub const ALL: [Behaviour; 8] = [
     Behaviour {
         name: "oom kill",
         run: kill,
@@ -58,6 +58,10 @@ pub const ALL: [Behaviour; 7] = [
     Behaviour {
         name: "oom tree kill",
         run: tree_kill,
+    },
+    Behaviour {
+        name: "oom escape kill",
+        run: escape_kill,
     },
     Behaviour {
         name: "oom rate limit",
@@ -242,6 +246,38 @@ fn tree_kill(s: &mut Session) -> Outcome {
     let left = group_members(pid);
     if !left.is_empty() {
         return Err(format!("processes of forker-hog survived: {left:?}"));
+    }
+    Ok(())
+}
+
+/// A hog whose child left its session and process group (`setsid`) is killed over hard, and
+/// when oomd confirms the kill and execd reports the exit, the escaped child is gone too. The
+/// child is found before the kill among the descendants of the pid execd reported (the hog in
+/// the guest, where the cgroup holds everything; its subreaper shim on a host).
+fn escape_kill(s: &mut Session) -> Outcome {
+    let name = "escape-hog";
+    let from = s.mark()?;
+    let pid = start_hog(s, name)?;
+    let deadline = std::time::Instant::now() + s.settings.step_timeout;
+    let escaped = loop {
+        if let Some(child) = procs::escaped_descendant(pid) {
+            break child;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "escape-hog's child never left its session (tree {:?})",
+                procs::descendants(pid)
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    s.inject(name, INJECT)?;
+    confirmed_kill(s, from, name)?;
+    if escaped.is_running() {
+        return Err(format!(
+            "the kill of escape-hog was confirmed while its escaped child {} still ran",
+            escaped.pid
+        ));
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! Markers (stdout, one `write()` each): `SELFTEST: oom kill ok`,
 //! `SELFTEST: oom deny critical ok`, `SELFTEST: oom reject spoof ok`,
 //! `SELFTEST: oom rate limit ok`, `SELFTEST: oom underreport ok`, `SELFTEST: oom tree kill ok`,
-//! `SELFTEST: oom flood ok`, then `SELFTEST: Completed`. A behaviour that cannot be proven
+//! `SELFTEST: oom flood ok`, `SELFTEST: oom escape kill ok`, then `SELFTEST: Completed`. A behaviour that cannot be proven
 //! prints `SELFTEST: <behaviour> FAIL: <reason>` instead of its marker, and the run goes on.
 //!
 //! It expects the manifest of `docs/selftest.md`: the hog services it spawns by name, each a

@@ -10,67 +10,13 @@
 //! image will be. Nothing here waits by sleeping in place of a fact: the selftest client waits
 //! for events with deadlines, and this test only bounds the whole run.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BINARIES: [&str; 4] = ["execd", "oomd", "hog-fixture", "selftest-client"];
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
-/// Builds the four binaries (selftest build of oomd) and returns their directory.
-fn build() -> PathBuf {
-    let root = workspace_root();
-    let target = root.join("target").join("host-selftest");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "execd",
-            "-p",
-            "oomd-service",
-            "-p",
-            "hog-fixture",
-            "-p",
-            "selftest-client",
-        ])
-        .args(["--features", "oomd-service/selftest"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the edge binaries failed");
-    let bin = target.join("debug");
-    for b in BINARIES {
-        assert!(bin.join(b).exists(), "{b} was not built");
-    }
-    bin
-}
-
-/// Kills the process group of execd (which it leads) when the test ends, however it ends.
-struct Execd(Child);
-
-impl Drop for Execd {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{build, Execd};
 
 /// The boot selftest's manifest, with this host's paths.
 fn manifest(bin: &Path, dir: &Path) -> String {
@@ -151,6 +97,7 @@ fn every_behaviour_is_proven_on_real_processes() {
         "SELFTEST: oom flood ok",
         "SELFTEST: oom underreport ok",
         "SELFTEST: oom tree kill ok",
+        "SELFTEST: oom escape kill ok",
         "SELFTEST: oom rate limit ok",
         "SELFTEST: Completed",
     ] {

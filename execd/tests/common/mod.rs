@@ -218,6 +218,66 @@ pub fn wait_for_group(pgid: i32, n: usize) -> Vec<i32> {
     }
 }
 
+/// The live descendants of `root` (a service's shim), parents before children.
+pub fn tree_of(root: i32) -> Vec<i32> {
+    let mut buf = [0; 256];
+    let n = proctree::Tree::new()
+        .descendants(root, &mut buf)
+        .expect("the tree under a shim");
+    buf[..n]
+        .iter()
+        .copied()
+        .filter(|&p| proctree::read_stat(p).is_ok_and(|s| !s.has_exited()))
+        .collect()
+}
+
+/// Waits until `root` has at least `n` live descendants; returns them.
+pub fn wait_for_tree(root: i32, n: usize) -> Vec<i32> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let members = tree_of(root);
+        if members.len() >= n {
+            return members;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tree under {root} has {members:?}, expected {n} members"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `done` holds (bounded by [`PATIENCE`]); panics with `what` otherwise.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Pidfds on `pids`, opened now: whatever their numbers come to mean later, each names the
+/// process it named now.
+pub fn pin(pids: &[i32]) -> Vec<(i32, OwnedFd)> {
+    pids.iter()
+        .map(|&p| {
+            let pid = rustix::process::Pid::from_raw(p).expect("a pid");
+            let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                .unwrap_or_else(|e| panic!("pidfd of {p}: {e}"));
+            (p, fd)
+        })
+        .collect()
+}
+
+/// The pinned processes that are still running (have not exited), checked once, now.
+pub fn still_running(pinned: &[(i32, OwnedFd)]) -> Vec<i32> {
+    pinned
+        .iter()
+        .filter(|(_, fd)| !readable(fd, Duration::ZERO))
+        .map(|(p, _)| *p)
+        .collect()
+}
+
 /// Asserts that none of `pids` is still in group `pgid` (a pid may have been reused by a
 /// stranger, which then is in another group).
 pub fn assert_all_gone(pids: &[i32], pgid: i32) {

@@ -280,6 +280,7 @@ pub(crate) struct Stat {
     pub(crate) state: char,
     pub(crate) ppid: i32,
     pub(crate) pgrp: i32,
+    pub(crate) session: i32,
     /// Clock ticks after boot: with the pid, identifies a process across PID reuse.
     pub(crate) starttime: u64,
 }
@@ -293,6 +294,7 @@ pub(crate) fn stat(pid: i32) -> Option<Stat> {
         state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
         starttime: fields.get(19)?.parse().ok()?,
     })
 }

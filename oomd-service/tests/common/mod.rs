@@ -94,6 +94,13 @@ impl Rig {
 
     /// execd says `name` started; returns the subject.
     pub fn start(&mut self, name: &str, critical: bool) -> SubjectId {
+        // No such process: no kernel figure, reports only.
+        self.start_as(name, critical, i32::MAX)
+    }
+
+    /// As [`start`](Self::start), with `pid` as the root of the service's processes: the
+    /// memory of its descendants is read at every tick.
+    pub fn start_as(&mut self, name: &str, critical: bool, pid: i32) -> SubjectId {
         let subject = SubjectId::from_name(name);
         let (oomd_end, service_end) = oomd_proto::seqpacket_pair().expect("socketpair");
         let msg = FromAuthority::Started {
@@ -101,7 +108,7 @@ impl Rig {
             name: oomd_proto::name(name).expect("short"),
             class: SubjectClass::Standard,
             critical,
-            pid: i32::MAX, // no such process: no kernel figure, reports only
+            pid,
             cgroup: None,
         };
         let bytes = oomd_proto::encode(&msg, &mut self.buf).expect("fits");

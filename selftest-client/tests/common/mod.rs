@@ -1,0 +1,70 @@
+//! What the host tests share: the edge binaries built as the QEMU image has them, and execd
+//! as a child that is stopped when the test ends.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+const BINARIES: [&str; 4] = ["execd", "oomd", "hog-fixture", "selftest-client"];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+/// Builds the four binaries (selftest build of oomd) into their own target directory
+/// (`target/host-selftest`) and returns their directory.
+pub fn build() -> PathBuf {
+    let root = workspace_root();
+    let target = root.join("target").join("host-selftest");
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "execd",
+            "-p",
+            "oomd-service",
+            "-p",
+            "hog-fixture",
+            "-p",
+            "selftest-client",
+        ])
+        .args(["--features", "oomd-service/selftest"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the edge binaries failed");
+    let bin = target.join("debug");
+    for b in BINARIES {
+        assert!(bin.join(b).exists(), "{b} was not built");
+    }
+    bin
+}
+
+/// execd, started by the test: stopped (SIGTERM, which makes it end its services; SIGKILL
+/// after 10 s) when the test ends, however it ends.
+pub struct Execd(pub Child);
+
+impl Drop for Execd {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        // Not reaped yet (try_wait below is the only reaper): the pid is still execd's.
+        if let Ok(None) = self.0.try_wait() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
