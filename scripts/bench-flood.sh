@@ -33,6 +33,18 @@ cpu_ticks() { # pid -> utime+stime in clock ticks
     printf '%s\n' $((f[11] + f[12]))
 }
 
+oomd_pid() { # the pid execd reported -> oomd's own pid
+    # On a host, execd runs each service under a subreaper shim and reports the shim's pid
+    # (from this tree on); the shim's one child is oomd. Earlier trees report oomd itself.
+    local children
+    children=$(cat "/proc/$1/task/$1/children" 2>/dev/null || true)
+    if [ "$(cat "/proc/$1/comm")" = oomd ] || [ -z "$children" ]; then
+        printf '%s\n' "$1"
+    else
+        printf '%s\n' "${children%% *}"
+    fi
+}
+
 one_run() { # bin dir, run dir -> percent of one core on stdout
     local bin=$1 dir=$2 pid execd_pid before after
     rm -rf "$dir" && mkdir -p "$dir"
@@ -63,6 +75,8 @@ EOF
     done
     [ -n "$pid" ] || { kill "$execd_pid"; wait "$execd_pid" || true; say "oomd did not start"; exit 1; }
     sleep "$WARMUP_S"
+    pid=$(oomd_pid "$pid")
+    [ "$(cat "/proc/$pid/comm")" = oomd ] || { kill "$execd_pid"; say "pid $pid is not oomd"; exit 1; }
     before=$(cpu_ticks "$pid")
     sleep "$WINDOW_S"
     after=$(cpu_ticks "$pid")
