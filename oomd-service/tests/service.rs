@@ -316,3 +316,77 @@ fn a_service_that_closes_its_channel_goes_stale_and_is_not_forgotten() {
     });
     assert!(running, "{status:#?}");
 }
+
+#[test]
+fn a_message_of_another_protocol_is_told_this_is_not_an_oomd_socket() {
+    use std::os::fd::AsFd;
+    let mut rig = Rig::new("stranger", policy());
+    let stranger = oomd_proto::connect(&rig.dir.join("oomd.sock")).expect("connect");
+    let mut buf = [0; oomd_proto::MAX_MESSAGE_LEN];
+    // execd's "spawn" sent to oomd: never read as one of oomd's requests.
+    let spawn = oomd_proto::ExecdRequest::Spawn {
+        name: oomd_proto::name("hog").expect("short"),
+    };
+    let bytes = oomd_proto::encode(&spawn, &mut buf).expect("fits");
+    oomd_proto::send(stranger.as_fd(), bytes, &[]).expect("sent");
+    rig.pump_for(Duration::from_millis(30));
+    let mut rx = oomd_proto::Receiver::new();
+    oomd_proto::set_nonblocking(&stranger).expect("nonblocking");
+    // The stranger, reading with execd's protocol, learns it is at oomd's socket...
+    let got = rx.recv_msg::<oomd_proto::ExecdReply>(stranger.as_fd());
+    assert!(
+        matches!(
+            got,
+            Err(oomd_proto::WireError::Peer(
+                oomd_proto::PeerFault::WrongProtocol {
+                    expected: oomd_proto::Protocol::ExecdControl,
+                    found: Some(oomd_proto::Protocol::OomdControl),
+                }
+            ))
+        ),
+        "{got:?}"
+    );
+    // ... and oomd counted it, and stays usable for everyone else.
+    let counters = rig.control(&ControlRequest::Counters);
+    assert!(
+        matches!(counters.as_slice(), [ControlReply::Counters(c)] if c.wrong_protocol == 1),
+        "{counters:?}"
+    );
+}
+
+#[test]
+fn a_policy_document_with_one_bad_table_changes_nothing() {
+    let mut rig = Rig::new("atomic", policy());
+    rig.start("db", false);
+    let before = rig.control(&ControlRequest::GetPolicyDocument);
+    let mut bad_limits = policy().limits;
+    bad_limits.soft_bytes = bad_limits.hard_bytes + 1;
+    let mut doc = oomd_proto::PolicyDocument {
+        global: Some(Policy {
+            kill_budget: 1,
+            ..policy()
+        }),
+        services: heapless::Vec::new(),
+    };
+    for (name, limits) in [("db", policy().limits), ("web", bad_limits)] {
+        doc.services
+            .push(oomd_proto::ServiceLimits {
+                name: oomd_proto::name(name).expect("short"),
+                limits: Some(limits),
+            })
+            .expect("room");
+    }
+    let replies = rig.control(&ControlRequest::ApplyPolicy(doc));
+    let [ControlReply::Error(e)] = replies.as_slice() else {
+        panic!("{replies:?}");
+    };
+    assert_eq!(
+        e.to_string(),
+        "policy refused, nothing applied: service.web.soft_bytes: soft_bytes must not exceed hard_bytes"
+    );
+    assert_eq!(rig.control(&ControlRequest::GetPolicyDocument), before);
+    assert!(!rig
+        .lines()
+        .iter()
+        .any(|l| l.starts_with("oomd: policy changed")));
+}

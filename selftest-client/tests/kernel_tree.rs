@@ -20,7 +20,9 @@ use common::{build, Execd};
 
 const MIB: u64 = 1 << 20;
 
-const POLICY: &str = r#"
+/// The policy: kernel readings enforced for every service (`ENFORCED`), or, the default, only
+/// for services that do not report (`DEFAULT`).
+const ENFORCED: &str = r#"
 [policy]
 sample_period_ms = 20
 enforce_kernel = true
@@ -33,7 +35,19 @@ soft_grace_ticks = 0
 exit_deadline_ticks = 100
 "#;
 
-fn manifest(bin: &Path, dir: &Path) -> String {
+const DEFAULT: &str = r#"
+[policy]
+sample_period_ms = 20
+underreport_margin_bytes = "4 MiB"
+
+[service.workers]
+soft_bytes = "32 MiB"
+hard_bytes = "48 MiB"
+soft_grace_ticks = 0
+exit_deadline_ticks = 100
+"#;
+
+fn manifest(bin: &Path, dir: &Path, memstat: bool) -> String {
     let (bin, dir) = (bin.display(), dir.display());
     format!(
         r#"
@@ -48,6 +62,7 @@ name = "workers"
 argv = ["{bin}/hog-fixture", "--mode", "forker", "--children", "3", "--child-bytes", "24MiB",
         "--child-escape", "double-fork", "--no-publish", "--max", "0",
         "--linger-ms", "20000", "--lifetime-ms", "20000"]
+memstat = {memstat}
 "#
     )
 }
@@ -67,14 +82,24 @@ fn running(exe: &Path) -> Vec<i32> {
     pids
 }
 
+/// Both cases run one after the other in one test: they look for the hog's processes by
+/// executable, so they must not overlap.
 #[test]
 fn a_service_whose_escaped_workers_hold_the_memory_is_killed_on_the_kernel_figure() {
     let bin = build();
-    let dir = std::env::temp_dir().join(format!("oomd-kernel-tree-{}", std::process::id()));
+    // With kernel readings enforced for everyone, the workers' report (nothing) loses.
+    kill_on_the_kernel_figure(&bin, "enforced", ENFORCED, true);
+    // With the default policy: a service without a memstat channel (`memstat = false`, the
+    // stress-ng --bigheap case) is judged on its kernel figure all the same.
+    kill_on_the_kernel_figure(&bin, "silent", DEFAULT, false);
+}
+
+fn kill_on_the_kernel_figure(bin: &Path, tag: &str, policy: &str, memstat: bool) {
+    let dir = std::env::temp_dir().join(format!("oomd-kernel-tree-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::write(dir.join("policy.toml"), POLICY).expect("policy");
-    std::fs::write(dir.join("manifest.toml"), manifest(&bin, &dir)).expect("manifest");
+    std::fs::write(dir.join("policy.toml"), policy).expect("policy");
+    std::fs::write(dir.join("manifest.toml"), manifest(bin, &dir, memstat)).expect("manifest");
     let log_path = dir.join("execd.log");
     let log_file = std::fs::File::create(&log_path).expect("log");
     let execd = Command::new(bin.join("execd"))
