@@ -40,6 +40,7 @@ fn terminate(h: &Harness, ticket: u32, name: &str, mode: TerminationMode) -> Ans
         subject: SubjectId::from_name(name),
         mode,
         audit_seq: u64::from(ticket) * 10,
+        bytes: 1 << 20,
     }));
     match h
         .recv_from_execd_until(|m| matches!(m, FromAuthority::Answer { .. }))
@@ -554,6 +555,7 @@ fn the_watchdog_gets_the_channel_and_the_started_messages_that_waited_for_it() {
                 subject: SubjectId::from_name(name),
                 mode: TerminationMode::Graceful,
                 audit_seq: 0,
+                bytes: 0,
             }),
         );
         common::recv::<FromAuthority>(&oomd, PATIENCE)

@@ -50,6 +50,7 @@ fn the_largest_messages_round_trip_within_the_bound() {
         subject,
         mode: TerminationMode::Forced,
         audit_seq: u64::MAX,
+        bytes: u64::MAX,
     }));
     round_trip(&ExecdRequest::Spawn { name: long_name() });
     round_trip(&ExecdReply::Exited {

@@ -43,6 +43,12 @@ pub struct TerminationRequest {
     /// event that records this request: it exists before the request does, and lets the
     /// authority's own logs point at the audit record.
     pub audit_seq: u64,
+    /// The enforced bytes at the decision. The authority keeps it with the termination, so
+    /// that a restarted watchdog adopting the kill ([`Restore::KillInFlight`]) reports the
+    /// figure it was decided on.
+    ///
+    /// [`Restore::KillInFlight`]: crate::Restore::KillInFlight
+    pub bytes: u64,
 }
 
 /// The process authority as the core sees it.

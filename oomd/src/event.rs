@@ -283,6 +283,24 @@ pub enum EventKind {
         /// The first setting at fault.
         reason: PolicyError,
     },
+    /// The watchdog took over from a previous run ([`Restore::Resume`](crate::Restore)).
+    Resumed {
+        /// The tick it continues from.
+        tick: Tick,
+        /// The first ticket it will issue.
+        next_ticket: Ticket,
+    },
+    /// A kill requested by a previous run was adopted ([`Restore::KillInFlight`](crate::Restore)).
+    KillAdopted {
+        /// Who.
+        subject: SubjectId,
+        /// The request.
+        ticket: Ticket,
+        /// How hard it asked.
+        mode: TerminationMode,
+        /// The authority had accepted it.
+        acknowledged: bool,
+    },
     /// A subject that reports has had no frame accepted for `report_stale_ticks` ticks (once
     /// per silence: another only after a frame of it is accepted again).
     ReportStale {
@@ -321,11 +339,13 @@ pub enum EventTag {
     TickClamped,
     PolicyRefused,
     ReportStale,
+    Resumed,
+    KillAdopted,
 }
 
 impl EventTag {
     /// How many kinds there are.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 24;
 }
 
 impl EventKind {
@@ -355,6 +375,8 @@ impl EventKind {
             Self::TickClamped { .. } => EventTag::TickClamped,
             Self::PolicyRefused { .. } => EventTag::PolicyRefused,
             Self::ReportStale { .. } => EventTag::ReportStale,
+            Self::Resumed { .. } => EventTag::Resumed,
+            Self::KillAdopted { .. } => EventTag::KillAdopted,
         }
     }
 }
@@ -400,6 +422,11 @@ impl<const N: usize> EventLog<N> {
 
     pub(crate) const fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// Numbers the next event `seq` (an empty log taking over from a previous run's).
+    pub(crate) fn resume_at(&mut self, seq: u64) {
+        self.next_seq = seq;
     }
 
     /// The sequence number of the oldest event still held.

@@ -2,7 +2,7 @@
 
 use memstat::{SubjectId, MAX_FRAME_LEN};
 
-use crate::{Answer, PolicyUpdate, Tick, Ticket};
+use crate::{Answer, PolicyUpdate, TerminationMode, Tick, Ticket};
 
 /// Every input the core accepts. A run is fully described by its sequence of inputs: feeding
 /// the same sequence to a fresh [`Watchdog`](crate::Watchdog) gives a byte-identical event log.
@@ -63,6 +63,58 @@ pub enum Input {
     },
     /// The authority observed that a subject exited (all of its processes).
     Exited(SubjectId),
+    /// What a previous run of the watchdog left behind, fed by the edge when the watchdog
+    /// restarts (from its audit log and from the authority), so that a restart forgets
+    /// nothing: see [`Restore`].
+    Restore(Restore),
+}
+
+/// What a restarted watchdog takes over from the run before it. The edge feeds these
+/// (recorded and replayed like every other input) right after it builds the watchdog:
+/// [`Restore::Resume`] first, then one [`Restore::KillDecided`] per kill decision still inside
+/// the kill window, then, after each subject's registration, its [`Restore::KillInFlight`].
+///
+/// The invariants then hold across the restart: the kill budget counts the kills decided before
+/// it; a kill in flight at the crash is confirmed once when the subject exits (or escalated,
+/// or reported failed), never requested again; sequence numbers and tickets never repeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum Restore {
+    /// Where the previous run left off. Only taken by a fresh watchdog (no input yet).
+    Resume {
+        /// The tick to continue from (the previous run's last tick, plus the ticks that passed
+        /// while no watchdog ran).
+        tick: Tick,
+        /// The sequence number of the next event: events are numbered on from the previous
+        /// run, so `events(since)` never sees a number twice.
+        next_event_seq: u64,
+        /// The next ticket to issue: no ticket of the previous run is issued again.
+        next_ticket: u32,
+    },
+    /// A kill (or would-kill) decided at `at` in the previous run: it counts against the kill
+    /// budget while it is inside the window.
+    KillDecided {
+        /// When it was decided.
+        at: Tick,
+    },
+    /// A termination the authority carries out (or carried out while no watchdog ran) that a
+    /// previous run requested. The subject must be registered and running with no kill of its
+    /// own: it becomes pending on this ticket, as if this run had requested it.
+    KillInFlight {
+        /// Who.
+        subject: SubjectId,
+        /// The request's ticket.
+        ticket: Ticket,
+        /// How hard it asked.
+        mode: TerminationMode,
+        /// The authority accepted it (so its exit is this kill's confirmation).
+        accepted: bool,
+        /// The enforced bytes at the decision ([`TerminationRequest::bytes`]).
+        ///
+        /// [`TerminationRequest::bytes`]: crate::TerminationRequest::bytes
+        bytes: u64,
+    },
 }
 
 /// A subject as the authority spawned it.

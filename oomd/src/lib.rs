@@ -96,7 +96,7 @@ pub use authority::{
 pub use event::{
     DenyReason, Event, EventKind, EventTag, Events, KillReason, RegistrationError, Rejection,
 };
-pub use input::{Input, Payload, Registration, SubjectClass};
+pub use input::{Input, Payload, Registration, Restore, SubjectClass};
 pub use memstat::SubjectId;
 pub use policy::{Limits, Policy, PolicyError, PolicyUpdate};
 pub use subject::{KillState, SubjectStatus};

@@ -238,5 +238,21 @@ pub fn write_line<W: Write + ?Sized, N: SubjectNames + ?Sized>(
         EventKind::ReportStale { subject, since } => {
             write!(w, "oomd: report stale app={} since={since}", n(subject))
         }
+        EventKind::Resumed { tick, next_ticket } => {
+            write!(w, "oomd: resumed tick={tick} next_ticket={}", next_ticket.0)
+        }
+        EventKind::KillAdopted {
+            subject,
+            ticket,
+            mode,
+            acknowledged,
+        } => write!(
+            w,
+            "oomd: kill adopted app={} ticket={} mode={}{}",
+            n(subject),
+            ticket.0,
+            mode.as_str(),
+            if acknowledged { " (acknowledged)" } else { "" }
+        ),
     }
 }

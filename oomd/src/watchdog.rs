@@ -9,7 +9,7 @@ use crate::subject::Subject;
 use crate::{
     limits, Answer, Authority, DenyReason, EventKind, EventTag, Events, Input, KillReason,
     KillState, Limits, Payload, Policy, PolicyError, PolicyUpdate, Registration, RegistrationError,
-    Rejection, SubjectStatus, TerminationMode, TerminationRequest, Tick, Ticket,
+    Rejection, Restore, SubjectStatus, TerminationMode, TerminationRequest, Tick, Ticket,
 };
 
 /// Why an input was not taken as given. The core has already counted it (and, where the
@@ -29,6 +29,10 @@ pub enum InputError {
     StaleAnswer,
     /// The tick was earlier than the current one and was clamped.
     TickWentBackwards,
+    /// A [`Restore::Resume`] reached a watchdog that already took inputs: ignored.
+    NotFresh,
+    /// A [`Restore::KillInFlight`] named a subject that already has a kill of its own.
+    KillAlreadyPending,
 }
 
 /// Counters that survive the event ring's overwriting. Monotonic, saturating.
@@ -235,6 +239,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             Input::SetPolicy(update) => self.on_set_policy(update),
             Input::Answer { ticket, answer } => self.on_answer(ticket, answer),
             Input::Exited(id) => self.on_exited(id),
+            Input::Restore(r) => self.on_restore(r),
         }
     }
 
@@ -494,6 +499,80 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         Ok(())
     }
 
+    fn on_restore(&mut self, restore: Restore) -> Result<(), InputError> {
+        match restore {
+            Restore::Resume {
+                tick,
+                next_event_seq,
+                next_ticket,
+            } => {
+                let fresh = self.log.next_seq() == 0 && self.len == 0 && self.now == Tick::ZERO;
+                if !fresh {
+                    return Err(InputError::NotFresh);
+                }
+                self.now = tick;
+                self.log.resume_at(next_event_seq);
+                self.next_ticket = next_ticket.max(1);
+                self.emit(EventKind::Resumed {
+                    tick,
+                    next_ticket: Ticket(self.next_ticket),
+                });
+                Ok(())
+            }
+            Restore::KillDecided { at } => {
+                // A decision is never in the future; fed oldest first, the newest
+                // `MAX_KILL_BUDGET` are kept, which is all a window can count.
+                self.budget.record(at.min(self.now));
+                Ok(())
+            }
+            Restore::KillInFlight {
+                subject,
+                ticket,
+                mode,
+                accepted,
+                bytes,
+            } => {
+                let i = match self.find(subject) {
+                    Some(i) if self.subjects[i].running() => i,
+                    _ => return Err(InputError::UnknownSubject),
+                };
+                if !matches!(
+                    self.subjects[i].kill,
+                    KillState::Idle | KillState::Throttled { .. }
+                ) {
+                    return Err(InputError::KillAlreadyPending);
+                }
+                let limits = self.limits_of(&self.subjects[i]);
+                let now = self.now;
+                let s = &mut self.subjects[i];
+                s.kill = KillState::Pending {
+                    ticket,
+                    mode,
+                    acknowledged: accepted,
+                    escalated_from_acknowledged: false,
+                    deadline: now.plus(limits.exit_deadline_ticks),
+                    bytes,
+                };
+                // An incident is open: the subject stays in it until it exits or falls below
+                // the re-arm threshold.
+                if s.over_soft_since().is_none() {
+                    s.set_over_soft_since(Some(now));
+                }
+                // No ticket of the previous run is issued again.
+                if ticket.0 >= self.next_ticket {
+                    self.next_ticket = ticket.0.wrapping_add(1).max(1);
+                }
+                self.emit(EventKind::KillAdopted {
+                    subject,
+                    ticket,
+                    mode,
+                    acknowledged: accepted,
+                });
+                Ok(())
+            }
+        }
+    }
+
     // ----- decisions -----------------------------------------------------------------------
 
     /// Everything a tick does for one subject, in a fixed order: under-report check, the
@@ -684,6 +763,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             subject,
             mode,
             audit_seq,
+            bytes,
         });
     }
 

@@ -298,6 +298,12 @@ impl<const S: usize, const E: usize> Harness<S, E> {
         self.now
     }
 
+    /// Moves the harness's clock to `tick` without feeding anything (after a
+    /// [`Restore::Resume`](oomd::Restore::Resume) that set the watchdog's clock there).
+    pub fn set_now(&mut self, tick: u64) {
+        self.now = tick;
+    }
+
     /// The authority accepts `ticket`.
     pub fn accept(&mut self, ticket: Ticket) -> Result<(), InputError> {
         self.feed(Input::Answer {

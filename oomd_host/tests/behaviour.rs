@@ -1055,3 +1055,126 @@ fn a_latest_frame_is_checked_like_any_frame() {
     );
     assert_eq!(h.wd.counters().rejected(Rejection::UnknownSender), 4);
 }
+
+// ----- a restart --------------------------------------------------------------------------
+
+fn resume(h: &mut Harness, tick: u64, next_event_seq: u64, next_ticket: u32) {
+    h.feed(oomd::Input::Restore(oomd::Restore::Resume {
+        tick: Tick(tick),
+        next_event_seq,
+        next_ticket,
+    }))
+    .expect("a fresh watchdog resumes");
+    h.set_now(tick);
+}
+
+#[test]
+fn a_restarted_watchdog_numbers_on_where_the_last_one_stopped() {
+    let mut h = harness();
+    resume(&mut h, 500, 9_000, 41);
+    assert_eq!(h.wd.now(), Tick(500));
+    assert_eq!(h.events()[0].seq, 9_000);
+    assert_eq!(count_lines(&h, "oomd: resumed tick=500 next_ticket=41"), 1);
+    h.register("hog");
+    h.report("hog", 2_500).unwrap();
+    h.tick().unwrap();
+    assert_eq!(h.last_request().ticket, oomd::Ticket(41));
+    assert!(h.events().iter().all(|e| e.seq >= 9_000));
+    // Only a fresh watchdog resumes: a second Resume changes nothing.
+    assert_eq!(
+        h.feed(oomd::Input::Restore(oomd::Restore::Resume {
+            tick: Tick(0),
+            next_event_seq: 0,
+            next_ticket: 1,
+        })),
+        Err(InputError::NotFresh)
+    );
+    assert_eq!(h.wd.now(), Tick(501));
+}
+
+#[test]
+fn kills_decided_before_a_restart_count_against_the_budget() {
+    let mut h = harness(); // 2 kills per 10 ticks
+    resume(&mut h, 100, 0, 1);
+    for at in [95, 97] {
+        h.feed(oomd::Input::Restore(oomd::Restore::KillDecided {
+            at: Tick(at),
+        }))
+        .unwrap();
+    }
+    h.register("hog");
+    h.report("hog", 2_500).unwrap();
+    h.tick().unwrap(); // tick 101: both earlier kills are in the window
+    assert_eq!(count_lines(&h, "oomd: kill throttled app=hog"), 1);
+    assert!(h.requests().is_empty());
+    h.ticks(5); // tick 106: the kill of 95 has left the window
+    assert_eq!(h.requests().len(), 1);
+    assert_eq!(h.now(), 106);
+}
+
+#[test]
+fn an_adopted_kill_is_confirmed_once_when_the_subject_exits() {
+    let mut h = harness();
+    resume(&mut h, 50, 300, 8);
+    h.register("hog");
+    h.feed(oomd::Input::Restore(oomd::Restore::KillInFlight {
+        subject: SubjectId::from_name("hog"),
+        ticket: oomd::Ticket(7),
+        mode: TerminationMode::Graceful,
+        accepted: true,
+        bytes: 31_337,
+    }))
+    .unwrap();
+    assert_eq!(
+        count_lines(
+            &h,
+            "oomd: kill adopted app=hog ticket=7 mode=graceful (acknowledged)"
+        ),
+        1
+    );
+    // Still over its limit, it is not requested again: the kill is already under way.
+    h.report("hog", 9_000).unwrap();
+    h.tick().unwrap();
+    assert!(h.requests().is_empty());
+    h.exited("hog").unwrap();
+    assert_eq!(count_lines(&h, "oomd: kill app=hog bytes=31337"), 1);
+    assert_eq!(h.count(EventTag::KillConfirmed), 1);
+    // An adopted kill that was never answered escalates at its deadline like any other.
+    h.register("slow");
+    h.feed(oomd::Input::Restore(oomd::Restore::KillInFlight {
+        subject: SubjectId::from_name("slow"),
+        ticket: oomd::Ticket(6),
+        mode: TerminationMode::Graceful,
+        accepted: false,
+        bytes: 4_000,
+    }))
+    .unwrap();
+    h.ticks(3); // the deadline (3)
+    let forced = h.last_request();
+    assert_eq!(forced.subject, SubjectId::from_name("slow"));
+    assert_eq!(forced.mode, TerminationMode::Forced);
+    assert_eq!(
+        forced.ticket,
+        oomd::Ticket(8),
+        "tickets of the last run are not reused"
+    );
+    assert_eq!(count_lines(&h, "oomd: kill escalated app=slow ticket=6"), 1);
+}
+
+#[test]
+fn a_kill_cannot_be_adopted_twice_or_for_a_stranger() {
+    let mut h = harness();
+    h.register("hog");
+    let adopt = |subject: &str| {
+        oomd::Input::Restore(oomd::Restore::KillInFlight {
+            subject: SubjectId::from_name(subject),
+            ticket: oomd::Ticket(3),
+            mode: TerminationMode::Forced,
+            accepted: true,
+            bytes: 1,
+        })
+    };
+    h.feed(adopt("hog")).unwrap();
+    assert_eq!(h.feed(adopt("hog")), Err(InputError::KillAlreadyPending));
+    assert_eq!(h.feed(adopt("ghost")), Err(InputError::UnknownSubject));
+}

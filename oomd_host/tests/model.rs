@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use memstat::{Frame, SubjectId, MAX_FRAME_LEN};
 use oomd::{
     Answer, Event, EventKind, Input, Limits, Payload, Policy, PolicyUpdate, RefusalReason,
-    Registration, SubjectClass, SubjectStatus, TerminationMode, TerminationRequest, Tick, Ticket,
-    Watchdog,
+    Registration, Restore, SubjectClass, SubjectStatus, TerminationMode, TerminationRequest, Tick,
+    Ticket, Watchdog,
 };
 use oomd_host::fixture::RecordingAuthority;
 use proptest::prelude::*;
@@ -99,6 +99,8 @@ enum Op {
         judge_on_kernel: bool,
         stale_ticks: u32,
     },
+    /// The watchdog dies and a new one takes over from the audit log and the authority.
+    Crash,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -128,6 +130,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<bool>().prop_map(Op::EnforceKernel),
         1 => (any::<bool>(), 1..12u32)
             .prop_map(|(judge_on_kernel, stale_ticks)| Op::Silence { judge_on_kernel, stale_ticks }),
+        1 => Just(Op::Crash),
     ]
 }
 
@@ -177,6 +180,10 @@ struct Model {
     log: Vec<Event>,
     /// Frames (ordinary and latest) accepted per sender since the last tick.
     accepted_this_tick: BTreeMap<SubjectId, u16>,
+    /// Every earlier run of the watchdog: the policy it started with and its inputs.
+    incarnations: Vec<(Policy, Vec<Input>)>,
+    /// The policy the current run started with.
+    started_with: Option<Policy>,
 }
 
 impl Model {
@@ -335,7 +342,77 @@ impl Model {
                 report_stale_ticks: stale_ticks,
                 ..*wd.policy()
             })),
+            Op::Crash => return None, // not an input: see `Model::crash`
         })
+    }
+
+    /// The watchdog dies here. A new one is built the way the edge builds it: the policy in
+    /// force, then what the audit log tells (where the clock, the events and the tickets
+    /// were, and the kill decisions inside the window), then what the authority tells (every
+    /// running subject, and the terminations it carries out). Every invariant is checked on
+    /// the restore inputs too, and across the crash.
+    fn crash(
+        &mut self,
+        wd: &mut Wd,
+        authority: &mut RecordingAuthority,
+    ) -> Result<(), TestCaseError> {
+        let in_force = *wd.policy();
+        let running: Vec<SubjectStatus> = wd.subjects().filter(|s| s.running).collect();
+        let next_ticket = authority
+            .requests
+            .iter()
+            .map(|r| r.ticket.0 + 1)
+            .max()
+            .unwrap_or(1);
+        let next_event_seq = wd.next_event_seq();
+        let started_with = self.started_with.unwrap_or_else(policy);
+        self.incarnations
+            .push((started_with, core::mem::take(&mut self.inputs)));
+        self.started_with = Some(in_force);
+        *wd = Wd::new(in_force).expect("the policy in force is valid");
+        // A new process: its frame budgets start afresh.
+        self.accepted_this_tick.clear();
+        self.step(
+            wd,
+            authority,
+            Input::Restore(Restore::Resume {
+                tick: Tick(self.now),
+                next_event_seq,
+                next_ticket,
+            }),
+        )?;
+        // The newest kill decisions, as many as the core remembers: a window enlarged after
+        // the restart must still count them.
+        let keep = usize::from(oomd::limits::MAX_KILL_BUDGET);
+        let recent = self.decisions[self.decisions.len().saturating_sub(keep)..].to_vec();
+        for at in recent {
+            self.step(
+                wd,
+                authority,
+                Input::Restore(Restore::KillDecided { at: Tick(at) }),
+            )?;
+        }
+        for s in running {
+            let registration = Registration {
+                subject: s.subject,
+                class: s.class,
+                critical: s.critical,
+                reports: s.reports,
+            };
+            self.step(wd, authority, Input::Register(registration))?;
+            if let Some(r) = self.in_flight.get(&s.subject).copied() {
+                let accepted = self.incident_accepted(s.subject);
+                let adopt = Restore::KillInFlight {
+                    subject: r.subject,
+                    ticket: r.ticket,
+                    mode: r.mode,
+                    accepted,
+                    bytes: r.bytes,
+                };
+                self.step(wd, authority, Input::Restore(adopt))?;
+            }
+        }
+        Ok(())
     }
 
     /// Feeds one input and checks every invariant against what it produced.
@@ -349,6 +426,10 @@ impl Model {
             wd.subjects().map(|s| (s.subject, s)).collect();
         let result = wd.handle(input, authority);
         self.inputs.push(input);
+        // Restoring never fails when the edge feeds what the model says it should.
+        if let Input::Restore(r) = input {
+            prop_assert!(result.is_ok(), "{:?} refused: {:?}", r, result);
+        }
         if let Input::Tick(t) = input {
             self.now = self.now.max(t.0);
             self.accepted_this_tick.clear();
@@ -526,19 +607,25 @@ proptest! {
         let mut authority = RecordingAuthority::default();
         let mut model = Model::default();
         for op in &ops {
-            if let Some(input) = model.input(op, &wd, &authority.requests) {
+            if let Op::Crash = op {
+                model.crash(&mut wd, &mut authority)?;
+            } else if let Some(input) = model.input(op, &wd, &authority.requests) {
                 model.step(&mut wd, &mut authority, input)?;
             }
         }
 
-        // 8. Replay: the same inputs give the same log and the same requests.
-        let mut replayed = Wd::new(policy()).expect("valid policy");
+        // 8. Replay: the same inputs give the same log and the same requests, run by run.
+        let mut runs = model.incarnations.clone();
+        runs.push((model.started_with.unwrap_or_else(policy), model.inputs.clone()));
         let mut replay_authority = RecordingAuthority::default();
         let mut again = Vec::new();
-        for input in &model.inputs {
-            let next = replayed.next_event_seq();
-            let _ = replayed.handle(*input, &mut replay_authority);
-            again.extend(replayed.events(next, usize::MAX));
+        for (start, inputs) in &runs {
+            let mut replayed = Wd::new(*start).expect("valid policy");
+            for input in inputs {
+                let next = replayed.next_event_seq();
+                let _ = replayed.handle(*input, &mut replay_authority);
+                again.extend(replayed.events(next, usize::MAX));
+            }
         }
         prop_assert_eq!(&model.log, &again);
         prop_assert_eq!(authority.requests, replay_authority.requests);
@@ -567,7 +654,9 @@ fn the_model_reaches_the_interesting_states() {
         let mut authority = RecordingAuthority::default();
         let mut model = Model::default();
         for op in &ops {
-            if let Some(input) = model.input(op, &wd, &authority.requests) {
+            if let Op::Crash = op {
+                model.crash(&mut wd, &mut authority).expect("invariants");
+            } else if let Some(input) = model.input(op, &wd, &authority.requests) {
                 model
                     .step(&mut wd, &mut authority, input)
                     .expect("invariants");
@@ -587,6 +676,8 @@ fn the_model_reaches_the_interesting_states() {
         oomd::EventTag::UnderReport,
         oomd::EventTag::FrameRejected,
         oomd::EventTag::ReportStale,
+        oomd::EventTag::Resumed,
+        oomd::EventTag::KillAdopted,
     ] {
         assert!(seen.contains(&tag), "the generator never produced {tag:?}");
     }
