@@ -46,8 +46,14 @@ oomd_pid() { # the pid execd reported -> oomd's own pid
 }
 
 one_run() { # bin dir, run dir -> percent of one core on stdout
-    local bin=$1 dir=$2 pid execd_pid before after
+    local bin=$1 dir=$2 pid execd_pid before after AUDIT_ARGS=
     rm -rf "$dir" && mkdir -p "$dir"
+    # Builds that have an audit log keep it in the run directory, never in /var/lib.
+    local help
+    help=$("$bin/oomd" --help 2>/dev/null || true)
+    if grep -q -- '--audit-log' <<<"$help"; then
+        AUDIT_ARGS=", \"--audit-log\", \"$dir/audit.jsonl\""
+    fi
     cat >"$dir/policy.toml" <<'EOF'
 [policy]
 sample_period_ms = 20
@@ -56,7 +62,7 @@ EOF
     cat >"$dir/services.toml" <<EOF
 [[service]]
 name = "oomd"
-argv = ["$bin/oomd", "--policy", "$dir/policy.toml", "--socket", "$dir/oomd.sock", "--log", "none"]
+argv = ["$bin/oomd", "--policy", "$dir/policy.toml", "--socket", "$dir/oomd.sock", "--log", "none"$AUDIT_ARGS]
 role = "watchdog"
 memstat = false
 

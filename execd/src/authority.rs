@@ -19,6 +19,28 @@ pub(crate) struct Outgoing {
     pub(crate) fd: Option<OwnedFd>,
 }
 
+/// A termination execd carries out for the oomd service: what a restarted oomd service is
+/// told, so that it adopts the kill instead of deciding it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Termination {
+    pub(crate) ticket: oomd::Ticket,
+    pub(crate) mode: oomd::TerminationMode,
+    pub(crate) accepted: bool,
+    pub(crate) bytes: u64,
+}
+
+impl Termination {
+    pub(crate) fn message(&self, subject: memstat::SubjectId) -> FromAuthority {
+        FromAuthority::Terminating {
+            subject,
+            ticket: self.ticket,
+            mode: self.mode,
+            accepted: self.accepted,
+            bytes: self.bytes,
+        }
+    }
+}
+
 /// The authority channel while it is open.
 #[derive(Debug)]
 pub(crate) struct Link {
@@ -27,6 +49,8 @@ pub(crate) struct Link {
     /// unknown to the oomd service on this one.
     pub(crate) generation: u64,
     out: VecDeque<Outgoing>,
+    /// When the oomd service last sent anything (a heartbeat at least).
+    pub(crate) last_heard: std::time::Instant,
 }
 
 impl Link {
@@ -36,6 +60,7 @@ impl Link {
             fd,
             generation,
             out: VecDeque::new(),
+            last_heard: std::time::Instant::now(),
         })
     }
 
@@ -92,9 +117,23 @@ impl Execd {
         let link = Link::new(fd, self.link_generations)?;
         self.log.line(format_args!("execd: authority channel open"));
         self.link = Some(link);
+        // Nothing is forgotten: every service that runs, every termination under way, and
+        // every exit after an accepted termination not yet acknowledged.
         for i in 0..self.slots.len() {
-            if let Some(started) = self.slots[i].pending.take() {
-                self.announce(i, started);
+            self.announce(i);
+            if let Some(unseen) = &self.slots[i].unseen_exit {
+                let subject = self.slots[i].spec.subject;
+                let messages = [
+                    unseen.started.clone(),
+                    unseen.termination.message(subject),
+                    FromAuthority::Exited {
+                        subject,
+                        status: unseen.status,
+                    },
+                ];
+                for msg in messages {
+                    self.send_to_oomd(Outgoing { msg, fd: None });
+                }
             }
         }
         Ok(())
@@ -113,6 +152,7 @@ impl Execd {
             FromAuthority::Started { .. } => "Started",
             FromAuthority::Answer { .. } => "Answer",
             FromAuthority::Exited { .. } => "Exited",
+            FromAuthority::Terminating { .. } => "Terminating",
         };
         if !link.push(out) {
             self.stats.authority_dropped += 1;
@@ -128,7 +168,13 @@ impl Execd {
             if !link.has_room() {
                 return;
             }
-            match self.receiver.recv_msg::<ToAuthority>(link.fd()) {
+            let received = self.receiver.recv_msg::<ToAuthority>(link.fd());
+            if received.is_ok() {
+                if let Some(link) = &mut self.link {
+                    link.last_heard = std::time::Instant::now();
+                }
+            }
+            match received {
                 Ok((ToAuthority::Terminate(request), _fds)) => {
                     let answer = self.terminate(request);
                     let msg = FromAuthority::Answer {
@@ -136,6 +182,12 @@ impl Execd {
                         answer,
                     };
                     self.send_to_oomd(Outgoing { msg, fd: None });
+                }
+                Ok((ToAuthority::Heartbeat { .. }, _fds)) => {}
+                Ok((ToAuthority::ExitSeen { subject }, _fds)) => {
+                    if let Some(i) = self.find_subject(subject) {
+                        self.slots[i].unseen_exit = None;
+                    }
                 }
                 Err(e) if e.is_would_block() => return,
                 Err(e @ WireError::Peer(_)) => {
@@ -183,6 +235,14 @@ impl Execd {
         }
         match self.signal_service(i, request.mode) {
             Ok(()) => {
+                if let Some(run) = &mut self.slots[i].run {
+                    run.termination = Some(Termination {
+                        ticket: request.ticket,
+                        mode: request.mode,
+                        accepted: true,
+                        bytes: request.bytes,
+                    });
+                }
                 self.stats.terminate_accepted += 1;
                 self.log.line(format_args!(
                     "execd: terminate {name} mode={mode} accepted {by}"

@@ -306,6 +306,25 @@ impl Execd {
                 self.clients[c].push(ExecdReply::End);
             }
             ExecdRequest::Subscribe => self.clients[c].subscribed = true,
+            ExecdRequest::EndWatchdog => {
+                let uid = self.clients[c].cred.uid;
+                let reply = if !cfg!(feature = "selftest") || !self.clients[c].privileged {
+                    self.log.line(format_args!(
+                        "execd: end-watchdog refused (not-permitted: {}) by=control pid={pid}",
+                        if cfg!(feature = "selftest") {
+                            "not a privileged caller"
+                        } else {
+                            "not a selftest build"
+                        }
+                    ));
+                    ExecdReply::Error(ExecdError::NotPermitted { uid })
+                } else if self.end_watchdog() {
+                    ExecdReply::Terminate(TerminateOutcome::Accepted)
+                } else {
+                    ExecdReply::Terminate(TerminateOutcome::Unknown)
+                };
+                self.clients[c].push(reply);
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{Signal, WaitId, WaitIdOptions, WaitOptions};
 
-use crate::authority::{Link, Outgoing};
+use crate::authority::{Link, Outgoing, Termination};
 use crate::cgroup::{self, CgroupRoot};
 use crate::clients::Client;
 use crate::limits::{CGROUP_PREFIX, CONTROL_LOG_EVERY, DRAIN_INTERVAL, DROP_GRACE, REAP_INTERVAL};
@@ -50,6 +50,7 @@ use crate::log::Log;
 use crate::manifest::{Manifest, Role, ServiceSpec};
 use crate::options::{Options, SetupError, Stats};
 use crate::spawn::{self, Inherit};
+use crate::supervise::Supervisor;
 use crate::{signal, tree};
 
 /// The process authority: services, channels, clients, and the loop that drives them.
@@ -77,6 +78,12 @@ pub struct Execd {
     pub(crate) strangers: Throttle,
     /// How the descendants of shims are read (detected once).
     pub(crate) tree: proctree::Tree,
+    /// The watchdog's restart schedule (`supervise.rs`).
+    pub(crate) supervisor: Supervisor,
+    /// A watchdog silent for longer than this is ended and restarted.
+    pub(crate) heartbeat_timeout: Duration,
+    /// execd is shutting down: the watchdog is not restarted.
+    pub(crate) stopping: bool,
 }
 
 /// One manifest entry and its current run.
@@ -84,8 +91,18 @@ pub struct Execd {
 pub(crate) struct Slot {
     pub(crate) spec: ServiceSpec,
     pub(crate) run: Option<Run>,
-    /// Its `Started`, waiting for an authority channel.
-    pub(crate) pending: Option<Outgoing>,
+    /// The exit of its last run, after a termination execd accepted, until the oomd service
+    /// acknowledges it (`ExitSeen`): announced again on every new authority channel, so that a
+    /// kill whose exit came while no oomd ran is still confirmed.
+    pub(crate) unseen_exit: Option<UnseenExit>,
+}
+
+/// An exit after an accepted termination that the oomd service has not acknowledged.
+#[derive(Debug)]
+pub(crate) struct UnseenExit {
+    pub(crate) started: FromAuthority,
+    pub(crate) termination: Termination,
+    pub(crate) status: ExitStatus,
 }
 
 #[derive(Debug)]
@@ -98,6 +115,17 @@ pub(crate) struct Run {
     /// After a forced termination in process-group mode: when to kill again whatever has
     /// appeared under the shim since, until the shim exits.
     pub(crate) rekill: Option<Instant>,
+    /// Its `Started`, as sent on every authority channel (each time with a new copy of
+    /// `memstat`).
+    pub(crate) started: FromAuthority,
+    /// The oomd end of its memstat channel, kept by execd so that a restarted oomd service
+    /// reads the same channel: the service's publisher never needs a new socket, and frames
+    /// sent while no oomd ran are still read.
+    pub(crate) memstat: Option<OwnedFd>,
+    /// The termination execd carries out for the oomd service, if any (the latest request).
+    pub(crate) termination: Option<Termination>,
+    /// The watchdog was ended for a missed heartbeat (logged once).
+    pub(crate) ending: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +167,7 @@ impl Execd {
             subreaper,
             reap_all,
             log,
+            heartbeat_timeout,
         } = options;
         if authority.is_some() && manifest.watchdog().is_some() {
             return Err(SetupError::WatchdogConflict);
@@ -176,7 +205,7 @@ impl Execd {
             .map(|spec| Slot {
                 spec: spec.clone(),
                 run: None,
-                pending: None,
+                unseen_exit: None,
             })
             .collect();
         let mut execd = Execd {
@@ -198,6 +227,9 @@ impl Execd {
             evictions: Throttle::new(CONTROL_LOG_EVERY),
             strangers: Throttle::new(CONTROL_LOG_EVERY),
             tree: proctree::Tree::new(),
+            supervisor: Supervisor::new(),
+            heartbeat_timeout,
+            stopping: false,
         };
         if let Some(fd) = authority {
             execd.open_link(fd).map_err(SetupError::Authority)?;
@@ -296,6 +328,7 @@ impl Execd {
             self.rekill(i, now);
             self.check_drained(i, now);
         }
+        self.supervise(now);
         self.expire_clients(now);
         self.flush();
         Ok(())
@@ -312,6 +345,7 @@ impl Execd {
     /// Kills every service (forced) and runs the loop until all are gone or `grace` has
     /// passed. Returns whether all are gone.
     pub fn shutdown(&mut self, grace: Duration) -> bool {
+        self.stopping = true;
         let mut killed = 0;
         for i in 0..self.slots.len() {
             if self.slots[i].run.is_some() {
@@ -346,7 +380,12 @@ impl Execd {
                 Phase::Running => run.rekill,
             }
         });
-        let reap = self.reap_all.then_some(self.next_reap);
+        let reap = self
+            .reap_all
+            .then_some(self.next_reap)
+            .into_iter()
+            .chain(self.supervisor.due)
+            .chain(self.heartbeat_deadline());
         drains.chain(reap).chain(self.next_client_expiry()).min()
     }
 
@@ -462,7 +501,8 @@ impl Execd {
                 return Err(failed(self, "exec", &e));
             }
         };
-        // The child's ends are its own now; execd keeps only the other ends.
+        // The child's ends are its own now; execd keeps only the other ends: the oomd end of
+        // the memstat channel for as long as the service runs (a copy goes to each oomd).
         let memstat_for_oomd = memstat.map(|(oomd_end, _service_end)| oomd_end);
         let authority = authority.map(|(execd_end, _watchdog_end)| execd_end);
         let pid = child.pid.as_raw_nonzero().get();
@@ -473,21 +513,19 @@ impl Execd {
         let cgroup_name = cgroup_dir
             .as_ref()
             .and_then(|_| oomd_proto::name(&format!("{CGROUP_PREFIX}{}", spec.name)).ok());
+        if self.slots[i].unseen_exit.take().is_some() {
+            self.log.line(format_args!(
+                "execd: {}: the exit of its previous run was never acknowledged by oomd",
+                spec.name
+            ));
+        }
         self.slots[i].run = Some(Run {
             child,
             cgroup: cgroup_dir,
             phase: Phase::Running,
             announced: None,
             rekill: None,
-        });
-        if let Some(fd) = authority {
-            if let Err(e) = self.open_link(fd) {
-                self.log
-                    .line(format_args!("execd: authority channel unusable ({e})"));
-            }
-        }
-        let started = Outgoing {
-            msg: FromAuthority::Started {
+            started: FromAuthority::Started {
                 subject: spec.subject,
                 name: spec.name.clone(),
                 class: spec.class,
@@ -495,23 +533,47 @@ impl Execd {
                 pid,
                 cgroup: cgroup_name,
             },
-            fd: memstat_for_oomd,
-        };
-        self.announce(i, started);
+            memstat: memstat_for_oomd,
+            termination: None,
+            ending: false,
+        });
+        match authority {
+            // A watchdog: its new channel is told of every service, this one included.
+            Some(fd) => {
+                if let Err(e) = self.open_link(fd) {
+                    self.log
+                        .line(format_args!("execd: authority channel unusable ({e})"));
+                }
+            }
+            None => self.announce(i),
+        }
         Ok(pid)
     }
 
-    /// Sends a service's `Started` now, or keeps it until an authority channel opens.
-    pub(crate) fn announce(&mut self, i: usize, started: Outgoing) {
-        match &self.link {
-            Some(link) => {
-                let generation = link.generation;
-                if let Some(run) = &mut self.slots[i].run {
-                    run.announced = Some(generation);
-                }
-                self.send_to_oomd(started);
-            }
-            None => self.slots[i].pending = Some(started),
+    /// Tells the oomd service on the current channel that service `i` runs (with a copy of
+    /// its memstat channel's oomd end) and, if execd carries out a termination of it, that
+    /// too. Without a channel, nothing: the next channel is told of every running service.
+    pub(crate) fn announce(&mut self, i: usize) {
+        let Some(generation) = self.link.as_ref().map(|l| l.generation) else {
+            return;
+        };
+        let Some(run) = &mut self.slots[i].run else {
+            return;
+        };
+        if run.announced == Some(generation) {
+            return;
+        }
+        run.announced = Some(generation);
+        let started = run.started.clone();
+        let fd = run.memstat.as_ref().and_then(|fd| fd.try_clone().ok());
+        let termination = run.termination;
+        let subject = self.slots[i].spec.subject;
+        self.send_to_oomd(Outgoing { msg: started, fd });
+        if let Some(t) = termination {
+            self.send_to_oomd(Outgoing {
+                msg: t.message(subject),
+                fd: None,
+            });
         }
     }
 
@@ -716,8 +778,6 @@ impl Execd {
         self.stats.exited += 1;
         self.log
             .line(format_args!("execd: {name} exited ({status})"));
-        // Never announced: drop the waiting Started (and its channel) instead.
-        self.slots[i].pending = None;
         let current = self.link.as_ref().map(|l| l.generation);
         if run.announced.is_some() && run.announced == current {
             self.send_to_oomd(Outgoing {
@@ -725,8 +785,19 @@ impl Execd {
                 fd: None,
             });
         }
+        // A kill execd carried out is remembered until oomd acknowledges its exit.
+        if let Some(termination) = run.termination.filter(|t| t.accepted) {
+            self.slots[i].unseen_exit = Some(UnseenExit {
+                started: run.started,
+                termination,
+                status,
+            });
+        }
         match role {
-            Some(Role::Watchdog) => self.close_link("the watchdog exited"),
+            Some(Role::Watchdog) => {
+                self.close_link("the watchdog exited");
+                self.watchdog_exited(status);
+            }
             Some(Role::Selftest) => self.selftest_exit = Some(status),
             None => {}
         }

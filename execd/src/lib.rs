@@ -99,6 +99,7 @@ mod options;
 mod shim;
 mod signal;
 mod spawn;
+pub mod supervise;
 mod tree;
 
 pub use execd::Execd;

@@ -48,6 +48,11 @@ struct Args {
     #[arg(long, default_value_t = execd::limits::DEFAULT_IDLE_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     control_idle_timeout_secs: u64,
+    /// End and restart the watchdog when it has sent no heartbeat for this many milliseconds
+    /// (it sends one at least every 100 ms).
+    #[arg(long, default_value_t = oomd_proto::DEFAULT_HEARTBEAT_TIMEOUT.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(200..=600_000))]
+    heartbeat_timeout_ms: u64,
     /// Run as PID 1 of a QEMU guest: mount /proc, /sys, /dev and cgroup2, reap orphans, power
     /// off at the end. Refused unless execd really is PID 1.
     #[arg(long)]
@@ -74,7 +79,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// The control socket's path, file mode, group and idle timeout, from the arguments.
+/// The control socket's path, file mode, group and idle timeout, and the watchdog's
+/// heartbeat timeout, from the arguments.
 fn control_options(args: &Args, options: &mut Options) {
     options.socket = Some(args.socket.clone());
     options.socket_access = oomd_proto::admission::SocketAccess {
@@ -83,6 +89,7 @@ fn control_options(args: &Args, options: &mut Options) {
     };
     options.control_group = args.socket_group;
     options.idle_timeout = Duration::from_secs(args.control_idle_timeout_secs);
+    options.heartbeat_timeout = Duration::from_millis(args.heartbeat_timeout_ms);
 }
 
 // ----- host -----------------------------------------------------------------------------------

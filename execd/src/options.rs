@@ -22,6 +22,8 @@ pub struct Options {
     pub control_group: Option<u32>,
     /// How long a control connection may sit idle before it is closed.
     pub idle_timeout: Duration,
+    /// A watchdog service whose last heartbeat is older than this is ended and restarted.
+    pub heartbeat_timeout: Duration,
     /// A ready authority channel (execd's end), for a test playing the oomd service. Without
     /// it, the channel is created when the `role = "watchdog"` service is spawned; a manifest
     /// with a watchdog and a ready channel is refused ([`SetupError::WatchdogConflict`]).
@@ -50,6 +52,7 @@ impl Options {
             socket_access: SocketAccess::default(),
             control_group: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            heartbeat_timeout: oomd_proto::DEFAULT_HEARTBEAT_TIMEOUT,
             authority: None,
             cgroup_root: None,
             subreaper: true,
@@ -134,6 +137,12 @@ pub struct Stats {
     pub clients_evicted: u64,
     /// Spawn requests refused for the caller's credentials.
     pub spawns_not_permitted: u64,
+    /// Restarts of the watchdog.
+    pub watchdog_restarts: u64,
+    /// Times the watchdog was ended for a missed heartbeat.
+    pub watchdog_wedged: u64,
+    /// The watchdog used up its restart budget and stays down.
+    pub watchdog_down: bool,
     /// `Exited` pushes dropped because a subscriber did not read.
     pub pushes_dropped: u64,
     /// Messages for the oomd service dropped because it did not read.

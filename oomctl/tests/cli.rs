@@ -61,6 +61,7 @@ fn start_with(tag: &str, access: SocketAccess) -> Running {
         inject_dir: dir.join("inject"),
         log: LogFormat::None,
         record: None,
+        audit: None,
     };
     let mut svc = Service::new(opts, svc_end).expect("service starts");
     announce(&execd, "hog");

@@ -50,6 +50,7 @@ fn start(socket: &Path, access: SocketAccess) -> Running {
         inject_dir: "/nonexistent".into(),
         log: LogFormat::None,
         record: None,
+        audit: None,
     };
     let mut svc = Service::new(opts, svc_end).expect("service starts");
     let (oomd_end, _service_end) = oomd_proto::seqpacket_pair().expect("socketpair");

@@ -46,3 +46,8 @@ pub const ENV_CONTROL_SOCKET: &str = "OOMD_CONTROL_SOCKET";
 pub const DEFAULT_EXECD_SOCKET: &str = "/run/oomd/execd.sock";
 /// Where the oomd service listens unless told otherwise.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/oomd/oomd.sock";
+/// The oomd service sends [`ToAuthority::Heartbeat`] at least this often.
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// execd ends a watchdog whose last heartbeat is older than this (unless its manifest says
+/// otherwise): five heartbeats.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);

@@ -113,12 +113,30 @@ pub enum FromAuthority {
         /// Accepted or refused.
         answer: Answer,
     },
-    /// Every process of the service is gone (observed through its pidfd / cgroup).
+    /// Every process of the service is gone (observed through its pidfd / cgroup). After an
+    /// accepted termination, execd sends it again on every new authority channel until the
+    /// oomd service answers [`ToAuthority::ExitSeen`]: a kill whose exit came while no oomd
+    /// ran is still confirmed.
     Exited {
         /// Who.
         subject: SubjectId,
         /// How its main process ended.
         status: ExitStatus,
+    },
+    /// On a new authority channel (a restarted oomd service), right after the service's
+    /// `Started`: a termination requested on an earlier channel that execd carries out, or
+    /// carried out (its `Exited` then follows).
+    Terminating {
+        /// Who.
+        subject: SubjectId,
+        /// The request's ticket.
+        ticket: Ticket,
+        /// How hard it asked (the latest request).
+        mode: TerminationMode,
+        /// execd accepted it.
+        accepted: bool,
+        /// The enforced bytes at the decision, as the request carried them.
+        bytes: u64,
     },
 }
 
@@ -128,6 +146,19 @@ pub enum ToAuthority {
     /// End a service. execd answers with [`FromAuthority::Answer`] and, once it is gone,
     /// [`FromAuthority::Exited`].
     Terminate(TerminationRequest),
+    /// The oomd service's loop is alive: sent at least every
+    /// [`HEARTBEAT_INTERVAL`](crate::HEARTBEAT_INTERVAL). execd ends and restarts a watchdog
+    /// that stays silent longer than its heartbeat timeout (a wedged or stopped oomd).
+    Heartbeat {
+        /// The oomd core's current tick.
+        tick: u64,
+    },
+    /// The oomd service has taken (and written to its audit log) the exit of `subject` that
+    /// followed an accepted termination: execd may forget it.
+    ExitSeen {
+        /// Who.
+        subject: SubjectId,
+    },
 }
 
 // ----- execd control ----------------------------------------------------------------------
@@ -152,6 +183,10 @@ pub enum ExecdRequest {
     List,
     /// From now on, an [`ExecdReply::Exited`] each time a service ends.
     Subscribe,
+    /// Selftest builds of execd only: end the watchdog (as a crash would), so that the boot
+    /// selftest proves the restart without signalling anything itself. Refused
+    /// (`NotPermitted`) in every other build, and to unprivileged callers.
+    EndWatchdog,
 }
 
 /// execd → client.

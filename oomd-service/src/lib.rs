@@ -21,6 +21,7 @@
 //!
 //! What it is not: a process authority. It never signals anything; execd does.
 
+pub mod audit;
 mod control;
 mod kernel;
 mod names;
@@ -34,4 +35,4 @@ pub use names::Names;
 pub use output::{LogFormat, Output};
 pub use policies::Refusal;
 pub use record::RecordTo;
-pub use service::{Options, Service, ServiceError};
+pub use service::{AuditTo, Options, Service, ServiceError};

@@ -10,6 +10,8 @@ use oomd_service::{LogFormat, Options, Service};
 
 /// Where the policy file is looked for when none is named.
 const DEFAULT_POLICY: &str = "/etc/oomd/policy.toml";
+/// Where the durable audit log is written unless told otherwise.
+const DEFAULT_AUDIT_LOG: &str = "/var/lib/oomd/audit.jsonl";
 
 /// The oomd memory watchdog service.
 #[derive(Debug, Parser)]
@@ -45,6 +47,14 @@ struct Args {
     /// Stop recording before the file would exceed this size (bytes, or with K/M/G suffixes).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     record_max_bytes: u64,
+    /// The durable audit log: every kill-related event as a JSON line, synced to disk before
+    /// each request to execd, read back at start so that a restart forgets nothing. `none` for
+    /// no audit log (and no recovery).
+    #[arg(long, default_value = DEFAULT_AUDIT_LOG)]
+    audit_log: PathBuf,
+    /// Rotate the audit log (to `<path>.1`) before it would exceed this size.
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    audit_log_max_bytes: u64,
     /// Audit log format on stderr: text, json or none.
     #[arg(long, default_value = "text", value_parser = parse_format)]
     log: LogFormat,
@@ -107,6 +117,10 @@ fn main() -> ExitCode {
         record: args.record.map(|path| oomd_service::RecordTo {
             path,
             max_bytes: args.record_max_bytes,
+        }),
+        audit: (args.audit_log.as_os_str() != "none").then_some(oomd_service::AuditTo {
+            path: args.audit_log,
+            max_bytes: args.audit_log_max_bytes,
         }),
     };
     let mut service = match Service::new(opts, authority) {

@@ -11,14 +11,15 @@ use nix::sys::socket::{self, MsgFlags};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use oomd::{
-    Answer, Authority, Input, InputError, PolicyUpdate, RefusalReason, Registration,
-    TerminationRequest, Tick, Ticket, Watchdog,
+    Answer, Authority, Input, InputError, PolicyUpdate, RefusalReason, Registration, Restore,
+    TerminationMode, TerminationRequest, Tick, Ticket, Watchdog,
 };
 use oomd_proto::admission::{self, SocketAccess};
 use oomd_proto::{
     FromAuthority, Name, PolicyDocument, Receiver, ToAuthority, WireError, MAX_MESSAGE_LEN,
 };
 
+use crate::audit::{self, AuditLog, Recovered};
 use crate::control::{Control, MAX_CLIENTS};
 use crate::kernel::{self, Source};
 use crate::policies::{Refusal, ServiceLimitsTable};
@@ -56,13 +57,16 @@ pub struct Options {
     pub log: LogFormat,
     /// Record every input of the core to this file, for `oomd-sim replay`.
     pub record: Option<RecordTo>,
+    /// The durable audit log, read back at start (recovery) and written before every
+    /// request to execd (`None`: none, and nothing is recovered).
+    pub audit: Option<AuditTo>,
 }
 
 /// Why the service stopped.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServiceError {
-    /// Setting up a socket or the timer failed.
+    /// Setting up a socket, the timer or the audit log failed.
     Setup(&'static str, std::io::Error),
     /// The policy file's policy was refused by the core.
     Policy(oomd::PolicyError),
@@ -147,24 +151,27 @@ enum Src {
     Memstat(usize),
 }
 
-/// Sends the core's requests to execd; requests that cannot be sent are remembered and fed
-/// back as refusals (`Unavailable`) once the core returns.
+/// Takes the core's requests during one call of the core. They are sent only after the
+/// events of that call are in the audit log and the log is on disk (`Service::feed`).
 struct AuthorityTx<'a> {
-    fd: BorrowedFd<'a>,
-    buf: &'a mut [u8; MAX_MESSAGE_LEN],
-    unsent: &'a mut heapless::Vec<Ticket, SUBJECTS>,
+    queue: &'a mut heapless::Vec<TerminationRequest, SUBJECTS>,
 }
 
 impl Authority for AuthorityTx<'_> {
     fn request_termination(&mut self, request: TerminationRequest) {
-        let sent = oomd_proto::encode(&ToAuthority::Terminate(request), self.buf)
-            .and_then(|bytes| oomd_proto::send(self.fd, bytes, &[]));
-        if sent.is_err() {
-            // One call of the core makes at most one request per subject, and the list is
-            // emptied after every call: it has room for every subject.
-            let _ = self.unsent.push(request.ticket);
-        }
+        // One call of the core makes at most one request per subject, and the queue is
+        // emptied after every call: it has room for every subject.
+        let _ = self.queue.push(request);
     }
+}
+
+/// Where the durable audit log is written.
+#[derive(Debug, Clone)]
+pub struct AuditTo {
+    /// The file (`<path>.1` holds the previous one after a rotation).
+    pub path: PathBuf,
+    /// Its size cap, in bytes.
+    pub max_bytes: u64,
 }
 
 /// The oomd service: the core, its channels, and the loop that feeds it.
@@ -182,8 +189,15 @@ pub struct Service {
     pub(crate) rx: Receiver,
     pub(crate) tx: [u8; MAX_MESSAGE_LEN],
     frame: [u8; MAX_FRAME_LEN + 1],
+    /// Requests of the current call of the core, sent once the audit log is on disk.
+    queue: heapless::Vec<TerminationRequest, SUBJECTS>,
     unsent: heapless::Vec<Ticket, SUBJECTS>,
     tick: u64,
+    /// The durable audit log, and what it told at start.
+    audit: Option<AuditLog>,
+    recovered: Recovered,
+    /// When the last heartbeat went to execd.
+    last_heartbeat: Instant,
     next_seq: u64,
     pub(crate) out: Output,
     recorder: Option<Recorder>,
@@ -220,6 +234,14 @@ impl Service {
             Some(to) => Some(Recorder::start(to, global).map_err(setup("the recording"))?),
             None => None,
         };
+        let (audit, recovered) = match &opts.audit {
+            Some(to) => {
+                let (log, recovered) =
+                    AuditLog::open(&to.path, to.max_bytes).map_err(setup("the audit log"))?;
+                (Some(log), recovered)
+            }
+            None => (None, Recovered::default()),
+        };
         let control = Control::new(
             admission::Access::for_this_process(opts.control_group),
             opts.control_idle_timeout,
@@ -237,8 +259,12 @@ impl Service {
             rx: Receiver::new(),
             tx: [0; MAX_MESSAGE_LEN],
             frame: [0; MAX_FRAME_LEN + 1],
+            queue: heapless::Vec::new(),
             unsent: heapless::Vec::new(),
             tick: 0,
+            audit,
+            recovered,
+            last_heartbeat: Instant::now(),
             next_seq: 0,
             out,
             recorder,
@@ -247,6 +273,7 @@ impl Service {
         service
             .arm_timer()
             .map_err(|e| ServiceError::Setup("the tick timer", e.into()))?;
+        service.resume();
         let p = service.wd.policy();
         let (soft, hard, period) = (p.limits.soft_bytes, p.limits.hard_bytes, p.sample_period_ms);
         service.out.note(format_args!(
@@ -291,8 +318,13 @@ impl Service {
                     _ => {}
                 }
             }
-            // Wake in time to close the next idle control connection.
-            let timeout_ms = match self.next_client_expiry() {
+            // Wake in time for the next heartbeat, and to close the next idle control
+            // connection.
+            let heartbeat_at = self.last_heartbeat + oomd_proto::HEARTBEAT_INTERVAL;
+            let next = self
+                .next_client_expiry()
+                .map_or(heartbeat_at, |at| at.min(heartbeat_at));
+            let timeout_ms = match Some(next) {
                 Some(at) => {
                     let left = at.saturating_duration_since(Instant::now()).as_millis() + 1;
                     let left = i32::try_from(left).unwrap_or(i32::MAX);
@@ -336,22 +368,43 @@ impl Service {
             self.accept_clients();
         }
         self.expire_clients();
+        self.heartbeat();
         Ok(())
     }
 
     // ----- feeding the core ----------------------------------------------------------------
 
+    /// Feeds one input. The requests it makes are sent to execd only after its events are in
+    /// the audit log and the log is synced to disk: audit before action, durably.
     pub(crate) fn feed(&mut self, input: Input) -> Result<(), InputError> {
         if let Some(r) = &mut self.recorder {
             r.input(&input, &mut self.out);
         }
         let mut tx = AuthorityTx {
-            fd: self.authority.as_fd(),
-            buf: &mut self.tx,
-            unsent: &mut self.unsent,
+            queue: &mut self.queue,
         };
         let result = self.wd.handle(input, &mut tx);
         self.drain_events();
+        self.send_queued();
+        result
+    }
+
+    /// Sends the requests of the last call of the core, after syncing the audit log; a
+    /// request that cannot be sent is fed back as a refusal (`Unavailable`).
+    fn send_queued(&mut self) {
+        if self.queue.is_empty() {
+            return;
+        }
+        if let Some(audit) = &mut self.audit {
+            audit.sync();
+        }
+        while let Some(request) = self.queue.pop() {
+            let sent = oomd_proto::encode(&ToAuthority::Terminate(request), &mut self.tx)
+                .and_then(|bytes| oomd_proto::send(self.authority.as_fd(), bytes, &[]));
+            if sent.is_err() {
+                let _ = self.unsent.push(request.ticket);
+            }
+        }
         while let Some(ticket) = self.unsent.pop() {
             self.out.note(format_args!(
                 "oomd: could not send request ticket={} to execd",
@@ -364,15 +417,41 @@ impl Service {
             if let Some(r) = &mut self.recorder {
                 r.input(&answer, &mut self.out);
             }
+            // A refusal makes no request.
             let mut tx = AuthorityTx {
-                fd: self.authority.as_fd(),
-                buf: &mut self.tx,
-                unsent: &mut self.unsent,
+                queue: &mut self.queue,
             };
             let _ = self.wd.handle(answer, &mut tx);
             self.drain_events();
         }
-        result
+    }
+
+    /// Takes over from the previous run, as its audit log tells: the clock, the event and
+    /// ticket numbers, and the kill decisions of this boot (the kill budget).
+    fn resume(&mut self) {
+        if self.recovered.is_empty() {
+            return;
+        }
+        let r = &self.recovered;
+        if r.skipped > 0 {
+            self.out.note(format_args!(
+                "oomd: audit log: skipped {} torn or unreadable lines",
+                r.skipped
+            ));
+        }
+        let period = self.wd.policy().sample_period_ms;
+        let tick = r.resume_tick(audit::now_ms(), period);
+        let resume = Restore::Resume {
+            tick,
+            next_event_seq: r.next_event_seq,
+            next_ticket: r.next_ticket,
+        };
+        let decisions = r.kill_decisions.clone();
+        self.tick = tick.0;
+        let _ = self.feed(Input::Restore(resume));
+        for at in decisions {
+            let _ = self.feed(Input::Restore(Restore::KillDecided { at }));
+        }
     }
 
     fn drain_events(&mut self) {
@@ -385,8 +464,16 @@ impl Service {
                     .note(format_args!("oomd: audit output lost {lost} events"));
             }
             let mut any = false;
+            let now_ms = if self.audit.is_some() {
+                audit::now_ms()
+            } else {
+                0
+            };
             for event in page {
                 self.out.event(&event, &self.names);
+                if let Some(audit) = &mut self.audit {
+                    audit.append_event(&event, &self.names, now_ms);
+                }
                 any = true;
             }
             self.next_seq = resume;
@@ -435,7 +522,20 @@ impl Service {
                         slot.pidfd = None;
                         slot.paused = false;
                     }
+                    // On disk before execd forgets the kill: a restart here confirms it
+                    // again from execd's record, and the audit log says it was.
+                    if let Some(audit) = &mut self.audit {
+                        audit.sync();
+                    }
+                    self.tell_execd(&ToAuthority::ExitSeen { subject });
                 }
+                FromAuthority::Terminating {
+                    subject,
+                    ticket,
+                    mode,
+                    accepted,
+                    bytes,
+                } => self.adopt(subject, ticket, mode, accepted, bytes),
             }
         }
     }
@@ -509,6 +609,55 @@ impl Service {
                 limits: Some(limits),
             }));
         }
+    }
+
+    /// A termination an earlier oomd requested, which execd carries out (or carried out: its
+    /// `Exited` follows): adopted, unless the audit log says this kill was already confirmed.
+    fn adopt(
+        &mut self,
+        subject: SubjectId,
+        ticket: Ticket,
+        mode: TerminationMode,
+        accepted: bool,
+        bytes: u64,
+    ) {
+        if self.recovered.confirmed.contains(&ticket.0) {
+            self.out.note(format_args!(
+                "oomd: the kill of ticket {} was confirmed before the restart; not adopted",
+                ticket.0
+            ));
+            return;
+        }
+        let adopt = Restore::KillInFlight {
+            subject,
+            ticket,
+            mode,
+            accepted,
+            bytes,
+        };
+        if let Err(e) = self.feed(Input::Restore(adopt)) {
+            self.out.note(format_args!(
+                "oomd: could not adopt the kill of ticket {}: {e:?}",
+                ticket.0
+            ));
+        }
+    }
+
+    /// One message to execd; a failure shows up when the channel is next read.
+    fn tell_execd(&mut self, msg: &ToAuthority) {
+        let _ = oomd_proto::encode(msg, &mut self.tx)
+            .and_then(|bytes| oomd_proto::send(self.authority.as_fd(), bytes, &[]));
+    }
+
+    /// Proves to execd that this loop runs: at least every `HEARTBEAT_INTERVAL`.
+    fn heartbeat(&mut self) {
+        let now = Instant::now();
+        if now.saturating_duration_since(self.last_heartbeat) < oomd_proto::HEARTBEAT_INTERVAL {
+            return;
+        }
+        self.last_heartbeat = now;
+        let tick = self.wd.now().0;
+        self.tell_execd(&ToAuthority::Heartbeat { tick });
     }
 
     // ----- memstat -------------------------------------------------------------------------

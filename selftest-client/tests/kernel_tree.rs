@@ -54,6 +54,7 @@ fn manifest(bin: &Path, dir: &Path, memstat: bool) -> String {
 [[service]]
 name = "oomd"
 argv = ["{bin}/oomd", "--policy", "{dir}/policy.toml", "--socket", "{dir}/oomd.sock",
+        "--audit-log", "{dir}/audit.jsonl",
         "--inject-dir", "{dir}", "--log", "text"]
 role = "watchdog"
 

@@ -39,6 +39,8 @@ pub struct Rig {
     /// How the rig steps the service: `Service::step(2)` unless a test puts its own.
     pub stepper: fn(&mut Service) -> Result<(), oomd_service::ServiceError>,
     seqs: Vec<(SubjectId, u64, OwnedFd)>,
+    policy: Policy,
+    log: LogFormat,
 }
 
 impl Rig {
@@ -59,9 +61,47 @@ impl Rig {
 
     fn build(tag: &str, policy: Policy, record: bool, log: LogFormat) -> Rig {
         let dir = std::env::temp_dir().join(format!("oomd-service-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
+        let opts = Self::options(&dir, policy, record, log);
         let (svc_end, execd) = oomd_proto::seqpacket_pair().expect("socketpair");
-        let opts = Options {
+        let svc = Service::new(opts, svc_end).expect("service starts");
+        let control = oomd_proto::connect(&dir.join("oomd.sock")).expect("connect control");
+        Rig {
+            svc,
+            execd,
+            control,
+            dir,
+            rx: Receiver::new(),
+            buf: [0; MAX_MESSAGE_LEN],
+            stepper: |svc| svc.step(2),
+            seqs: Vec::new(),
+            policy,
+            log,
+        }
+    }
+
+    /// The oomd service dies (its process would: nothing is shut down cleanly) and a new one
+    /// starts on a new authority channel, with the same audit log (and recording). The test,
+    /// playing execd, then announces what runs, as execd does on every new channel.
+    pub fn crash_and_restart(&mut self) {
+        let opts = Self::options(&self.dir, self.policy, true, self.log);
+        let (svc_end, execd) = oomd_proto::seqpacket_pair().expect("socketpair");
+        let svc = Service::new(opts, svc_end).expect("service restarts");
+        // The old service is dropped only now, as a crash leaves it: no clean-up ran before
+        // the new one read the audit log.
+        self.svc = svc;
+        self.execd = execd;
+        self.control = oomd_proto::connect(&self.dir.join("oomd.sock")).expect("connect control");
+    }
+
+    /// Plays execd on a new channel: `name` runs, with a fresh memstat channel.
+    pub fn announce(&mut self, name: &str) -> SubjectId {
+        self.start(name, false)
+    }
+
+    fn options(dir: &std::path::Path, policy: Policy, record: bool, log: LogFormat) -> Options {
+        Options {
             policy: PolicyDocument {
                 global: Some(policy),
                 services: heapless::Vec::new(),
@@ -77,18 +117,11 @@ impl Rig {
                 path: dir.join("inputs.jsonl"),
                 max_bytes: 1 << 20,
             }),
-        };
-        let svc = Service::new(opts, svc_end).expect("service starts");
-        let control = oomd_proto::connect(&dir.join("oomd.sock")).expect("connect control");
-        Rig {
-            svc,
-            execd,
-            control,
-            dir,
-            rx: Receiver::new(),
-            buf: [0; MAX_MESSAGE_LEN],
-            stepper: |svc| svc.step(2),
-            seqs: Vec::new(),
+            // Recording rigs keep a durable audit log too (and so recover from it).
+            audit: record.then(|| oomd_service::AuditTo {
+                path: dir.join("audit.jsonl"),
+                max_bytes: oomd_service::audit::DEFAULT_MAX_BYTES,
+            }),
         }
     }
 
@@ -188,6 +221,8 @@ impl Rig {
         while Instant::now() < end {
             self.step();
             match self.rx.recv_msg::<ToAuthority>(self.execd.as_fd()) {
+                // Liveness and acknowledgements: not requests.
+                Ok((ToAuthority::Heartbeat { .. } | ToAuthority::ExitSeen { .. }, _)) => {}
                 Ok((msg, _)) => return Some(msg),
                 Err(e) if e.is_would_block() => {}
                 Err(e) => panic!("authority channel: {e}"),

@@ -1,0 +1,507 @@
+//! The durable audit log: every kill-related event, one JSON line each, synced to disk before
+//! the authority is called, and read back when oomd starts so that a restart forgets nothing.
+//!
+//! # Format
+//!
+//! One JSON object per line, in the marker words:
+//!
+//! ```text
+//! {"seq":12,"tick":340,"ms":81234,"boot":"6f1c…","event":{"KillDecided":{…}},"line":"oomd: kill decided app=hog bytes=33555263 reason=hard-limit"}
+//! ```
+//!
+//! `seq` and `tick` are the core's, `ms` the `CLOCK_BOOTTIME` milliseconds when the line was
+//! written, `boot` the kernel's boot id (`/proc/sys/kernel/random/boot_id`), `event` the
+//! core's event in its serde form, `line` its words.
+//!
+//! # What is logged, and when it is on disk
+//!
+//! Kills decided, requested, acknowledged, refused, escalated, confirmed, failed, denied,
+//! throttled, would-kill, kill adopted, exits during a kill, policy changes, resumes
+//! ([`is_audited`]). Lines are written as the core logs the events; the file is synced
+//! (`fdatasync`) before any termination request goes to execd (audit before action, on disk),
+//! and before execd is told that a kill's exit was taken (`ExitSeen`).
+//!
+//! # Bounds
+//!
+//! At most `max_bytes` (`--audit-log-max-bytes`, default [`DEFAULT_MAX_BYTES`]) in the file:
+//! the line that would pass it first renames the file to `<path>.1` (replacing an older one)
+//! and starts a new one. At start, at most [`TAIL_BYTES`] of each of the two files are read.
+//!
+//! # Recovery
+//!
+//! [`AuditLog::open`] reads the tail of `<path>.1` and `<path>` (in that order): the next
+//! event sequence number and ticket (so neither repeats), the last tick and when it was
+//! written (so ticks continue across the restart), the kill decisions of this boot (for the
+//! kill budget), and the tickets of kills already confirmed (so a kill is never confirmed
+//! twice). A line that is torn (the tail of a crash) or does not parse is skipped and counted;
+//! nothing in the file can make recovery fail or read without bound.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use oomd::{Event, EventKind, Tick};
+
+use crate::kernel::Cursor;
+
+/// The audit log's size cap unless told otherwise.
+pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes read from the end of each file at start.
+pub const TAIL_BYTES: u64 = 256 * 1024;
+/// Longest line written; longer ones are cut to a line that still parses as JSON.
+const MAX_LINE: usize = 1024;
+/// Kill decisions restored at most: as many as the core's budget remembers.
+const MAX_DECISIONS: usize = oomd::limits::MAX_KILL_BUDGET as usize;
+
+/// Whether an event of this kind goes into the audit log.
+#[must_use]
+pub fn is_audited(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::KillDecided { .. }
+            | EventKind::KillRequested { .. }
+            | EventKind::KillAcknowledged { .. }
+            | EventKind::KillRefused { .. }
+            | EventKind::KillEscalated { .. }
+            | EventKind::KillConfirmed { .. }
+            | EventKind::KillFailed { .. }
+            | EventKind::KillDenied { .. }
+            | EventKind::KillThrottled { .. }
+            | EventKind::WouldKill { .. }
+            | EventKind::KillAdopted { .. }
+            | EventKind::Exited {
+                during_kill: true,
+                ..
+            }
+            | EventKind::PolicyChanged { .. }
+            | EventKind::PolicyRefused { .. }
+            | EventKind::Resumed { .. }
+    )
+}
+
+/// What the audit log tells a starting oomd.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The sequence number after the newest event found.
+    pub next_event_seq: u64,
+    /// The ticket after the newest ticket found.
+    pub next_ticket: u32,
+    /// The newest record's tick and `CLOCK_BOOTTIME` milliseconds, if it was written in this
+    /// boot.
+    pub last_in_this_boot: Option<(Tick, u64)>,
+    /// The newest record's tick, whatever boot wrote it (ticks never go back).
+    pub last_tick: Option<Tick>,
+    /// Ticks of the kill decisions (and would-kills) written in this boot, oldest first, at
+    /// most the newest [`MAX_DECISIONS`].
+    pub kill_decisions: Vec<Tick>,
+    /// Tickets whose kill was confirmed.
+    pub confirmed: BTreeSet<u32>,
+    /// Records read.
+    pub records: usize,
+    /// Lines skipped: torn, or not a record.
+    pub skipped: usize,
+}
+
+impl Recovered {
+    /// The tick a restarted core continues from: the last tick, plus the ticks that passed
+    /// since it was written when that was in this boot (at `period_ms` per tick).
+    #[must_use]
+    pub fn resume_tick(&self, now_ms: u64, period_ms: u32) -> Tick {
+        match (self.last_in_this_boot, self.last_tick) {
+            (Some((tick, ms)), _) => {
+                let passed = now_ms.saturating_sub(ms) / u64::from(period_ms.max(1));
+                tick.plus(passed.max(1))
+            }
+            (None, Some(tick)) => tick.plus(1),
+            (None, None) => Tick::ZERO,
+        }
+    }
+
+    /// Whether anything was recovered at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+}
+
+/// One line as read back.
+#[derive(serde::Deserialize)]
+struct Record {
+    seq: u64,
+    tick: u64,
+    ms: u64,
+    boot: String,
+    event: EventKind,
+}
+
+/// The open audit log.
+#[derive(Debug)]
+pub struct AuditLog {
+    file: File,
+    path: PathBuf,
+    written: u64,
+    max_bytes: u64,
+    boot: [u8; 36],
+    line: Box<[u8; MAX_LINE]>,
+    /// Lines written since the last sync.
+    dirty: bool,
+    /// Writes or syncs that failed (the event is still in the stderr log and the ring).
+    pub failures: u64,
+    /// Syncs done, and the time they took, for `docs/perf.md`.
+    pub syncs: u64,
+    /// Total nanoseconds spent in syncs.
+    pub sync_nanos: u64,
+}
+
+impl AuditLog {
+    /// Opens (creating it and its directory if needed) the audit log at `path`, after reading
+    /// back what its tail tells.
+    pub fn open(path: &Path, max_bytes: u64) -> io::Result<(AuditLog, Recovered)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let boot = boot_id();
+        let mut recovered = Recovered::default();
+        let mut last_per_subject = std::collections::BTreeMap::new();
+        for file in [rotated(path), path.to_owned()] {
+            read_tail(&file, &boot, &mut recovered, &mut last_per_subject);
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let written = file.metadata()?.len();
+        Ok((
+            AuditLog {
+                file,
+                path: path.to_owned(),
+                written,
+                max_bytes: max_bytes.max(MAX_LINE as u64 * 2),
+                boot,
+                line: Box::new([0; MAX_LINE]),
+                dirty: false,
+                failures: 0,
+                syncs: 0,
+                sync_nanos: 0,
+            },
+            recovered,
+        ))
+    }
+
+    /// Appends `event` if it is audited, with its words (names from `names`). Never
+    /// allocates.
+    pub fn append_event<N: oomd::trace::SubjectNames + ?Sized>(
+        &mut self,
+        event: &Event,
+        names: &N,
+        now_ms: u64,
+    ) {
+        if !is_audited(&event.kind) {
+            return;
+        }
+        let mut words = [0u8; 256];
+        let mut c = Cursor {
+            buf: &mut words,
+            len: 0,
+        };
+        let _ = oomd::trace::write_line(&mut c, &event.kind, names);
+        let len = c.len;
+        let line = core::str::from_utf8(&words[..len]).unwrap_or("");
+        self.append(event, line, now_ms);
+    }
+
+    /// Appends `event` (with its words `line`) if it is audited. Never allocates.
+    pub fn append(&mut self, event: &Event, line: &str, now_ms: u64) {
+        if !is_audited(&event.kind) {
+            return;
+        }
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            seq: u64,
+            tick: u64,
+            ms: u64,
+            boot: &'a str,
+            event: &'a EventKind,
+            line: &'a str,
+        }
+        let boot = core::str::from_utf8(&self.boot).unwrap_or("");
+        let out = Out {
+            seq: event.seq,
+            tick: event.tick.0,
+            ms: now_ms,
+            boot,
+            event: &event.kind,
+            line,
+        };
+        let mut w: &mut [u8] = &mut self.line[..MAX_LINE - 1];
+        let room = w.len();
+        if serde_json::to_writer(&mut w, &out).is_err() {
+            // Too long for a line (an event line cut short would not parse): the record
+            // without its words, which always fits.
+            w = &mut self.line[..MAX_LINE - 1];
+            let short = Out { line: "", ..out };
+            if serde_json::to_writer(&mut w, &short).is_err() {
+                self.failures += 1;
+                return;
+            }
+        }
+        let n = room - w.len();
+        self.line[n] = b'\n';
+        let n = n + 1;
+        if self.written.saturating_add(n as u64) > self.max_bytes {
+            self.rotate();
+        }
+        match self.file.write_all(&self.line[..n]) {
+            Ok(()) => {
+                self.written += n as u64;
+                self.dirty = true;
+            }
+            Err(_) => self.failures += 1,
+        }
+    }
+
+    /// Makes every line written so far durable (`fdatasync`), if any is not yet.
+    pub fn sync(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        let start = std::time::Instant::now();
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.dirty = false;
+                self.syncs += 1;
+                let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.sync_nanos = self.sync_nanos.saturating_add(nanos);
+            }
+            Err(_) => self.failures += 1,
+        }
+    }
+
+    /// `<path>` becomes `<path>.1` (replacing the older one) and a new `<path>` starts.
+    fn rotate(&mut self) {
+        self.sync();
+        if std::fs::rename(&self.path, rotated(&self.path)).is_err() {
+            self.failures += 1;
+            return;
+        }
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            Ok(file) => {
+                self.file = file;
+                self.written = 0;
+            }
+            Err(_) => self.failures += 1,
+        }
+    }
+}
+
+/// `<path>.1`.
+fn rotated(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
+}
+
+/// The kernel's boot id, or 36 spaces if it cannot be read (then nothing counts as "this
+/// boot", and only sequence numbers and tickets are recovered).
+fn boot_id() -> [u8; 36] {
+    let mut id = [b' '; 36];
+    if let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") {
+        let text = text.trim().as_bytes();
+        if text.len() == 36 {
+            id.copy_from_slice(text);
+        }
+    }
+    id
+}
+
+/// `CLOCK_BOOTTIME` in milliseconds: counts while the machine sleeps, unlike the monotonic
+/// clock, so the ticks a restart skips are right after a suspend too.
+#[must_use]
+pub fn now_ms() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1000 + u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000_000
+}
+
+/// Reads the last [`TAIL_BYTES`] of `path` (if it exists) into `out`.
+fn read_tail(
+    path: &Path,
+    boot: &[u8; 36],
+    out: &mut Recovered,
+    last_per_subject: &mut std::collections::BTreeMap<memstat::SubjectId, u32>,
+) {
+    let Ok(mut file) = File::open(path) else {
+        return;
+    };
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return;
+    };
+    let start = len.saturating_sub(TAIL_BYTES);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return;
+    }
+    let mut bytes = Vec::new();
+    if file.take(TAIL_BYTES).read_to_end(&mut bytes).is_err() {
+        return;
+    }
+    let mut lines = bytes.split(|&b| b == b'\n');
+    if start > 0 {
+        lines.next(); // the cut start of a line
+    }
+    let boot = core::str::from_utf8(boot).unwrap_or("");
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        let Ok(record) = serde_json::from_slice::<Record>(line) else {
+            out.skipped += 1;
+            continue;
+        };
+        out.records += 1;
+        out.next_event_seq = out.next_event_seq.max(record.seq.saturating_add(1));
+        let tick = Tick(record.tick);
+        out.last_tick = Some(out.last_tick.map_or(tick, |t| t.max(tick)));
+        let this_boot = record.boot == boot && !boot.trim().is_empty();
+        if this_boot {
+            out.last_in_this_boot = Some((tick, record.ms));
+        }
+        match record.event {
+            EventKind::KillRequested {
+                subject, ticket, ..
+            }
+            | EventKind::KillAdopted {
+                subject, ticket, ..
+            } => {
+                out.next_ticket = out.next_ticket.max(ticket.0.saturating_add(1));
+                last_per_subject.insert(subject, ticket.0);
+            }
+            EventKind::KillConfirmed { subject, .. } => {
+                if let Some(ticket) = last_per_subject.get(&subject) {
+                    out.confirmed.insert(*ticket);
+                }
+            }
+            EventKind::KillDecided { .. } | EventKind::WouldKill { .. } if this_boot => {
+                out.kill_decisions.push(tick);
+                if out.kill_decisions.len() > MAX_DECISIONS {
+                    out.kill_decisions.remove(0);
+                }
+            }
+            EventKind::Resumed { next_ticket, .. } => {
+                out.next_ticket = out.next_ticket.max(next_ticket.0);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memstat::SubjectId;
+    use oomd::{KillReason, TerminationMode, Ticket};
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("oomd-audit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("audit.jsonl")
+    }
+
+    fn event(seq: u64, tick: u64, kind: EventKind) -> Event {
+        Event {
+            seq,
+            tick: Tick(tick),
+            kind,
+        }
+    }
+
+    fn hog() -> SubjectId {
+        SubjectId::from_name("hog")
+    }
+
+    #[test]
+    fn what_is_written_is_recovered_and_torn_lines_are_skipped() {
+        let path = temp("recover");
+        let (mut log, first) = AuditLog::open(&path, DEFAULT_MAX_BYTES).unwrap();
+        assert!(first.is_empty());
+        let subject = hog();
+        let events = [
+            event(
+                4,
+                10,
+                EventKind::KillDecided {
+                    subject,
+                    bytes: 99,
+                    reason: KillReason::HardLimit,
+                },
+            ),
+            event(
+                5,
+                10,
+                EventKind::KillRequested {
+                    subject,
+                    ticket: Ticket(7),
+                    mode: TerminationMode::Graceful,
+                },
+            ),
+            event(6, 12, EventKind::KillConfirmed { subject, bytes: 99 }),
+            // Not audited: never written.
+            event(7, 13, EventKind::TickClamped { got: Tick(1) }),
+        ];
+        for e in &events {
+            log.append(e, "words", 5_000);
+        }
+        log.sync();
+        drop(log);
+        // A crash in the middle of a line.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(br#"{"seq":8,"tick":14,"ms":"#)
+            .unwrap();
+        let (_, r) = AuditLog::open(&path, DEFAULT_MAX_BYTES).unwrap();
+        assert_eq!(r.records, 3);
+        assert_eq!(r.skipped, 1);
+        assert_eq!(r.next_event_seq, 7);
+        assert_eq!(r.next_ticket, 8);
+        assert_eq!(r.kill_decisions, vec![Tick(10)]);
+        assert!(r.confirmed.contains(&7));
+        assert_eq!(r.last_in_this_boot, Some((Tick(12), 5_000)));
+        // 2 s later at 100 ms ticks: 20 ticks on.
+        assert_eq!(r.resume_tick(7_000, 100), Tick(32));
+    }
+
+    #[test]
+    fn the_log_is_rotated_at_its_cap_and_both_files_are_read_back() {
+        let path = temp("rotate");
+        let (mut log, _) = AuditLog::open(&path, 4 * 1024).unwrap();
+        for seq in 0..200 {
+            let kind = EventKind::KillThrottled {
+                subject: hog(),
+                bytes: seq,
+            };
+            log.append(&event(seq, seq, kind), "oomd: kill throttled app=hog", seq);
+        }
+        log.sync();
+        assert!(std::fs::metadata(&path).unwrap().len() <= 4 * 1024);
+        assert!(rotated(&path).exists());
+        drop(log);
+        let (_, r) = AuditLog::open(&path, 4 * 1024).unwrap();
+        assert_eq!(r.next_event_seq, 200);
+        assert_eq!(r.skipped, 0);
+    }
+
+    #[test]
+    fn garbage_is_skipped_and_a_huge_file_is_read_only_at_its_tail() {
+        let path = temp("garbage");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut junk = vec![b'x'; 3 * TAIL_BYTES as usize];
+        junk.extend_from_slice(b"\n\xff\xfe not json\n{\"seq\":1}\n");
+        std::fs::write(&path, &junk).unwrap();
+        let (_, r) = AuditLog::open(&path, DEFAULT_MAX_BYTES).unwrap();
+        assert_eq!(r.records, 0);
+        assert_eq!(r.skipped, 2);
+        assert_eq!(r.next_event_seq, 0);
+    }
+}
