@@ -95,7 +95,7 @@ fi
 say "building the Linux edge for $TARGET (selftest build)"
 cargo build --release --quiet --target "$TARGET" \
     -p execd -p oomd-service -p oomctl -p hog-fixture -p selftest-client \
-    --features oomd-service/selftest || fail 4 "the build failed"
+    --features oomd-service/selftest,execd/selftest || fail 4 "the build failed"
 BIN=$ROOT/target/$TARGET/release
 for b in execd oomd oomctl hog-fixture selftest-client; do
     headers=$(readelf -l "$BIN/$b") || fail 4 "readelf cannot read $BIN/$b"

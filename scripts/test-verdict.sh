@@ -34,6 +34,9 @@ oomd: kill app=forker-hog bytes=33555389
 SELFTEST: oom tree kill ok
 oomd: kill app=escape-hog bytes=33555389
 SELFTEST: oom escape kill ok
+oomd: ready
+oomd: kill app=restart-hog bytes=33555393
+SELFTEST: oom watchdog restart ok
 oomd: kill app=rate-hog-a bytes=33555277
 oomd: kill app=rate-hog-b bytes=33555277
 SELFTEST: oom rate limit ok
@@ -57,9 +60,9 @@ expect() {
 }
 
 passing_markers | crlf >"$DIR/raw"
-expect "a passing boot" verdict_of 0 "all 10 markers seen"
+expect "a passing boot" verdict_of 0 "all 11 markers seen"
 { passing_markers; filler 200000; } | crlf >"$DIR/raw"
-expect "a passing boot with a long tail" verdict_of 0 "all 10 markers seen"
+expect "a passing boot with a long tail" verdict_of 0 "all 11 markers seen"
 
 # The false negative of old: every marker near the start of a long log, checked many times.
 { passing_markers; filler 300000; } | crlf >"$DIR/long"
@@ -95,7 +98,7 @@ expect "the guest stopped after Completed without a marker" verdict_final 1 "mis
 { passing_markers | sed -n '1,5p'; } | crlf >"$DIR/raw"
 expect "the guest stopped early" verdict_final 3 "stopped early; missing: SELFTEST: oom reject spoof ok"
 passing_markers | crlf >"$DIR/raw"
-expect "a complete passing log" verdict_final 0 "all 10 markers seen"
+expect "a complete passing log" verdict_final 0 "all 11 markers seen"
 
 passing_markers | sed -e 's/rate-hog-a/rate-hog-X/' -e 's/rate-hog-b/rate-hog-a/' -e 's/rate-hog-X/rate-hog-b/' | crlf >"$DIR/raw"
 expect "the rate-limit kills in the other order" verdict_of 1 'out of order: "oomd: kill app=rate-hog-a bytes="'
@@ -109,8 +112,8 @@ verdict_clean "$DIR/a.raw" "$DIR/a"
 verdict_clean "$DIR/b.raw" "$DIR/b"
 checks=$((checks + 1))
 if [ "$(verdict_contract "$DIR/a")" = "$(verdict_contract "$DIR/b")" ] &&
-    [ "$(verdict_contract "$DIR/a" | wc -l)" = 17 ]; then
-    printf 'test-verdict: ok the contract sequence ignores byte counts (17 lines)\n'
+    [ "$(verdict_contract "$DIR/a" | wc -l)" = 20 ]; then
+    printf 'test-verdict: ok the contract sequence ignores byte counts (20 lines)\n'
 else
     printf 'test-verdict: FAIL the contract sequences differ\n'
     failures=$((failures + 1))

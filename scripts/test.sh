@@ -27,8 +27,9 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo clippy -p oomd-service --all-targets --features selftest -- -D warnings"
-cargo clippy -p oomd-service --all-targets --features selftest -- -D warnings
+step "cargo clippy of the selftest builds (oomd-service, execd) -- -D warnings"
+cargo clippy -p oomd-service -p execd --all-targets \
+    --features oomd-service/selftest,execd/selftest -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace

@@ -27,14 +27,22 @@
 //! the line that would pass it first renames the file to `<path>.1` (replacing an older one)
 //! and starts a new one. At start, at most [`TAIL_BYTES`] of each of the two files are read.
 //!
+//! # The sequence checkpoint
+//!
+//! Only kill-related events are in the log, but every event takes a sequence number. So that
+//! no number is ever issued twice, `<path>.seq` holds the next sequence number, the tick and
+//! the time, overwritten in place (one `pwrite` of [`CHECKPOINT_LEN`] bytes, not synced: a
+//! crash of oomd leaves it in the page cache; a crash of the machine starts a new boot, whose
+//! clients start over) whenever events were logged.
+//!
 //! # Recovery
 //!
-//! [`AuditLog::open`] reads the tail of `<path>.1` and `<path>` (in that order): the next
-//! event sequence number and ticket (so neither repeats), the last tick and when it was
-//! written (so ticks continue across the restart), the kill decisions of this boot (for the
-//! kill budget), and the tickets of kills already confirmed (so a kill is never confirmed
-//! twice). A line that is torn (the tail of a crash) or does not parse is skipped and counted;
-//! nothing in the file can make recovery fail or read without bound.
+//! [`AuditLog::open`] reads the tail of `<path>.1` and `<path>` (in that order) and the
+//! checkpoint: the next event sequence number and ticket (so neither repeats), the last tick
+//! and when it was written (so ticks continue across the restart), the kill decisions of this
+//! boot (for the kill budget), and the tickets of kills already confirmed (so a kill is never
+//! confirmed twice). A line that is torn (the tail of a crash) or does not parse is skipped
+//! and counted; nothing in the files can make recovery fail or read without bound.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -53,6 +61,8 @@ pub const TAIL_BYTES: u64 = 256 * 1024;
 const MAX_LINE: usize = 1024;
 /// Kill decisions restored at most: as many as the core's budget remembers.
 const MAX_DECISIONS: usize = oomd::limits::MAX_KILL_BUDGET as usize;
+/// Bytes of the sequence checkpoint (`<path>.seq`), padded.
+pub const CHECKPOINT_LEN: usize = 160;
 
 /// Whether an event of this kind goes into the audit log.
 #[must_use]
@@ -135,10 +145,22 @@ struct Record {
     event: EventKind,
 }
 
+/// The sequence checkpoint as read back.
+#[derive(serde::Deserialize)]
+struct Checkpoint {
+    next_seq: u64,
+    tick: u64,
+    ms: u64,
+    boot: String,
+}
+
 /// The open audit log.
 #[derive(Debug)]
 pub struct AuditLog {
     file: File,
+    /// `<path>.seq`, and the next sequence number it holds.
+    checkpoint: Option<File>,
+    checkpointed: u64,
     path: PathBuf,
     written: u64,
     max_bytes: u64,
@@ -167,11 +189,20 @@ impl AuditLog {
         for file in [rotated(path), path.to_owned()] {
             read_tail(&file, &boot, &mut recovered, &mut last_per_subject);
         }
+        read_checkpoint(&checkpoint_path(path), &boot, &mut recovered);
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let written = file.metadata()?.len();
+        let checkpoint = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(checkpoint_path(path))
+            .ok();
         Ok((
             AuditLog {
                 file,
+                checkpoint,
+                checkpointed: recovered.next_event_seq,
                 path: path.to_owned(),
                 written,
                 max_bytes: max_bytes.max(MAX_LINE as u64 * 2),
@@ -258,6 +289,36 @@ impl AuditLog {
         }
     }
 
+    /// Records that the next event will be `next_seq` (at `tick`, `now_ms`), if that moved
+    /// since the last checkpoint: one `pwrite`, never an allocation.
+    pub fn checkpoint(&mut self, next_seq: u64, tick: Tick, now_ms: u64) {
+        if next_seq == self.checkpointed {
+            return;
+        }
+        let Some(file) = &self.checkpoint else {
+            return;
+        };
+        let mut buf = [b' '; CHECKPOINT_LEN];
+        let boot = core::str::from_utf8(&self.boot).unwrap_or("");
+        let mut c = Cursor {
+            buf: &mut buf[..CHECKPOINT_LEN - 1],
+            len: 0,
+        };
+        let written = core::fmt::write(
+            &mut c,
+            format_args!(
+                "{{\"next_seq\":{next_seq},\"tick\":{},\"ms\":{now_ms},\"boot\":\"{boot}\"}}",
+                tick.0
+            ),
+        );
+        buf[CHECKPOINT_LEN - 1] = b'\n';
+        if written.is_ok() && rustix::io::pwrite(file, &buf, 0).is_ok() {
+            self.checkpointed = next_seq;
+        } else {
+            self.failures += 1;
+        }
+    }
+
     /// Makes every line written so far durable (`fdatasync`), if any is not yet.
     pub fn sync(&mut self) {
         if !self.dirty {
@@ -292,6 +353,47 @@ impl AuditLog {
                 self.written = 0;
             }
             Err(_) => self.failures += 1,
+        }
+    }
+}
+
+/// `<path>.seq`.
+fn checkpoint_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".seq");
+    PathBuf::from(name)
+}
+
+/// Reads the sequence checkpoint (at most [`CHECKPOINT_LEN`] bytes) into `out`.
+fn read_checkpoint(path: &Path, boot: &[u8; 36], out: &mut Recovered) {
+    let Ok(file) = File::open(path) else {
+        return;
+    };
+    let mut bytes = Vec::new();
+    if file
+        .take(CHECKPOINT_LEN as u64)
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
+        return;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim();
+    let Ok(c) = serde_json::from_str::<Checkpoint>(text) else {
+        if !text.is_empty() {
+            out.skipped += 1;
+        }
+        return;
+    };
+    out.records += 1;
+    out.next_event_seq = out.next_event_seq.max(c.next_seq);
+    let tick = Tick(c.tick);
+    out.last_tick = Some(out.last_tick.map_or(tick, |t| t.max(tick)));
+    let boot = core::str::from_utf8(boot).unwrap_or("");
+    if c.boot == boot && !boot.trim().is_empty() {
+        let newer = out.last_in_this_boot.map_or(true, |(t, _)| t <= tick);
+        if newer {
+            out.last_in_this_boot = Some((tick, c.ms));
         }
     }
 }
@@ -470,6 +572,28 @@ mod tests {
         assert_eq!(r.last_in_this_boot, Some((Tick(12), 5_000)));
         // 2 s later at 100 ms ticks: 20 ticks on.
         assert_eq!(r.resume_tick(7_000, 100), Tick(32));
+    }
+
+    #[test]
+    fn no_sequence_number_is_issued_twice_even_for_events_that_are_not_audited() {
+        let path = temp("checkpoint");
+        let (mut log, _) = AuditLog::open(&path, DEFAULT_MAX_BYTES).unwrap();
+        let kind = EventKind::KillConfirmed {
+            subject: hog(),
+            bytes: 1,
+        };
+        log.append(&event(3, 9, kind), "words", 1_000);
+        // Events 4..=19 were not audited (rejections, registrations, ...).
+        log.checkpoint(20, Tick(11), 1_200);
+        drop(log);
+        let (_, r) = AuditLog::open(&path, DEFAULT_MAX_BYTES).unwrap();
+        assert_eq!(r.next_event_seq, 20);
+        assert_eq!(r.last_in_this_boot, Some((Tick(11), 1_200)));
+        // A checkpoint that is garbage is skipped, not trusted.
+        std::fs::write(checkpoint_path(&path), b"{\"next_seq\": oops").unwrap();
+        let (_, r) = AuditLog::open(&path, DEFAULT_MAX_BYTES).unwrap();
+        assert_eq!(r.next_event_seq, 4);
+        assert_eq!(r.skipped, 1);
     }
 
     #[test]

@@ -401,8 +401,16 @@ impl Service {
         while let Some(request) = self.queue.pop() {
             let sent = oomd_proto::encode(&ToAuthority::Terminate(request), &mut self.tx)
                 .and_then(|bytes| oomd_proto::send(self.authority.as_fd(), bytes, &[]));
-            if sent.is_err() {
-                let _ = self.unsent.push(request.ticket);
+            match sent {
+                // The trail tells a request that reached execd's socket from one that died
+                // with oomd between its audit record and its sending.
+                Ok(()) => self.out.note(format_args!(
+                    "oomd: request ticket={} sent to execd",
+                    request.ticket.0
+                )),
+                Err(_) => {
+                    let _ = self.unsent.push(request.ticket);
+                }
             }
         }
         while let Some(ticket) = self.unsent.pop() {
@@ -448,6 +456,8 @@ impl Service {
         };
         let decisions = r.kill_decisions.clone();
         self.tick = tick.0;
+        // The audit output reads on from the resumed numbers: nothing of this run is lost.
+        self.next_seq = r.next_event_seq;
         let _ = self.feed(Input::Restore(resume));
         for at in decisions {
             let _ = self.feed(Input::Restore(Restore::KillDecided { at }));
@@ -479,6 +489,9 @@ impl Service {
             self.next_seq = resume;
             if !any {
                 break;
+            }
+            if let Some(audit) = &mut self.audit {
+                audit.checkpoint(resume, self.wd.now(), now_ms);
             }
         }
     }

@@ -398,8 +398,11 @@ pub struct Event {
 #[derive(Debug, Clone)]
 pub(crate) struct EventLog<const N: usize> {
     slots: [(Tick, Option<EventKind>); N],
-    /// Sequence number the next event will get; also the number of events ever appended.
+    /// Sequence number the next event will get.
     next_seq: u64,
+    /// The first sequence number of this run: 0, or where a resumed run took over. Events
+    /// before it belong to the previous run: a reader who had not read them lost them.
+    first_seq: u64,
 }
 
 impl<const N: usize> EventLog<N> {
@@ -410,6 +413,7 @@ impl<const N: usize> EventLog<N> {
         EventLog {
             slots: [(Tick::ZERO, None); N],
             next_seq: 0,
+            first_seq: 0,
         }
     }
 
@@ -427,11 +431,17 @@ impl<const N: usize> EventLog<N> {
     /// Numbers the next event `seq` (an empty log taking over from a previous run's).
     pub(crate) fn resume_at(&mut self, seq: u64) {
         self.next_seq = seq;
+        self.first_seq = seq;
     }
 
     /// The sequence number of the oldest event still held.
     pub(crate) const fn oldest_seq(&self) -> u64 {
-        self.next_seq.saturating_sub(N as u64)
+        let ring = self.next_seq.saturating_sub(N as u64);
+        if ring > self.first_seq {
+            ring
+        } else {
+            self.first_seq
+        }
     }
 
     fn get(&self, seq: u64) -> Option<Event> {
@@ -501,6 +511,8 @@ impl<const N: usize> Iterator for Events<'_, N> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     fn tick_event(n: u64) -> EventKind {
@@ -526,6 +538,19 @@ mod tests {
         assert_eq!(log.read(8, 1).lost(), 0);
         assert_eq!(log.read(10, 5).count(), 0);
         assert_eq!(log.read(u64::MAX, 5).count(), 0);
+    }
+
+    #[test]
+    fn a_resumed_log_numbers_on_and_counts_the_previous_runs_unread_events_as_lost() {
+        let mut log = EventLog::<4>::new();
+        log.resume_at(100);
+        assert_eq!(log.push(Tick(1), tick_event(1)), 100);
+        // A reader who had read up to 97 lost 98 and 99, which died with the previous run.
+        let page = log.read(98, 10);
+        assert_eq!(page.lost(), 2);
+        assert_eq!(page.map(|e| e.seq).collect::<std::vec::Vec<_>>(), [100]);
+        // A reader who had read everything loses nothing.
+        assert_eq!(log.read(100, 10).lost(), 0);
     }
 
     #[test]

@@ -18,6 +18,7 @@ VERDICT_REQUIRED=(
     "SELFTEST: oom underreport ok"
     "SELFTEST: oom tree kill ok"
     "SELFTEST: oom escape kill ok"
+    "SELFTEST: oom watchdog restart ok"
     "SELFTEST: oom rate limit ok"
     "SELFTEST: Completed"
 )
@@ -30,6 +31,7 @@ VERDICT_ORDER=(
     "oomd: ready|SELFTEST: oom kill ok"
     "oomd: kill app=hog bytes=|SELFTEST: oom kill ok"
     "oomd: kill denied (subject=critical-hog reason=critical)|SELFTEST: oom deny critical ok"
+    "oomd: kill app=restart-hog bytes=|SELFTEST: oom watchdog restart ok"
     "oomd: kill app=rate-hog-a bytes=|oomd: kill app=rate-hog-b bytes="
     "oomd: kill app=rate-hog-b bytes=|SELFTEST: oom rate limit ok"
 )

@@ -34,7 +34,7 @@ pub struct Behaviour {
 }
 
 /// Every behaviour, in the order they run (rate limit last: it changes the kill budget).
-pub const ALL: [Behaviour; 8] = [
+pub const ALL: [Behaviour; 9] = [
     Behaviour {
         name: "oom kill",
         run: kill,
@@ -62,6 +62,10 @@ pub const ALL: [Behaviour; 8] = [
     Behaviour {
         name: "oom escape kill",
         run: escape_kill,
+    },
+    Behaviour {
+        name: "oom watchdog restart",
+        run: watchdog_restart,
     },
     Behaviour {
         name: "oom rate limit",
@@ -277,6 +281,49 @@ fn escape_kill(s: &mut Session) -> Outcome {
         return Err(format!(
             "the kill of escape-hog was confirmed while its escaped child {} still ran",
             escaped.pid
+        ));
+    }
+    Ok(())
+}
+
+/// The watchdog is ended in the middle of an incident, through the process authority (the
+/// selftest-only `EndWatchdog` request: this client signals nothing): a hog that ignores
+/// SIGTERM is over hard, its graceful kill accepted, when oomd dies. execd restarts oomd and
+/// tells it the termination is under way; the new oomd adopts it, escalates it, and confirms
+/// the kill once the hog is gone. Exactly one confirmed kill for the incident.
+fn watchdog_restart(s: &mut Session) -> Outcome {
+    let name = "restart-hog";
+    let subject = id(name);
+    let from = s.mark()?;
+    start_hog(s, name)?;
+    s.inject(name, INJECT)?;
+    s.wait_event(
+        from,
+        "the acknowledged kill of restart-hog",
+        |k| matches!(k, EventKind::KillAcknowledged { subject: x, .. } if *x == subject),
+    )?;
+    s.end_watchdog()?;
+    s.wait_event(
+        from,
+        "the kill of restart-hog adopted by the restarted oomd",
+        |k| matches!(k, EventKind::KillAdopted { subject: x, acknowledged: true, .. } if *x == subject),
+    )?;
+    s.wait_event(
+        from,
+        "the kill of restart-hog",
+        |k| matches!(k, EventKind::KillConfirmed { subject: x, .. } if *x == subject),
+    )?;
+    s.wait_exit(name)?;
+    let confirmed = s
+        .events_since(from)
+        .iter()
+        .filter(
+            |e| matches!(e.event.kind, EventKind::KillConfirmed { subject: x, .. } if x == subject),
+        )
+        .count();
+    if confirmed != 1 {
+        return Err(format!(
+            "{confirmed} confirmed kills of restart-hog for one incident"
         ));
     }
     Ok(())

@@ -36,6 +36,9 @@ pub struct Session {
     oomd: Client,
     /// Events read so far, in order.
     events: Vec<EventView>,
+    /// oomd was restarted under this session (its connection had to be made again): the
+    /// events the dead oomd had not shown are lost, and that is expected once.
+    oomd_restarted: bool,
     next_event: u64,
     /// Exits reported so far.
     exited: Vec<(SubjectId, ExitStatus)>,
@@ -68,6 +71,7 @@ impl Session {
             exits,
             oomd,
             events: Vec::new(),
+            oomd_restarted: false,
             next_event: 0,
             exited: Vec::new(),
         })
@@ -75,6 +79,33 @@ impl Session {
 
     fn deadline(&self) -> Instant {
         Instant::now() + self.settings.step_timeout
+    }
+
+    /// One call to oomd. If oomd is not there (it is being restarted by execd), the call is
+    /// made again on a new connection, until the step timeout.
+    fn oomd_call<T>(
+        &mut self,
+        call: impl Fn(&mut Client) -> Result<T, oomd_proto::client::ClientError>,
+    ) -> Result<T, String> {
+        use oomd_proto::client::ClientError;
+        let deadline = self.deadline();
+        loop {
+            match call(&mut self.oomd) {
+                Ok(v) => return Ok(v),
+                Err(ClientError::NotRunning(..) | ClientError::Wire(_))
+                    if Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if let Ok(c) =
+                        Client::connect(&self.settings.oomd_socket, Duration::from_millis(500))
+                    {
+                        self.oomd = c;
+                        self.oomd_restarted = true;
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
     }
 
     /// Starts the manifest entry `name`; returns its main pid.
@@ -107,7 +138,7 @@ impl Session {
 
     /// oomd's status of `name`, if it knows the service.
     pub(crate) fn status(&mut self, name: &str) -> Result<Option<SubjectStatus>, String> {
-        let subjects = self.oomd.status().map_err(|e| e.to_string())?;
+        let subjects = self.oomd_call(|c| c.status())?;
         Ok(subjects
             .into_iter()
             .find(|v| v.name.as_str() == name)
@@ -148,7 +179,7 @@ impl Session {
     }
 
     fn control_done(&mut self, request: ControlRequest) -> Outcome {
-        let replies = self.oomd.control(&request).map_err(|e| e.to_string())?;
+        let replies = self.oomd_call(|c| c.control(&request))?;
         match replies.as_slice() {
             [ControlReply::Done] => Ok(()),
             other => Err(format!("oomd refused {request:?}: {other:?}")),
@@ -166,10 +197,7 @@ impl Session {
 
     /// The global policy.
     pub(crate) fn policy(&mut self) -> Result<Policy, String> {
-        let replies = self
-            .oomd
-            .control(&ControlRequest::GetPolicy)
-            .map_err(|e| e.to_string())?;
+        let replies = self.oomd_call(|c| c.control(&ControlRequest::GetPolicy))?;
         match replies.as_slice() {
             [ControlReply::Policy(p)] => Ok(*p),
             other => Err(format!("no policy from oomd: {other:?}")),
@@ -189,7 +217,7 @@ impl Session {
         let request = ControlRequest::Inject { app, bytes };
         let deadline = self.deadline();
         loop {
-            let replies = self.oomd.control(&request).map_err(|e| e.to_string())?;
+            let replies = self.oomd_call(|c| c.control(&request))?;
             match replies.as_slice() {
                 [ControlReply::Done] => return Ok(()),
                 [ControlReply::Error(oomd_proto::ControlError::InjectFailed)]
@@ -205,11 +233,9 @@ impl Session {
     /// Reads every new event from oomd into the session's list.
     fn read_events(&mut self) -> Outcome {
         loop {
-            let (events, lost, next) = self
-                .oomd
-                .events(self.next_event)
-                .map_err(|e| e.to_string())?;
-            if lost > 0 {
+            let since = self.next_event;
+            let (events, lost, next) = self.oomd_call(|c| c.events(since))?;
+            if lost > 0 && !core::mem::take(&mut self.oomd_restarted) {
                 return Err(format!(
                     "{lost} oomd events were overwritten before they were read"
                 ));
@@ -278,6 +304,18 @@ impl Session {
                 Err(oomd_proto::client::ClientError::Timeout) => {}
                 Err(e) => return Err(format!("execd subscription: {e}")),
             }
+        }
+    }
+
+    /// Asks execd to end the watchdog (selftest builds of execd only), as a crash would.
+    pub(crate) fn end_watchdog(&mut self) -> Outcome {
+        let replies = self
+            .execd
+            .execd(&ExecdRequest::EndWatchdog)
+            .map_err(|e| e.to_string())?;
+        match replies.as_slice() {
+            [ExecdReply::Terminate(oomd_proto::TerminateOutcome::Accepted)] => Ok(()),
+            other => Err(format!("execd would not end the watchdog: {other:?}")),
         }
     }
 

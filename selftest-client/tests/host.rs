@@ -98,6 +98,7 @@ fn every_behaviour_is_proven_on_real_processes() {
         "SELFTEST: oom underreport ok",
         "SELFTEST: oom tree kill ok",
         "SELFTEST: oom escape kill ok",
+        "SELFTEST: oom watchdog restart ok",
         "SELFTEST: oom rate limit ok",
         "SELFTEST: Completed",
     ] {

@@ -15,7 +15,7 @@ fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the four binaries (selftest build of oomd) into their own target directory
+/// Builds the four binaries (selftest builds of oomd and execd) into their own target directory
 /// (`target/host-selftest`) and returns their directory.
 pub fn build() -> PathBuf {
     let root = workspace_root();
@@ -35,7 +35,7 @@ pub fn build() -> PathBuf {
             "-p",
             "selftest-client",
         ])
-        .args(["--features", "oomd-service/selftest"])
+        .args(["--features", "oomd-service/selftest,execd/selftest"])
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the edge binaries failed");
