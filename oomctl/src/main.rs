@@ -219,6 +219,10 @@ fn print_counters(c: &CountersView) {
         "policies refused: {}; memstat channels closed by their service: {}; log lines lost: {}",
         c.policies_refused, c.memstat_hangups, c.log_write_failures
     );
+    println!(
+        "audit log: {} syncs, {} us in all, {} failures",
+        c.audit_syncs, c.audit_sync_micros, c.audit_failures
+    );
 }
 
 fn opt(v: Option<u64>) -> String {

@@ -482,6 +482,13 @@ pub struct CountersView {
     pub wrong_protocol: u64,
     /// Memstat channels closed by their service (or failed).
     pub memstat_hangups: u64,
+    /// Syncs of the audit log to disk (one before each batch of requests to execd, one
+    /// before each acknowledged exit), and the microseconds they took in all.
+    pub audit_syncs: u64,
+    /// See `audit_syncs`.
+    pub audit_sync_micros: u64,
+    /// Audit log lines or syncs that failed (the events are still in the stderr log).
+    pub audit_failures: u64,
 }
 
 /// Writes where in a policy document `error` is and what it is: `policy.<key>: ...` for the

@@ -434,6 +434,9 @@ impl Service {
             requests_not_permitted: self.control.counters.not_permitted,
             wrong_protocol: self.control.counters.wrong_protocol,
             memstat_hangups: self.memstat_hangups,
+            audit_syncs: self.audit_stats().0,
+            audit_sync_micros: self.audit_stats().1,
+            audit_failures: self.audit_stats().2,
         }
     }
 

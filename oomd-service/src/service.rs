@@ -843,6 +843,13 @@ impl Service {
         }
     }
 
+    /// The audit log's syncs, the microseconds they took, and its failures.
+    pub(crate) fn audit_stats(&self) -> (u64, u64, u64) {
+        self.audit
+            .as_ref()
+            .map_or((0, 0, 0), |a| (a.syncs, a.sync_nanos / 1000, a.failures))
+    }
+
     /// Whether a service of this name runs (selftest builds: `inject`).
     #[cfg(feature = "selftest")]
     pub(crate) fn runs(&self, name: &str) -> bool {
