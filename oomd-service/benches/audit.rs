@@ -21,7 +21,8 @@ fn kill_records(c: &mut Criterion) {
         .unwrap_or_else(std::env::temp_dir)
         .join(format!("oomd-audit-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (mut log, _) = AuditLog::open(&dir.join("audit.jsonl"), DEFAULT_MAX_BYTES).unwrap();
+    let (mut log, _) =
+        AuditLog::open(&dir.join("audit.jsonl"), DEFAULT_MAX_BYTES).expect("an audit log to bench");
     let subject = SubjectId::from_name("hog");
     let mut seq = 0;
     let mut group = c.benchmark_group("audit");
