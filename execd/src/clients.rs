@@ -214,10 +214,9 @@ impl Execd {
                 Err(WireError::Peer(PeerFault::WrongProtocol { found, .. })) => {
                     // A client at the wrong socket: say so in our protocol (it recognizes the
                     // magic and reports "not an execd socket"), then let it go.
+                    // Logged before the reply goes out: whoever reads the reply finds the line
+                    // already written.
                     self.stats.bad_requests += 1;
-                    client.push(ExecdReply::Error(ExecdError::WrongProtocol));
-                    client.flush();
-                    client.closed = true;
                     let pid = client.cred.pid;
                     if let Some(n) = self.strangers.note(now) {
                         let spoke = found.map_or("no protocol of ours", |p| p.describe());
@@ -225,6 +224,10 @@ impl Execd {
                             "execd: control: a client (pid {pid}) speaks {spoke}: not an execd socket for it ({n} such messages)"
                         ));
                     }
+                    let client = &mut self.clients[i];
+                    client.push(ExecdReply::Error(ExecdError::WrongProtocol));
+                    client.flush();
+                    client.closed = true;
                     return;
                 }
                 Err(WireError::Peer(_)) => {
