@@ -220,10 +220,15 @@ pub fn wait_for_group(pgid: i32, n: usize) -> Vec<i32> {
 
 /// The live descendants of `root` (a service's shim), parents before children.
 pub fn tree_of(root: i32) -> Vec<i32> {
-    let mut buf = [0; 256];
-    let n = proctree::Tree::new()
-        .descendants(root, &mut buf)
-        .expect("the tree under a shim");
+    // As large as the tree needs: a fork storm can pass any fixed size between two walks.
+    let mut buf = vec![0; 256];
+    let n = loop {
+        match proctree::Tree::new().descendants(root, &mut buf) {
+            Ok(n) => break n,
+            Err(proctree::Error::Overflow) => buf.resize(buf.len() * 2, 0),
+            Err(e) => panic!("the tree under a shim: {e:?}"),
+        }
+    };
     buf[..n]
         .iter()
         .copied()
