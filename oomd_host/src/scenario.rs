@@ -25,9 +25,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use oomd::{Limits, Policy, PolicyError, RefusalReason, Rejection, SubjectClass};
+use oomd::{Policy, RefusalReason, Rejection, SubjectClass};
+use oomd_config::policy::{check_name, LimitsTable, PolicyTable, Size};
+use oomd_config::toml_file::{load_file, parse_toml};
+use oomd_config::ConfigError;
 use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
@@ -40,16 +43,11 @@ use crate::sim::{
 pub const MAX_TICKS: u64 = 1_000_000;
 /// Most frames a flooding subject may send per tick.
 pub const MAX_FLOOD_FRAMES: u32 = 10_000;
-/// Longest subject name, in bytes.
-pub const MAX_NAME_LEN: usize = 64;
 /// Longest delay, in ticks.
 pub const MAX_DELAY_TICKS: u64 = MAX_TICKS;
 /// Most inputs a scenario may feed (estimated before running): a run is kept whole in memory,
 /// at about a hundred bytes per input.
 pub const MAX_INPUTS: u64 = 5_000_000;
-/// Largest scenario or policy file read, in bytes (like execd's manifest): a file of every
-/// key many times over fits; a larger one (or `/dev/zero`) is refused before it is read.
-pub const MAX_FILE_BYTES: u64 = 256 * 1024;
 
 // ----- the validated scenario ---------------------------------------------------------------
 
@@ -219,12 +217,12 @@ pub struct Outcome {
 
 impl Scenario {
     /// Parses and validates scenario text.
-    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
         parse_toml::<RawScenario>(text)?.validate()
     }
 
     /// Reads, parses and validates a scenario file; errors name the file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         load_file(path.as_ref(), Self::parse)
     }
 
@@ -236,307 +234,7 @@ impl Scenario {
     }
 }
 
-/// A policy file, as the oomd service reads it: a `[policy]` table with the same keys as a
-/// scenario's (every key optional, defaults from `Policy::default()`), and one
-/// `[service.<name>]` table of limits (`soft_bytes`, `hard_bytes`, `soft_grace_ticks`,
-/// `exit_deadline_ticks`) per service that needs its own. Scenarios and the service share this
-/// parser, so a policy means the same in both.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyFile {
-    /// The global policy (`Policy::default()` with the `[policy]` table's keys applied).
-    pub policy: Policy,
-    /// Whether the file has a `[policy]` table at all: a file of `[service.<name>]` tables
-    /// only is about those services, and a tool applying it leaves the global policy alone.
-    pub policy_given: bool,
-    /// Limits overrides by service name, each complete (unset keys from the global limits).
-    pub services: BTreeMap<String, Limits>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicyFile {
-    policy: Option<RawPolicy>,
-    #[serde(default)]
-    service: BTreeMap<String, RawLimits>,
-}
-
-impl PolicyFile {
-    /// Parses and validates policy-file text; errors name the key at fault.
-    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
-        let raw: RawPolicyFile = parse_toml(text)?;
-        let policy_given = raw.policy.is_some();
-        let policy = raw.policy.unwrap_or_default().build()?;
-        let mut services = BTreeMap::new();
-        for (name, limits) in &raw.service {
-            let key = format!("service.{name}");
-            check_name(name, &key)?;
-            services.insert(name.clone(), limits.build(policy.limits, &key)?);
-        }
-        Ok(PolicyFile {
-            policy,
-            policy_given,
-            services,
-        })
-    }
-
-    /// Reads, parses and validates a policy file; errors name the file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
-        load_file(path.as_ref(), Self::parse)
-    }
-}
-
-/// Deserializes TOML, turning any error into one that names the key path and its place.
-fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ScenarioError> {
-    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
-        let mut key = path_key(&e.path().to_string());
-        let inner = e.into_inner();
-        let location = inner.span().map(|s| line_col(text, s.start));
-        // Errors of the TOML syntax itself (an integer too large for any TOML integer, say)
-        // come before any key was reached: name the key written on that line.
-        if key.is_empty() {
-            if let Some((line, _)) = location {
-                key = key_on_line(text, line).unwrap_or_default();
-            }
-        }
-        ScenarioError {
-            file: None,
-            key,
-            location,
-            message: inner.message().trim_end().to_owned(),
-        }
-    })
-}
-
-/// The dotted key written on `line` (1-based) of a TOML text, with the table header above it:
-/// `policy.hard_bytes` for a `hard_bytes = ...` line under `[policy]`.
-fn key_on_line(text: &str, line: usize) -> Option<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let here = lines.get(line.checked_sub(1)?)?.trim();
-    let (key, _) = here.split_once('=')?;
-    let key = key.trim().trim_matches('"');
-    if key.is_empty() || key.starts_with('[') {
-        return None;
-    }
-    let table = lines[..line - 1].iter().rev().find_map(|l| {
-        let l = l.trim();
-        l.strip_prefix("[[")
-            .and_then(|t| t.strip_suffix("]]"))
-            .or_else(|| l.strip_prefix('[').and_then(|t| t.strip_suffix(']')))
-            .map(str::trim)
-    });
-    Some(match table {
-        Some(table) => format!("{table}.{key}"),
-        None => key.to_owned(),
-    })
-}
-
-/// Reads `path` and parses it with `parse`; every error names the file. Only a regular file
-/// of at most [`MAX_FILE_BYTES`] is read: a FIFO, a device or a directory is refused without
-/// waiting on it (it is opened non-blocking and checked before any read).
-fn load_file<T>(
-    path: &Path,
-    parse: fn(&str) -> Result<T, ScenarioError>,
-) -> Result<T, ScenarioError> {
-    let with_file = |mut e: ScenarioError| {
-        e.file = Some(path.to_owned());
-        e
-    };
-    let text = read_bounded(path).map_err(|message| {
-        with_file(ScenarioError {
-            file: None,
-            key: String::new(),
-            location: None,
-            message,
-        })
-    })?;
-    parse(&text).map_err(with_file)
-}
-
-/// The text of a regular file of at most [`MAX_FILE_BYTES`].
-fn read_bounded(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        // A FIFO opened for reading blocks until a writer comes; non-blocking, it does not.
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_dir() {
-            "a directory"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_char_device() || kind.is_block_device() {
-            "a device"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "not a regular file"
-        };
-        return Err(format!("cannot read: {what}, not a regular file"));
-    }
-    let too_big = || format!("cannot read: larger than {MAX_FILE_BYTES} bytes");
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(too_big());
-    }
-    let mut text = String::new();
-    // Bounded even if the file grows while it is read.
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_big());
-    }
-    Ok(text)
-}
-
-// ----- errors -------------------------------------------------------------------------------
-
-/// Why a scenario was refused: the file, the key at fault, where, and what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScenarioError {
-    file: Option<PathBuf>,
-    key: String,
-    location: Option<(usize, usize)>,
-    message: String,
-}
-
-impl ScenarioError {
-    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ScenarioError {
-            file: None,
-            key: key.into(),
-            location: None,
-            message: message.into(),
-        }
-    }
-
-    /// The key at fault as a path (`policy.soft_bytes`, `subject[0].report`); empty when the
-    /// fault is the file as a whole (unreadable, or not TOML at all).
-    #[must_use]
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// Line and column (1-based), when known.
-    #[must_use]
-    pub fn location(&self) -> Option<(usize, usize)> {
-        self.location
-    }
-
-    /// What is wrong.
-    #[must_use]
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// The file, when the scenario was loaded from one.
-    #[must_use]
-    pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
-    }
-}
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(file) = &self.file {
-            write!(f, "{}", file.display())?;
-            if let Some((line, col)) = self.location {
-                write!(f, ":{line}:{col}")?;
-            }
-            f.write_str(": ")?;
-        } else if let Some((line, col)) = self.location {
-            write!(f, "line {line}, column {col}: ")?;
-        }
-        if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ScenarioError {}
-
-/// `serde_path_to_error` writes the root as `.`; we write it as nothing.
-fn path_key(path: &str) -> String {
-    if path == "." {
-        String::new()
-    } else {
-        path.to_owned()
-    }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 // ----- sizes and delays ---------------------------------------------------------------------
-
-/// A number of bytes, written as an integer or as a string with a binary unit
-/// (`"64 MiB"`, `"512KiB"`, `"1 GiB"`, `"100 B"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Size(pub u64);
-
-/// Parses `"<digits>[ ]<unit>"` with units `B`, `KiB`, `MiB`, `GiB`, `TiB` (any case), or bare
-/// digits. Underscores between digits are allowed (`"1_000"`).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "invalid size {text:?}: expected an integer or a string like \"64 MiB\" \
-             (units: B, KiB, MiB, GiB, TiB)"
-        )
-    };
-    let s = text.trim();
-    let digits_end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '_'))
-        .unwrap_or(s.len());
-    let (digits, unit) = s.split_at(digits_end);
-    let digits: String = digits.chars().filter(|&c| c != '_').collect();
-    if digits.is_empty() {
-        return Err(bad());
-    }
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let shift = match unit.trim_start().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "kib" => 10,
-        "mib" => 20,
-        "gib" => 30,
-        "tib" => 40,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("size {text:?} is too large"))
-}
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Size;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size: an integer or a string like \"64 MiB\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
-                Ok(Size(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v)
-                    .map(Size)
-                    .map_err(|_| E::custom(format!("a size cannot be negative ({v})")))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-                parse_size(v).map(Size).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
 
 /// A delay as written: a number of ticks, or `[min, max]`.
 #[derive(Clone, Copy, Debug)]
@@ -595,40 +293,13 @@ struct RawScenario {
     #[serde(default)]
     kernel_readings: bool,
     #[serde(default)]
-    policy: RawPolicy,
+    policy: PolicyTable,
     #[serde(default)]
     authority: RawAuthority,
     #[serde(default, rename = "subject")]
     subjects: Vec<RawSubject>,
     #[serde(default)]
     expect: RawExpect,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    soft_bytes: Option<Size>,
-    hard_bytes: Option<Size>,
-    soft_grace_ticks: Option<u64>,
-    exit_deadline_ticks: Option<u64>,
-    sample_period_ms: Option<u32>,
-    kill_budget: Option<u16>,
-    kill_window_ticks: Option<u64>,
-    frame_budget_per_tick: Option<u16>,
-    enforce_kernel: Option<bool>,
-    underreport_margin_bytes: Option<Size>,
-    observe_only: Option<bool>,
-    report_stale_ticks: Option<u32>,
-    enforce_kernel_when_silent: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    soft_bytes: Option<Size>,
-    hard_bytes: Option<Size>,
-    soft_grace_ticks: Option<u64>,
-    exit_deadline_ticks: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -675,7 +346,7 @@ struct RawSubject {
     jitter: Option<Size>,
     max_bytes: Option<Size>,
     report: Option<ReportForm>,
-    limits: Option<RawLimits>,
+    limits: Option<LimitsTable>,
     kernel_overhead: Option<Size>,
     restart_after: Option<u64>,
 }
@@ -744,81 +415,12 @@ struct RawExpect {
 
 // ----- validation ---------------------------------------------------------------------------
 
-fn policy_key(prefix: &str, e: PolicyError) -> ScenarioError {
-    ScenarioError::invalid(format!("{prefix}.{}", e.key()), e.to_string())
-}
-
-impl RawPolicy {
-    fn build(&self) -> Result<Policy, ScenarioError> {
-        let mut p = Policy::default();
-        let l = &mut p.limits;
-        set(&mut l.soft_bytes, self.soft_bytes.map(|s| s.0));
-        set(&mut l.hard_bytes, self.hard_bytes.map(|s| s.0));
-        set(&mut l.soft_grace_ticks, self.soft_grace_ticks);
-        set(&mut l.exit_deadline_ticks, self.exit_deadline_ticks);
-        set(&mut p.sample_period_ms, self.sample_period_ms);
-        set(&mut p.kill_budget, self.kill_budget);
-        set(&mut p.kill_window_ticks, self.kill_window_ticks);
-        set(&mut p.frame_budget_per_tick, self.frame_budget_per_tick);
-        set(&mut p.enforce_kernel, self.enforce_kernel);
-        set(
-            &mut p.underreport_margin_bytes,
-            self.underreport_margin_bytes.map(|s| s.0),
-        );
-        set(&mut p.observe_only, self.observe_only);
-        set(&mut p.report_stale_ticks, self.report_stale_ticks);
-        set(
-            &mut p.enforce_kernel_when_silent,
-            self.enforce_kernel_when_silent,
-        );
-        p.validate().map_err(|e| policy_key("policy", e))?;
-        Ok(p)
-    }
-}
-
-fn set<T>(field: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *field = v;
-    }
-}
-
-impl RawLimits {
-    fn build(&self, global: Limits, key: &str) -> Result<Limits, ScenarioError> {
-        let mut l = global;
-        set(&mut l.soft_bytes, self.soft_bytes.map(|s| s.0));
-        set(&mut l.hard_bytes, self.hard_bytes.map(|s| s.0));
-        set(&mut l.soft_grace_ticks, self.soft_grace_ticks);
-        set(&mut l.exit_deadline_ticks, self.exit_deadline_ticks);
-        l.validate().map_err(|e| policy_key(key, e))?;
-        Ok(l)
-    }
-}
-
-fn check_name(name: &str, key: &str) -> Result<(), ScenarioError> {
-    if name.is_empty() {
-        return Err(ScenarioError::invalid(key, "must not be empty"));
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(ScenarioError::invalid(
-            key,
-            format!("{name:?} is longer than {MAX_NAME_LEN} bytes"),
-        ));
-    }
-    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ScenarioError::invalid(
-            key,
-            format!("{name:?} contains whitespace or control characters"),
-        ));
-    }
-    Ok(())
-}
-
 impl RawReport {
-    fn build(&self, own_name: &str, key: &str) -> Result<ReportMode, ScenarioError> {
+    fn build(&self, own_name: &str, key: &str) -> Result<ReportMode, ConfigError> {
         let mode = self.mode;
         let only_for = |param: &str, present: bool, allowed: &[ModeWord]| {
             if present && !allowed.contains(&mode) {
-                Err(ScenarioError::invalid(
+                Err(ConfigError::invalid(
                     format!("{key}.{param}"),
                     format!("does not apply to mode {:?}", mode_word(mode)),
                 ))
@@ -836,7 +438,7 @@ impl RawReport {
             ModeWord::Garbage => ReportMode::Garbage,
             ModeWord::Under => match (self.factor, self.fixed) {
                 (Some(0), None) => {
-                    return Err(ScenarioError::invalid(
+                    return Err(ConfigError::invalid(
                         format!("{key}.factor"),
                         "must be at least 1",
                     ))
@@ -844,7 +446,7 @@ impl RawReport {
                 (Some(f), None) => ReportMode::UnderFactor(f),
                 (None, Some(fixed)) => ReportMode::UnderFixed(fixed.0),
                 _ => {
-                    return Err(ScenarioError::invalid(
+                    return Err(ConfigError::invalid(
                         key,
                         "mode \"under\" needs exactly one of `factor` or `fixed`",
                     ))
@@ -852,14 +454,14 @@ impl RawReport {
             },
             ModeWord::Spoof => {
                 let Some(claim) = &self.claim else {
-                    return Err(ScenarioError::invalid(
+                    return Err(ConfigError::invalid(
                         key,
                         "mode \"spoof\" needs `claim`, the name it pretends to be",
                     ));
                 };
                 check_name(claim, &format!("{key}.claim"))?;
                 if claim == own_name {
-                    return Err(ScenarioError::invalid(
+                    return Err(ConfigError::invalid(
                         format!("{key}.claim"),
                         "must name another subject than the sender",
                     ));
@@ -871,13 +473,13 @@ impl RawReport {
             ModeWord::Flood => match self.frames {
                 Some(n @ 1..=MAX_FLOOD_FRAMES) => ReportMode::Flood { frames: n },
                 Some(_) => {
-                    return Err(ScenarioError::invalid(
+                    return Err(ConfigError::invalid(
                         format!("{key}.frames"),
                         format!("must be in 1..={MAX_FLOOD_FRAMES}"),
                     ))
                 }
                 None => {
-                    return Err(ScenarioError::invalid(
+                    return Err(ConfigError::invalid(
                         key,
                         "mode \"flood\" needs `frames`, the frames sent per tick",
                     ))
@@ -899,10 +501,10 @@ fn mode_word(mode: ModeWord) -> &'static str {
 }
 
 impl RawScenario {
-    fn validate(self) -> Result<Scenario, ScenarioError> {
+    fn validate(self) -> Result<Scenario, ConfigError> {
         check_name(&self.name, "name")?;
         if !(1..=MAX_TICKS).contains(&self.ticks) {
-            return Err(ScenarioError::invalid(
+            return Err(ConfigError::invalid(
                 "ticks",
                 format!("must be in 1..={MAX_TICKS}"),
             ));
@@ -911,7 +513,7 @@ impl RawScenario {
             .subject_capacity
             .unwrap_or(oomd::limits::DEFAULT_SUBJECTS);
         if !SUPPORTED_SUBJECT_CAPACITIES.contains(&subject_capacity) {
-            return Err(ScenarioError::invalid(
+            return Err(ConfigError::invalid(
                 "subject_capacity",
                 format!(
                     "{subject_capacity} is not supported (supported: {SUPPORTED_SUBJECT_CAPACITIES:?})"
@@ -920,7 +522,7 @@ impl RawScenario {
         }
         let policy = self.policy.build()?;
         if self.subjects.is_empty() {
-            return Err(ScenarioError::invalid(
+            return Err(ConfigError::invalid(
                 "subject",
                 "a scenario needs at least one [[subject]]",
             ));
@@ -943,7 +545,7 @@ impl RawScenario {
             + 1;
         let estimate = per_tick.saturating_mul(self.ticks);
         if estimate > MAX_INPUTS {
-            return Err(ScenarioError::invalid(
+            return Err(ConfigError::invalid(
                 "ticks",
                 format!(
                     "this scenario would feed about {estimate} inputs, more than the \
@@ -977,18 +579,18 @@ impl RawSubject {
         scenario: &RawScenario,
         policy: &Policy,
         earlier: &[SubjectSpec],
-    ) -> Result<SubjectSpec, ScenarioError> {
+    ) -> Result<SubjectSpec, ConfigError> {
         let key = |field: &str| format!("subject[{i}].{field}");
         check_name(&self.name, &key("name"))?;
         if earlier.iter().any(|s| s.name == self.name) {
-            return Err(ScenarioError::invalid(
+            return Err(ConfigError::invalid(
                 key("name"),
                 format!("{:?} is used by an earlier subject", self.name),
             ));
         }
         let start_tick = self.start_tick.unwrap_or(1);
         if !(1..=scenario.ticks).contains(&start_tick) {
-            return Err(ScenarioError::invalid(
+            return Err(ConfigError::invalid(
                 key("start_tick"),
                 format!("must be in 1..={} (the scenario's ticks)", scenario.ticks),
             ));
@@ -996,7 +598,7 @@ impl RawSubject {
         let start_bytes = self.start_bytes.map_or(0, |s| s.0);
         if let Some(max) = self.max_bytes {
             if max.0 < start_bytes {
-                return Err(ScenarioError::invalid(
+                return Err(ConfigError::invalid(
                     key("max_bytes"),
                     "must not be below start_bytes",
                 ));
@@ -1011,13 +613,13 @@ impl RawSubject {
             Some(l) => Some(l.build(policy.limits, &key("limits"))?),
         };
         if self.kernel_overhead.is_some() && !scenario.kernel_readings {
-            return Err(ScenarioError::invalid(
+            return Err(ConfigError::invalid(
                 key("kernel_overhead"),
                 "has no effect unless `kernel_readings = true` at the top level",
             ));
         }
         if self.restart_after == Some(0) {
-            return Err(ScenarioError::invalid(
+            return Err(ConfigError::invalid(
                 key("restart_after"),
                 "must be at least 1",
             ));
@@ -1044,11 +646,11 @@ impl RawSubject {
 }
 
 impl RawAuthority {
-    fn build(&self, subjects: &[SubjectSpec]) -> Result<AuthoritySpec, ScenarioError> {
+    fn build(&self, subjects: &[SubjectSpec]) -> Result<AuthoritySpec, ConfigError> {
         let defaults = AuthoritySpec::default();
         let ack_delay = self.ack_delay.map_or(defaults.ack_delay, |d| d.0);
         if ack_delay.min == 0 {
-            return Err(ScenarioError::invalid(
+            return Err(ConfigError::invalid(
                 "authority.ack_delay",
                 "must be at least 1 tick (an answer arrives in a later tick than its request)",
             ));
@@ -1059,7 +661,7 @@ impl RawAuthority {
             ("authority.exit_delay", exit_delay),
         ] {
             if d.max > MAX_DELAY_TICKS {
-                return Err(ScenarioError::invalid(
+                return Err(ConfigError::invalid(
                     key,
                     format!("must be at most {MAX_DELAY_TICKS} ticks"),
                 ));
@@ -1074,7 +676,7 @@ impl RawAuthority {
                 .iter()
                 .find(|n| !subjects.iter().any(|s| &s.name == *n))
             {
-                return Err(ScenarioError::invalid(
+                return Err(ConfigError::invalid(
                     key,
                     format!("{unknown:?} is not the name of a [[subject]]"),
                 ));
@@ -1098,12 +700,12 @@ impl RawAuthority {
 }
 
 impl RawExpect {
-    fn build(&self) -> Result<Expect, ScenarioError> {
+    fn build(&self) -> Result<Expect, ConfigError> {
         let mut rejected = Vec::new();
         for (word, &count) in &self.rejected {
             let Some(reason) = Rejection::ALL.iter().find(|r| r.as_str() == word) else {
                 let words: Vec<&str> = Rejection::ALL.iter().map(|r| r.as_str()).collect();
-                return Err(ScenarioError::invalid(
+                return Err(ConfigError::invalid(
                     format!("expect.rejected.{word}"),
                     format!("not a rejection reason (one of: {})", words.join(", ")),
                 ));
@@ -1115,7 +717,7 @@ impl RawExpect {
             ("expect.absent", &self.absent),
         ] {
             if let Some(i) = list.iter().position(String::is_empty) {
-                return Err(ScenarioError::invalid(
+                return Err(ConfigError::invalid(
                     format!("{key}[{i}]"),
                     "an empty string matches every line",
                 ));
@@ -1126,37 +728,5 @@ impl RawExpect {
             absent: self.absent.clone(),
             rejected,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_take_integers_and_binary_units() {
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size("64 MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
-        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
-        assert_eq!(parse_size(" 2 tib "), Ok(2 << 40));
-        assert_eq!(parse_size("1_000 B"), Ok(1000));
-        for bad in [
-            "",
-            "MiB",
-            "12 MB",
-            "1.5 GiB",
-            "-1",
-            "12 parsecs",
-            "99999999999 TiB",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn line_and_column_are_one_based() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
     }
 }

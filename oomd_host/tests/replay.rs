@@ -42,7 +42,7 @@ fn hog_log_text() -> String {
         .into_iter()
         .find(|(p, _)| p.ends_with("hog-hard-kill.toml"))
         .expect("shipped");
-    String::from_utf8(to_bytes(&InputLog::from_run(&run))).expect("utf-8")
+    String::from_utf8(to_bytes(&record::log_of(&run))).expect("utf-8")
 }
 
 fn with_line(text: &str, index: usize, replacement: &str) -> String {
@@ -54,7 +54,7 @@ fn with_line(text: &str, index: usize, replacement: &str) -> String {
 #[test]
 fn every_scenario_replays_to_the_identical_event_log() {
     for (path, run) in shipped_runs() {
-        let log = InputLog::from_run(&run);
+        let log = record::log_of(&run);
         let bytes = to_bytes(&log);
         let back = read(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(back, log, "{path}: the log reads back as written");

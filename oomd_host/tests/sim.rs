@@ -32,7 +32,7 @@ fn run_text(text: &str) -> Run {
     outcome.run
 }
 
-fn parse_err(text: &str) -> oomd_host::scenario::ScenarioError {
+fn parse_err(text: &str) -> oomd_config::ConfigError {
     Scenario::parse(text).expect_err("scenario must be refused")
 }
 

@@ -119,7 +119,7 @@ fn run(path: &Path, record: Option<&Path>, json: bool) -> Result<(), Failure> {
 fn write_log(run: &Run, out: &Path) -> Result<(), Failure> {
     let bad = |e: io::Error| Failure::Bad(format!("{}: cannot write the log: {e}", out.display()));
     let file = File::create(out).map_err(bad)?;
-    InputLog::from_run(run)
+    record::log_of(run)
         .write_to(BufWriter::new(file))
         .map_err(bad)
 }

@@ -2,7 +2,7 @@
 //! per-service limits; every error names the key at fault.
 
 use oomd::{Limits, Policy};
-use oomd_host::scenario::PolicyFile;
+use oomd_config::policy::PolicyFile;
 
 #[test]
 fn a_policy_file_sets_the_global_policy_and_per_service_limits() {
@@ -117,7 +117,7 @@ fn only_regular_files_of_bounded_size_are_read() {
     assert!(err.to_string().contains("a directory"), "{err}");
 
     let huge = temp("huge.toml");
-    let comment = "#".repeat(oomd_host::scenario::MAX_FILE_BYTES as usize + 1);
+    let comment = "#".repeat(oomd_config::toml_file::MAX_FILE_BYTES as usize + 1);
     std::fs::write(&huge, comment).expect("write");
     let err = PolicyFile::load(&huge).expect_err("too large");
     assert!(
@@ -127,7 +127,7 @@ fn only_regular_files_of_bounded_size_are_read() {
     assert_eq!(err.file(), Some(huge.as_path()));
 
     let just_fits = temp("fits.toml");
-    let comment = "#".repeat(oomd_host::scenario::MAX_FILE_BYTES as usize);
+    let comment = "#".repeat(oomd_config::toml_file::MAX_FILE_BYTES as usize);
     std::fs::write(&just_fits, comment).expect("write");
     assert!(PolicyFile::load(&just_fits).is_ok());
 }

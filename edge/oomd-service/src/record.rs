@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use memstat::SubjectId;
 use oomd::{Input, Policy};
-use oomd_host::record::{encode_input_line, encode_name_line, Header, LogWriter, MAX_LINE_LEN};
+use oomd_config::input_log::{
+    encode_input_line, encode_name_line, Header, LogWriter, MAX_LINE_LEN,
+};
 
 use crate::Output;
 

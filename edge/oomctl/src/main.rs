@@ -135,7 +135,7 @@ fn run(args: &Args) -> Result<(), Failure> {
             action: PolicyAction::Set { file },
         } => policy_set(&mut client, file),
         Command::Inject { app, bytes } => {
-            let bytes = oomd_host::scenario::parse_size(bytes)
+            let bytes = oomd_config::policy::parse_size(bytes)
                 .map_err(|e| Failure(2, format!("BYTES: {e}")))?;
             let app = oomd_proto::name(app).map_err(|e| Failure(2, format!("APP: {e}")))?;
             done(one(client.control(&ControlRequest::Inject { app, bytes })?)?)
@@ -321,10 +321,9 @@ fn print_policy(doc: &PolicyDocument) {
 /// Sends the whole file as one document: oomd applies all of it or none of it.
 fn policy_set(client: &mut Client, file: &std::path::Path) -> Result<(), Failure> {
     let policy =
-        oomd_host::scenario::PolicyFile::load(file).map_err(|e| Failure(2, e.to_string()))?;
-    let global = policy.policy_given.then_some(policy.policy);
-    let services = policy.services.iter().map(|(n, l)| (n.as_str(), *l));
-    let doc = PolicyDocument::from_parts(global, services)
+        oomd_config::policy::PolicyFile::load(file).map_err(|e| Failure(2, e.to_string()))?;
+    let doc = policy
+        .to_document()
         .map_err(|e| Failure(2, format!("{}: {e}", file.display())))?;
     done(one(client.control(&ControlRequest::ApplyPolicy(doc))?)?)
 }

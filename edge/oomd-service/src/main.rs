@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use oomd_host::scenario::PolicyFile;
+use oomd_config::policy::PolicyFile;
 use oomd_service::{LogFormat, Options, Service};
 
 /// Where the policy file is looked for when none is named.
@@ -61,7 +61,7 @@ struct Args {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    oomd_host::scenario::parse_size(s)
+    oomd_config::policy::parse_size(s)
 }
 
 fn parse_format(s: &str) -> Result<LogFormat, String> {
@@ -76,17 +76,13 @@ fn parse_format(s: &str) -> Result<LogFormat, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let policy = match PolicyFile::load(&args.policy) {
-        Ok(file) => {
-            let global = file.policy_given.then_some(file.policy);
-            let services = file.services.iter().map(|(n, l)| (n.as_str(), *l));
-            match oomd_proto::PolicyDocument::from_parts(global, services) {
-                Ok(doc) => doc,
-                Err(e) => {
-                    eprintln!("oomd: {}: {e}", args.policy.display());
-                    return ExitCode::from(2);
-                }
+        Ok(file) => match file.to_document() {
+            Ok(doc) => doc,
+            Err(e) => {
+                eprintln!("oomd: {}: {e}", args.policy.display());
+                return ExitCode::from(2);
             }
-        }
+        },
         Err(_) if args.policy.as_os_str() == DEFAULT_POLICY && !args.policy.exists() => {
             oomd_proto::PolicyDocument::default()
         }
