@@ -154,7 +154,7 @@ pub enum EventKind {
         /// The subject whose override changed, if any.
         subject: Option<SubjectId>,
     },
-    /// A subject crossed its soft limit (once per crossing; see `limits::SOFT_REARM_DIVISOR`).
+    /// A subject crossed its soft limit (once per crossing; see `bounds::SOFT_REARM_DIVISOR`).
     SoftExceeded {
         /// Who.
         subject: SubjectId,

@@ -126,7 +126,7 @@ pub struct Registration {
     /// Its victim class.
     pub class: SubjectClass,
     /// Marked critical by the manifest: never to be killed. Subjects named in
-    /// [`ALWAYS_CRITICAL`](crate::limits::ALWAYS_CRITICAL) are critical regardless.
+    /// [`ALWAYS_CRITICAL`](crate::bounds::ALWAYS_CRITICAL) are critical regardless.
     pub critical: bool,
     /// It publishes memstat frames (it has a memstat channel). A subject that reports but
     /// stays silent longer than the policy's `report_stale_ticks` gets a `report stale`

@@ -5,7 +5,7 @@
 //! anything itself: it asks an [`Authority`] and believes only what comes back as input.
 //!
 //! What it is: a pure state machine. `no_std`, no heap, no clock, no randomness, no hash
-//! iteration; fixed capacities (const generics, defaults in [`limits`]); every decision a
+//! iteration; fixed capacities (const generics, defaults in [`bounds`]); every decision a
 //! function of the input sequence, so a recorded run replays to a byte-identical event log.
 //!
 //! What it is not: a process manager, a transport, or a measure of memory. Memstat frames are
@@ -81,11 +81,16 @@
 #![warn(missing_docs)]
 
 mod authority;
+pub mod bounds;
+mod budget;
+mod counters;
 mod event;
+mod frames;
 mod input;
-pub mod limits;
 mod policy;
+mod rules;
 mod subject;
+mod table;
 mod tick;
 pub mod trace;
 mod watchdog;
@@ -93,6 +98,7 @@ mod watchdog;
 pub use authority::{
     Answer, Authority, RefusalReason, TerminationMode, TerminationRequest, Ticket,
 };
+pub use counters::Counters;
 pub use event::{
     DenyReason, Event, EventKind, EventTag, Events, KillReason, RegistrationError, Rejection,
 };
@@ -101,4 +107,4 @@ pub use memstat::SubjectId;
 pub use policy::{Limits, Policy, PolicyError, PolicyUpdate};
 pub use subject::{KillState, SubjectStatus};
 pub use tick::Tick;
-pub use watchdog::{Counters, InputError, Watchdog};
+pub use watchdog::{InputError, Watchdog};

@@ -1,6 +1,6 @@
 //! What the watchdog enforces, and how a policy is checked before it is accepted.
 
-use crate::limits;
+use crate::bounds;
 
 /// The limits of one subject. The global [`Policy`] carries the default; a subject may have an
 /// override (see [`PolicyUpdate::SubjectLimits`]).
@@ -48,7 +48,7 @@ pub struct Policy {
     /// frame, or its registration if it never had one accepted, is this many ticks old gets
     /// one `report stale` event; another only after a frame of it is accepted again.
     /// (A `u32`, unlike the other tick counts, to keep every input within 64 bytes; its bound,
-    /// [`limits::MAX_REPORT_STALE_TICKS`], fits.)
+    /// [`bounds::MAX_REPORT_STALE_TICKS`], fits.)
     #[cfg_attr(feature = "serde", serde(default = "defaults::report_stale_ticks"))]
     pub report_stale_ticks: u32,
     /// When true (the default), a subject without a fresh report is enforced on the larger of
@@ -130,25 +130,25 @@ pub enum PolicyError {
     HardZero,
     /// `soft_bytes` is above `hard_bytes`.
     SoftAboveHard,
-    /// `soft_grace_ticks` is above [`limits::MAX_SOFT_GRACE_TICKS`].
+    /// `soft_grace_ticks` is above [`bounds::MAX_SOFT_GRACE_TICKS`].
     SoftGraceTooLong,
-    /// `exit_deadline_ticks` is zero or above [`limits::MAX_EXIT_DEADLINE_TICKS`].
+    /// `exit_deadline_ticks` is zero or above [`bounds::MAX_EXIT_DEADLINE_TICKS`].
     ExitDeadlineOutOfRange,
     /// `sample_period_ms` is outside
-    /// [`limits::MIN_SAMPLE_PERIOD_MS`]`..=`[`limits::MAX_SAMPLE_PERIOD_MS`].
+    /// [`bounds::MIN_SAMPLE_PERIOD_MS`]`..=`[`bounds::MAX_SAMPLE_PERIOD_MS`].
     SamplePeriodOutOfRange,
-    /// `kill_budget` is zero or above [`limits::MAX_KILL_BUDGET`] (use `observe_only` to
+    /// `kill_budget` is zero or above [`bounds::MAX_KILL_BUDGET`] (use `observe_only` to
     /// never kill).
     KillBudgetOutOfRange,
-    /// `kill_window_ticks` is zero or above [`limits::MAX_KILL_WINDOW_TICKS`].
+    /// `kill_window_ticks` is zero or above [`bounds::MAX_KILL_WINDOW_TICKS`].
     KillWindowOutOfRange,
-    /// `frame_budget_per_tick` is zero or above [`limits::MAX_FRAME_BUDGET`].
+    /// `frame_budget_per_tick` is zero or above [`bounds::MAX_FRAME_BUDGET`].
     FrameBudgetOutOfRange,
-    /// `report_stale_ticks` is zero or above [`limits::MAX_REPORT_STALE_TICKS`].
+    /// `report_stale_ticks` is zero or above [`bounds::MAX_REPORT_STALE_TICKS`].
     ReportStaleOutOfRange,
     /// The subject of a limits override is not registered.
     UnknownSubject,
-    /// Every slot of the override table ([`limits::MAX_OVERRIDES`]) is taken.
+    /// Every slot of the override table ([`bounds::MAX_OVERRIDES`]) is taken.
     TooManyOverrides,
 }
 
@@ -199,21 +199,21 @@ impl Limits {
         if self.soft_bytes > self.hard_bytes {
             return Err(PolicyError::SoftAboveHard);
         }
-        if self.soft_grace_ticks > limits::MAX_SOFT_GRACE_TICKS {
+        if self.soft_grace_ticks > bounds::MAX_SOFT_GRACE_TICKS {
             return Err(PolicyError::SoftGraceTooLong);
         }
         if self.exit_deadline_ticks == 0
-            || self.exit_deadline_ticks > limits::MAX_EXIT_DEADLINE_TICKS
+            || self.exit_deadline_ticks > bounds::MAX_EXIT_DEADLINE_TICKS
         {
             return Err(PolicyError::ExitDeadlineOutOfRange);
         }
         Ok(())
     }
 
-    /// Bytes below which a subject over soft is re-armed (see [`limits::SOFT_REARM_DIVISOR`]).
+    /// Bytes below which a subject over soft is re-armed (see [`bounds::SOFT_REARM_DIVISOR`]).
     #[must_use]
     pub const fn soft_rearm_bytes(&self) -> u64 {
-        self.soft_bytes - self.soft_bytes / limits::SOFT_REARM_DIVISOR
+        self.soft_bytes - self.soft_bytes / bounds::SOFT_REARM_DIVISOR
     }
 }
 
@@ -221,22 +221,22 @@ impl Policy {
     /// Checks every field; the error names the first one at fault.
     pub fn validate(&self) -> Result<(), PolicyError> {
         self.limits.validate()?;
-        if !(limits::MIN_SAMPLE_PERIOD_MS..=limits::MAX_SAMPLE_PERIOD_MS)
+        if !(bounds::MIN_SAMPLE_PERIOD_MS..=bounds::MAX_SAMPLE_PERIOD_MS)
             .contains(&self.sample_period_ms)
         {
             return Err(PolicyError::SamplePeriodOutOfRange);
         }
-        if self.kill_budget == 0 || self.kill_budget > limits::MAX_KILL_BUDGET {
+        if self.kill_budget == 0 || self.kill_budget > bounds::MAX_KILL_BUDGET {
             return Err(PolicyError::KillBudgetOutOfRange);
         }
-        if self.kill_window_ticks == 0 || self.kill_window_ticks > limits::MAX_KILL_WINDOW_TICKS {
+        if self.kill_window_ticks == 0 || self.kill_window_ticks > bounds::MAX_KILL_WINDOW_TICKS {
             return Err(PolicyError::KillWindowOutOfRange);
         }
-        if self.frame_budget_per_tick == 0 || self.frame_budget_per_tick > limits::MAX_FRAME_BUDGET
+        if self.frame_budget_per_tick == 0 || self.frame_budget_per_tick > bounds::MAX_FRAME_BUDGET
         {
             return Err(PolicyError::FrameBudgetOutOfRange);
         }
-        if self.report_stale_ticks == 0 || self.report_stale_ticks > limits::MAX_REPORT_STALE_TICKS
+        if self.report_stale_ticks == 0 || self.report_stale_ticks > bounds::MAX_REPORT_STALE_TICKS
         {
             return Err(PolicyError::ReportStaleOutOfRange);
         }
@@ -277,7 +277,7 @@ mod tests {
             ),
             (|p| p.kill_budget = 0, PolicyError::KillBudgetOutOfRange),
             (
-                |p| p.kill_budget = limits::MAX_KILL_BUDGET + 1,
+                |p| p.kill_budget = bounds::MAX_KILL_BUDGET + 1,
                 PolicyError::KillBudgetOutOfRange,
             ),
             (
@@ -293,7 +293,7 @@ mod tests {
                 PolicyError::ReportStaleOutOfRange,
             ),
             (
-                |p| p.report_stale_ticks = limits::MAX_REPORT_STALE_TICKS + 1,
+                |p| p.report_stale_ticks = bounds::MAX_REPORT_STALE_TICKS + 1,
                 PolicyError::ReportStaleOutOfRange,
             ),
         ];

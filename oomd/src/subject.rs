@@ -148,6 +148,7 @@ impl Subject {
         self.kill = KillState::Idle;
     }
 
+    #[inline]
     fn opt<T>(&self, bit: u16, value: T) -> Option<T> {
         self.flags.get(bit).then_some(value)
     }
@@ -176,6 +177,7 @@ impl Subject {
     pub(crate) fn set_reports(&mut self, on: bool) {
         self.flags.set(Flags::REPORTS, on);
     }
+    #[inline]
     pub(crate) fn reported(&self) -> Option<u64> {
         self.opt(Flags::HAS_REPORTED, self.reported)
     }
@@ -204,9 +206,11 @@ impl Subject {
     }
     /// Whether the subject should have reported by `now` and has not: it runs, it reports,
     /// and its silence is at least `stale_ticks` long.
+    #[inline]
     pub(crate) fn report_is_stale(&self, now: Tick, stale_ticks: u32) -> bool {
         self.running() && self.reports() && now.since(self.silent_since) >= u64::from(stale_ticks)
     }
+    #[inline]
     pub(crate) fn kernel(&self) -> Option<u64> {
         self.opt(Flags::HAS_KERNEL, self.kernel)
     }
@@ -217,6 +221,7 @@ impl Subject {
     pub(crate) fn last_seq(&self) -> Option<u64> {
         self.opt(Flags::HAS_REPORTED, self.last_seq)
     }
+    #[inline]
     pub(crate) fn over_soft_since(&self) -> Option<Tick> {
         self.opt(Flags::OVER_SOFT, self.over_soft_since)
     }
@@ -229,6 +234,7 @@ impl Subject {
     /// and the kernel figure when the policy enforces kernel readings, or when the subject is
     /// silent (no frame accepted yet, or its report is stale) and the policy judges silent
     /// subjects on the kernel's figure.
+    #[inline]
     pub(crate) fn enforced(&self, policy: &Policy, now: Tick) -> u64 {
         let reported = self.reported();
         let silent = reported.is_none() || self.report_is_stale(now, policy.report_stale_ticks);
@@ -240,6 +246,7 @@ impl Subject {
         }
     }
 
+    #[inline]
     pub(crate) fn under_reports(&self, margin: u64) -> bool {
         self.kernel()
             .is_some_and(|k| k > self.reported().unwrap_or(0).saturating_add(margin))

@@ -2,15 +2,15 @@
 
 use core::mem::size_of;
 
-use oomd::{limits, Watchdog};
+use oomd::{bounds, Watchdog};
 
 #[test]
 fn default_watchdog_fits_in_64_kib() {
     let size = size_of::<Watchdog>();
     println!(
         "size_of::<Watchdog<{}, {}>>() = {size} bytes",
-        limits::DEFAULT_SUBJECTS,
-        limits::DEFAULT_EVENTS
+        bounds::DEFAULT_SUBJECTS,
+        bounds::DEFAULT_EVENTS
     );
     assert!(size < 64 * 1024, "{size} bytes");
 }

@@ -12,17 +12,19 @@
 //! 7. a rejected frame changes no subject's memory or kill state;
 //! 8. replaying the recorded inputs gives the identical event log and requests;
 //! 9. at most the frame budget, plus one coalesced latest frame, are taken per sender per tick;
+//! 10. nothing due is left undone by a tick: after it, no running subject is over soft without
+//!     an incident, idle while a kill is due, or pending past its deadline (the tick skips
+//!     subjects with nothing to do; this proves that it never skips one with something due);
 //!
-//! and, throughout, no panic. The core is built with `attention-self-check` here, so every
-//! subject a tick skips is also proven quiet.
+//! and, throughout, no panic.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use memstat::{Frame, SubjectId, MAX_FRAME_LEN};
 use oomd::{
-    Answer, Event, EventKind, Input, Limits, Payload, Policy, PolicyUpdate, RefusalReason,
-    Registration, Restore, SubjectClass, SubjectStatus, TerminationMode, TerminationRequest, Tick,
-    Ticket, Watchdog,
+    Answer, Event, EventKind, Input, KillState, Limits, Payload, Policy, PolicyUpdate,
+    RefusalReason, Registration, Restore, SubjectClass, SubjectStatus, TerminationMode,
+    TerminationRequest, Tick, Ticket, Watchdog,
 };
 use oomd_host::fixture::RecordingAuthority;
 use proptest::prelude::*;
@@ -383,7 +385,7 @@ impl Model {
         )?;
         // The newest kill decisions, as many as the core remembers: a window enlarged after
         // the restart must still count them.
-        let keep = usize::from(oomd::limits::MAX_KILL_BUDGET);
+        let keep = usize::from(oomd::bounds::MAX_KILL_BUDGET);
         let recent = self.decisions[self.decisions.len().saturating_sub(keep)..].to_vec();
         for at in recent {
             self.step(
@@ -460,7 +462,7 @@ impl Model {
             if result.is_ok() {
                 self.next_seq.remove(&r.subject);
                 let critical = r.critical
-                    || oomd::limits::ALWAYS_CRITICAL
+                    || oomd::bounds::ALWAYS_CRITICAL
                         .iter()
                         .any(|n| SubjectId::from_name(n) == r.subject);
                 if critical {
@@ -486,6 +488,39 @@ impl Model {
                 .map(|(k, s)| (k, without_count(s)))
                 .collect();
             prop_assert_eq!(after, before, "a rejected frame changed state");
+        }
+
+        // 10. Nothing due is left undone by a tick.
+        if let Input::Tick(_) = input {
+            let now = wd.now();
+            for st in wd.subjects().filter(|st| st.running) {
+                let l = st.limits;
+                let pending = matches!(st.kill, KillState::Pending { .. });
+                prop_assert!(
+                    pending || st.enforced_bytes < l.soft_bytes || st.over_soft_since.is_some(),
+                    "over soft without an incident after tick {}: {:?}",
+                    now.0,
+                    st
+                );
+                let due = st.enforced_bytes >= l.hard_bytes
+                    || st.over_soft_since.is_some_and(|since| {
+                        l.soft_grace_ticks > 0 && now.since(since) >= l.soft_grace_ticks
+                    });
+                prop_assert!(
+                    !(due && st.kill == KillState::Idle),
+                    "a due kill left idle after tick {}: {:?}",
+                    now.0,
+                    st
+                );
+                if let KillState::Pending { deadline, .. } = st.kill {
+                    prop_assert!(
+                        deadline > now,
+                        "a pending kill past its deadline after tick {}: {:?}",
+                        now.0,
+                        st
+                    );
+                }
+            }
         }
 
         // 6. The ring: nothing lost with this capacity, never more than capacity held.
