@@ -37,7 +37,7 @@ use oomd::{
     TerminationRequest, Tick, Watchdog,
 };
 
-use crate::fixture::{render, Names, RecordingAuthority};
+use crate::fixture::{render, RecordingAuthority, TraceNames};
 
 // ----- randomness ---------------------------------------------------------------------------
 
@@ -272,8 +272,8 @@ pub struct Setup {
 impl Setup {
     /// Names of every subject, and of every subject a spoofer claims to be.
     #[must_use]
-    pub fn names(&self) -> Names {
-        let mut names = Names::default();
+    pub fn names(&self) -> TraceNames {
+        let mut names = TraceNames::default();
         for s in &self.subjects {
             names.add(&s.name);
             if let ReportMode::Spoof { claim } = &s.report {
@@ -285,10 +285,6 @@ impl Setup {
 }
 
 // ----- driving a watchdog -------------------------------------------------------------------
-
-/// Subject-table capacities a [`Driver`] can run (the watchdog's capacity is a const generic,
-/// so each is compiled in). 256 is `oomd::limits::DEFAULT_SUBJECTS`.
-pub const SUPPORTED_SUBJECT_CAPACITIES: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 /// Event-ring capacity used with `subjects` subjects: at least four events per subject fit in
 /// one tick (under-report, soft, decided, requested), with room to spare, so draining after
@@ -351,9 +347,15 @@ impl<const S: usize, const E: usize> Engine for Core<S, E> {
     }
 }
 
-fn engine(policy: Policy, subjects: usize) -> Result<Box<dyn Engine>, SimError> {
-    macro_rules! sized {
-        ($($n:literal),*) => {
+/// Declares the subject-table capacities a [`Driver`] can run, once: the list, and the match
+/// that builds a watchdog of each (the capacity is a const generic, so each is compiled in).
+macro_rules! subject_capacities {
+    ($($n:literal),* $(,)?) => {
+        /// Subject-table capacities a [`Driver`] can run. 256 is
+        /// `oomd::bounds::DEFAULT_SUBJECTS`.
+        pub const SUPPORTED_SUBJECT_CAPACITIES: &[usize] = &[$($n),*];
+
+        fn engine(policy: Policy, subjects: usize) -> Result<Box<dyn Engine>, SimError> {
             match subjects {
                 $($n => {
                     const E: usize = event_capacity_for($n);
@@ -362,10 +364,11 @@ fn engine(policy: Policy, subjects: usize) -> Result<Box<dyn Engine>, SimError> 
                 })*
                 other => Err(SimError::UnsupportedCapacity(other)),
             }
-        };
-    }
-    sized!(1, 2, 4, 8, 16, 32, 64, 128, 256)
+        }
+    };
 }
+
+subject_capacities!(1, 2, 4, 8, 16, 32, 64, 128, 256);
 
 /// Feeds inputs to a watchdog, records each one, and reads the event log after each, so that
 /// the run ends with every input and every event. The authority is a
@@ -427,7 +430,7 @@ impl Driver {
     }
 
     /// Ends the run. Fails if any event was lost to the ring.
-    pub fn finish(self, names: Names) -> Result<Run, SimError> {
+    pub fn finish(self, names: TraceNames) -> Result<Run, SimError> {
         if self.lost > 0 {
             return Err(SimError::EventsLost { lost: self.lost });
         }
@@ -491,7 +494,7 @@ pub struct Run {
     /// Its event-ring capacity.
     pub event_capacity: usize,
     /// Names for the trace.
-    pub names: Names,
+    pub names: TraceNames,
     /// Every input, in order.
     pub inputs: Vec<Input>,
     /// The complete event log.
@@ -910,51 +913,53 @@ fn encode(frame: &Frame) -> Result<Payload, SimError> {
     Ok(Payload::new(&buf[..n]))
 }
 
-/// A postcard varint, as frame v1 encodes integers.
-fn push_varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8; // masked to 7 bits
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// One malformed datagram, its kind drawn from `rng`.
+/// One malformed datagram, its kind drawn from `rng`. Each is built with memstat's own codec
+/// (a valid frame, encoded, then spoiled in one way), so that it stays one fault away from a
+/// valid frame whatever the codec becomes.
 fn garbage(rng: &mut Rng, seq: u64, held: u64, id: SubjectId) -> Result<Vec<u8>, SimError> {
-    let mut buf = [0; MAX_FRAME_LEN];
+    let encode = |frame: Frame| -> Result<Vec<u8>, SimError> {
+        let mut buf = [0; MAX_FRAME_LEN];
+        let n = frame.encode(&mut buf).map_err(SimError::Encode)?;
+        Ok(buf[..n].to_vec())
+    };
     let valid = Frame {
         seq,
         current_bytes: held,
         peak_bytes: held,
         claimed_subject: Some(id),
     };
-    let n = valid.encode(&mut buf).map_err(SimError::Encode)?;
-    let mut bytes = buf[..n].to_vec();
+    let unclaimed = Frame {
+        claimed_subject: None,
+        ..valid
+    };
+    let mut bytes = encode(valid)?;
+    let n = bytes.len();
     match rng.range(0, 7) {
         0 => bytes[0] ^= 0xff,                                            // bad magic
-        1 => bytes[2] = 0x7f,                                             // unknown version
+        1 => bytes[memstat::MAGIC.len()] = VERSION_UNKNOWN,               // unknown version
         2 => bytes.truncate(n - 1), // ends inside the claimed id
         3 => bytes.push(0),         // a byte after the frame
         4 => bytes.resize(MAX_FRAME_LEN + 1 + (seq % 16) as usize, 0xaa), // oversize
         5 => {
-            // peak below current: valid encoding, contradictory values
-            bytes.truncate(3);
-            push_varint(&mut bytes, seq);
-            push_varint(&mut bytes, held.saturating_add(1));
-            push_varint(&mut bytes, held);
-            bytes.push(0);
+            // Peak below current: a valid encoding of contradictory values. `Frame::encode`
+            // refuses to write one, so the body goes through the serializer it uses.
+            let contradictory = Frame {
+                current_bytes: held.saturating_add(1),
+                ..unclaimed
+            };
+            bytes.truncate(memstat::HEADER_LEN);
+            let mut body = [0; MAX_FRAME_LEN];
+            let body = postcard::to_slice(&contradictory, &mut body).map_err(|_| {
+                SimError::Encode(memstat::EncodeError::BufferTooSmall {
+                    needed: contradictory.encoded_len(),
+                })
+            })?;
+            bytes.extend_from_slice(body);
         }
         6 => {
-            // option tag 2: not a valid encoding
-            bytes.truncate(3);
-            push_varint(&mut bytes, seq);
-            push_varint(&mut bytes, held);
-            push_varint(&mut bytes, held);
-            bytes.push(2);
+            // Option tag 2 where only 0 (none) or 1 (some) may stand: not a valid encoding.
+            bytes = encode(unclaimed)?;
+            *bytes.last_mut().expect("a frame is never empty") = 2;
         }
         _ => {
             // noise of random length
@@ -964,6 +969,9 @@ fn garbage(rng: &mut Rng, seq: u64, held: u64, id: SubjectId) -> Result<Vec<u8>,
     }
     Ok(bytes)
 }
+
+/// A version byte no decoder knows.
+const VERSION_UNKNOWN: u8 = 0x7f;
 
 #[cfg(test)]
 mod tests {
@@ -991,21 +999,36 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_always_rejected() {
+    fn garbage_is_always_rejected_and_covers_every_fault() {
+        use memstat::DecodeError as E;
         let mut rng = Rng::new(1);
         let id = SubjectId::from_name("g");
+        let mut seen = Vec::new();
         for seq in 1..200 {
             let bytes = garbage(&mut rng, seq, seq * 1000, id).expect("encodes");
-            assert!(
-                Payload::new(&bytes).decode().is_err(),
-                "seq {seq}: {bytes:02x?}"
-            );
+            let err = Frame::decode(&bytes).expect_err("garbage decodes");
+            let kind = core::mem::discriminant(&err);
+            if !seen.contains(&kind) {
+                seen.push(kind);
+            }
+        }
+        for fault in [
+            E::MagicMismatch,
+            E::UnsupportedVersion { version: 0 },
+            E::Truncated,
+            E::TrailingBytes { count: 0 },
+            E::Oversize { len: 0 },
+            E::Inconsistent,
+            E::Malformed,
+        ] {
+            let kind = core::mem::discriminant(&fault);
+            assert!(seen.contains(&kind), "no garbage frame is {fault:?}");
         }
     }
 
     #[test]
     fn every_supported_capacity_builds() {
-        for n in SUPPORTED_SUBJECT_CAPACITIES {
+        for &n in SUPPORTED_SUBJECT_CAPACITIES {
             Driver::new(Policy::default(), n).expect("supported");
         }
         assert_eq!(
