@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::limits::{FILL, PAGE_SIZE};
+use crate::bounds::{FILL, PAGE_SIZE};
 
 /// The arena could not get memory from the allocator (or a size does not fit this target's
 /// address space). Not a bug of the caller: the machine is out of memory, or a limit

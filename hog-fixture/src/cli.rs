@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::bounds::{MAX_CHILDREN, MAX_FLOOD_FRAMES};
 use crate::hog::{Bounds, Growth};
-use crate::limits::{MAX_CHILDREN, MAX_FLOOD_FRAMES};
 use crate::size::{parse_size, SizeError};
 
 /// How the hog reports (or misreports) what it holds.

@@ -93,10 +93,10 @@
 #![warn(missing_docs)]
 
 mod arena;
+pub mod bounds;
 mod cli;
 pub mod control;
 mod hog;
-pub mod limits;
 mod log;
 mod report;
 mod run;

@@ -21,10 +21,10 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::arena::{AllocError, Arena};
+use crate::bounds::{MAX_CONTROL_LEN, MAX_WAIT_MS};
 use crate::cli::{Args, Escape, Mode, UsageError};
 use crate::control::{parse_command, Command as ControlCommand};
 use crate::hog::{Action, Grew, Hog};
-use crate::limits::{MAX_CONTROL_LEN, MAX_WAIT_MS};
 use crate::log::Logger;
 use crate::report::{Policy, Reporter};
 

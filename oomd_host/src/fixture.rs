@@ -36,9 +36,9 @@ impl Authority for RecordingAuthority {
 
 /// Service names for traces, as the edge's manifest would give them.
 #[derive(Debug, Default, Clone)]
-pub struct Names(BTreeMap<SubjectId, String>);
+pub struct TraceNames(BTreeMap<SubjectId, String>);
 
-impl Names {
+impl TraceNames {
     /// Adds `name` and returns its id.
     pub fn add(&mut self, name: &str) -> SubjectId {
         let id = SubjectId::from_name(name);
@@ -52,7 +52,7 @@ impl Names {
     }
 }
 
-impl oomd::trace::SubjectNames for Names {
+impl oomd::trace::SubjectNames for TraceNames {
     fn name(&self, id: SubjectId) -> Option<&str> {
         self.0.get(&id).map(String::as_str)
     }
@@ -60,7 +60,7 @@ impl oomd::trace::SubjectNames for Names {
 
 /// One trace line: `t=<tick> #<seq> <words>`.
 #[must_use]
-pub fn render(event: &Event, names: &Names) -> String {
+pub fn render(event: &Event, names: &TraceNames) -> String {
     let mut line = format!("t={} #{} ", event.tick, event.seq);
     // Writing to a String cannot fail.
     let _ = oomd::trace::write_line(&mut line, &event.kind, names);
@@ -100,7 +100,7 @@ pub struct Harness<const S: usize = 16, const E: usize = 512> {
     /// What it asked for.
     pub authority: RecordingAuthority,
     /// Names for the trace.
-    pub names: Names,
+    pub names: TraceNames,
     /// Every input fed, in order: a recording of the run.
     pub inputs: Vec<Input>,
     next_seq: BTreeMap<SubjectId, u64>,
@@ -128,7 +128,7 @@ impl<const S: usize, const E: usize> Harness<S, E> {
         Harness {
             wd: Watchdog::new(policy).expect("test policy must be valid"),
             authority: RecordingAuthority::default(),
-            names: Names::default(),
+            names: TraceNames::default(),
             inputs: Vec::new(),
             next_seq: BTreeMap::new(),
             now: 0,

@@ -11,7 +11,7 @@ pub use oomd_config::input_log::{
     ReadErrorKind, FORMAT, MAX_HEADER_LEN, MAX_LINE_LEN, VERSION,
 };
 
-use crate::fixture::Names;
+use crate::fixture::TraceNames;
 use crate::sim::{Driver, Run, SimError};
 
 /// The log of a finished simulated run.
@@ -34,8 +34,8 @@ pub fn log_of(run: &Run) -> InputLog {
 
 /// The names of a log's header, for rendering a trace.
 #[must_use]
-pub fn names_of(header: &Header) -> Names {
-    let mut names = Names::default();
+pub fn names_of(header: &Header) -> TraceNames {
+    let mut names = TraceNames::default();
     for name in header.subjects.values() {
         names.add(name);
     }

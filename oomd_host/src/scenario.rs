@@ -208,7 +208,7 @@ impl Expect {
 
 /// A scenario's run and the expectations it did not meet.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct ScenarioRun {
     /// The run.
     pub run: Run,
     /// Unmet expectations; empty when the scenario passes.
@@ -227,10 +227,10 @@ impl Scenario {
     }
 
     /// Runs the simulation and checks the expectations.
-    pub fn run(&self) -> Result<Outcome, SimError> {
+    pub fn run(&self) -> Result<ScenarioRun, SimError> {
         let run = sim::run(&self.setup)?;
         let failures = self.expect.check(&run);
-        Ok(Outcome { run, failures })
+        Ok(ScenarioRun { run, failures })
     }
 }
 
@@ -511,7 +511,7 @@ impl RawScenario {
         }
         let subject_capacity = self
             .subject_capacity
-            .unwrap_or(oomd::limits::DEFAULT_SUBJECTS);
+            .unwrap_or(oomd::bounds::DEFAULT_SUBJECTS);
         if !SUPPORTED_SUBJECT_CAPACITIES.contains(&subject_capacity) {
             return Err(ConfigError::invalid(
                 "subject_capacity",

@@ -299,7 +299,7 @@ fn a_critical_subject_is_denied_once_per_incident() {
 
 #[test]
 fn well_known_system_services_are_critical_by_name() {
-    for name in oomd::limits::ALWAYS_CRITICAL {
+    for name in oomd::bounds::ALWAYS_CRITICAL {
         let mut h = harness();
         h.register(name); // registered as non-critical
         assert!(h.status(name).critical, "{name}");
@@ -703,7 +703,7 @@ fn the_override_table_is_bounded_and_slots_are_freed() {
         hard_bytes: 50_000,
         ..small_policy().limits
     };
-    for n in 0..oomd::limits::MAX_OVERRIDES {
+    for n in 0..oomd::bounds::MAX_OVERRIDES {
         let name = format!("svc{n}");
         h.register(&name);
         h.set_limits(&name, Some(own)).unwrap();

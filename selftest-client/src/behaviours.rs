@@ -4,7 +4,7 @@ use memstat::SubjectId;
 use oomd::{EventKind, Limits, Rejection};
 
 use crate::procs::{self, group_members};
-use crate::session::{Outcome, Session};
+use crate::session::{Session, Step};
 
 const MIB: u64 = 1 << 20;
 
@@ -30,7 +30,7 @@ pub struct Behaviour {
     /// The marker's words: `SELFTEST: <name> ok`.
     pub name: &'static str,
     /// How it is proven.
-    pub run: fn(&mut Session) -> Outcome,
+    pub run: fn(&mut Session) -> Step,
 }
 
 /// Every behaviour, in the order they run (rate limit last: it changes the kill budget).
@@ -114,14 +114,14 @@ fn confirmed_kill(s: &mut Session, from: usize, name: &str) -> Result<u64, Strin
     }
 }
 
-fn kill(s: &mut Session) -> Outcome {
+fn kill(s: &mut Session) -> Step {
     let from = s.mark()?;
     start_hog(s, "hog")?;
     s.inject("hog", INJECT)?;
     confirmed_kill(s, from, "hog").map(|_| ())
 }
 
-fn deny_critical(s: &mut Session) -> Outcome {
+fn deny_critical(s: &mut Session) -> Step {
     let name = "critical-hog";
     let from = s.mark()?;
     start_hog(s, name)?;
@@ -152,7 +152,7 @@ fn deny_critical(s: &mut Session) -> Outcome {
     Ok(())
 }
 
-fn reject_spoof(s: &mut Session) -> Outcome {
+fn reject_spoof(s: &mut Session) -> Step {
     let name = "spoof-hog";
     let from = s.mark()?;
     s.forget_exit(name);
@@ -175,7 +175,7 @@ fn reject_spoof(s: &mut Session) -> Outcome {
     Ok(())
 }
 
-fn flood(s: &mut Session) -> Outcome {
+fn flood(s: &mut Session) -> Step {
     let name = "flood-hog";
     let from = s.mark()?;
     s.wait_watched("quiet")?;
@@ -207,7 +207,7 @@ fn flood(s: &mut Session) -> Outcome {
     Ok(())
 }
 
-fn underreport(s: &mut Session) -> Outcome {
+fn underreport(s: &mut Session) -> Step {
     let name = "liar-hog";
     let saved = s.policy()?;
     s.set_policy(oomd::Policy {
@@ -231,7 +231,7 @@ fn underreport(s: &mut Session) -> Outcome {
     result
 }
 
-fn tree_kill(s: &mut Session) -> Outcome {
+fn tree_kill(s: &mut Session) -> Step {
     let name = "forker-hog";
     let from = s.mark()?;
     let pid = start_hog(s, name)?;
@@ -258,7 +258,7 @@ fn tree_kill(s: &mut Session) -> Outcome {
 /// when oomd confirms the kill and execd reports the exit, the escaped child is gone too. The
 /// child is found before the kill among the descendants of the pid execd reported (the hog in
 /// the guest, where the cgroup holds everything; its subreaper shim on a host).
-fn escape_kill(s: &mut Session) -> Outcome {
+fn escape_kill(s: &mut Session) -> Step {
     let name = "escape-hog";
     let from = s.mark()?;
     let pid = start_hog(s, name)?;
@@ -291,7 +291,7 @@ fn escape_kill(s: &mut Session) -> Outcome {
 /// SIGTERM is over hard, its graceful kill accepted, when oomd dies. execd restarts oomd and
 /// tells it the termination is under way; the new oomd adopts it, escalates it, and confirms
 /// the kill once the hog is gone. Exactly one confirmed kill for the incident.
-fn watchdog_restart(s: &mut Session) -> Outcome {
+fn watchdog_restart(s: &mut Session) -> Step {
     let name = "restart-hog";
     let subject = id(name);
     let from = s.mark()?;
@@ -333,7 +333,7 @@ fn watchdog_restart(s: &mut Session) -> Outcome {
 /// pushed over first and `rate-hog-b` only once a's kill is decided, so that the order of the
 /// kills, and of the contract markers, is the same on every boot: a killed, b throttled, then
 /// b killed a window later.
-fn rate_limit(s: &mut Session) -> Outcome {
+fn rate_limit(s: &mut Session) -> Step {
     let saved = s.policy()?;
     s.set_policy(oomd::Policy {
         kill_budget: 1,

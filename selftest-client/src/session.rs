@@ -44,7 +44,8 @@ pub struct Session {
     exited: Vec<(SubjectId, ExitStatus)>,
 }
 
-pub(crate) type Outcome = Result<(), String>;
+/// A step of a behaviour: done, or why it failed.
+pub(crate) type Step = Result<(), String>;
 
 fn connect_retrying(path: &std::path::Path, deadline: Instant) -> Result<Client, String> {
     loop {
@@ -149,7 +150,7 @@ impl Session {
     /// Waits until oomd has accepted a frame of `name`: from then on it is judged on its
     /// reports. (Before its first frame, a service is judged on its kernel figure, which for a
     /// hog is above the small limits the hogs get.)
-    pub(crate) fn wait_reporting(&mut self, name: &str) -> Outcome {
+    pub(crate) fn wait_reporting(&mut self, name: &str) -> Step {
         let deadline = self.deadline();
         loop {
             if self
@@ -165,7 +166,7 @@ impl Session {
         }
     }
 
-    pub(crate) fn wait_watched(&mut self, name: &str) -> Outcome {
+    pub(crate) fn wait_watched(&mut self, name: &str) -> Step {
         let deadline = self.deadline();
         loop {
             if self.status(name)?.is_some_and(|s| s.running) {
@@ -178,7 +179,7 @@ impl Session {
         }
     }
 
-    fn control_done(&mut self, request: ControlRequest) -> Outcome {
+    fn control_done(&mut self, request: ControlRequest) -> Step {
         let replies = self.oomd_call(|c| c.control(&request))?;
         match replies.as_slice() {
             [ControlReply::Done] => Ok(()),
@@ -187,7 +188,7 @@ impl Session {
     }
 
     /// Gives `name` its own limits.
-    pub(crate) fn set_limits(&mut self, name: &str, limits: Limits) -> Outcome {
+    pub(crate) fn set_limits(&mut self, name: &str, limits: Limits) -> Step {
         let subject = SubjectId::from_name(name);
         self.control_done(ControlRequest::SetPolicy(PolicyUpdate::SubjectLimits {
             subject,
@@ -205,14 +206,14 @@ impl Session {
     }
 
     /// Replaces the global policy.
-    pub(crate) fn set_policy(&mut self, policy: Policy) -> Outcome {
+    pub(crate) fn set_policy(&mut self, policy: Policy) -> Step {
         self.control_done(ControlRequest::SetPolicy(PolicyUpdate::Global(policy)))
     }
 
     /// Makes the hog `name` grow by `bytes` (oomd's selftest-only inject). A hog that has
     /// just started may not listen yet: a refused delivery (nothing was delivered) is retried
     /// until the deadline.
-    pub(crate) fn inject(&mut self, name: &str, bytes: u64) -> Outcome {
+    pub(crate) fn inject(&mut self, name: &str, bytes: u64) -> Step {
         let app = oomd_proto::name(name).map_err(|e| e.to_string())?;
         let request = ControlRequest::Inject { app, bytes };
         let deadline = self.deadline();
@@ -231,7 +232,7 @@ impl Session {
     }
 
     /// Reads every new event from oomd into the session's list.
-    fn read_events(&mut self) -> Outcome {
+    fn read_events(&mut self) -> Step {
         loop {
             let since = self.next_event;
             let (events, lost, next) = self.oomd_call(|c| c.events(since))?;
@@ -308,7 +309,7 @@ impl Session {
     }
 
     /// Asks execd to end the watchdog (selftest builds of execd only), as a crash would.
-    pub(crate) fn end_watchdog(&mut self) -> Outcome {
+    pub(crate) fn end_watchdog(&mut self) -> Step {
         let replies = self
             .execd
             .execd(&ExecdRequest::EndWatchdog)

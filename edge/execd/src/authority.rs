@@ -8,8 +8,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use oomd::{Answer, RefusalReason, TerminationRequest};
 use oomd_proto::{FromAuthority, ToAuthority, WireError, MAX_MESSAGE_LEN};
 
+use crate::bounds::{AUTHORITY_QUEUE, REQUESTS_PER_STEP};
 use crate::execd::Execd;
-use crate::limits::{AUTHORITY_QUEUE, REQUESTS_PER_STEP};
 
 /// One message for the oomd service, with the descriptor it carries (a memstat channel end),
 /// closed in execd once sent or dropped.
@@ -43,7 +43,7 @@ impl Termination {
 
 /// The authority channel while it is open.
 #[derive(Debug)]
-pub(crate) struct Link {
+pub(crate) struct OomdLink {
     fd: OwnedFd,
     /// Which channel this is (1 for the first): a service announced on an earlier channel is
     /// unknown to the oomd service on this one.
@@ -53,10 +53,10 @@ pub(crate) struct Link {
     pub(crate) last_heard: std::time::Instant,
 }
 
-impl Link {
+impl OomdLink {
     pub(crate) fn new(fd: OwnedFd, generation: u64) -> io::Result<Self> {
         oomd_proto::set_nonblocking(&fd)?;
-        Ok(Link {
+        Ok(OomdLink {
             fd,
             generation,
             out: VecDeque::new(),
@@ -114,7 +114,7 @@ impl Execd {
 
     pub(crate) fn open_link(&mut self, fd: OwnedFd) -> io::Result<()> {
         self.link_generations += 1;
-        let link = Link::new(fd, self.link_generations)?;
+        let link = OomdLink::new(fd, self.link_generations)?;
         self.log.line(format_args!("execd: authority channel open"));
         self.link = Some(link);
         // Nothing is forgotten: every service that runs, every termination under way, and

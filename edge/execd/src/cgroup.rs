@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::process::Signal;
 
-use crate::limits::CGROUP_PREFIX;
+use crate::bounds::CGROUP_PREFIX;
 use crate::log::Log;
 use crate::signal;
 

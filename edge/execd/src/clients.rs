@@ -19,8 +19,8 @@ use oomd_proto::{
     MAX_MESSAGE_LEN,
 };
 
+use crate::bounds::{CLIENT_QUEUE, MAX_CLIENTS, REQUESTS_PER_STEP, UNPRIVILEGED_CLIENTS};
 use crate::execd::Execd;
-use crate::limits::{CLIENT_QUEUE, MAX_CLIENTS, REQUESTS_PER_STEP, UNPRIVILEGED_CLIENTS};
 
 /// One control connection.
 #[derive(Debug)]

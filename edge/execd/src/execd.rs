@@ -11,11 +11,11 @@
 //!    signals the whole service: in cgroup mode the cgroup (`cgroup.kill` when forced); in
 //!    process-group mode every descendant of the shim, pinned and verified (`tree.rs`),
 //!    whatever session or group it moved to, never the shim. A forced termination is
-//!    repeated every [`DRAIN_INTERVAL`](crate::limits::DRAIN_INTERVAL) until the shim exits.
+//!    repeated every [`DRAIN_INTERVAL`](crate::bounds::DRAIN_INTERVAL) until the shim exits.
 //! 3. **Draining**: the root ended and was reaped (its status is kept: the main process's,
 //!    which the shim mirrors). A shim ends only once it has no child left, so its exit means
 //!    every process of the service is gone; execd still checks, every
-//!    [`DRAIN_INTERVAL`](crate::limits::DRAIN_INTERVAL), that the process group is empty
+//!    [`DRAIN_INTERVAL`](crate::bounds::DRAIN_INTERVAL), that the process group is empty
 //!    (`kill(-pgid, 0)` fails with `ESRCH`; it is not if the shim was killed and members are
 //!    left) or the cgroup unpopulated, reaping its own zombie children in the group (orphans
 //!    come to it as a child subreaper). A `Terminate` now signals each group member through a
@@ -42,13 +42,13 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{Signal, WaitId, WaitIdOptions, WaitOptions};
 
-use crate::authority::{Link, Outgoing, Termination};
+use crate::authority::{OomdLink, Outgoing, Termination};
+use crate::bounds::{CGROUP_PREFIX, CONTROL_LOG_EVERY, DRAIN_INTERVAL, DROP_GRACE, REAP_INTERVAL};
 use crate::cgroup::{self, CgroupRoot};
 use crate::clients::Client;
-use crate::limits::{CGROUP_PREFIX, CONTROL_LOG_EVERY, DRAIN_INTERVAL, DROP_GRACE, REAP_INTERVAL};
 use crate::log::Log;
 use crate::manifest::{Manifest, Role, ServiceSpec};
-use crate::options::{Options, SetupError, Stats};
+use crate::options::{ExecdStats, Options, SetupError};
 use crate::spawn::{self, Inherit};
 use crate::supervise::Supervisor;
 use crate::{signal, tree};
@@ -56,17 +56,17 @@ use crate::{signal, tree};
 /// The process authority: services, channels, clients, and the loop that drives them.
 #[derive(Debug)]
 pub struct Execd {
-    pub(crate) slots: Vec<Slot>,
+    pub(crate) slots: Vec<ServiceEntry>,
     pub(crate) listener: Option<(OwnedFd, PathBuf)>,
     pub(crate) clients: Vec<Client>,
-    pub(crate) link: Option<Link>,
+    pub(crate) link: Option<OomdLink>,
     pub(crate) link_generations: u64,
     pub(crate) receiver: Receiver,
     pub(crate) cgroups: Option<CgroupRoot>,
     pub(crate) reap_all: bool,
     pub(crate) next_reap: Instant,
     pub(crate) selftest_exit: Option<ExitStatus>,
-    pub(crate) stats: Stats,
+    pub(crate) stats: ExecdStats,
     pub(crate) log: Log,
     /// Who may spawn (root, execd's own user, the control group).
     pub(crate) access: Access,
@@ -88,9 +88,9 @@ pub struct Execd {
 
 /// One manifest entry and its current run.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub(crate) struct ServiceEntry {
     pub(crate) spec: ServiceSpec,
-    pub(crate) run: Option<Run>,
+    pub(crate) run: Option<ServiceRun>,
     /// The exit of its last run, after a termination execd accepted, until the oomd service
     /// acknowledges it (`ExitSeen`): announced again on every new authority channel, so that a
     /// kill whose exit came while no oomd ran is still confirmed.
@@ -106,7 +106,7 @@ pub(crate) struct UnseenExit {
 }
 
 #[derive(Debug)]
-pub(crate) struct Run {
+pub(crate) struct ServiceRun {
     pub(crate) child: spawn::Child,
     pub(crate) cgroup: Option<PathBuf>,
     pub(crate) phase: Phase,
@@ -202,7 +202,7 @@ impl Execd {
         let slots = manifest
             .services()
             .iter()
-            .map(|spec| Slot {
+            .map(|spec| ServiceEntry {
                 spec: spec.clone(),
                 run: None,
                 unseen_exit: None,
@@ -219,7 +219,7 @@ impl Execd {
             reap_all,
             next_reap: Instant::now(),
             selftest_exit: None,
-            stats: Stats::default(),
+            stats: ExecdStats::default(),
             log,
             access: Access::for_this_process(control_group),
             idle_timeout,
@@ -238,7 +238,7 @@ impl Execd {
     }
 
     /// Starts every `start = true` service, in manifest order. Returns how many started;
-    /// failures are logged (and counted in [`Stats::spawn_failed`]).
+    /// failures are logged (and counted in [`ExecdStats::spawn_failed`]).
     pub fn boot(&mut self) -> usize {
         let mut started = 0;
         for i in 0..self.slots.len() {
@@ -287,7 +287,7 @@ impl Execd {
 
     /// Counters.
     #[must_use]
-    pub fn stats(&self) -> Stats {
+    pub fn stats(&self) -> ExecdStats {
         self.stats
     }
 
@@ -418,7 +418,7 @@ impl Execd {
         }
         for (i, slot) in self.slots.iter().enumerate() {
             if let Some(
-                run @ Run {
+                run @ ServiceRun {
                     phase: Phase::Running,
                     ..
                 },
@@ -519,7 +519,7 @@ impl Execd {
                 spec.name
             ));
         }
-        self.slots[i].run = Some(Run {
+        self.slots[i].run = Some(ServiceRun {
             child,
             cgroup: cgroup_dir,
             phase: Phase::Running,

@@ -57,7 +57,7 @@
 //! process group is empty). A termination walks the shim's descendants (`/proc`, through
 //! `proctree`), pins each with a pidfd, verifies it after the pin, and signals it through the
 //! pidfd; a forced one stops each member as it is found, kills them all once the walk finds no
-//! one new, and is repeated every [`DRAIN_INTERVAL`](limits::DRAIN_INTERVAL) until the shim
+//! one new, and is repeated every [`DRAIN_INTERVAL`](bounds::DRAIN_INTERVAL) until the shim
 //! has exited. What it cannot see or stop: a process started for the service by something
 //! outside its tree (another daemon, a service manager); and a service running under execd's
 //! own uid can kill its shim (`SIGKILL` cannot be ignored; it could kill execd as well), after
@@ -73,7 +73,7 @@
 //! [`Execd`] is the whole daemon as a value: built from a [`Manifest`] and [`Options`] (which may
 //! carry a pre-made authority channel, so that a test can play the oomd service), driven by
 //! [`Execd::poll_once`] / [`Execd::run_until`]. The binary only parses arguments, loads the
-//! manifest, does PID-1 setup when asked, and runs the loop. Bounds are in [`limits`].
+//! manifest, does PID-1 setup when asked, and runs the loop. Bounds are in [`bounds`].
 //!
 //! # Log lines
 //!
@@ -88,11 +88,11 @@
 #![warn(missing_docs)]
 
 mod authority;
+pub mod bounds;
 mod cgroup;
 mod clients;
 mod execd;
 pub mod init;
-pub mod limits;
 mod log;
 pub mod manifest;
 mod options;
@@ -105,4 +105,4 @@ mod tree;
 pub use execd::Execd;
 pub use log::{Log, LogLines};
 pub use manifest::{Manifest, ManifestError, Role, ServiceSpec};
-pub use options::{Options, SetupError, Stats};
+pub use options::{ExecdStats, Options, SetupError};

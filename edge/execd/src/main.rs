@@ -45,7 +45,7 @@ struct Args {
     #[arg(long, value_parser = oomd_proto::admission::parse_group)]
     socket_group: Option<u32>,
     /// Close a control connection idle for this many seconds (privileged subscribers never).
-    #[arg(long, default_value_t = execd::limits::DEFAULT_IDLE_TIMEOUT.as_secs(),
+    #[arg(long, default_value_t = execd::bounds::DEFAULT_IDLE_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     control_idle_timeout_secs: u64,
     /// End and restart the watchdog when it has sent no heartbeat for this many milliseconds

@@ -28,7 +28,7 @@ use oomd::SubjectClass;
 use oomd_proto::Name;
 use toml::Value;
 
-use crate::limits::{MAX_MANIFEST_BYTES, MAX_SERVICES, MAX_SERVICE_NAME_LEN};
+use crate::bounds::{MAX_MANIFEST_BYTES, MAX_SERVICES, MAX_SERVICE_NAME_LEN};
 
 /// What a service is for, beyond being a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

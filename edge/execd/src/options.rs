@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use oomd_proto::admission::SocketAccess;
 
-use crate::limits::DEFAULT_IDLE_TIMEOUT;
+use crate::bounds::DEFAULT_IDLE_TIMEOUT;
 use crate::log::Log;
 
 /// How an [`Execd`](crate::Execd) is set up.
@@ -117,7 +117,7 @@ impl std::error::Error for SetupError {}
 /// What execd has done and lost, since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Stats {
+pub struct ExecdStats {
     /// Services started.
     pub spawned: u64,
     /// Spawns the kernel refused.
@@ -131,7 +131,7 @@ pub struct Stats {
     /// Termination requests denied on the control socket (all of them).
     pub control_denied: u64,
     /// Control connections refused: the table was full of connections that may not be
-    /// displaced ([`MAX_CLIENTS`](crate::limits::MAX_CLIENTS)).
+    /// displaced ([`MAX_CLIENTS`](crate::bounds::MAX_CLIENTS)).
     pub clients_refused: u64,
     /// Control connections closed because they sat idle (timeout, or room for a newcomer).
     pub clients_evicted: u64,

@@ -25,7 +25,7 @@
 //! - **Forced**: each member is stopped (`SIGSTOP`) as soon as it is pinned, and the walk is
 //!   repeated until it finds no one new: a stopped process cannot fork, so the tree stops
 //!   growing; then every member gets `SIGKILL`. execd repeats this every
-//!   [`DRAIN_INTERVAL`](crate::limits::DRAIN_INTERVAL) until the shim has exited, so
+//!   [`DRAIN_INTERVAL`](crate::bounds::DRAIN_INTERVAL) until the shim has exited, so
 //!   whatever still appears (a fork that raced the last walk) is killed too.
 //!
 //! The shim itself is never signalled.
@@ -39,7 +39,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
 
-use crate::limits::{MAX_TREE, TREE_ROUNDS};
+use crate::bounds::{MAX_TREE, TREE_ROUNDS};
 use crate::signal;
 
 /// One verified descendant.

@@ -200,7 +200,7 @@ fn a_subscriber_receives_exited_for_a_service_that_exits_by_itself() {
 #[test]
 fn when_the_table_is_full_the_longest_idle_connection_gives_way() {
     let h = Harness::start(MANIFEST, false);
-    let clients: Vec<_> = (0..execd::limits::MAX_CLIENTS)
+    let clients: Vec<_> = (0..execd::bounds::MAX_CLIENTS)
         .map(|_| {
             let c = h.client();
             // A round trip proves execd accepted it.
@@ -234,7 +234,7 @@ fn a_table_full_of_subscribers_that_may_not_be_displaced_answers_busy() {
     // Privileged subscribers (this test runs as execd's own user) are never displaced: with
     // every slot one, a newcomer is told Busy instead of getting a bare reset.
     let h = Harness::start(MANIFEST, false);
-    let _subscribers: Vec<_> = (0..execd::limits::MAX_CLIENTS)
+    let _subscribers: Vec<_> = (0..execd::bounds::MAX_CLIENTS)
         .map(|_| {
             let c = h.client();
             common::send(&c, &ExecdRequest::Subscribe);

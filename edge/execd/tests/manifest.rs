@@ -139,13 +139,13 @@ fn a_name_too_long_for_the_protocol_is_refused() {
         })
     );
     // `oomd/<name>` must fit in a protocol name too, so the limit is a little lower.
-    let just_over = "n".repeat(execd::limits::MAX_SERVICE_NAME_LEN + 1);
+    let just_over = "n".repeat(execd::bounds::MAX_SERVICE_NAME_LEN + 1);
     entry_error(
         &format!("name = \"{just_over}\"\nargv = [\"x\"]"),
         None,
         "name",
     );
-    let longest = "n".repeat(execd::limits::MAX_SERVICE_NAME_LEN);
+    let longest = "n".repeat(execd::bounds::MAX_SERVICE_NAME_LEN);
     Manifest::parse(&format!(
         "[[service]]\nname = \"{longest}\"\nargv = [\"x\"]"
     ))
@@ -221,7 +221,7 @@ fn an_entry_that_is_not_a_table_is_refused() {
 #[test]
 fn too_many_services_are_refused() {
     let one = |i: usize| format!("[[service]]\nname = \"s{i}\"\nargv = [\"x\"]\n");
-    let text: String = (0..=execd::limits::MAX_SERVICES).map(one).collect();
+    let text: String = (0..=execd::bounds::MAX_SERVICES).map(one).collect();
     assert!(matches!(
         Manifest::parse(&text),
         Err(ManifestError::TooManyServices { .. })

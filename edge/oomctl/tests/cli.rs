@@ -251,7 +251,7 @@ fn a_document_the_service_refuses_changes_nothing_and_names_the_service() {
     // A valid [policy] table and one service table too many for the override table: the
     // parser accepts it, the service refuses it as a whole.
     let mut file_text = String::from("[policy]\nkill_budget = 7\n");
-    for i in 0..oomd::limits::MAX_OVERRIDES {
+    for i in 0..oomd::bounds::MAX_OVERRIDES {
         file_text.push_str(&format!(
             "[service.svc-{i:02}]\nhard_bytes = 5000\nsoft_bytes = 10\n"
         ));

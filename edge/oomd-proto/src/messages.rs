@@ -342,7 +342,7 @@ pub enum ControlRequest {
 }
 
 /// Most per-service entries in one [`PolicyDocument`]: the size of the core's override table.
-pub const MAX_POLICY_SERVICES: usize = oomd::limits::MAX_OVERRIDES;
+pub const MAX_POLICY_SERVICES: usize = oomd::bounds::MAX_OVERRIDES;
 
 /// A policy file as one value: what `oomctl policy set` sends and `policy get` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// The protocol version: the byte after the magic of every message.
 pub const VERSION: u8 = 1;
 /// The longest message, header included. A policy document (a global policy and the limits of
-/// [`MAX_OVERRIDES`](oomd::limits::MAX_OVERRIDES) services) fits.
+/// [`MAX_OVERRIDES`](oomd::bounds::MAX_OVERRIDES) services) fits.
 pub const MAX_MESSAGE_LEN: usize = 4096;
 /// The most file descriptors one message carries.
 pub const MAX_FDS: usize = 2;

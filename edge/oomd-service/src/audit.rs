@@ -60,7 +60,7 @@ pub const TAIL_BYTES: u64 = 256 * 1024;
 /// Longest line written; longer ones are cut to a line that still parses as JSON.
 const MAX_LINE: usize = 1024;
 /// Kill decisions restored at most: as many as the core's budget remembers.
-pub const MAX_DECISIONS: usize = oomd::limits::MAX_KILL_BUDGET as usize;
+pub const MAX_DECISIONS: usize = oomd::bounds::MAX_KILL_BUDGET as usize;
 /// Bytes of the sequence checkpoint (`<path>.seq`), padded.
 pub const CHECKPOINT_LEN: usize = 160;
 

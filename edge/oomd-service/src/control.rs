@@ -426,7 +426,7 @@ impl Service {
             rejected,
             latest_frames: core.latest_frames,
             events_logged: logged,
-            events_overwritten: logged.saturating_sub(oomd::limits::DEFAULT_EVENTS as u64),
+            events_overwritten: logged.saturating_sub(oomd::bounds::DEFAULT_EVENTS as u64),
             log_write_failures: self.out.write_failures,
             policies_refused: core.policies_refused,
             clients_refused: self.control.counters.refused,

@@ -46,7 +46,7 @@ fn tree() -> &'static proctree::Tree {
 }
 
 /// The last full PSS read of each service's tree (one per subject the service can watch).
-static METER: Mutex<proctree::Meter<{ oomd::limits::DEFAULT_SUBJECTS }>> =
+static METER: Mutex<proctree::Meter<{ oomd::bounds::DEFAULT_SUBJECTS }>> =
     Mutex::new(proctree::Meter::new());
 
 /// Reads the figure, or `None` if it cannot be read or the service just exited.

@@ -31,7 +31,7 @@ mod record;
 mod service;
 
 pub use control::{DEFAULT_IDLE_TIMEOUT, MAX_CLIENTS, UNPRIVILEGED_MAX};
-pub use names::Names;
+pub use names::ServiceNames;
 pub use output::{LogFormat, Output};
 pub use policies::Refusal;
 pub use record::RecordTo;

@@ -5,19 +5,19 @@ use oomd_proto::Name;
 
 /// Up to `N` names; lookups are linear (registration-time sized, rare on the hot path).
 #[derive(Debug, Clone)]
-pub struct Names {
-    entries: heapless::Vec<(SubjectId, Name), { oomd::limits::DEFAULT_SUBJECTS }>,
+pub struct ServiceNames {
+    entries: heapless::Vec<(SubjectId, Name), { oomd::bounds::DEFAULT_SUBJECTS }>,
 }
 
-impl Default for Names {
+impl Default for ServiceNames {
     fn default() -> Self {
-        Names {
+        ServiceNames {
             entries: heapless::Vec::new(),
         }
     }
 }
 
-impl Names {
+impl ServiceNames {
     /// Remembers `name` for `id`; false when the table is full.
     pub fn insert(&mut self, id: SubjectId, name: &Name) -> bool {
         if let Some(entry) = self.entries.iter_mut().find(|(i, _)| *i == id) {
@@ -37,7 +37,7 @@ impl Names {
     }
 }
 
-impl oomd::trace::SubjectNames for Names {
+impl oomd::trace::SubjectNames for ServiceNames {
     fn name(&self, id: SubjectId) -> Option<&str> {
         self.entries
             .iter()

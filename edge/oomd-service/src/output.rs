@@ -4,7 +4,7 @@
 use oomd::{Event, EventKind};
 
 use crate::kernel::Cursor;
-use crate::Names;
+use crate::ServiceNames;
 
 /// How the audit log on stderr is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,7 +75,7 @@ impl Output {
     }
 
     /// One event: its audit line on stderr, and on stdout if it is a contract marker.
-    pub fn event(&mut self, event: &Event, names: &Names) {
+    pub fn event(&mut self, event: &Event, names: &ServiceNames) {
         let mut words = [0u8; 512];
         let mut c = Cursor {
             buf: &mut words,

@@ -8,7 +8,7 @@
 //! service in it always finds a slot there.
 
 use memstat::SubjectId;
-use oomd::{limits::MAX_OVERRIDES, Limits, PolicyError};
+use oomd::{bounds::MAX_OVERRIDES, Limits, PolicyError};
 use oomd_proto::{Name, PolicyDocument, ServiceLimits};
 
 /// Why a policy document was refused: the table at fault (`None`: `[policy]`) and what.

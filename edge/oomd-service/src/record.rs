@@ -38,8 +38,8 @@ impl Recorder {
         let header = Header {
             policy,
             subjects: Default::default(),
-            subject_capacity: oomd::limits::DEFAULT_SUBJECTS,
-            event_capacity: oomd::limits::DEFAULT_EVENTS,
+            subject_capacity: oomd::bounds::DEFAULT_SUBJECTS,
+            event_capacity: oomd::bounds::DEFAULT_EVENTS,
         };
         let file = File::create(&to.path)?;
         let mut w = LogWriter::new(BufWriter::with_capacity(64 * 1024, file), &header)?.finish()?;

@@ -24,14 +24,14 @@ use crate::control::{Control, MAX_CLIENTS};
 use crate::kernel::{self, Source};
 use crate::policies::{Refusal, ServiceLimitsTable};
 use crate::record::Recorder;
-use crate::{LogFormat, Names, Output, RecordTo};
+use crate::{LogFormat, Output, RecordTo, ServiceNames};
 
 /// Packets read from one paused channel just before a tick, at most: more than its socket can
 /// hold (a sender can queue about 550 small packets with the largest send buffer an
 /// unprivileged process may set), so that the newest packet queued when the drain began is
 /// always read.
 const MAX_DRAIN: usize = 1024;
-const SUBJECTS: usize = oomd::limits::DEFAULT_SUBJECTS;
+const SUBJECTS: usize = oomd::bounds::DEFAULT_SUBJECTS;
 const POLL_CAP: usize = 3 + MAX_CLIENTS + SUBJECTS;
 
 /// How the service is set up.
@@ -97,7 +97,7 @@ impl std::error::Error for ServiceError {}
 
 /// One service execd told us about.
 #[derive(Debug)]
-struct Slot {
+struct KnownService {
     id: SubjectId,
     name: Name,
     pid: i32,
@@ -184,8 +184,8 @@ pub struct Service {
     pub(crate) control: Control,
     pub(crate) policies: ServiceLimitsTable,
     timer: TimerFd,
-    slots: heapless::Vec<Slot, SUBJECTS>,
-    pub(crate) names: Names,
+    slots: heapless::Vec<KnownService, SUBJECTS>,
+    pub(crate) names: ServiceNames,
     pub(crate) rx: Receiver,
     pub(crate) tx: [u8; MAX_MESSAGE_LEN],
     frame: [u8; MAX_FRAME_LEN + 1],
@@ -255,7 +255,7 @@ impl Service {
             policies,
             timer,
             slots: heapless::Vec::new(),
-            names: Names::default(),
+            names: ServiceNames::default(),
             rx: Receiver::new(),
             tx: [0; MAX_MESSAGE_LEN],
             frame: [0; MAX_FRAME_LEN + 1],
@@ -588,7 +588,7 @@ impl Service {
                 rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
             }),
         };
-        let slot = Slot {
+        let slot = KnownService {
             id: subject,
             name,
             pid,
