@@ -25,14 +25,12 @@
 mod counting_alloc;
 mod frame;
 #[cfg(feature = "std")]
-mod publisher;
+pub mod publish;
 mod subject;
 
 #[cfg(feature = "counting-alloc")]
 pub use counting_alloc::CountingAlloc;
 pub use frame::{DecodeError, EncodeError, Frame, HEADER_LEN, MAGIC, MAX_FRAME_LEN, VERSION};
 #[cfg(feature = "std")]
-pub use publisher::{
-    Config, DropReason, FromEnvError, Outcome, Publisher, Stats, ENV_FD, ENV_SOCKET,
-};
+pub use publish::{Publisher, ENV_FD, ENV_SOCKET};
 pub use subject::SubjectId;

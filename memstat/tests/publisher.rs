@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use memstat::{
-    Config, CountingAlloc, DropReason, Frame, Outcome, Publisher, SubjectId, MAX_FRAME_LEN,
-};
+use memstat::publish::{DropReason, PublishOutcome, PublisherConfig};
+use memstat::{CountingAlloc, Frame, Publisher, SubjectId, MAX_FRAME_LEN};
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr};
 
@@ -23,8 +22,8 @@ fn ms(n: u64) -> Duration {
 }
 
 /// Defaults, spelled out so the tests read without looking them up.
-fn config() -> Config {
-    Config {
+fn config() -> PublisherConfig {
+    PublisherConfig {
         min_interval: ms(100),
         heartbeat: ms(1000),
         quantum: 64 * KIB,
@@ -35,8 +34,8 @@ fn config() -> Config {
 }
 
 /// Every call is due: for tests about the transport, not the rate limit.
-fn unlimited() -> Config {
-    Config {
+fn unlimited() -> PublisherConfig {
+    PublisherConfig {
         min_interval: Duration::ZERO,
         quantum: 0,
         ..config()
@@ -45,7 +44,7 @@ fn unlimited() -> Config {
 
 /// A publisher over one end of a fresh blocking socketpair, and the other end. The sockets
 /// are left blocking on purpose: only `MSG_DONTWAIT` keeps the publisher from waiting.
-fn connected_pair(config: Config) -> (Publisher, OwnedFd) {
+fn connected_pair(config: PublisherConfig) -> (Publisher, OwnedFd) {
     let (ours, theirs) = socket::socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -79,7 +78,7 @@ fn assert_seq_strictly_increasing(frames: &[Frame]) {
 fn first_frame_is_sent_and_decodes() {
     let (mut publisher, peer) = connected_pair(config());
     let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 2000), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 1000, 2000), PublishOutcome::Sent);
     assert_eq!(
         drain(&peer),
         [Frame {
@@ -96,10 +95,10 @@ fn first_frame_is_sent_and_decodes() {
 fn small_growth_within_the_interval_is_suppressed() {
     let (mut publisher, peer) = connected_pair(config());
     let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 1000), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 1000, 1000), PublishOutcome::Sent);
     assert_eq!(
         publisher.publish_at(t0 + ms(50), 1000 + 64 * KIB - 1, 1000 + 64 * KIB - 1),
-        Outcome::Suppressed
+        PublishOutcome::Suppressed
     );
     assert_eq!(drain(&peer).len(), 1);
     assert_eq!(publisher.stats().suppressed, 1);
@@ -114,11 +113,11 @@ fn small_growth_within_the_interval_is_suppressed() {
 fn growth_of_a_quantum_is_sent_at_once() {
     let (mut publisher, peer) = connected_pair(config());
     let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 1000), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 1000, 1000), PublishOutcome::Sent);
     let grown = 1000 + 64 * KIB;
     assert_eq!(
         publisher.publish_at(t0 + ms(1), grown, grown),
-        Outcome::Sent
+        PublishOutcome::Sent
     );
     assert_eq!(drain(&peer)[1].current_bytes, grown);
 }
@@ -127,12 +126,15 @@ fn growth_of_a_quantum_is_sent_at_once() {
 fn after_the_interval_a_frame_is_sent_without_growth() {
     let (mut publisher, peer) = connected_pair(config());
     let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 1000), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 1000, 1000), PublishOutcome::Sent);
     assert_eq!(
         publisher.publish_at(t0 + ms(99), 900, 1000),
-        Outcome::Suppressed
+        PublishOutcome::Suppressed
     );
-    assert_eq!(publisher.publish_at(t0 + ms(100), 900, 1000), Outcome::Sent);
+    assert_eq!(
+        publisher.publish_at(t0 + ms(100), 900, 1000),
+        PublishOutcome::Sent
+    );
     let frames = drain(&peer);
     assert_eq!(frames.len(), 2);
     assert_eq!(frames[1].current_bytes, 900);
@@ -142,11 +144,11 @@ fn after_the_interval_a_frame_is_sent_without_growth() {
 fn unchanged_figures_are_sent_again_at_the_heartbeat_and_not_before() {
     let (mut publisher, peer) = connected_pair(config()); // 100 ms interval, 1 s heartbeat
     let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 1000), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 1000, 1000), PublishOutcome::Sent);
     for at in [100, 500, 999] {
         assert_eq!(
             publisher.publish_at(t0 + ms(at), 1000, 1000),
-            Outcome::Suppressed,
+            PublishOutcome::Suppressed,
             "{at} ms"
         );
     }
@@ -154,7 +156,7 @@ fn unchanged_figures_are_sent_again_at_the_heartbeat_and_not_before() {
     assert_eq!(publisher.next_due(t0 + ms(1000)), Duration::ZERO);
     assert_eq!(
         publisher.publish_at(t0 + ms(1000), 1000, 1000),
-        Outcome::Sent
+        PublishOutcome::Sent
     );
     assert_eq!(publisher.next_due(t0 + ms(1000)), ms(1000));
     let frames = drain(&peer);
@@ -171,14 +173,20 @@ fn a_new_publisher_is_due_at_once() {
 
 #[test]
 fn a_zero_heartbeat_resends_unchanged_figures_every_interval() {
-    let (mut publisher, peer) = connected_pair(Config {
+    let (mut publisher, peer) = connected_pair(PublisherConfig {
         heartbeat: Duration::ZERO,
         ..config()
     });
     let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 7, 7), Outcome::Sent);
-    assert_eq!(publisher.publish_at(t0 + ms(99), 7, 7), Outcome::Suppressed);
-    assert_eq!(publisher.publish_at(t0 + ms(100), 7, 7), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 7, 7), PublishOutcome::Sent);
+    assert_eq!(
+        publisher.publish_at(t0 + ms(99), 7, 7),
+        PublishOutcome::Suppressed
+    );
+    assert_eq!(
+        publisher.publish_at(t0 + ms(100), 7, 7),
+        PublishOutcome::Sent
+    );
     assert_eq!(drain(&peer).len(), 2);
 }
 
@@ -186,16 +194,19 @@ fn a_zero_heartbeat_resends_unchanged_figures_every_interval() {
 fn slow_growth_accumulates_across_suppressed_calls() {
     let (mut publisher, peer) = connected_pair(config());
     let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 0, 0), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 0, 0), PublishOutcome::Sent);
     // 16 KiB per millisecond: the fourth step is a quantum above the last frame *sent*.
     for step in 1..=3 {
         let now = t0 + ms(step);
         let bytes = step * 16 * KIB;
-        assert_eq!(publisher.publish_at(now, bytes, bytes), Outcome::Suppressed);
+        assert_eq!(
+            publisher.publish_at(now, bytes, bytes),
+            PublishOutcome::Suppressed
+        );
     }
     assert_eq!(
         publisher.publish_at(t0 + ms(4), 64 * KIB, 64 * KIB),
-        Outcome::Sent
+        PublishOutcome::Sent
     );
     assert_eq!(drain(&peer).len(), 2);
 }
@@ -204,18 +215,21 @@ fn slow_growth_accumulates_across_suppressed_calls() {
 fn time_going_backwards_counts_as_no_time() {
     let (mut publisher, _peer) = connected_pair(config());
     let t0 = Instant::now() + ms(1000);
-    assert_eq!(publisher.publish_at(t0, 0, 0), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 0, 0), PublishOutcome::Sent);
     assert_eq!(
         publisher.publish_at(t0 - ms(1000), 1, 1),
-        Outcome::Suppressed
+        PublishOutcome::Suppressed
     );
-    assert_eq!(publisher.publish_at(t0 + ms(100), 1, 1), Outcome::Sent);
+    assert_eq!(
+        publisher.publish_at(t0 + ms(100), 1, 1),
+        PublishOutcome::Sent
+    );
 }
 
 #[test]
 fn receiver_sees_strictly_increasing_sequence_numbers_and_the_claim() {
     let hog = SubjectId::from_name("hog");
-    let (mut publisher, peer) = connected_pair(Config {
+    let (mut publisher, peer) = connected_pair(PublisherConfig {
         claimed_subject: Some(hog),
         ..config()
     });
@@ -224,7 +238,7 @@ fn receiver_sees_strictly_increasing_sequence_numbers_and_the_claim() {
     for i in 0..50u64 {
         // Every 10 ms, growing 20 KiB each time: a mix of suppressed and sent calls.
         let bytes = i * 20 * KIB;
-        if publisher.publish_at(t0 + ms(10 * i), bytes, bytes) == Outcome::Sent {
+        if publisher.publish_at(t0 + ms(10 * i), bytes, bytes) == PublishOutcome::Sent {
             sent += 1;
         }
     }
@@ -242,7 +256,7 @@ fn peak_below_current_is_raised_to_current() {
     let (mut publisher, peer) = connected_pair(config());
     assert_eq!(
         publisher.publish_at(Instant::now(), 5000, 10),
-        Outcome::Sent
+        PublishOutcome::Sent
     );
     let frame = drain(&peer)[0];
     assert_eq!((frame.current_bytes, frame.peak_bytes), (5000, 5000));
@@ -258,17 +272,20 @@ fn full_peer_buffer_drops_frames_as_would_block_instead_of_blocking() {
     let first_drop = (0..100_000u64).find_map(|i| {
         calls += 1;
         match publisher.publish_at(t0 + ms(i), i, i) {
-            Outcome::Sent => None,
+            PublishOutcome::Sent => None,
             other => Some(other),
         }
     });
-    assert_eq!(first_drop, Some(Outcome::Dropped(DropReason::WouldBlock)));
+    assert_eq!(
+        first_drop,
+        Some(PublishOutcome::Dropped(DropReason::WouldBlock))
+    );
     // Still full: the next ones are dropped too, and counted.
     for i in 0..10 {
         let now = t0 + ms(calls + i);
         assert_eq!(
             publisher.publish_at(now, calls + i, calls + i),
-            Outcome::Dropped(DropReason::WouldBlock)
+            PublishOutcome::Dropped(DropReason::WouldBlock)
         );
     }
     let stats = publisher.stats();
@@ -281,7 +298,7 @@ fn full_peer_buffer_drops_frames_as_would_block_instead_of_blocking() {
     assert_eq!(frames.len() as u64, stats.sent);
     assert_seq_strictly_increasing(&frames);
     let resumed = t0 + ms(calls + 10);
-    assert_eq!(publisher.publish_at(resumed, 0, 0), Outcome::Sent);
+    assert_eq!(publisher.publish_at(resumed, 0, 0), PublishOutcome::Sent);
     let after = drain(&peer);
     assert_eq!(after[0].seq, frames.last().unwrap().seq + 12);
 }
@@ -290,12 +307,12 @@ fn full_peer_buffer_drops_frames_as_would_block_instead_of_blocking() {
 fn closed_peer_in_fd_mode_drops_as_disconnected_for_good() {
     let (mut publisher, peer) = connected_pair(unlimited());
     let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1, 1), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 1, 1), PublishOutcome::Sent);
     drop(peer);
     for i in 1..=3 {
         assert_eq!(
             publisher.publish_at(t0 + Duration::from_secs(i * 60), 1, 1),
-            Outcome::Dropped(DropReason::Disconnected)
+            PublishOutcome::Dropped(DropReason::Disconnected)
         );
     }
     let stats = publisher.stats();
@@ -310,8 +327,8 @@ fn closed_peer_in_fd_mode_drops_as_disconnected_for_good() {
 #[test]
 fn publish_reads_the_clock_itself() {
     let (mut publisher, peer) = connected_pair(config());
-    assert_eq!(publisher.publish(10, 20), Outcome::Sent);
-    assert_eq!(publisher.publish(10, 20), Outcome::Suppressed);
+    assert_eq!(publisher.publish(10, 20), PublishOutcome::Sent);
+    assert_eq!(publisher.publish(10, 20), PublishOutcome::Suppressed);
     assert_eq!(drain(&peer).len(), 1);
 }
 
@@ -325,7 +342,7 @@ fn publish_from_reports_what_the_counting_allocator_holds() {
     assert!(!block.is_null());
 
     let (mut publisher, peer) = connected_pair(config());
-    assert_eq!(publisher.publish_from(&alloc), Outcome::Sent);
+    assert_eq!(publisher.publish_from(&alloc), PublishOutcome::Sent);
     let frame = drain(&peer)[0];
     assert_eq!((frame.current_bytes, frame.peak_bytes), (4096, 4096));
     // SAFETY: `block` came from `alloc` with `layout` and is freed once.
@@ -413,7 +430,7 @@ fn path_mode_backs_off_then_reconnects_when_the_listener_returns() {
     let t0 = Instant::now();
 
     // Connected: frames flow.
-    assert_eq!(publisher.publish_at(t0, 1, 1), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t0, 1, 1), PublishOutcome::Sent);
     assert_eq!(drain(&conn)[0].seq, 0);
 
     // oomd goes away. The first send finds out.
@@ -422,7 +439,7 @@ fn path_mode_backs_off_then_reconnects_when_the_listener_returns() {
     let t1 = t0 + ms(10);
     assert_eq!(
         publisher.publish_at(t1, 2, 2),
-        Outcome::Dropped(DropReason::Disconnected)
+        PublishOutcome::Dropped(DropReason::Disconnected)
     );
     assert!(!publisher.is_connected());
 
@@ -430,7 +447,7 @@ fn path_mode_backs_off_then_reconnects_when_the_listener_returns() {
     for offset in [0, 1, 25, 49] {
         assert_eq!(
             publisher.publish_at(t1 + ms(offset), 3, 3),
-            Outcome::Dropped(DropReason::BackingOff)
+            PublishOutcome::Dropped(DropReason::BackingOff)
         );
     }
     assert_eq!(publisher.stats().connect_attempts, 0);
@@ -439,12 +456,12 @@ fn path_mode_backs_off_then_reconnects_when_the_listener_returns() {
     let t2 = t1 + ms(50);
     assert_eq!(
         publisher.publish_at(t2, 4, 4),
-        Outcome::Dropped(DropReason::Disconnected)
+        PublishOutcome::Dropped(DropReason::Disconnected)
     );
     assert_eq!(publisher.stats().connect_attempts, 1);
     assert_eq!(
         publisher.publish_at(t2 + ms(99), 5, 5),
-        Outcome::Dropped(DropReason::BackingOff)
+        PublishOutcome::Dropped(DropReason::BackingOff)
     );
     assert_eq!(publisher.stats().connect_attempts, 1);
 
@@ -452,11 +469,11 @@ fn path_mode_backs_off_then_reconnects_when_the_listener_returns() {
     let listener = Listener::bind(&path);
     assert_eq!(
         publisher.publish_at(t2 + ms(99), 6, 6),
-        Outcome::Dropped(DropReason::BackingOff)
+        PublishOutcome::Dropped(DropReason::BackingOff)
     );
     // ...and then reconnects and sends in the same call.
     let t3 = t2 + ms(100);
-    assert_eq!(publisher.publish_at(t3, 7, 7), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t3, 7, 7), PublishOutcome::Sent);
     let stats = publisher.stats();
     assert_eq!((stats.connect_attempts, stats.reconnects), (2, 1));
     assert_eq!(stats.dropped_disconnected, 2);
@@ -464,7 +481,7 @@ fn path_mode_backs_off_then_reconnects_when_the_listener_returns() {
 
     // Frames flow again; the gap in seq is exactly the dropped frames.
     let conn = listener.accept();
-    assert_eq!(publisher.publish_at(t3 + ms(1), 8, 8), Outcome::Sent);
+    assert_eq!(publisher.publish_at(t3 + ms(1), 8, 8), PublishOutcome::Sent);
     let frames = drain(&conn);
     assert_eq!(
         frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
@@ -478,15 +495,15 @@ fn path_mode_backs_off_then_reconnects_when_the_listener_returns() {
     let t4 = t3 + ms(10);
     assert_eq!(
         publisher.publish_at(t4, 9, 9),
-        Outcome::Dropped(DropReason::Disconnected)
+        PublishOutcome::Dropped(DropReason::Disconnected)
     );
     assert_eq!(
         publisher.publish_at(t4 + ms(49), 9, 9),
-        Outcome::Dropped(DropReason::BackingOff)
+        PublishOutcome::Dropped(DropReason::BackingOff)
     );
     assert_eq!(
         publisher.publish_at(t4 + ms(50), 9, 9),
-        Outcome::Dropped(DropReason::Disconnected)
+        PublishOutcome::Dropped(DropReason::Disconnected)
     );
     assert_eq!(publisher.stats().connect_attempts, 3);
 }
@@ -498,7 +515,7 @@ fn backoff_doubles_up_to_its_bound() {
     let listener = Listener::bind(&path);
     let mut publisher = Publisher::connect(
         &path,
-        Config {
+        PublisherConfig {
             backoff_initial: ms(50),
             backoff_max: ms(120),
             ..unlimited()
@@ -511,20 +528,20 @@ fn backoff_doubles_up_to_its_bound() {
     let mut now = Instant::now();
     assert_eq!(
         publisher.publish_at(now, 0, 0),
-        Outcome::Dropped(DropReason::Disconnected)
+        PublishOutcome::Dropped(DropReason::Disconnected)
     );
     // Waits: 50, 100, then capped at 120, 120.
     for wait in [50, 100, 120, 120] {
         let attempts = publisher.stats().connect_attempts;
         assert_eq!(
             publisher.publish_at(now + ms(wait - 1), 0, 0),
-            Outcome::Dropped(DropReason::BackingOff),
+            PublishOutcome::Dropped(DropReason::BackingOff),
             "wait {wait}"
         );
         now += ms(wait);
         assert_eq!(
             publisher.publish_at(now, 0, 0),
-            Outcome::Dropped(DropReason::Disconnected)
+            PublishOutcome::Dropped(DropReason::Disconnected)
         );
         assert_eq!(publisher.stats().connect_attempts, attempts + 1);
     }

@@ -9,7 +9,8 @@ use std::alloc::System;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use memstat::{Config, CountingAlloc, Outcome, Publisher};
+use memstat::publish::{PublishOutcome, PublisherConfig};
+use memstat::{CountingAlloc, Publisher};
 use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
 
 #[global_allocator]
@@ -43,9 +44,9 @@ fn main() {
     std::fs::create_dir(&dir).unwrap();
     let path = dir.join("oomd.sock");
 
-    let config = Config {
+    let config = PublisherConfig {
         min_interval: Duration::from_millis(100),
-        ..Config::default()
+        ..PublisherConfig::default()
     };
     let listener = listen(&path);
     let mut publisher = Publisher::connect(&path, config).unwrap();
@@ -61,8 +62,10 @@ fn main() {
             let _ = publisher.publish_at(at(i * 100 + 1), i, i);
         }
     });
-    assert!(outcomes.contains(&Outcome::Sent));
-    assert!(outcomes.iter().any(|o| matches!(o, Outcome::Dropped(_))));
+    assert!(outcomes.contains(&PublishOutcome::Sent));
+    assert!(outcomes
+        .iter()
+        .any(|o| matches!(o, PublishOutcome::Dropped(_))));
     assert!(publisher.stats().suppressed > 0);
 
     drop(conn);
@@ -82,7 +85,7 @@ fn main() {
     let outcome = assert_no_allocation("successful reconnect", || {
         publisher.publish_at(after(1_000_000), 0, 0)
     });
-    assert_eq!(outcome, Outcome::Sent);
+    assert_eq!(outcome, PublishOutcome::Sent);
     assert_eq!(publisher.stats().reconnects, 1);
 
     drop(listener);

@@ -18,7 +18,7 @@
 //!
 //! [`Publisher::publish`] never blocks and never allocates: it encodes into a buffer of
 //! [`MAX_FRAME_LEN`] bytes held in the struct and sends with `MSG_DONTWAIT | MSG_NOSIGNAL`.
-//! A frame that cannot be sent now is **dropped and counted** ([`Stats`]), never queued; the
+//! A frame that cannot be sent now is **dropped and counted** ([`PublisherStats`]), never queued; the
 //! sequence number still advanced, so the receiver sees the gap.
 //!
 //! # Methods
@@ -54,7 +54,7 @@ pub const ENV_SOCKET: &str = "OOMD_MEMSTAT_SOCKET";
 
 /// How often a [`Publisher`] sends, and how it retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Config {
+pub struct PublisherConfig {
     /// At most one frame per this interval, unless memory grew by [`quantum`](Self::quantum).
     /// Default 100 ms. Zero sends on every call.
     pub min_interval: Duration,
@@ -78,9 +78,9 @@ pub struct Config {
     pub claimed_subject: Option<SubjectId>,
 }
 
-impl Config {
+impl PublisherConfig {
     /// The defaults: 100 ms, a 1 s heartbeat, 64 KiB, 50 ms, 5 s, no claim.
-    pub const DEFAULT: Config = Config {
+    pub const DEFAULT: PublisherConfig = PublisherConfig {
         min_interval: Duration::from_millis(100),
         heartbeat: Duration::from_secs(1),
         quantum: 64 * 1024,
@@ -94,7 +94,7 @@ impl Config {
     }
 }
 
-impl Default for Config {
+impl Default for PublisherConfig {
     fn default() -> Self {
         Self::DEFAULT
     }
@@ -103,7 +103,7 @@ impl Default for Config {
 /// What one call to [`Publisher::publish_at`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum PublishOutcome {
     /// A frame went to the socket.
     Sent,
     /// Not due yet (rate limit); no frame was built and no sequence number used.
@@ -132,7 +132,7 @@ pub enum DropReason {
 /// `suppressed` or one `dropped_*` counter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Stats {
+pub struct PublisherStats {
     /// Frames sent.
     pub sent: u64,
     /// Calls that were not due (rate limit).
@@ -153,7 +153,7 @@ pub struct Stats {
     pub peak_clamped: u64,
 }
 
-impl Stats {
+impl PublisherStats {
     /// All frames dropped, whatever the reason.
     #[must_use]
     pub fn dropped(&self) -> u64 {
@@ -254,22 +254,23 @@ enum Link {
 /// Sends memstat frames to oomd: rate-limited, non-blocking, allocation-free once built.
 ///
 /// ```no_run
-/// use memstat::{Config, Publisher};
+/// use memstat::publish::PublisherConfig;
+/// use memstat::Publisher;
 ///
-/// let mut publisher = Publisher::from_env(Config::default())?;
+/// let mut publisher = Publisher::from_env(PublisherConfig::default())?;
 /// let _ = publisher.publish(4096, 8192);
-/// # Ok::<(), memstat::FromEnvError>(())
+/// # Ok::<(), memstat::publish::FromEnvError>(())
 /// ```
 ///
 /// Rules, in the order they are applied by [`publish_at`](Self::publish_at):
 ///
 /// 1. `peak < current` is not an error: `peak` is raised to `current` (counted in
-///    [`Stats::peak_clamped`]), so no invalid frame is ever built.
+///    [`PublisherStats::peak_clamped`]), so no invalid frame is ever built.
 /// 2. **Rate limit.** A frame is due if none was built yet; or `current` grew by at least
 ///    `quantum` since the last frame that was actually *sent*; or `min_interval` has passed
 ///    since the last frame was built (sent or dropped) and either the figures changed since
 ///    that frame or `heartbeat` has passed too (a live service is never silent for longer
-///    than its heartbeat). Otherwise the call is [`Outcome::Suppressed`]. Time that goes
+///    than its heartbeat). Otherwise the call is [`PublishOutcome::Suppressed`]. Time that goes
 ///    backwards counts as no time passing.
 /// 3. A due frame takes the next sequence number (starting at 0), so every dropped frame
 ///    leaves a gap the receiver can see.
@@ -282,7 +283,7 @@ pub struct Publisher {
     link: Link,
     /// Path mode: where to reconnect, resolved once at construction.
     reconnect_to: Option<UnixAddr>,
-    config: Config,
+    config: PublisherConfig,
     /// The wait to apply at the next disconnection or failed attempt.
     backoff: Duration,
     next_seq: u64,
@@ -290,7 +291,7 @@ pub struct Publisher {
     /// The figures of the last frame built (sent or dropped).
     last_built: (u64, u64),
     last_sent_current: u64,
-    stats: Stats,
+    stats: PublisherStats,
     buf: [u8; MAX_FRAME_LEN],
 }
 
@@ -299,7 +300,7 @@ pub struct Publisher {
 static INHERITED_FD_TAKEN: AtomicBool = AtomicBool::new(false);
 
 impl Publisher {
-    fn new(link: Link, reconnect_to: Option<UnixAddr>, config: Config) -> Self {
+    fn new(link: Link, reconnect_to: Option<UnixAddr>, config: PublisherConfig) -> Self {
         Self {
             link,
             reconnect_to,
@@ -309,7 +310,7 @@ impl Publisher {
             last_built_at: None,
             last_built: (0, 0),
             last_sent_current: 0,
-            stats: Stats::default(),
+            stats: PublisherStats::default(),
             buf: [0; MAX_FRAME_LEN],
         }
     }
@@ -318,14 +319,14 @@ impl Publisher {
     /// socket type would lose message boundaries). It never reconnects: when the peer goes
     /// away, every later frame is dropped as [`DropReason::Disconnected`].
     #[must_use]
-    pub fn from_fd(fd: OwnedFd, config: Config) -> Self {
+    pub fn from_fd(fd: OwnedFd, config: PublisherConfig) -> Self {
         Self::new(Link::Up(fd), None, config)
     }
 
     /// Connects to the `SOCK_SEQPACKET` listener at `path` and keeps the address to reconnect
     /// to it later. Fails if the path is too long for a Unix socket address or if this first
     /// connection fails (later failures are handled by backoff instead).
-    pub fn connect(path: impl AsRef<Path>, config: Config) -> io::Result<Self> {
+    pub fn connect(path: impl AsRef<Path>, config: PublisherConfig) -> io::Result<Self> {
         let addr = UnixAddr::new(path.as_ref())?;
         let fd = open_seqpacket(&addr)?;
         Ok(Self::new(Link::Up(fd), Some(addr), config))
@@ -341,7 +342,7 @@ impl Publisher {
     /// The variables are left in the environment (changing the environment of a running,
     /// possibly multi-threaded process is not sound); a service that spawns children should
     /// remove them from the children's environment.
-    pub fn from_env(config: Config) -> Result<Self, FromEnvError> {
+    pub fn from_env(config: PublisherConfig) -> Result<Self, FromEnvError> {
         let fd = std::env::var_os(ENV_FD);
         let socket = std::env::var_os(ENV_SOCKET);
         Self::from_env_values(fd.as_deref(), socket.as_deref(), config)
@@ -350,7 +351,7 @@ impl Publisher {
     fn from_env_values(
         fd: Option<&OsStr>,
         socket: Option<&OsStr>,
-        config: Config,
+        config: PublisherConfig,
     ) -> Result<Self, FromEnvError> {
         if let Some(value) = fd {
             return Ok(Self::from_fd(adopt_inherited_fd(value)?, config));
@@ -365,14 +366,14 @@ impl Publisher {
     }
 
     /// Publishes the allocator's figures now; see [`publish_at`](Self::publish_at).
-    pub fn publish(&mut self, current: u64, peak: u64) -> Outcome {
+    pub fn publish(&mut self, current: u64, peak: u64) -> PublishOutcome {
         self.publish_at(Instant::now(), current, peak)
     }
 
     /// Publishes what `alloc` counts now; see [`publish_at`](Self::publish_at). The two
     /// counters are read one after the other, and a pair torn by a concurrent allocation is
     /// clamped like any other `peak < current`.
-    pub fn publish_from<A>(&mut self, alloc: &CountingAlloc<A>) -> Outcome {
+    pub fn publish_from<A>(&mut self, alloc: &CountingAlloc<A>) -> PublishOutcome {
         let current = alloc.live_bytes();
         let peak = alloc.peak_bytes();
         self.publish(current, peak)
@@ -380,7 +381,7 @@ impl Publisher {
 
     /// Offers the figures `current` and `peak` (allocator bytes) at time `now`. Never blocks,
     /// never allocates, never panics. See the type's documentation for the rules.
-    pub fn publish_at(&mut self, now: Instant, current: u64, peak: u64) -> Outcome {
+    pub fn publish_at(&mut self, now: Instant, current: u64, peak: u64) -> PublishOutcome {
         let peak = if peak < current {
             bump(&mut self.stats.peak_clamped);
             current
@@ -389,7 +390,7 @@ impl Publisher {
         };
         if !self.is_due(now, current, peak) {
             bump(&mut self.stats.suppressed);
-            return Outcome::Suppressed;
+            return PublishOutcome::Suppressed;
         }
         let frame = Frame {
             seq: self.next_seq,
@@ -403,7 +404,7 @@ impl Publisher {
         match self.transmit(now, &frame) {
             Ok(()) => {
                 bump(&mut self.stats.sent);
-                Outcome::Sent
+                PublishOutcome::Sent
             }
             Err(reason) => {
                 bump(match reason {
@@ -412,7 +413,7 @@ impl Publisher {
                     DropReason::BackingOff => &mut self.stats.dropped_backing_off,
                     DropReason::Error => &mut self.stats.dropped_error,
                 });
-                Outcome::Dropped(reason)
+                PublishOutcome::Dropped(reason)
             }
         }
     }
@@ -505,7 +506,7 @@ impl Publisher {
 
     /// Everything this publisher did so far.
     #[must_use]
-    pub fn stats(&self) -> Stats {
+    pub fn stats(&self) -> PublisherStats {
         self.stats
     }
 
@@ -523,7 +524,7 @@ impl Publisher {
 
     /// The configuration it was built with.
     #[must_use]
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &PublisherConfig {
         &self.config
     }
 }
@@ -633,7 +634,7 @@ mod tests {
         Publisher::from_env_values(
             fd.map(OsStr::new),
             socket.map(OsStr::new),
-            Config::default(),
+            PublisherConfig::default(),
         )
     }
 
