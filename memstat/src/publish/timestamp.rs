@@ -10,9 +10,11 @@ use core::time::Duration;
 /// differences between timestamps matter, so any origin will do, as long as one publisher
 /// is always given timestamps from the same clock and origin.
 ///
-/// If time goes backwards (a `now` earlier than one given before), the core counts it as no
-/// time passing since then: it never panics, never sends early, and resumes as soon as the
-/// clock is past the earlier moment again.
+/// The core measures time from the last frame it built (and from the closure that started a
+/// backoff, which is such a frame). If time goes backwards, a `now` earlier than that moment
+/// counts as that moment, no time having passed: nothing panics, nothing is sent early, a
+/// backoff does not end, and the call is counted in
+/// [`PublisherStats::time_went_backwards`](super::PublisherStats::time_went_backwards).
 ///
 /// ```
 /// use core::time::Duration;
