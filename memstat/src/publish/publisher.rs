@@ -27,15 +27,17 @@ use crate::CountingAlloc;
 /// ```
 ///
 /// It is a [`PublisherCore`] over a [`UnixTransport`]: the rules are the core's (see
-/// [`memstat::publish`](super)), the socket is the transport's (an fd from [`ENV_FD`](super::ENV_FD) that is
-/// never replaced, or a path from [`ENV_SOCKET`](super::ENV_SOCKET) reconnected to with backoff).
+/// [`memstat::publish`](super)), the socket is the transport's (an fd from
+/// [`ENV_FD`](super::ENV_FD) that is never replaced, or a path from
+/// [`ENV_SOCKET`](super::ENV_SOCKET) reconnected to with backoff).
 ///
 /// # Hot path
 ///
 /// [`publish`](Self::publish) never blocks and never allocates: it encodes into a buffer of
-/// [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN) bytes held in the struct and sends with `MSG_DONTWAIT | MSG_NOSIGNAL`.
-/// A frame that cannot be sent now is **dropped and counted** ([`PublisherStats`]), never
-/// queued; the sequence number still advanced, so the receiver sees the gap.
+/// [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN) bytes held in the struct and sends with
+/// `MSG_DONTWAIT | MSG_NOSIGNAL`. A frame that cannot be sent now is **dropped and counted**
+/// ([`PublisherStats`]), never queued; the sequence number still advanced, so the receiver
+/// sees the gap.
 ///
 /// # Methods
 ///
@@ -69,7 +71,8 @@ impl Publisher {
 
     /// A publisher over `fd`, a connected `SOCK_SEQPACKET` socket (not checked here; another
     /// socket type would lose message boundaries). It never reconnects: when the peer goes
-    /// away, every later frame is dropped as [`DropReason::Disconnected`](super::DropReason::Disconnected).
+    /// away, every later frame is dropped as
+    /// [`DropReason::Disconnected`](super::DropReason::Disconnected).
     #[must_use]
     pub fn from_fd(fd: OwnedFd, config: PublisherConfig) -> Self {
         Self::new(UnixTransport::from_fd(fd), config)
@@ -83,7 +86,8 @@ impl Publisher {
     }
 
     /// Builds the publisher the service's spawner asked for: see
-    /// [`UnixTransport::from_env`] for what [`ENV_FD`](super::ENV_FD) and [`ENV_SOCKET`](super::ENV_SOCKET) must hold.
+    /// [`UnixTransport::from_env`] for what [`ENV_FD`](super::ENV_FD) and
+    /// [`ENV_SOCKET`](super::ENV_SOCKET) must hold.
     pub fn from_env(config: PublisherConfig) -> Result<Self, FromEnvError> {
         Ok(Self::new(UnixTransport::from_env()?, config))
     }

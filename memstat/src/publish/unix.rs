@@ -40,8 +40,9 @@ pub const ENV_SOCKET: &str = "OOMD_MEMSTAT_SOCKET";
 /// closes) it at most once.
 static INHERITED_FD_TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// Why [`UnixTransport::from_env`] (and so [`Publisher::from_env`](crate::Publisher::from_env)) found no socket. All but
-/// `Connect` mean the environment the service was started in is wrong.
+/// Why [`UnixTransport::from_env`] (and so
+/// [`Publisher::from_env`](crate::Publisher::from_env)) found no socket. All but `Connect`
+/// mean the environment the service was started in is wrong.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum FromEnvError {
