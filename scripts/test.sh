@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check the project has, in the order a reviewer would: formatting, lints, the test
-# suites of every crate, the no_std build of the core crates for a bare-metal target, and the
+# suites of every crate, the no_std build of the core crates for two bare-metal targets, and the
 # QEMU boot selftest.
 # This is the README's test command, and exactly what CI runs (.ci/run).
 #
@@ -12,14 +12,18 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-NO_STD_TARGET=thumbv7em-none-eabihf
+# The no_std proof targets: a Cortex-M, and the riscv64 userspace of the OS whose services link
+# memstat's portable publisher.
+NO_STD_TARGETS=(thumbv7em-none-eabihf riscv64gc-unknown-none-elf)
 
 step "toolchain: $(rustc --version)"
 installed_targets=$(rustup target list --installed)
-if ! grep -qx -- "$NO_STD_TARGET" <<<"$installed_targets"; then
-    step "installing the rustup target $NO_STD_TARGET"
-    rustup target add "$NO_STD_TARGET"
-fi
+for target in "${NO_STD_TARGETS[@]}"; do
+    if ! grep -qx -- "$target" <<<"$installed_targets"; then
+        step "installing the rustup target $target"
+        rustup target add "$target"
+    fi
+done
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
@@ -37,8 +41,12 @@ cargo test --workspace
 step "cargo doc --workspace --no-deps (warnings are errors: broken links fail)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
-step "no_std build of oomd and memstat for $NO_STD_TARGET"
-cargo build -p oomd -p memstat --no-default-features --target "$NO_STD_TARGET"
+for target in "${NO_STD_TARGETS[@]}"; do
+    step "no_std build of oomd and memstat (codec and publisher core) for $target"
+    cargo build -p oomd -p memstat --no-default-features --target "$target"
+    step "no_std build of memstat with CountingAlloc (feature counting-alloc) for $target"
+    cargo build -p memstat --no-default-features --features counting-alloc --target "$target"
+done
 
 step "the boot verdict on recorded logs (scripts/test-verdict.sh)"
 ./scripts/test-verdict.sh

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use memstat::{Config, CountingAlloc, Publisher, Stats, SubjectId};
+use memstat::publish::{PublisherConfig, PublisherStats};
+use memstat::{CountingAlloc, Publisher, SubjectId};
 
 use crate::cli::{Args, Mode};
 
@@ -42,11 +43,11 @@ impl Policy {
     ///   socket cannot take are dropped and counted by the publisher, never queued.
     /// - Spoof: `claimed_subject` is `SubjectId::from_name(--spoof-as)`; otherwise no claim.
     #[must_use]
-    pub fn config(&self) -> Config {
-        let mut config = Config {
+    pub fn config(&self) -> PublisherConfig {
+        let mut config = PublisherConfig {
             quantum: 1,
             claimed_subject: self.claim,
-            ..Config::DEFAULT
+            ..PublisherConfig::DEFAULT
         };
         if self.mode == Mode::Flood {
             config.min_interval = Duration::ZERO;
@@ -162,7 +163,7 @@ impl Reporter {
 
     /// The publisher's counters since the start (all zero without a publisher).
     #[must_use]
-    pub fn stats(&self) -> Stats {
+    pub fn stats(&self) -> PublisherStats {
         self.publisher
             .as_ref()
             .map(Publisher::stats)
@@ -217,7 +218,7 @@ mod tests {
     fn every_growth_is_sent_at_once_and_flood_is_not_rate_limited() {
         let honest = policy(&[]).config();
         assert_eq!(honest.quantum, 1);
-        assert_eq!(honest.min_interval, Config::DEFAULT.min_interval);
+        assert_eq!(honest.min_interval, PublisherConfig::DEFAULT.min_interval);
         let flood = policy(&["--mode", "flood", "--flood-frames", "500"]);
         assert_eq!(flood.frames_per_report(), 500);
         assert_eq!(
@@ -232,7 +233,7 @@ mod tests {
         let mut reporter = Reporter::new(None, policy(&["--mode", "flood"]));
         assert!(!reporter.is_publishing());
         assert_eq!(reporter.report(&alloc), Reported::default());
-        assert_eq!(reporter.stats(), Stats::default());
+        assert_eq!(reporter.stats(), PublisherStats::default());
     }
 
     fn connected(args: &[&str]) -> (Reporter, std::os::fd::OwnedFd) {

@@ -14,7 +14,8 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use memstat::{Config, CountingAlloc, FromEnvError, Publisher, ENV_FD, ENV_SOCKET};
+use memstat::publish::{FromEnvError, PublisherConfig};
+use memstat::{CountingAlloc, Publisher, ENV_FD, ENV_SOCKET};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -312,7 +313,7 @@ fn publish<A>(reporter: &mut Reporter, alloc: &CountingAlloc<A>, log: &Logger) {
 /// The publisher the environment asks for, and where it came from (for the log).
 fn open_publisher(
     args: &Args,
-    config: Config,
+    config: PublisherConfig,
     log: &Logger,
 ) -> Result<(Option<Publisher>, &'static str), RunError> {
     if args.no_publish {

@@ -8,7 +8,7 @@
 //! anything a C library allocates with its own `malloc`.
 //!
 //! This module holds the only `unsafe` of the crate besides adopting an inherited file
-//! descriptor in `Publisher::from_env`; each block states why it is sound.
+//! descriptor in `UnixTransport::from_env`; each block states why it is sound.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt;
@@ -71,7 +71,8 @@ impl<A> CountingAlloc<A> {
     /// [`reset_peak`](Self::reset_peak).
     ///
     /// Read separately from `live_bytes`, so a pair read while other threads allocate can show
-    /// `peak < live` for an instant; [`Publisher`](crate::Publisher) clamps such a pair.
+    /// `peak < live` for an instant; the publisher
+    /// ([`PublisherCore`](crate::publish::PublisherCore)) clamps such a pair.
     #[must_use]
     pub fn peak_bytes(&self) -> u64 {
         self.peak.load(Ordering::Relaxed) as u64

@@ -5,14 +5,27 @@
 //! resident set size, and a service that does not report, or reports less than it holds, is
 //! not caught by memstat alone (the oomd Linux edge reads the kernel's figure beside it).
 //!
-//! What this crate is:
-//! - the wire format, frame v1 ([`Frame`], [`MAX_FRAME_LEN`], [`Frame::encode`],
-//!   [`Frame::decode`]), `no_std`, without `alloc`, and never panicking on hostile bytes;
-//! - the subject identity every oomd crate shares ([`SubjectId`]);
-//! - with the `counting-alloc` feature, `CountingAlloc`, a `GlobalAlloc` wrapper that
-//!   counts live and peak bytes;
-//! - with the `std` feature (default), `Publisher`, which sends frames to oomd over a Unix
-//!   socket without blocking or allocating on the service's hot path.
+//! What this crate is, and what each part needs:
+//!
+//! - **`no_std`, without `alloc`, with no feature:**
+//!   - the wire format, frame v1 ([`Frame`], [`MAX_FRAME_LEN`], [`Frame::encode`],
+//!     [`Frame::decode`]), never panicking on hostile bytes;
+//!   - the subject identity every oomd crate shares ([`SubjectId`]);
+//!   - the portable publisher, [`publish::PublisherCore`]: the send schedule (rate limit,
+//!     heartbeat, growth quantum, wrapping sequence numbers, drops counted by reason,
+//!     reconnection backoff) over any [`publish::Transport`], with the time passed in as a
+//!     [`publish::Timestamp`].
+//! - **feature `counting-alloc`, still `no_std`:** `CountingAlloc`, a `GlobalAlloc` wrapper
+//!   that counts live and peak bytes, and `PublisherCore::publish_from_at`, which reads it.
+//! - **feature `std` (the default; includes `counting-alloc`):** `Publisher`, the core over a
+//!   Unix `SOCK_SEQPACKET` socket (`publish::UnixTransport`: an inherited fd, or a path it
+//!   reconnects to) with `Instant` for time, which sends frames to oomd without blocking or
+//!   allocating on the service's hot path; and `ENV_FD` / `ENV_SOCKET`, the environment
+//!   variables a spawner sets for it.
+//!
+//! Build without default features for a `no_std` target: everything but `Publisher` and
+//! `UnixTransport` is there. A service on another OS links the core with a transport over its
+//! own IPC (`docs/memstat-wire.md`, "Linking the publisher on another OS").
 //!
 //! What it is not: a transport that authenticates anyone (the receiver decides who sent a
 //! frame from the channel it came on), nor a measure of kernel memory.
@@ -24,15 +37,12 @@
 #[cfg(feature = "counting-alloc")]
 mod counting_alloc;
 mod frame;
-#[cfg(feature = "std")]
-mod publisher;
+pub mod publish;
 mod subject;
 
 #[cfg(feature = "counting-alloc")]
 pub use counting_alloc::CountingAlloc;
 pub use frame::{DecodeError, EncodeError, Frame, HEADER_LEN, MAGIC, MAX_FRAME_LEN, VERSION};
 #[cfg(feature = "std")]
-pub use publisher::{
-    Config, DropReason, FromEnvError, Outcome, Publisher, Stats, ENV_FD, ENV_SOCKET,
-};
+pub use publish::{Publisher, ENV_FD, ENV_SOCKET};
 pub use subject::SubjectId;

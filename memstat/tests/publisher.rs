@@ -1,8 +1,15 @@
 //! The publisher against real `SOCK_SEQPACKET` sockets, with time driven by hand.
 //!
+//! The behaviour tests (`tests/behaviour/`) run here on `Publisher` over a socketpair (fd
+//! mode, `connected`) and over a listening socket at a path (path mode, `reconnecting`);
+//! `tests/publisher_core.rs` runs the same tests on the core over a fake transport. Below
+//! them are the tests only a `Publisher` has (its clock, `publish_from`, `connect`).
+//!
 //! Every `Instant` here is `start + offset`: no test sleeps, and no assertion depends on how
 //! fast the machine is.
 #![allow(clippy::unwrap_used)]
+
+mod behaviour;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -10,42 +17,108 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use memstat::{
-    Config, CountingAlloc, DropReason, Frame, Outcome, Publisher, SubjectId, MAX_FRAME_LEN,
-};
+use behaviour::{config, ms, Harness};
+use memstat::publish::{PublishOutcome, PublisherConfig, PublisherStats};
+use memstat::{CountingAlloc, Frame, Publisher, MAX_FRAME_LEN};
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr};
 
-const KIB: u64 = 1024;
+behaviour_tests!(Sockets);
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
+/// A `Publisher` and oomd's end of its socket.
+struct Sockets {
+    publisher: Publisher,
+    t0: Instant,
+    /// The receiving end: the other half of the pair (fd mode), or the connection accepted
+    /// from the listener (path mode).
+    peer: Option<OwnedFd>,
+    /// Path mode: where oomd listens, while it does.
+    listener: Option<Listener>,
+    /// Path mode: the socket's path, in a directory removed on drop.
+    path: Option<(PathBuf, TempDir)>,
+    /// Frames read before the receiver went away, not yet returned by `received`.
+    unread: Vec<Frame>,
 }
 
-/// Defaults, spelled out so the tests read without looking them up.
-fn config() -> Config {
-    Config {
-        min_interval: ms(100),
-        heartbeat: ms(1000),
-        quantum: 64 * KIB,
-        backoff_initial: ms(50),
-        backoff_max: ms(5000),
-        claimed_subject: None,
+impl Harness for Sockets {
+    fn connected(config: PublisherConfig) -> Self {
+        let (publisher, peer) = connected_pair(config);
+        Self {
+            publisher,
+            t0: Instant::now(),
+            peer: Some(peer),
+            listener: None,
+            path: None,
+            unread: Vec::new(),
+        }
     }
-}
 
-/// Every call is due: for tests about the transport, not the rate limit.
-fn unlimited() -> Config {
-    Config {
-        min_interval: Duration::ZERO,
-        quantum: 0,
-        ..config()
+    fn reconnecting(config: PublisherConfig) -> Self {
+        let dir = TempDir::new();
+        let path = dir.0.join("oomd.sock");
+        let listener = Listener::bind(&path);
+        let publisher = Publisher::connect(&path, config).unwrap();
+        Self {
+            publisher,
+            t0: Instant::now(),
+            peer: None,
+            listener: Some(listener),
+            path: Some((path, dir)),
+            unread: Vec::new(),
+        }
+    }
+
+    fn publish_at(&mut self, at: Duration, current: u64, peak: u64) -> PublishOutcome {
+        self.publisher.publish_at(self.t0 + at, current, peak)
+    }
+
+    fn next_due(&self, at: Duration) -> Duration {
+        self.publisher.next_due(self.t0 + at)
+    }
+
+    fn stats(&self) -> PublisherStats {
+        self.publisher.stats()
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.publisher.next_seq()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.publisher.is_connected()
+    }
+
+    fn received(&mut self) -> Vec<Frame> {
+        let mut frames = std::mem::take(&mut self.unread);
+        if let Some(peer) = &self.peer {
+            frames.extend(drain(peer));
+        }
+        // A reconnection waits in the backlog until accepted; its frames are already in it.
+        while let Some(conn) = self.listener.as_ref().and_then(Listener::try_accept) {
+            frames.extend(drain(&conn));
+            self.peer = Some(conn);
+        }
+        frames
+    }
+
+    fn peer_goes_away(&mut self) {
+        self.unread = self.received();
+        self.peer = None;
+        if let Some(listener) = self.listener.take() {
+            listener.shut_down();
+        }
+    }
+
+    fn peer_returns(&mut self) {
+        if let (None, Some((path, _))) = (&self.listener, &self.path) {
+            self.listener = Some(Listener::bind(path));
+        }
     }
 }
 
 /// A publisher over one end of a fresh blocking socketpair, and the other end. The sockets
 /// are left blocking on purpose: only `MSG_DONTWAIT` keeps the publisher from waiting.
-fn connected_pair(config: Config) -> (Publisher, OwnedFd) {
+fn connected_pair(config: PublisherConfig) -> (Publisher, OwnedFd) {
     let (ours, theirs) = socket::socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -68,271 +141,6 @@ fn drain(fd: &OwnedFd) -> Vec<Frame> {
         }
     }
 }
-
-fn assert_seq_strictly_increasing(frames: &[Frame]) {
-    for pair in frames.windows(2) {
-        assert!(pair[0].seq < pair[1].seq, "{pair:?}");
-    }
-}
-
-#[test]
-fn first_frame_is_sent_and_decodes() {
-    let (mut publisher, peer) = connected_pair(config());
-    let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 2000), Outcome::Sent);
-    assert_eq!(
-        drain(&peer),
-        [Frame {
-            seq: 0,
-            current_bytes: 1000,
-            peak_bytes: 2000,
-            claimed_subject: None
-        }]
-    );
-    assert_eq!(publisher.stats().sent, 1);
-}
-
-#[test]
-fn small_growth_within_the_interval_is_suppressed() {
-    let (mut publisher, peer) = connected_pair(config());
-    let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 1000), Outcome::Sent);
-    assert_eq!(
-        publisher.publish_at(t0 + ms(50), 1000 + 64 * KIB - 1, 1000 + 64 * KIB - 1),
-        Outcome::Suppressed
-    );
-    assert_eq!(drain(&peer).len(), 1);
-    assert_eq!(publisher.stats().suppressed, 1);
-    assert_eq!(
-        publisher.next_seq(),
-        1,
-        "a suppressed call uses no sequence number"
-    );
-}
-
-#[test]
-fn growth_of_a_quantum_is_sent_at_once() {
-    let (mut publisher, peer) = connected_pair(config());
-    let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 1000), Outcome::Sent);
-    let grown = 1000 + 64 * KIB;
-    assert_eq!(
-        publisher.publish_at(t0 + ms(1), grown, grown),
-        Outcome::Sent
-    );
-    assert_eq!(drain(&peer)[1].current_bytes, grown);
-}
-
-#[test]
-fn after_the_interval_a_frame_is_sent_without_growth() {
-    let (mut publisher, peer) = connected_pair(config());
-    let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 1000), Outcome::Sent);
-    assert_eq!(
-        publisher.publish_at(t0 + ms(99), 900, 1000),
-        Outcome::Suppressed
-    );
-    assert_eq!(publisher.publish_at(t0 + ms(100), 900, 1000), Outcome::Sent);
-    let frames = drain(&peer);
-    assert_eq!(frames.len(), 2);
-    assert_eq!(frames[1].current_bytes, 900);
-}
-
-#[test]
-fn unchanged_figures_are_sent_again_at_the_heartbeat_and_not_before() {
-    let (mut publisher, peer) = connected_pair(config()); // 100 ms interval, 1 s heartbeat
-    let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1000, 1000), Outcome::Sent);
-    for at in [100, 500, 999] {
-        assert_eq!(
-            publisher.publish_at(t0 + ms(at), 1000, 1000),
-            Outcome::Suppressed,
-            "{at} ms"
-        );
-    }
-    assert_eq!(publisher.next_due(t0 + ms(999)), ms(1));
-    assert_eq!(publisher.next_due(t0 + ms(1000)), Duration::ZERO);
-    assert_eq!(
-        publisher.publish_at(t0 + ms(1000), 1000, 1000),
-        Outcome::Sent
-    );
-    assert_eq!(publisher.next_due(t0 + ms(1000)), ms(1000));
-    let frames = drain(&peer);
-    assert_eq!(frames.len(), 2);
-    assert_eq!(frames[1].seq, 1);
-    assert_eq!(frames[1].current_bytes, 1000);
-}
-
-#[test]
-fn a_new_publisher_is_due_at_once() {
-    let (publisher, _peer) = connected_pair(config());
-    assert_eq!(publisher.next_due(Instant::now()), Duration::ZERO);
-}
-
-#[test]
-fn a_zero_heartbeat_resends_unchanged_figures_every_interval() {
-    let (mut publisher, peer) = connected_pair(Config {
-        heartbeat: Duration::ZERO,
-        ..config()
-    });
-    let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 7, 7), Outcome::Sent);
-    assert_eq!(publisher.publish_at(t0 + ms(99), 7, 7), Outcome::Suppressed);
-    assert_eq!(publisher.publish_at(t0 + ms(100), 7, 7), Outcome::Sent);
-    assert_eq!(drain(&peer).len(), 2);
-}
-
-#[test]
-fn slow_growth_accumulates_across_suppressed_calls() {
-    let (mut publisher, peer) = connected_pair(config());
-    let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 0, 0), Outcome::Sent);
-    // 16 KiB per millisecond: the fourth step is a quantum above the last frame *sent*.
-    for step in 1..=3 {
-        let now = t0 + ms(step);
-        let bytes = step * 16 * KIB;
-        assert_eq!(publisher.publish_at(now, bytes, bytes), Outcome::Suppressed);
-    }
-    assert_eq!(
-        publisher.publish_at(t0 + ms(4), 64 * KIB, 64 * KIB),
-        Outcome::Sent
-    );
-    assert_eq!(drain(&peer).len(), 2);
-}
-
-#[test]
-fn time_going_backwards_counts_as_no_time() {
-    let (mut publisher, _peer) = connected_pair(config());
-    let t0 = Instant::now() + ms(1000);
-    assert_eq!(publisher.publish_at(t0, 0, 0), Outcome::Sent);
-    assert_eq!(
-        publisher.publish_at(t0 - ms(1000), 1, 1),
-        Outcome::Suppressed
-    );
-    assert_eq!(publisher.publish_at(t0 + ms(100), 1, 1), Outcome::Sent);
-}
-
-#[test]
-fn receiver_sees_strictly_increasing_sequence_numbers_and_the_claim() {
-    let hog = SubjectId::from_name("hog");
-    let (mut publisher, peer) = connected_pair(Config {
-        claimed_subject: Some(hog),
-        ..config()
-    });
-    let t0 = Instant::now();
-    let mut sent = 0;
-    for i in 0..50u64 {
-        // Every 10 ms, growing 20 KiB each time: a mix of suppressed and sent calls.
-        let bytes = i * 20 * KIB;
-        if publisher.publish_at(t0 + ms(10 * i), bytes, bytes) == Outcome::Sent {
-            sent += 1;
-        }
-    }
-    let frames = drain(&peer);
-    assert_eq!(frames.len(), sent);
-    assert!(sent > 1 && sent < 50, "sent {sent}");
-    assert_seq_strictly_increasing(&frames);
-    assert!(frames.iter().all(|f| f.claimed_subject == Some(hog)));
-    assert_eq!(publisher.stats().sent, sent as u64);
-    assert_eq!(publisher.stats().suppressed, 50 - sent as u64);
-}
-
-#[test]
-fn peak_below_current_is_raised_to_current() {
-    let (mut publisher, peer) = connected_pair(config());
-    assert_eq!(
-        publisher.publish_at(Instant::now(), 5000, 10),
-        Outcome::Sent
-    );
-    let frame = drain(&peer)[0];
-    assert_eq!((frame.current_bytes, frame.peak_bytes), (5000, 5000));
-    assert_eq!(publisher.stats().peak_clamped, 1);
-}
-
-#[test]
-fn full_peer_buffer_drops_frames_as_would_block_instead_of_blocking() {
-    let (mut publisher, peer) = connected_pair(unlimited());
-    let t0 = Instant::now();
-    let mut calls = 0u64;
-    // Nobody reads `peer`. A blocking send would hang this test; a full buffer must drop.
-    let first_drop = (0..100_000u64).find_map(|i| {
-        calls += 1;
-        match publisher.publish_at(t0 + ms(i), i, i) {
-            Outcome::Sent => None,
-            other => Some(other),
-        }
-    });
-    assert_eq!(first_drop, Some(Outcome::Dropped(DropReason::WouldBlock)));
-    // Still full: the next ones are dropped too, and counted.
-    for i in 0..10 {
-        let now = t0 + ms(calls + i);
-        assert_eq!(
-            publisher.publish_at(now, calls + i, calls + i),
-            Outcome::Dropped(DropReason::WouldBlock)
-        );
-    }
-    let stats = publisher.stats();
-    assert_eq!(stats.dropped_would_block, 11);
-    assert_eq!(stats.sent + stats.dropped(), calls + 10);
-    assert!(publisher.is_connected());
-
-    // The receiver catches up: it sees exactly the sent frames, and the drops as one gap.
-    let frames = drain(&peer);
-    assert_eq!(frames.len() as u64, stats.sent);
-    assert_seq_strictly_increasing(&frames);
-    let resumed = t0 + ms(calls + 10);
-    assert_eq!(publisher.publish_at(resumed, 0, 0), Outcome::Sent);
-    let after = drain(&peer);
-    assert_eq!(after[0].seq, frames.last().unwrap().seq + 12);
-}
-
-#[test]
-fn closed_peer_in_fd_mode_drops_as_disconnected_for_good() {
-    let (mut publisher, peer) = connected_pair(unlimited());
-    let t0 = Instant::now();
-    assert_eq!(publisher.publish_at(t0, 1, 1), Outcome::Sent);
-    drop(peer);
-    for i in 1..=3 {
-        assert_eq!(
-            publisher.publish_at(t0 + Duration::from_secs(i * 60), 1, 1),
-            Outcome::Dropped(DropReason::Disconnected)
-        );
-    }
-    let stats = publisher.stats();
-    assert_eq!(stats.dropped_disconnected, 3);
-    assert_eq!(
-        stats.connect_attempts, 0,
-        "fd mode has nothing to reconnect to"
-    );
-    assert!(!publisher.is_connected());
-}
-
-#[test]
-fn publish_reads_the_clock_itself() {
-    let (mut publisher, peer) = connected_pair(config());
-    assert_eq!(publisher.publish(10, 20), Outcome::Sent);
-    assert_eq!(publisher.publish(10, 20), Outcome::Suppressed);
-    assert_eq!(drain(&peer).len(), 1);
-}
-
-#[test]
-#[allow(unsafe_code)]
-fn publish_from_reports_what_the_counting_allocator_holds() {
-    let alloc = CountingAlloc::new(System);
-    let layout = Layout::from_size_align(4096, 16).unwrap();
-    // SAFETY: non-zero size; freed below with the same layout.
-    let block = unsafe { alloc.alloc(layout) };
-    assert!(!block.is_null());
-
-    let (mut publisher, peer) = connected_pair(config());
-    assert_eq!(publisher.publish_from(&alloc), Outcome::Sent);
-    let frame = drain(&peer)[0];
-    assert_eq!((frame.current_bytes, frame.peak_bytes), (4096, 4096));
-    // SAFETY: `block` came from `alloc` with `layout` and is freed once.
-    unsafe { alloc.dealloc(block, layout) };
-}
-
-// ---- path mode ------------------------------------------------------------------------------
 
 /// A unique, empty directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -358,7 +166,7 @@ impl Drop for TempDir {
     }
 }
 
-/// oomd's side in path mode: a listening `SOCK_SEQPACKET` socket bound at a path.
+/// oomd's side in path mode: a listening, non-blocking `SOCK_SEQPACKET` socket at a path.
 struct Listener {
     fd: OwnedFd,
     path: PathBuf,
@@ -369,7 +177,7 @@ impl Listener {
         let fd = socket::socket(
             AddressFamily::Unix,
             SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
             None,
         )
         .unwrap();
@@ -381,12 +189,15 @@ impl Listener {
         }
     }
 
-    /// The next pending connection (one must be pending: the listener is blocking).
+    /// The next pending connection, if there is one.
     #[allow(unsafe_code)]
-    fn accept(&self) -> OwnedFd {
-        let raw = socket::accept(self.fd.as_raw_fd()).unwrap();
-        // SAFETY: `accept` just returned this fd; nothing else owns it.
-        unsafe { OwnedFd::from_raw_fd(raw) }
+    fn try_accept(&self) -> Option<OwnedFd> {
+        match socket::accept(self.fd.as_raw_fd()) {
+            // SAFETY: `accept` just returned this fd; nothing else owns it.
+            Ok(raw) => Some(unsafe { OwnedFd::from_raw_fd(raw) }),
+            Err(Errno::EAGAIN) => None,
+            Err(e) => panic!("accept: {e}"),
+        }
     }
 
     /// The listener goes away: socket closed and its path removed.
@@ -394,6 +205,33 @@ impl Listener {
         drop(self.fd);
         std::fs::remove_file(&self.path).unwrap();
     }
+}
+
+// ---- what only `Publisher` has --------------------------------------------------------------
+
+#[test]
+fn publish_reads_the_clock_itself() {
+    let (mut publisher, peer) = connected_pair(config());
+    assert_eq!(publisher.publish(10, 20), PublishOutcome::Sent);
+    assert_eq!(publisher.publish(10, 20), PublishOutcome::Suppressed);
+    assert_eq!(drain(&peer).len(), 1);
+}
+
+#[test]
+#[allow(unsafe_code)]
+fn publish_from_reports_what_the_counting_allocator_holds() {
+    let alloc = CountingAlloc::new(System);
+    let layout = Layout::from_size_align(4096, 16).unwrap();
+    // SAFETY: non-zero size; freed below with the same layout.
+    let block = unsafe { alloc.alloc(layout) };
+    assert!(!block.is_null());
+
+    let (mut publisher, peer) = connected_pair(config());
+    assert_eq!(publisher.publish_from(&alloc), PublishOutcome::Sent);
+    let frame = drain(&peer)[0];
+    assert_eq!((frame.current_bytes, frame.peak_bytes), (4096, 4096));
+    // SAFETY: `block` came from `alloc` with `layout` and is freed once.
+    unsafe { alloc.dealloc(block, layout) };
 }
 
 #[test]
@@ -404,128 +242,11 @@ fn connect_fails_when_nobody_listens() {
 }
 
 #[test]
-fn path_mode_backs_off_then_reconnects_when_the_listener_returns() {
-    let dir = TempDir::new();
-    let path = dir.0.join("oomd.sock");
-    let listener = Listener::bind(&path);
-    let mut publisher = Publisher::connect(&path, unlimited()).unwrap();
-    let conn = listener.accept();
-    let t0 = Instant::now();
-
-    // Connected: frames flow.
-    assert_eq!(publisher.publish_at(t0, 1, 1), Outcome::Sent);
-    assert_eq!(drain(&conn)[0].seq, 0);
-
-    // oomd goes away. The first send finds out.
-    drop(conn);
-    listener.shut_down();
-    let t1 = t0 + ms(10);
-    assert_eq!(
-        publisher.publish_at(t1, 2, 2),
-        Outcome::Dropped(DropReason::Disconnected)
-    );
-    assert!(!publisher.is_connected());
-
-    // Within the first backoff (50 ms): no connection attempt at all.
-    for offset in [0, 1, 25, 49] {
-        assert_eq!(
-            publisher.publish_at(t1 + ms(offset), 3, 3),
-            Outcome::Dropped(DropReason::BackingOff)
-        );
-    }
-    assert_eq!(publisher.stats().connect_attempts, 0);
-
-    // At 50 ms one attempt, which fails (nobody listens); the wait doubles to 100 ms.
-    let t2 = t1 + ms(50);
-    assert_eq!(
-        publisher.publish_at(t2, 4, 4),
-        Outcome::Dropped(DropReason::Disconnected)
-    );
-    assert_eq!(publisher.stats().connect_attempts, 1);
-    assert_eq!(
-        publisher.publish_at(t2 + ms(99), 5, 5),
-        Outcome::Dropped(DropReason::BackingOff)
-    );
-    assert_eq!(publisher.stats().connect_attempts, 1);
-
-    // oomd is back. The publisher does not notice before its backoff is over...
-    let listener = Listener::bind(&path);
-    assert_eq!(
-        publisher.publish_at(t2 + ms(99), 6, 6),
-        Outcome::Dropped(DropReason::BackingOff)
-    );
-    // ...and then reconnects and sends in the same call.
-    let t3 = t2 + ms(100);
-    assert_eq!(publisher.publish_at(t3, 7, 7), Outcome::Sent);
-    let stats = publisher.stats();
-    assert_eq!((stats.connect_attempts, stats.reconnects), (2, 1));
-    assert_eq!(stats.dropped_disconnected, 2);
-    assert_eq!(stats.dropped_backing_off, 6);
-
-    // Frames flow again; the gap in seq is exactly the dropped frames.
-    let conn = listener.accept();
-    assert_eq!(publisher.publish_at(t3 + ms(1), 8, 8), Outcome::Sent);
-    let frames = drain(&conn);
-    assert_eq!(
-        frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
-        [1 + stats.dropped(), 2 + stats.dropped()]
-    );
-    assert_eq!(frames[0].current_bytes, 7);
-
-    // A successful send reset the backoff: the next outage waits 50 ms again, not 200.
-    drop(conn);
-    listener.shut_down();
-    let t4 = t3 + ms(10);
-    assert_eq!(
-        publisher.publish_at(t4, 9, 9),
-        Outcome::Dropped(DropReason::Disconnected)
-    );
-    assert_eq!(
-        publisher.publish_at(t4 + ms(49), 9, 9),
-        Outcome::Dropped(DropReason::BackingOff)
-    );
-    assert_eq!(
-        publisher.publish_at(t4 + ms(50), 9, 9),
-        Outcome::Dropped(DropReason::Disconnected)
-    );
-    assert_eq!(publisher.stats().connect_attempts, 3);
-}
-
-#[test]
-fn backoff_doubles_up_to_its_bound() {
-    let dir = TempDir::new();
-    let path = dir.0.join("oomd.sock");
-    let listener = Listener::bind(&path);
-    let mut publisher = Publisher::connect(
-        &path,
-        Config {
-            backoff_initial: ms(50),
-            backoff_max: ms(120),
-            ..unlimited()
-        },
-    )
-    .unwrap();
-    drop(listener.accept());
-    listener.shut_down();
-
-    let mut now = Instant::now();
-    assert_eq!(
-        publisher.publish_at(now, 0, 0),
-        Outcome::Dropped(DropReason::Disconnected)
-    );
-    // Waits: 50, 100, then capped at 120, 120.
-    for wait in [50, 100, 120, 120] {
-        let attempts = publisher.stats().connect_attempts;
-        assert_eq!(
-            publisher.publish_at(now + ms(wait - 1), 0, 0),
-            Outcome::Dropped(DropReason::BackingOff),
-            "wait {wait}"
-        );
-        now += ms(wait);
-        assert_eq!(
-            publisher.publish_at(now, 0, 0),
-            Outcome::Dropped(DropReason::Disconnected)
-        );
-        assert_eq!(publisher.stats().connect_attempts, attempts + 1);
-    }
+fn an_instant_before_the_publisher_was_built_counts_as_its_construction() {
+    let earlier = Instant::now();
+    let (mut publisher, peer) = connected_pair(config());
+    assert_eq!(publisher.publish_at(earlier, 1, 1), PublishOutcome::Sent);
+    assert_eq!(publisher.next_due(earlier), ms(1000));
+    assert_eq!(publisher.stats().time_went_backwards, 0);
+    assert_eq!(drain(&peer).len(), 1);
 }

@@ -1,0 +1,459 @@
+//! `UnixTransport`: memstat frames over a Unix `SOCK_SEQPACKET` socket.
+//!
+//! One frame per message, message boundaries kept, and the kernel knows the peer's
+//! credentials, so oomd learns *who* sent a frame from the socket, never from the frame. The
+//! transport gets its socket in one of two ways:
+//!
+//! - **an inherited, already connected fd** whose number is in [`ENV_FD`]
+//!   (`OOMD_MEMSTAT_FD`). This is preferred: the process authority created the pair and gave
+//!   one end to exactly this service, so the fd *is* the authentication. If the peer goes away
+//!   there is no new one to get ([`can_reconnect`](Transport::can_reconnect) is false).
+//! - **a socket path** in [`ENV_SOCKET`] (`OOMD_MEMSTAT_SOCKET`) to connect to. oomd then
+//!   identifies the sender by its peer credentials. When the connection breaks the core's
+//!   backoff decides when [`reconnect`](Transport::reconnect) opens a new one.
+//!
+//! Sends use `MSG_DONTWAIT | MSG_NOSIGNAL` and reconnection sockets are non-blocking, so
+//! nothing here waits, whether or not the socket itself is blocking; nothing here allocates
+//! after construction.
+
+use std::error::Error;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+use nix::sys::stat::{fstat, SFlag};
+
+use super::{ReconnectFailed, SendError, Transport};
+
+/// Environment variable holding the number of an inherited, connected `SOCK_SEQPACKET` fd.
+pub const ENV_FD: &str = "OOMD_MEMSTAT_FD";
+/// Environment variable holding the path of oomd's `SOCK_SEQPACKET` listening socket.
+pub const ENV_SOCKET: &str = "OOMD_MEMSTAT_SOCKET";
+
+/// Set once the fd named by [`ENV_FD`] has been adopted, so this process owns (and later
+/// closes) it at most once.
+static INHERITED_FD_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Why [`UnixTransport::from_env`] (and so
+/// [`Publisher::from_env`](crate::Publisher::from_env)) found no socket. All but `Connect`
+/// mean the environment the service was started in is wrong.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FromEnvError {
+    /// Neither [`ENV_FD`] nor [`ENV_SOCKET`] is set: nobody asked this service to report.
+    NotSet,
+    /// [`ENV_FD`] is not a non-negative decimal fd number.
+    FdNotANumber {
+        /// The value found.
+        value: OsString,
+    },
+    /// [`ENV_FD`] names stdin, stdout or stderr, which the publisher refuses to take over.
+    FdIsStdio {
+        /// The fd number.
+        fd: RawFd,
+    },
+    /// [`ENV_FD`] names an fd that is not open in this process.
+    FdNotOpen {
+        /// The fd number.
+        fd: RawFd,
+    },
+    /// [`ENV_FD`] names an open fd that is not a `SOCK_SEQPACKET` socket.
+    FdNotSeqpacket {
+        /// The fd number.
+        fd: RawFd,
+    },
+    /// The fd in [`ENV_FD`] was already adopted by an earlier `from_env` in this process (it
+    /// may since have been closed and its number reused).
+    FdAlreadyTaken {
+        /// The fd number.
+        fd: RawFd,
+    },
+    /// [`ENV_SOCKET`] is set (and [`ENV_FD`] is not) but connecting to it failed.
+    Connect {
+        /// The path from the environment.
+        path: PathBuf,
+        /// What `socket`/`connect` said.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for FromEnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotSet => write!(f, "neither {ENV_FD} nor {ENV_SOCKET} is set"),
+            Self::FdNotANumber { value } => {
+                write!(f, "{ENV_FD}={value:?} is not a file descriptor number")
+            }
+            Self::FdIsStdio { fd } => write!(f, "{ENV_FD}={fd} names a standard stream"),
+            Self::FdNotOpen { fd } => write!(f, "{ENV_FD}={fd} is not an open fd"),
+            Self::FdNotSeqpacket { fd } => {
+                write!(f, "{ENV_FD}={fd} is not a SOCK_SEQPACKET socket")
+            }
+            Self::FdAlreadyTaken { fd } => {
+                write!(f, "{ENV_FD}={fd} was already taken by another publisher")
+            }
+            Self::Connect { path, source } => {
+                write!(f, "connecting to {ENV_SOCKET}={}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl Error for FromEnvError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Connect { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A [`Transport`] over a Unix `SOCK_SEQPACKET` socket: an adopted fd (never reconnects) or
+/// a path (reconnects when the core asks).
+pub struct UnixTransport {
+    /// `None` once the peer went away (and until a reconnection).
+    socket: Option<OwnedFd>,
+    /// Path mode: where to reconnect, resolved once at construction.
+    reconnect_to: Option<UnixAddr>,
+}
+
+impl UnixTransport {
+    /// A transport over `fd`, a connected `SOCK_SEQPACKET` socket (not checked here; another
+    /// socket type would lose message boundaries). It never reconnects.
+    #[must_use]
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self {
+            socket: Some(fd),
+            reconnect_to: None,
+        }
+    }
+
+    /// Connects to the `SOCK_SEQPACKET` listener at `path` and keeps the address to reconnect
+    /// to it later. Fails if the path is too long for a Unix socket address or if this first
+    /// connection fails (later failures are handled by the core's backoff instead).
+    pub fn connect(path: impl AsRef<Path>) -> io::Result<Self> {
+        let addr = UnixAddr::new(path.as_ref())?;
+        let fd = open_seqpacket(&addr)?;
+        Ok(Self {
+            socket: Some(fd),
+            reconnect_to: Some(addr),
+        })
+    }
+
+    /// The socket the service's spawner asked for.
+    ///
+    /// If [`ENV_FD`] is set, adopts that fd: it must be an open `SOCK_SEQPACKET` socket other
+    /// than 0, 1 and 2, it is marked close-on-exec so children do not inherit the sender's
+    /// identity, and it is adopted at most once per process. [`ENV_SOCKET`] is only consulted
+    /// when [`ENV_FD`] is unset; a bad [`ENV_FD`] is an error, not a reason to fall back.
+    ///
+    /// The variables are left in the environment (changing the environment of a running,
+    /// possibly multi-threaded process is not sound); a service that spawns children should
+    /// remove them from the children's environment.
+    pub fn from_env() -> Result<Self, FromEnvError> {
+        let fd = std::env::var_os(ENV_FD);
+        let socket = std::env::var_os(ENV_SOCKET);
+        Self::from_env_values(fd.as_deref(), socket.as_deref())
+    }
+
+    fn from_env_values(fd: Option<&OsStr>, socket: Option<&OsStr>) -> Result<Self, FromEnvError> {
+        if let Some(value) = fd {
+            return Ok(Self::from_fd(adopt_inherited_fd(value)?));
+        }
+        if let Some(path) = socket {
+            return Self::connect(path).map_err(|source| FromEnvError::Connect {
+                path: PathBuf::from(path),
+                source,
+            });
+        }
+        Err(FromEnvError::NotSet)
+    }
+
+    /// Whether a socket is open now (it may still turn out dead at the next send).
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.socket.is_some()
+    }
+
+    /// The path it reconnects to (path mode), `None` in fd mode.
+    #[must_use]
+    pub fn reconnect_path(&self) -> Option<&Path> {
+        self.reconnect_to.as_ref().and_then(UnixAddr::path)
+    }
+}
+
+impl Transport for UnixTransport {
+    /// One `send` with `MSG_DONTWAIT | MSG_NOSIGNAL`. `EAGAIN` is [`SendError::Full`]; a
+    /// disconnection (`EPIPE`, `ECONNRESET`, …) closes the socket and is
+    /// [`SendError::Closed`]; any other error, or a partial send (only a socket that is not
+    /// `SOCK_SEQPACKET` can take part of a frame), is [`SendError::Other`].
+    fn try_send(&mut self, frame: &[u8]) -> Result<(), SendError> {
+        let Some(fd) = &self.socket else {
+            return Err(SendError::Closed);
+        };
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        match socket::send(fd.as_raw_fd(), frame, flags) {
+            Ok(n) if n == frame.len() => Ok(()),
+            Ok(_) => Err(SendError::Other),
+            Err(e) => {
+                let error = send_error(e);
+                if error == SendError::Closed {
+                    self.socket = None;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Path mode only.
+    fn can_reconnect(&self) -> bool {
+        self.reconnect_to.is_some()
+    }
+
+    /// A new non-blocking socket connected to the path: two syscalls, no allocation; with a
+    /// full listen backlog `connect` fails with `EAGAIN` rather than waiting.
+    fn reconnect(&mut self) -> Result<(), ReconnectFailed> {
+        let addr = self.reconnect_to.as_ref().ok_or(ReconnectFailed)?;
+        let fd = open_seqpacket(addr).map_err(|_| ReconnectFailed)?;
+        self.socket = Some(fd);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for UnixTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixTransport")
+            .field("socket", &self.socket)
+            .field("reconnect_to", &self.reconnect_path())
+            .finish()
+    }
+}
+
+/// What a failed `send` means for the core.
+fn send_error(e: Errno) -> SendError {
+    match e {
+        Errno::EAGAIN => SendError::Full,
+        e if is_disconnection(e) => SendError::Closed,
+        _ => SendError::Other,
+    }
+}
+
+/// Errors after which the socket is useless and (path mode) worth replacing.
+fn is_disconnection(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::EPIPE
+            | Errno::ECONNRESET
+            | Errno::ECONNREFUSED
+            | Errno::ECONNABORTED
+            | Errno::ENOTCONN
+            | Errno::EDESTADDRREQ
+            | Errno::EBADF
+            | Errno::ENOTSOCK
+    )
+}
+
+/// A non-blocking, close-on-exec `SOCK_SEQPACKET` socket connected to `addr`. Makes two
+/// syscalls and no allocation; with a full listen backlog `connect` fails with `EAGAIN`
+/// rather than waiting.
+fn open_seqpacket(addr: &UnixAddr) -> Result<OwnedFd, Errno> {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    socket::connect(fd.as_raw_fd(), addr)?;
+    Ok(fd)
+}
+
+fn adopt_inherited_fd(value: &OsStr) -> Result<OwnedFd, FromEnvError> {
+    let fd = value
+        .to_str()
+        .and_then(|s| s.parse::<RawFd>().ok())
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| FromEnvError::FdNotANumber {
+            value: value.to_os_string(),
+        })?;
+    if fd <= 2 {
+        return Err(FromEnvError::FdIsStdio { fd });
+    }
+    if fcntl(fd, FcntlArg::F_GETFD).is_err() {
+        return Err(FromEnvError::FdNotOpen { fd });
+    }
+    let is_socket = fstat(fd)
+        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK)
+        .unwrap_or(false);
+    if !is_socket {
+        return Err(FromEnvError::FdNotSeqpacket { fd });
+    }
+    if INHERITED_FD_TAKEN.swap(true, Ordering::AcqRel) {
+        return Err(FromEnvError::FdAlreadyTaken { fd });
+    }
+    let owned = take_ownership(fd);
+    if socket::getsockopt(&owned, sockopt::SockType) != Ok(SockType::SeqPacket) {
+        // Not ours to close after all: hand the number back untouched.
+        let _ = owned.into_raw_fd();
+        INHERITED_FD_TAKEN.store(false, Ordering::Release);
+        return Err(FromEnvError::FdNotSeqpacket { fd });
+    }
+    // The fd is open (checked above), so this does not fail; if it somehow did, children
+    // could inherit the fd, which weakens attribution but does not break this process.
+    let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    Ok(owned)
+}
+
+/// Makes an `OwnedFd` of the inherited socket `fd`.
+#[allow(unsafe_code)]
+fn take_ownership(fd: RawFd) -> OwnedFd {
+    // SAFETY: `OwnedFd::from_raw_fd` needs `fd` to be open and owned by nobody else in this
+    // process. It is open: `fcntl(F_GETFD)` succeeded and it is neither -1 nor 0..=2. Nobody
+    // else owns it: the `OOMD_MEMSTAT_FD` contract is that the spawner passed this fd for the
+    // memstat publisher alone, and `INHERITED_FD_TAKEN` (set by our caller just before) makes
+    // this the only adoption in the process, so it is closed at most once.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn from_env(fd: Option<&str>, socket: Option<&str>) -> Result<UnixTransport, FromEnvError> {
+        UnixTransport::from_env_values(fd.map(OsStr::new), socket.map(OsStr::new))
+    }
+
+    #[test]
+    fn send_errors_are_full_closed_or_other() {
+        assert_eq!(send_error(Errno::EAGAIN), SendError::Full);
+        for closed in [
+            Errno::EPIPE,
+            Errno::ECONNRESET,
+            Errno::ECONNREFUSED,
+            Errno::ECONNABORTED,
+            Errno::ENOTCONN,
+            Errno::EDESTADDRREQ,
+            Errno::EBADF,
+            Errno::ENOTSOCK,
+        ] {
+            assert_eq!(send_error(closed), SendError::Closed, "{closed}");
+        }
+        for other in [Errno::ENOBUFS, Errno::ENOMEM, Errno::EMSGSIZE, Errno::EINTR] {
+            assert_eq!(send_error(other), SendError::Other, "{other}");
+        }
+    }
+
+    #[test]
+    fn neither_variable_set_is_not_set() {
+        assert!(matches!(from_env(None, None), Err(FromEnvError::NotSet)));
+    }
+
+    #[test]
+    fn fd_that_is_not_a_number_is_refused() {
+        for value in ["", "x", "-4", "3.0", "99999999999"] {
+            let err = from_env(Some(value), None).unwrap_err();
+            assert!(
+                matches!(&err, FromEnvError::FdNotANumber { value: v } if v == value),
+                "{value:?}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn standard_streams_are_refused() {
+        for fd in 0..=2 {
+            let err = from_env(Some(&fd.to_string()), None).unwrap_err();
+            assert!(matches!(err, FromEnvError::FdIsStdio { fd: f } if f == fd));
+        }
+    }
+
+    #[test]
+    fn fd_that_is_not_open_is_refused() {
+        let err = from_env(Some("1000000"), None).unwrap_err();
+        assert!(matches!(err, FromEnvError::FdNotOpen { fd: 1_000_000 }));
+    }
+
+    #[test]
+    fn file_that_is_not_a_socket_is_refused_and_left_open() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let err = from_env(Some(&file.as_raw_fd().to_string()), None).unwrap_err();
+        assert!(
+            matches!(err, FromEnvError::FdNotSeqpacket { .. }),
+            "{err:?}"
+        );
+        assert!(fcntl(file.as_raw_fd(), FcntlArg::F_GETFD).is_ok());
+    }
+
+    #[test]
+    fn fd_variable_wins_and_is_not_a_fallback() {
+        let err = from_env(Some("junk"), Some("/nonexistent/oomd.sock")).unwrap_err();
+        assert!(matches!(err, FromEnvError::FdNotANumber { .. }));
+    }
+
+    #[test]
+    fn unreachable_socket_path_is_a_connect_error() {
+        let err = from_env(None, Some("/nonexistent/oomd.sock")).unwrap_err();
+        match &err {
+            FromEnvError::Connect { path, source } => {
+                assert_eq!(path, Path::new("/nonexistent/oomd.sock"));
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.source().is_some());
+        assert!(err.to_string().contains(ENV_SOCKET));
+    }
+
+    #[test]
+    fn too_long_socket_path_is_a_connect_error() {
+        let long = "/tmp/".to_string() + &"x".repeat(200);
+        assert!(matches!(
+            from_env(None, Some(&long)),
+            Err(FromEnvError::Connect { .. })
+        ));
+    }
+
+    /// One test, because adoption is once per process: the refused stream socket must be
+    /// tried before the seqpacket socket is adopted.
+    #[test]
+    fn inherited_seqpacket_fd_is_adopted_once_and_made_close_on_exec() {
+        let (stream, _stream_peer) = socket::socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let err = from_env(Some(&stream.as_raw_fd().to_string()), None).unwrap_err();
+        assert!(
+            matches!(err, FromEnvError::FdNotSeqpacket { .. }),
+            "{err:?}"
+        );
+        // Still open and still ours: the refusal did not close it.
+        assert!(fcntl(stream.as_raw_fd(), FcntlArg::F_GETFD).is_ok());
+
+        let (ours, _peer) = socket::socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::empty(),
+        )
+        .unwrap();
+        // Give up ownership as a spawner would: the publisher now owns the number.
+        let raw = ours.into_raw_fd();
+        let transport = from_env(Some(&raw.to_string()), None).unwrap();
+        assert!(transport.is_connected());
+        let flags = FdFlag::from_bits_truncate(fcntl(raw, FcntlArg::F_GETFD).unwrap());
+        assert!(flags.contains(FdFlag::FD_CLOEXEC));
+
+        let again = from_env(Some(&raw.to_string()), None).unwrap_err();
+        assert!(matches!(again, FromEnvError::FdAlreadyTaken { fd } if fd == raw));
+        drop(transport);
+    }
+}
