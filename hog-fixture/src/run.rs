@@ -457,7 +457,7 @@ impl Control {
             let len = match self.socket.recv(&mut buf) {
                 Ok(len) => len,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if memstat::publish::io_would_block(&e) => break,
                 Err(e) => {
                     log.line(format_args!("control: receive: {e}"));
                     break;

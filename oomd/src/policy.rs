@@ -75,7 +75,7 @@ mod defaults {
 }
 
 /// `Policy::default().report_stale_ticks`: 5 s at the default 100 ms tick, five times the
-/// publisher's default heartbeat (`memstat::Config::heartbeat`, 1 s).
+/// publisher's default heartbeat (`memstat::publish::PublisherConfig::heartbeat`, 1 s).
 const DEFAULT_REPORT_STALE_TICKS: u32 = 50;
 
 const MIB: u64 = 1024 * 1024;

@@ -158,11 +158,9 @@ impl WireError {
 }
 
 /// Whether an I/O error means "try again later" on a non-blocking socket (`EAGAIN`, or
-/// `ENOBUFS` from a Unix socket whose peer's queue is full).
-#[must_use]
-pub fn would_block(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(Errno::ENOBUFS as i32)
-}
+/// `ENOBUFS` from a Unix socket whose peer's queue is full): memstat's test, the one oomd
+/// uses everywhere.
+pub use memstat::publish::io_would_block as would_block;
 
 impl core::fmt::Display for WireError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

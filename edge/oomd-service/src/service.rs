@@ -781,7 +781,8 @@ impl Service {
         match socket::recv(fd.as_raw_fd(), &mut self.frame, flags) {
             Ok(0) if peer_hung_up(fd.as_fd()) => Packet::HungUp("closed by the service"),
             Ok(len) => Packet::Frame(len),
-            Err(Errno::EAGAIN | Errno::EINTR) => Packet::None,
+            Err(Errno::EINTR) => Packet::None,
+            Err(e) if memstat::publish::would_block(e as i32) => Packet::None,
             Err(_) => Packet::HungUp("failed"),
         }
     }

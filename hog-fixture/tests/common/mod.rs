@@ -274,58 +274,37 @@ impl Frames {
     }
 }
 
-/// The fields of `/proc/<pid>/stat` the tests use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Stat {
-    pub(crate) state: char,
-    pub(crate) ppid: i32,
-    pub(crate) pgrp: i32,
-    pub(crate) session: i32,
-    /// Clock ticks after boot: with the pid, identifies a process across PID reuse.
-    pub(crate) starttime: u64,
-}
+/// What `/proc/<pid>/stat` says, read by the edge's own scanner (`proctree`), so that the
+/// tests and the code under test agree on what a live process is.
+pub(crate) use proctree::Stat;
 
 pub(crate) fn stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold spaces: start after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(Stat {
-        state: fields.first()?.chars().next()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        pgrp: fields.get(2)?.parse().ok()?,
-        session: fields.get(3)?.parse().ok()?,
-        starttime: fields.get(19)?.parse().ok()?,
-    })
+    proctree::read_stat(pid).ok()
 }
 
-/// `VmRSS` of `pid`, in bytes.
+/// The resident size of `pid`, in bytes.
 pub(crate) fn vm_rss(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * KIB)
+    proctree::mem::rss(pid).ok()
 }
 
 /// The live processes whose parent is `pid`.
 pub(crate) fn children_of(pid: i32) -> Vec<i32> {
-    let mut children: Vec<i32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&p| stat(p).is_some_and(|s| s.ppid == pid && !is_dead(s.state)))
-        .collect();
+    let mut children = Vec::new();
+    proctree::scan(|s| {
+        if s.ppid == pid && !s.has_exited() {
+            children.push(s.pid);
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .expect("scan /proc");
     children.sort_unstable();
     children
-}
-
-fn is_dead(state: char) -> bool {
-    matches!(state, 'Z' | 'X' | 'x')
 }
 
 /// Whether the process identified by `pid` and its `starttime` is gone: no such pid, a
 /// zombie nobody reaped yet, or a different process that reused the pid.
 pub(crate) fn is_gone(pid: i32, starttime: u64) -> bool {
-    stat(pid).map_or(true, |s| is_dead(s.state) || s.starttime != starttime)
+    stat(pid).map_or(true, |s| s.has_exited() || s.starttime != starttime)
 }
 
 /// What `/proc/<pid>/fd/<fd>` points at (`socket:[1234]`, …).

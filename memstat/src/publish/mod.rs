@@ -72,4 +72,6 @@ pub use self::transport::{ReconnectFailed, SendError, Transport};
 #[cfg(feature = "std")]
 pub use self::publisher::Publisher;
 #[cfg(feature = "std")]
-pub use self::unix::{FromEnvError, UnixTransport, ENV_FD, ENV_SOCKET};
+pub use self::unix::{
+    io_would_block, would_block, FromEnvError, UnixTransport, ENV_FD, ENV_SOCKET,
+};

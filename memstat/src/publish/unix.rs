@@ -235,10 +235,25 @@ impl fmt::Debug for UnixTransport {
     }
 }
 
+/// Whether a failed call on a non-blocking Unix socket means "try again later": `EAGAIN`
+/// (which is `EWOULDBLOCK` on Linux), or `ENOBUFS`, which a Unix socket whose peer's queue is
+/// full may return instead. The one test for it in oomd: every crate that polls a socket
+/// decides "would block" here (`oomd_proto::would_block` is this, for `io::Error`).
+#[must_use]
+pub fn would_block(errno: i32) -> bool {
+    errno == Errno::EAGAIN as i32 || errno == Errno::ENOBUFS as i32
+}
+
+/// [`would_block`] for an `io::Error` (std's `WouldBlock` kind, or either errno).
+#[must_use]
+pub fn io_would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error().is_some_and(would_block)
+}
+
 /// What a failed `send` means for the core.
 fn send_error(e: Errno) -> SendError {
     match e {
-        Errno::EAGAIN => SendError::Full,
+        e if would_block(e as i32) => SendError::Full,
         e if is_disconnection(e) => SendError::Closed,
         _ => SendError::Other,
     }
@@ -332,6 +347,14 @@ mod tests {
     #[test]
     fn send_errors_are_full_closed_or_other() {
         assert_eq!(send_error(Errno::EAGAIN), SendError::Full);
+        assert_eq!(send_error(Errno::ENOBUFS), SendError::Full);
+        assert!(io_would_block(&io::Error::from_raw_os_error(
+            Errno::EAGAIN as i32
+        )));
+        assert!(io_would_block(&io::ErrorKind::WouldBlock.into()));
+        assert!(!io_would_block(&io::Error::from_raw_os_error(
+            Errno::EPIPE as i32
+        )));
         for closed in [
             Errno::EPIPE,
             Errno::ECONNRESET,

@@ -162,41 +162,28 @@ pub fn request(client: &OwnedFd, req: &ExecdRequest) -> Vec<ExecdReply> {
     }
 }
 
-/// The pids whose process group is `pgid` (zombies included), from `/proc`.
+/// The pids whose process group is `pgid` (zombies included), read with the scanner execd
+/// itself uses (`proctree`), so that the tests and execd agree on what a member is.
 pub fn group_members(pgid: i32) -> Vec<i32> {
     let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pgrp_of(pid) == Some(pgid) {
-            pids.push(pid);
+    proctree::scan(|s| {
+        if s.pgrp == pgid {
+            pids.push(s.pid);
         }
-    }
+        std::ops::ControlFlow::Continue(())
+    })
+    .expect("scan /proc");
     pids
 }
 
 /// The process group of `pid`, or `None` if there is no such process.
 pub fn pgrp_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_ascii_whitespace().nth(2)?.parse().ok()
+    proctree::read_stat(pid).ok().map(|s| s.pgrp)
 }
 
-/// The state letter of `pid` (`S`, `R`, `Z`, …), or `None` if there is no such process.
-pub fn state_of(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_ascii_whitespace().next()?.chars().next()
-}
-
-/// Whether `pid` is a live (not zombie) member of group `pgid`.
+/// Whether `pid` is a live (not exited) member of group `pgid`.
 pub fn alive_in_group(pid: i32, pgid: i32) -> bool {
-    pgrp_of(pid) == Some(pgid) && state_of(pid).is_some_and(|s| s != 'Z')
+    proctree::read_stat(pid).is_ok_and(|s| s.pgrp == pgid && !s.has_exited())
 }
 
 /// Waits until group `pgid` has at least `n` live members; returns them.
@@ -205,7 +192,7 @@ pub fn wait_for_group(pgid: i32, n: usize) -> Vec<i32> {
     loop {
         let members: Vec<i32> = group_members(pgid)
             .into_iter()
-            .filter(|&p| state_of(p).is_some_and(|s| s != 'Z'))
+            .filter(|&p| alive_in_group(p, pgid))
             .collect();
         if members.len() >= n {
             return members;
