@@ -18,8 +18,10 @@
 //! The methods come in three kinds, after quinn-proto's `Connection`:
 //!
 //! - **Input**: [`Watchdog::handle`] takes every [`Input`]: ticks, frames, kernel readings,
-//!   registrations, policy changes, and the authority's answers and exit reports. Decisions
-//!   are taken only on [`Input::Tick`]; other inputs only record facts.
+//!   registrations, policy changes, and the authority's answers and exit reports. A frame or
+//!   kernel reading that puts its subject at or over the hard limit is decided in that input;
+//!   every decision that waits on time (soft grace, deadlines, retries) is taken on
+//!   [`Input::Tick`]; other inputs only record facts.
 //! - **Output**: termination requests are handed to the [`Authority`] passed to `handle`,
 //!   always *after* the [`EventKind::KillDecided`] and [`EventKind::KillRequested`] events
 //!   are in the log (audit before action).
@@ -33,7 +35,9 @@
 //!
 //! # The order of decisions in a tick
 //!
-//! Subjects needing action are taken in a documented total order: victim class ascending
+//! A crossing of the hard limit is decided in the input that brought it, so such kills are
+//! decided in input order. At a tick, subjects needing action are taken in a documented total
+//! order: victim class ascending
 //! ([`SubjectClass::Background`] first), then enforced bytes descending, then subject id
 //! ascending. For each: the under-report check, the deadline of a pending kill (escalate
 //! graceful → forced, then report failure), the soft crossing, then the kill decision (deny

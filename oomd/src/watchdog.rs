@@ -138,13 +138,13 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
     ) -> Result<(), InputError> {
         match input {
             Input::Tick(t) => self.on_tick(t, authority),
-            Input::Frame { sender, payload } => self.on_frame(sender, &payload),
+            Input::Frame { sender, payload } => self.on_frame(sender, &payload, authority),
             Input::LatestFrame {
                 sender,
                 payload,
                 discarded,
-            } => self.on_latest_frame(sender, &payload, discarded),
-            Input::KernelReading { subject, bytes } => self.on_reading(subject, bytes),
+            } => self.on_latest_frame(sender, &payload, discarded, authority),
+            Input::KernelReading { subject, bytes } => self.on_reading(subject, bytes, authority),
             Input::Register(r) => self.on_register(r),
             Input::Unregister(id) => self.on_unregister(id),
             Input::SetPolicy(update) => self.on_set_policy(update),
@@ -200,27 +200,37 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         }
     }
 
-    fn on_frame(&mut self, sender: SubjectId, payload: &Payload) -> Result<(), InputError> {
+    fn on_frame<A: Authority + ?Sized>(
+        &mut self,
+        sender: SubjectId,
+        payload: &Payload,
+        authority: &mut A,
+    ) -> Result<(), InputError> {
         let budget = self.policy.frame_budget_per_tick;
         let now = self.now;
-        let verdict = match self.table.find(sender) {
-            None => Err(Rejection::UnknownSender),
-            Some(i) => {
-                let s = self.table.row_mut(i);
-                accept_frame(s, sender, Budget::PerTick(budget), payload, now)
-            }
+        let Some(i) = self.table.find(sender) else {
+            self.reject(sender, Rejection::UnknownSender);
+            return Err(InputError::Frame(Rejection::UnknownSender));
         };
-        verdict.map_err(|reason| {
-            self.reject(sender, reason);
-            InputError::Frame(reason)
-        })
+        let s = self.table.row_mut(i);
+        match accept_frame(s, sender, Budget::PerTick(budget), payload, now) {
+            Ok(()) => {
+                self.decide_if_over_hard(i, authority);
+                Ok(())
+            }
+            Err(reason) => {
+                self.reject(sender, reason);
+                Err(InputError::Frame(reason))
+            }
+        }
     }
 
-    fn on_latest_frame(
+    fn on_latest_frame<A: Authority + ?Sized>(
         &mut self,
         sender: SubjectId,
         payload: &Payload,
         discarded: u16,
+        authority: &mut A,
     ) -> Result<(), InputError> {
         let now = self.now;
         let Some(i) = self.table.find(sender) else {
@@ -234,6 +244,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         match accept_frame(s, sender, Budget::Latest, payload, now) {
             Ok(()) => {
                 bump(&mut self.counters.latest_frames);
+                self.decide_if_over_hard(i, authority);
                 Ok(())
             }
             Err(reason) => {
@@ -243,10 +254,16 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         }
     }
 
-    fn on_reading(&mut self, subject: SubjectId, bytes: u64) -> Result<(), InputError> {
+    fn on_reading<A: Authority + ?Sized>(
+        &mut self,
+        subject: SubjectId,
+        bytes: u64,
+        authority: &mut A,
+    ) -> Result<(), InputError> {
         match self.table.find(subject) {
             Some(i) if self.table.row(i).running() => {
                 self.table.row_mut(i).set_kernel(bytes);
+                self.decide_if_over_hard(i, authority);
                 Ok(())
             }
             _ => {
@@ -479,6 +496,23 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let s = self.table.row(i);
         let bytes = s.enforced(policy, now);
         next_action(s, self.table.limits(i, policy), policy, now, bytes)
+    }
+
+    /// A frame or a kernel reading just changed row `i`'s figure. If it is now at or over the
+    /// hard limit and a kill is due, the kill is decided in this input, under the tick's rules
+    /// (the whole action is applied: the incident begins first, and critical, the budget and
+    /// observe-only decide how the kill ends). Soft grace, deadlines, escalation and the
+    /// notes wait for the tick.
+    #[inline]
+    fn decide_if_over_hard<A: Authority + ?Sized>(&mut self, i: usize, authority: &mut A) {
+        let (policy, now) = (self.policy, self.now);
+        let bytes = self.table.row(i).enforced(&policy, now);
+        if bytes < self.table.limits(i, &policy).hard_bytes {
+            return; // the frame path's common case: one comparison
+        }
+        if self.action(i, &policy, now).kill == Some(KillReason::HardLimit) {
+            self.apply(i, authority);
+        }
     }
 
     /// Applies row `i`'s action, in its fields' order: under-report, stale report, the

@@ -196,16 +196,16 @@ mod reject {
     fn test_rate_limit_kills() {
         const HOGS: [&str; 4] = ["hog-a", "hog-b", "hog-c", "hog-d"];
         let mut rig = Rig::new();
+        // Each hog crosses hard with its frame: its kill is decided in that input, in input
+        // order, while the budget (2 per 10 ticks) lasts; the others are throttled.
         for (i, hog) in HOGS.iter().enumerate() {
             rig.register(hog, false);
-            // Distinct sizes fix the order: hog-d (largest) first.
             rig.frame(hog, 1, 3_000 + i as u64, None).expect("accepted");
         }
-        rig.tick(); // tick 1: budget 2 → two kills, two throttled.
         let first: Vec<SubjectId> = rig.authority.0.iter().map(|r| r.subject).collect();
         assert_eq!(
             first,
-            [SubjectId::from_name("hog-d"), SubjectId::from_name("hog-c")]
+            [SubjectId::from_name("hog-a"), SubjectId::from_name("hog-b")]
         );
         assert_eq!(rig.wd.counters().events(EventTag::KillThrottled), 2);
 
@@ -217,8 +217,8 @@ mod reject {
             .expect("pending");
             rig.feed(Input::Exited(r.subject)).expect("running");
         }
-        for _ in 2..=10 {
-            rig.tick(); // ticks 2..=10: the window (ticks 1..=10) is spent.
+        for _ in 1..=9 {
+            rig.tick(); // ticks 1..=9: the window (ticks 0..=9) is spent.
             assert_eq!(
                 rig.authority.0.len(),
                 2,
@@ -226,11 +226,13 @@ mod reject {
                 rig.now
             );
         }
-        rig.tick(); // tick 11: tick 1 left the window; the two throttled hogs go now.
+        // Tick 10: tick 0 left the window; the two throttled hogs go now, in the tick's
+        // order (largest first).
+        rig.tick();
         let all: Vec<SubjectId> = rig.authority.0.iter().map(|r| r.subject).collect();
         assert_eq!(
             all[2..],
-            [SubjectId::from_name("hog-b"), SubjectId::from_name("hog-a")]
+            [SubjectId::from_name("hog-d"), SubjectId::from_name("hog-c")]
         );
         assert!(rig
             .authority
@@ -244,7 +246,7 @@ mod reject {
         );
         assert!(matches!(
             rig.wd.events(0, 256).find(|e| matches!(e.kind, EventKind::KillThrottled { .. })),
-            Some(e) if e.tick == Tick(1)
+            Some(e) if e.tick == Tick(0)
         ));
     }
 }

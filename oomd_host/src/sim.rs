@@ -21,8 +21,12 @@
 //!      its `kernel_overhead`.
 //! 2. **The fake authority delivers** every answer and exit due at `t`, oldest first
 //!    (`Input::Answer`, `Input::Exited`). A subject that exits stops growing and publishing.
-//! 3. **Time advances**: `Input::Tick(Tick(t))`. Termination requests the core makes during
-//!    this input are scheduled by the fake authority (see [`AuthoritySpec`]).
+//! 3. **Time advances**: `Input::Tick(Tick(t))`.
+//!
+//! Termination requests the core makes are scheduled by the fake authority (see
+//! [`AuthoritySpec`]) at the end of step 1 (kills decided at a frame or reading over hard,
+//! in the same input) and of step 3 (kills due at the tick), from tick `t`: an answer with
+//! no delay is delivered in step 2 of the same tick.
 //!
 //! Every input is recorded, and the event log is drained after every input, so none is lost
 //! to the ring (a loss would be an error, [`SimError::EventsLost`]).
@@ -751,11 +755,21 @@ pub fn run(setup: &Setup) -> Result<Run, SimError> {
         scheduled: 0,
     };
 
+    // Every request the core makes, in whichever input, goes to the fake authority.
+    let mut seen = 0;
+    let schedule_new =
+        |seen: &mut usize, t, d: &Driver, a: &mut FakeAuthority<'_>, l: &[Live<'_>]| {
+            for &request in &d.requests()[*seen..] {
+                a.on_request(t, request, l);
+            }
+            *seen = d.requests().len();
+        };
     for t in 1..=setup.ticks {
-        // 1. Subjects publish.
+        // 1. Subjects publish; a frame or reading over hard is decided in its input.
         for subject in &mut live {
             subject.step(t, setup.kernel_readings, &mut driver)?;
         }
+        schedule_new(&mut seen, t, &driver, &mut authority, &live);
         // 2. The authority delivers what is due.
         while let Some(delivery) = authority.next_due(t) {
             match delivery {
@@ -780,12 +794,8 @@ pub fn run(setup: &Setup) -> Result<Run, SimError> {
             }
         }
         // 3. Time advances; the core may ask for terminations.
-        let before = driver.requests().len();
         let _ = driver.feed(Input::Tick(Tick(t)));
-        let new: Vec<TerminationRequest> = driver.requests()[before..].to_vec();
-        for request in new {
-            authority.on_request(t, request, &live);
-        }
+        schedule_new(&mut seen, t, &driver, &mut authority, &live);
     }
 
     let mut run = driver.finish(setup.names())?;

@@ -13,12 +13,13 @@ fn harness() -> Harness {
     Harness::new(small_policy())
 }
 
-/// A harness with one registered subject `hog` already over hard, and the tick that decided.
+/// A harness at tick 1 with one registered subject `hog` whose frame has just put it over
+/// hard: the kill was decided in that input.
 fn hog_over_hard() -> Harness {
     let mut h = harness();
     h.register("hog");
-    h.report("hog", 2_500).expect("accepted");
     h.tick().expect("forward tick");
+    h.report("hog", 2_500).expect("accepted");
     h
 }
 
@@ -412,21 +413,96 @@ fn the_enforced_figure_is_the_larger_of_report_and_kernel() {
 // ----- ordering --------------------------------------------------------------------------
 
 #[test]
+fn a_frame_over_hard_is_decided_in_that_input() {
+    let mut h = harness();
+    h.register("hog");
+    h.tick().unwrap();
+    h.report("hog", 1_999).unwrap();
+    assert!(h.requests().is_empty(), "below hard: the tick decides");
+    h.report("hog", 2_000).unwrap();
+    assert_eq!(
+        h.requests().len(),
+        1,
+        "at hard: decided in the frame's input"
+    );
+    let lines = h.lines();
+    let tail: Vec<&str> = lines
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "oomd: soft limit app=hog bytes=2000 soft=1000",
+            "oomd: kill decided app=hog bytes=2000 reason=hard-limit",
+            "oomd: kill requested app=hog ticket=1 mode=graceful",
+        ]
+    );
+    assert_eq!(
+        h.events().last().unwrap().tick,
+        Tick(1),
+        "at the current tick"
+    );
+}
+
+#[test]
+fn a_kernel_reading_over_hard_is_decided_in_that_input() {
+    let mut h = Harness::new(Policy {
+        enforce_kernel: true,
+        ..small_policy()
+    });
+    h.register("hog");
+    h.report("hog", 100).unwrap();
+    h.kernel("hog", 2_500).unwrap();
+    assert_eq!(h.requests().len(), 1);
+    assert_eq!(
+        h.lines()
+            .iter()
+            .filter(|l| l.contains("kill decided app=hog bytes=2500"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn crossings_at_frames_are_critical_and_budget_checked_in_input_order() {
+    let mut h = harness(); // 2 kills per 10 ticks
+    h.register_with("db", SubjectClass::Standard, true).unwrap();
+    for n in ["a", "b", "c", "db"] {
+        if n != "db" {
+            h.register(n);
+        }
+        h.report(n, 3_000).unwrap();
+    }
+    let order: Vec<SubjectId> = h.requests().iter().map(|r| r.subject).collect();
+    assert_eq!(order, ["a", "b"].map(SubjectId::from_name).to_vec());
+    assert_eq!(h.status("c").kill, KillState::Throttled { since: Tick(0) });
+    assert_eq!(h.status("db").kill, KillState::Denied { since: Tick(0) });
+}
+
+#[test]
 fn several_kills_in_one_tick_follow_class_then_bytes_then_id() {
+    // Kills due at a tick (here: soft grace, over soft for 5 ticks) are taken in the
+    // documented order.
     let mut h = Harness::new(Policy {
         kill_budget: 4,
         ..small_policy()
     });
     let subjects = [
-        ("fg", SubjectClass::Foreground, 9_000),
-        ("std-small", SubjectClass::Standard, 3_000),
-        ("std-big", SubjectClass::Standard, 8_000),
-        ("bg", SubjectClass::Background, 2_500),
+        ("fg", SubjectClass::Foreground, 1_900),
+        ("std-small", SubjectClass::Standard, 1_200),
+        ("std-big", SubjectClass::Standard, 1_800),
+        ("bg", SubjectClass::Background, 1_100),
     ];
     for (name, class, bytes) in subjects {
         h.register_with(name, class, false).unwrap();
         h.report(name, bytes).unwrap();
     }
+    h.ticks(5);
+    assert!(h.requests().is_empty(), "the grace is not over");
     h.tick().unwrap();
     let order: Vec<SubjectId> = h.requests().iter().map(|r| r.subject).collect();
     let expected: Vec<SubjectId> = ["bg", "std-big", "std-small", "fg"]
@@ -444,9 +520,9 @@ fn equal_bytes_in_one_class_are_ordered_by_id() {
     let names = ["p", "q", "r", "s"];
     for n in names {
         h.register(n);
-        h.report(n, 3_000).unwrap();
+        h.report(n, 1_500).unwrap();
     }
-    h.tick().unwrap();
+    h.ticks(6); // over soft from tick 1; the grace of 5 ends at tick 6
     let order: Vec<SubjectId> = h.requests().iter().map(|r| r.subject).collect();
     let mut by_id: Vec<SubjectId> = names.map(SubjectId::from_name).to_vec();
     by_id.sort();

@@ -15,6 +15,8 @@
 //! 10. nothing due is left undone by a tick: after it, no running subject is over soft without
 //!     an incident, idle while a kill is due, or pending past its deadline (the tick skips
 //!     subjects with nothing to do; this proves that it never skips one with something due);
+//!     and a frame or kernel reading that puts its subject at or over hard leaves it not idle
+//!     (the kill is decided in that input);
 //!
 //! and, throughout, no panic.
 
@@ -521,6 +523,22 @@ impl Model {
                     );
                 }
             }
+        }
+
+        // 10, at the crossing: a frame or reading over hard is decided in its own input.
+        let changed = match (input, result) {
+            (Input::Frame { sender, .. } | Input::LatestFrame { sender, .. }, Ok(())) => {
+                Some(sender)
+            }
+            (Input::KernelReading { subject, .. }, Ok(())) => Some(subject),
+            _ => None,
+        };
+        if let Some(st) = changed.and_then(|id| wd.subject(id)) {
+            prop_assert!(
+                !(st.enforced_bytes >= st.limits.hard_bytes && st.kill == KillState::Idle),
+                "a frame or reading over hard left its subject idle: {:?}",
+                st
+            );
         }
 
         // 6. The ring: nothing lost with this capacity, never more than capacity held.

@@ -255,7 +255,7 @@ fn a_refused_kill_is_logged_and_retried_one_window_later() {
         start_bytes = 3000
         [expect]
         lines = [
-            "t=1 #3 oomd: kill requested app=hog ticket=1",
+            "t=0 #3 oomd: kill requested app=hog ticket=1",
             "oomd: kill refused app=hog ticket=1 reason=unavailable",
             "t=11 #6 oomd: kill requested app=hog ticket=2",
             "oomd: kill refused app=hog ticket=2 reason=unavailable",
@@ -292,8 +292,10 @@ fn delays_drawn_from_a_range_stay_in_it() {
                 .map(|e| e.tick.0)
                 .expect("event present")
         };
-        let requested = tick_of(|k| matches!(k, EventKind::KillRequested { .. }));
-        // Events of answers and exits delivered in tick t carry the core's time, t - 1.
+        // The request is made at the hog's first frame, and answers and exits are delivered
+        // before the tick: the events of all three in simulated tick t carry the core's
+        // time, t - 1.
+        let requested = tick_of(|k| matches!(k, EventKind::KillRequested { .. })) + 1;
         let acked = tick_of(|k| matches!(k, EventKind::KillAcknowledged { .. })) + 1;
         let exited = tick_of(|k| matches!(k, EventKind::KillConfirmed { .. })) + 1;
         assert!((2..=4).contains(&(acked - requested)), "seed {seed}");
