@@ -235,7 +235,9 @@ impl Session {
     fn read_events(&mut self) -> Step {
         loop {
             let since = self.next_event;
-            let (events, lost, next) = self.oomd_call(|c| c.events(since))?;
+            let oomd_proto::client::EventPage {
+                events, lost, next, ..
+            } = self.oomd_call(|c| c.events(since))?;
             if lost > 0 && !core::mem::take(&mut self.oomd_restarted) {
                 return Err(format!(
                     "{lost} oomd events were overwritten before they were read"

@@ -260,11 +260,15 @@ fn state(s: &SubjectStatus) -> String {
 
 fn events(client: &mut Client, mut since: u64, follow: bool, json: bool) -> Result<(), Failure> {
     loop {
-        let (events, lost, next) = client.events(since)?;
-        if lost > 0 {
-            eprintln!("oomctl: {lost} events were overwritten before they could be read");
+        let page = client.events(since)?;
+        if page.lost > 0 {
+            eprintln!(
+                "oomctl: {} events were overwritten before they could be read",
+                page.lost
+            );
         }
-        for view in &events {
+        for view in &page.events {
+            let report = page.reports.iter().find(|r| r.report.seq == view.event.seq);
             if json {
                 let line = serde_json::json!({
                     "seq": view.event.seq,
@@ -273,12 +277,24 @@ fn events(client: &mut Client, mut since: u64, follow: bool, json: bool) -> Resu
                     "line": view.line.as_str(),
                 });
                 println!("{line}");
+                if let Some(r) = report {
+                    let line = serde_json::json!({
+                        "seq": view.event.seq,
+                        "tick": view.event.tick.0,
+                        "report": r.report,
+                        "line": r.to_string(),
+                    });
+                    println!("{line}");
+                }
             } else {
                 println!("t={} #{} {}", view.event.tick, view.event.seq, view.line);
+                if let Some(r) = report {
+                    println!("t={} #{} {r}", view.event.tick, view.event.seq);
+                }
             }
         }
-        since = next;
-        if events.is_empty() {
+        since = page.next;
+        if page.events.is_empty() {
             if !follow {
                 return Ok(());
             }

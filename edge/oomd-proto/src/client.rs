@@ -16,8 +16,8 @@ use nix::sys::time::TimeVal;
 
 use crate::{
     decode, encode, ControlError, ControlReply, ControlRequest, EventView, ExecdError, ExecdReply,
-    ExecdRequest, Message, PeerFault, Protocol, Receiver, SubjectView, WireError, MAX_MESSAGE_LEN,
-    MAX_PAGE,
+    ExecdRequest, KillReportView, Message, PeerFault, Protocol, Receiver, SubjectView, WireError,
+    MAX_MESSAGE_LEN, MAX_PAGE,
 };
 
 /// Why a client call failed, phrased for the person at the terminal.
@@ -97,6 +97,20 @@ impl std::error::Error for ClientError {
             _ => None,
         }
     }
+}
+
+/// One page of [`Client::events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    /// The events, in sequence order.
+    pub events: Vec<EventView>,
+    /// The kill report of each `kill confirmed` event in `events` the service still keeps
+    /// (its `report.seq` is the event's).
+    pub reports: Vec<KillReportView>,
+    /// Events overwritten before they could be read.
+    pub lost: u64,
+    /// The `since` of the next page.
+    pub next: u64,
 }
 
 /// A connection to one control socket.
@@ -280,23 +294,28 @@ impl Client {
         }
     }
 
-    /// One page of events from `since`: the events, how many were lost before them, and the
-    /// `since` of the next page.
-    pub fn events(&mut self, since: u64) -> Result<(Vec<EventView>, u64, u64), ClientError> {
-        let mut events = Vec::new();
-        let (mut lost, mut next) = (0, since);
+    /// One page of events from `since`: the events, the kill reports of the confirmed kills
+    /// among them, how many events were lost before them, and the `since` of the next page.
+    pub fn events(&mut self, since: u64) -> Result<EventPage, ClientError> {
+        let mut page = EventPage {
+            events: Vec::new(),
+            reports: Vec::new(),
+            lost: 0,
+            next: since,
+        };
         for reply in self.control(&ControlRequest::Events {
             since,
             limit: MAX_PAGE,
         })? {
             match reply {
-                ControlReply::Event(view) => events.push(view),
-                ControlReply::End { lost: l, next: n } => (lost, next) = (l, n),
+                ControlReply::Event(view) => page.events.push(view),
+                ControlReply::KillReport(view) => page.reports.push(view),
+                ControlReply::End { lost, next } => (page.lost, page.next) = (lost, next),
                 ControlReply::Error(e) => return Err(ClientError::Refused(e)),
                 other => return Err(ClientError::Unexpected(format!("{other:?}"))),
             }
         }
-        Ok((events, lost, next))
+        Ok(page)
     }
 
     /// An execd request and every reply up to the last (`List` ends with `End`).

@@ -310,8 +310,9 @@ pub enum ControlRequest {
         from: u32,
     },
     /// Events with `seq >= since`, at most `limit` (and at most [`MAX_PAGE`]), each as
-    /// [`ControlReply::Event`], then [`ControlReply::End`] with what was lost and where to
-    /// resume.
+    /// [`ControlReply::Event`] (a `kill confirmed` event followed by its
+    /// [`ControlReply::KillReport`] while the service keeps it), then [`ControlReply::End`]
+    /// with what was lost and where to resume.
     Events {
         /// First sequence number wanted.
         since: u64,
@@ -452,6 +453,9 @@ pub enum ControlReply {
     Counters(CountersView),
     /// The policy in force, as a document.
     PolicyDocument(PolicyDocument),
+    /// What a confirmed kill cost; it follows the `kill confirmed` event it belongs to in a
+    /// page of events (the oomd service keeps the last [`MAX_KILL_REPORTS`]).
+    KillReport(KillReportView),
 }
 
 /// Counters of the core and of the oomd service, for `oomctl status`.
@@ -526,6 +530,88 @@ pub struct EventView {
     pub event: Event,
     /// Its line, in the marker words (`oomd::trace`), with service names.
     pub line: Line,
+}
+
+/// Kill reports the oomd service keeps for `events` (older ones are only in its logs).
+pub const MAX_KILL_REPORTS: usize = 32;
+
+/// How long one step of a kill took: on the core's clock (ticks) and on the service's
+/// (`CLOCK_MONOTONIC`, microseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Span {
+    /// Ticks between the two events.
+    pub ticks: u64,
+    /// Microseconds between the oomd service's handling of the two inputs.
+    pub micros: u64,
+}
+
+/// What a confirmed kill cost: how far the subject got over its hard limit, and how long
+/// oomd and the authority took. Measured by the oomd service from the core's events and its
+/// own clock; not a core event, so not part of a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillReport {
+    /// The sequence number of the `kill confirmed` event this report belongs to.
+    pub seq: u64,
+    /// Who was killed.
+    pub subject: SubjectId,
+    /// Why.
+    pub reason: oomd::KillReason,
+    /// Its enforced bytes at the decision.
+    pub bytes: u64,
+    /// The highest enforced figure oomd saw from the crossing to the exit (a lower bound of
+    /// the true peak: oomd sees only what is reported and read).
+    pub peak: u64,
+    /// The hard limit in force at the decision.
+    pub hard: u64,
+    /// From the crossing (of hard for a hard-limit kill, of soft for a soft-grace kill) to the
+    /// first termination request.
+    pub crossing_to_request: Span,
+    /// From the first termination request to the exit.
+    pub request_to_exit: Span,
+    /// The graceful request went unanswered by an exit and a forced one followed.
+    pub escalated: bool,
+}
+
+impl KillReport {
+    /// Bytes over the hard limit at the peak (0 if the peak stayed under it).
+    #[must_use]
+    pub fn overshoot(&self) -> u64 {
+        self.peak.saturating_sub(self.hard)
+    }
+}
+
+/// A kill report with its service's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillReportView {
+    /// The report.
+    pub report: KillReport,
+    /// The service's name.
+    pub app: Name,
+}
+
+/// Its line, in the marker words:
+/// `oomd: kill report app=hog reason=hard-limit bytes=.. peak=.. hard=.. overshoot=..
+/// cross_to_request=0t/0.412ms request_to_exit=1t/12.030ms escalated=no`.
+impl core::fmt::Display for KillReportView {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let r = &self.report;
+        let span = |s: Span| (s.ticks, s.micros / 1000, s.micros % 1000);
+        let (ct, cms, cus) = span(r.crossing_to_request);
+        let (et, ems, eus) = span(r.request_to_exit);
+        write!(
+            f,
+            "oomd: kill report app={} reason={} bytes={} peak={} hard={} overshoot={} \
+             cross_to_request={ct}t/{cms}.{cus:03}ms request_to_exit={et}t/{ems}.{eus:03}ms \
+             escalated={}",
+            self.app,
+            r.reason.as_str(),
+            r.bytes,
+            r.peak,
+            r.hard,
+            r.overshoot(),
+            if r.escalated { "yes" } else { "no" },
+        )
+    }
 }
 
 /// Why the oomd service refused a control request.

@@ -87,6 +87,54 @@ fn the_largest_messages_round_trip_within_the_bound() {
         },
         line,
     }));
+    // The largest kill report, with the longest name: it fits, and its line is its words.
+    round_trip(&ControlReply::KillReport(oomd_proto::KillReportView {
+        report: oomd_proto::KillReport {
+            seq: u64::MAX,
+            subject,
+            reason: oomd::KillReason::SoftGrace,
+            bytes: u64::MAX,
+            peak: u64::MAX,
+            hard: 0,
+            crossing_to_request: oomd_proto::Span {
+                ticks: u64::MAX,
+                micros: u64::MAX,
+            },
+            request_to_exit: oomd_proto::Span {
+                ticks: 0,
+                micros: 1_234,
+            },
+            escalated: true,
+        },
+        app: oomd_proto::Name::try_from("h".repeat(oomd_proto::MAX_NAME_LEN).as_str())
+            .expect("fits"),
+    }));
+    let view = oomd_proto::KillReportView {
+        report: oomd_proto::KillReport {
+            seq: 7,
+            subject,
+            reason: oomd::KillReason::HardLimit,
+            bytes: 33_554_432,
+            peak: 34_603_008,
+            hard: 33_554_432,
+            crossing_to_request: oomd_proto::Span {
+                ticks: 0,
+                micros: 412,
+            },
+            request_to_exit: oomd_proto::Span {
+                ticks: 1,
+                micros: 12_030,
+            },
+            escalated: false,
+        },
+        app: oomd_proto::name("hog").expect("short"),
+    };
+    assert_eq!(
+        view.to_string(),
+        "oomd: kill report app=hog reason=hard-limit bytes=33554432 peak=34603008 \
+         hard=33554432 overshoot=1048576 cross_to_request=0t/0.412ms \
+         request_to_exit=1t/12.030ms escalated=no"
+    );
     let mut wd: oomd::Watchdog<4, 4> = oomd::Watchdog::new(Policy::default()).expect("valid");
     struct Nobody;
     impl oomd::Authority for Nobody {

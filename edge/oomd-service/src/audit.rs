@@ -13,6 +13,14 @@
 //! written, `boot` the kernel's boot id (`/proc/sys/kernel/random/boot_id`), `event` the
 //! core's event in its serde form, `line` its words.
 //!
+//! Each confirmed kill is followed by its kill report (the service's measurement, see
+//! `kill_report`), with the `seq` and `tick` of the `kill confirmed` event and `report` in
+//! place of `event`:
+//!
+//! ```text
+//! {"seq":15,"tick":342,"ms":81301,"boot":"6f1c…","report":{"seq":15,…},"line":"oomd: kill report app=hog reason=hard-limit bytes=33555263 …"}
+//! ```
+//!
 //! # What is logged, and when it is on disk
 //!
 //! Kills decided, requested, acknowledged, refused, escalated, confirmed, failed, denied,
@@ -50,6 +58,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use oomd::{Event, EventKind, Tick};
+use oomd_proto::{KillReport, KillReportView};
 
 use crate::kernel::Cursor;
 
@@ -142,7 +151,9 @@ struct Record {
     tick: u64,
     ms: u64,
     boot: String,
-    event: EventKind,
+    /// Absent in a kill report's line (`report` instead), which only carries a `seq`.
+    #[serde(default)]
+    event: Option<EventKind>,
 }
 
 /// The sequence checkpoint as read back.
@@ -253,7 +264,8 @@ impl AuditLog {
             event: &'a EventKind,
             line: &'a str,
         }
-        let boot = core::str::from_utf8(&self.boot).unwrap_or("");
+        let boot = self.boot;
+        let boot = core::str::from_utf8(&boot).unwrap_or("");
         let out = Out {
             seq: event.seq,
             tick: event.tick.0,
@@ -262,17 +274,55 @@ impl AuditLog {
             event: &event.kind,
             line,
         };
+        // Too long for a line (an event line cut short would not parse): the record without
+        // its words, which always fits.
+        if !self.write_record(&out) && !self.write_record(&Out { line: "", ..out }) {
+            self.failures += 1;
+        }
+    }
+
+    /// Appends the kill report `view` of the `kill confirmed` event `confirmed`, after it:
+    /// `{"seq":..,"tick":..,"ms":..,"boot":..,"report":{..},"line":"oomd: kill report .."}`
+    /// (same `seq` and `tick` as the event). Never allocates.
+    pub fn append_report(&mut self, confirmed: &Event, view: &KillReportView, now_ms: u64) {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            seq: u64,
+            tick: u64,
+            ms: u64,
+            boot: &'a str,
+            report: &'a KillReport,
+            line: &'a str,
+        }
+        let mut words = [0u8; 512];
+        let mut c = Cursor {
+            buf: &mut words,
+            len: 0,
+        };
+        let _ = core::fmt::write(&mut c, format_args!("{view}"));
+        let len = c.len;
+        let line = core::str::from_utf8(&words[..len]).unwrap_or("");
+        let boot = self.boot;
+        let out = Out {
+            seq: confirmed.seq,
+            tick: confirmed.tick.0,
+            ms: now_ms,
+            boot: core::str::from_utf8(&boot).unwrap_or(""),
+            report: &view.report,
+            line,
+        };
+        if !self.write_record(&out) {
+            self.failures += 1;
+        }
+    }
+
+    /// Writes `record` as one JSON line (rotating first if it would pass the cap); false if
+    /// it does not fit in a line. A failed write is counted.
+    fn write_record<T: serde::Serialize>(&mut self, record: &T) -> bool {
         let mut w: &mut [u8] = &mut self.line[..MAX_LINE - 1];
         let room = w.len();
-        if serde_json::to_writer(&mut w, &out).is_err() {
-            // Too long for a line (an event line cut short would not parse): the record
-            // without its words, which always fits.
-            w = &mut self.line[..MAX_LINE - 1];
-            let short = Out { line: "", ..out };
-            if serde_json::to_writer(&mut w, &short).is_err() {
-                self.failures += 1;
-                return;
-            }
+        if serde_json::to_writer(&mut w, record).is_err() {
+            return false;
         }
         let n = room - w.len();
         self.line[n] = b'\n';
@@ -287,6 +337,7 @@ impl AuditLog {
             }
             Err(_) => self.failures += 1,
         }
+        true
     }
 
     /// Records that the next event will be `next_seq` (at `tick`, `now_ms`), if that moved
@@ -468,7 +519,10 @@ fn read_tail(
         if this_boot {
             out.last_in_this_boot = Some((tick, record.ms));
         }
-        match record.event {
+        let Some(event) = record.event else {
+            continue;
+        };
+        match event {
             EventKind::KillRequested {
                 subject, ticket, ..
             }

@@ -288,6 +288,10 @@ impl Service {
                     let mut line = Line::new();
                     let _ = oomd::trace::write_line(&mut line, &event.kind, &self.names);
                     self.reply(fd, &ControlReply::Event(EventView { event, line }))?;
+                    if let Some(report) = self.kill_reports.for_event(event.seq) {
+                        let view = self.names.report_view(report);
+                        self.reply(fd, &ControlReply::KillReport(view))?;
+                    }
                 }
                 self.reply(fd, &ControlReply::End { lost, next })
             }

@@ -24,6 +24,7 @@
 pub mod audit;
 mod control;
 mod kernel;
+mod kill_report;
 mod names;
 mod output;
 mod policies;

@@ -1,7 +1,10 @@
 //! Service names by subject id, in a fixed table.
 
+use core::fmt::Write as _;
 use memstat::SubjectId;
-use oomd_proto::Name;
+
+use oomd::trace::SubjectNames as _;
+use oomd_proto::{KillReport, KillReportView, Name};
 
 /// Up to `N` names; lookups are linear (registration-time sized, rare on the hot path).
 #[derive(Debug, Clone)]
@@ -43,5 +46,20 @@ impl oomd::trace::SubjectNames for ServiceNames {
             .iter()
             .find(|(i, _)| *i == id)
             .map(|(_, n)| n.as_str())
+    }
+}
+
+impl ServiceNames {
+    /// `report` with its service's name (its id in hex if the name is not known).
+    #[must_use]
+    pub fn report_view(&self, report: KillReport) -> KillReportView {
+        let mut app = Name::new();
+        match self.name(report.subject) {
+            Some(name) => app.push_str(name).unwrap_or(()),
+            None => {
+                let _ = write!(app, "{}", report.subject);
+            }
+        }
+        KillReportView { report, app }
     }
 }

@@ -2,6 +2,7 @@
 //! Every line is formatted into a fixed buffer and written with one `write()`.
 
 use oomd::{Event, EventKind};
+use oomd_proto::{KillReport, KillReportView};
 
 use crate::kernel::Cursor;
 use crate::ServiceNames;
@@ -95,6 +96,38 @@ impl Output {
             LogFormat::Text => self.marker_to(2, words),
             LogFormat::Json => {
                 let n = self.json_event(event, words);
+                self.write(2, n);
+            }
+        }
+    }
+
+    /// A kill report, after the `kill confirmed` event it belongs to: its line on stderr (in
+    /// JSON, the report and its line). Not a contract marker: stdout keeps the kill line.
+    pub fn kill_report(&mut self, view: &KillReportView) {
+        match self.format {
+            LogFormat::None => {}
+            LogFormat::Text => {
+                let n = self.format_line(format_args!("{view}"));
+                self.write(2, n);
+            }
+            LogFormat::Json => {
+                let mut words = [0u8; 512];
+                let mut c = Cursor {
+                    buf: &mut words,
+                    len: 0,
+                };
+                let _ = core::fmt::write(&mut c, format_args!("{view}"));
+                let len = c.len;
+                let line = core::str::from_utf8(&words[..len]).unwrap_or("");
+                #[derive(serde::Serialize)]
+                struct Json<'a> {
+                    report: &'a KillReport,
+                    line: &'a str,
+                }
+                let n = self.json_line(&Json {
+                    report: &view.report,
+                    line,
+                });
                 self.write(2, n);
             }
         }

@@ -22,6 +22,7 @@ use oomd_proto::{
 use crate::audit::{self, AuditLog, Recovered};
 use crate::control::{Control, MAX_CLIENTS};
 use crate::kernel::{self, Source};
+use crate::kill_report::KillReports;
 use crate::policies::{Refusal, ServiceLimitsTable};
 use crate::record::Recorder;
 use crate::{LogFormat, Output, RecordTo, ServiceNames};
@@ -203,6 +204,8 @@ pub struct Service {
     recorder: Option<Recorder>,
     /// Memstat channels closed by their service (or failed).
     pub(crate) memstat_hangups: u64,
+    /// Open incidents and the last kill reports.
+    pub(crate) kill_reports: KillReports<SUBJECTS>,
 }
 
 fn setup(what: &'static str) -> impl FnOnce(std::io::Error) -> ServiceError {
@@ -269,6 +272,7 @@ impl Service {
             out,
             recorder,
             memstat_hangups: 0,
+            kill_reports: KillReports::default(),
         });
         service
             .arm_timer()
@@ -479,15 +483,27 @@ impl Service {
             } else {
                 0
             };
+            let mut now = None;
             for event in page {
                 self.out.event(&event, &self.names);
                 if let Some(audit) = &mut self.audit {
                     audit.append_event(&event, &self.names, now_ms);
                 }
+                let now = *now.get_or_insert_with(Instant::now);
+                if let Some(report) = self.kill_reports.on_event(&event, now, &self.wd) {
+                    let view = self.names.report_view(report);
+                    self.out.kill_report(&view);
+                    if let Some(audit) = &mut self.audit {
+                        audit.append_report(&event, &view, now_ms);
+                    }
+                }
                 any = true;
             }
             self.next_seq = resume;
             if !any {
+                if self.kill_reports.any_open() {
+                    self.kill_reports.follow(&self.wd);
+                }
                 break;
             }
             if let Some(audit) = &mut self.audit {

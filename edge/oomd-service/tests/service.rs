@@ -11,6 +11,7 @@ use oomd::{Answer, Policy, PolicyError, PolicyUpdate, TerminationMode};
 use oomd_proto::{
     ControlError, ControlReply, ControlRequest, ExitStatus, FromAuthority, ToAuthority,
 };
+use oomd_service::LogFormat;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -48,6 +49,89 @@ fn a_service_over_hard_is_requested_and_its_kill_confirmed_only_after_its_exit()
         lines.contains(&"oomd: kill app=hog bytes=5000".to_string()),
         "{lines:#?}"
     );
+}
+
+#[test]
+fn a_confirmed_kill_is_reported_with_its_overshoot_and_timings_in_events_and_the_audit_log() {
+    let mut rig = Rig::recording("report", policy(), LogFormat::None);
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 1_500, None);
+    // Over hard (2000): decided and requested in the input that crossed.
+    rig.publish(hog, 2_600, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    // It goes on growing while the authority works: the peak is what oomd saw last.
+    rig.publish(hog, 3_100, None);
+    rig.tell(&FromAuthority::Answer {
+        ticket: request.ticket,
+        answer: Answer::Accepted,
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    rig.tell(&FromAuthority::Exited {
+        subject: hog,
+        status: ExitStatus::Signal(15),
+    });
+
+    let replies = rig.control(&ControlRequest::Events {
+        since: 0,
+        limit: 64,
+    });
+    let confirmed = replies
+        .iter()
+        .position(
+            |r| matches!(r, ControlReply::Event(v) if v.line.starts_with("oomd: kill app=hog")),
+        )
+        .expect("a kill confirmed");
+    let ControlReply::Event(event) = &replies[confirmed] else {
+        unreachable!()
+    };
+    let Some(ControlReply::KillReport(view)) = replies.get(confirmed + 1) else {
+        panic!("no report after the kill: {replies:#?}");
+    };
+    let r = view.report;
+    assert_eq!(view.app.as_str(), "hog");
+    assert_eq!(r.seq, event.event.seq);
+    assert_eq!(r.subject, hog);
+    assert_eq!(
+        (r.bytes, r.peak, r.hard, r.overshoot()),
+        (2_600, 3_100, 2_000, 1_100)
+    );
+    assert_eq!(r.crossing_to_request.ticks, 0, "decided at the crossing");
+    assert!(r.crossing_to_request.micros < 1_000_000, "{r:?}");
+    assert!(r.request_to_exit.micros >= 30_000, "{r:?}");
+    assert!(r.request_to_exit.ticks >= 1, "{r:?}");
+    assert!(!r.escalated);
+    let line = view.to_string();
+    assert!(
+        line.starts_with(
+            "oomd: kill report app=hog reason=hard-limit bytes=2600 peak=3100 hard=2000 \
+             overshoot=1100 cross_to_request=0t/"
+        ),
+        "{line}"
+    );
+    assert!(line.ends_with("ms escalated=no"), "{line}");
+
+    // The audit trail has it after the confirmed kill, and recovery reads past it.
+    let audit = std::fs::read_to_string(rig.dir.join("audit.jsonl")).expect("audit log");
+    let at_kill = audit
+        .lines()
+        .position(|l| l.contains("\"line\":\"oomd: kill app=hog"))
+        .expect("the kill in the audit log");
+    let next = audit
+        .lines()
+        .nth(at_kill + 1)
+        .expect("a line after the kill");
+    let record: serde_json::Value = serde_json::from_str(next).expect("JSON");
+    assert_eq!(record["seq"], event.event.seq);
+    assert_eq!(record["report"]["peak"], 3_100);
+    assert_eq!(record["line"], line.as_str());
+    let copy = rig.dir.join("audit-copy.jsonl");
+    std::fs::write(&copy, &audit).expect("copy");
+    let (_, recovered) = oomd_service::audit::AuditLog::open(&copy, 1 << 20).expect("reopened");
+    assert_eq!(recovered.skipped, 0, "a report line is not a torn line");
+    assert!(recovered.confirmed.contains(&request.ticket.0));
+    assert_eq!(recovered.next_event_seq, event.event.seq + 1);
 }
 
 #[test]

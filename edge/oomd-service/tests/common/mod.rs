@@ -249,8 +249,12 @@ impl Rig {
             loop {
                 match self.rx.recv_msg::<ControlReply>(self.control.as_fd()) {
                     Ok((reply, _)) => {
-                        let last =
-                            !matches!(reply, ControlReply::Subject(_) | ControlReply::Event(_));
+                        let last = !matches!(
+                            reply,
+                            ControlReply::Subject(_)
+                                | ControlReply::Event(_)
+                                | ControlReply::KillReport(_)
+                        );
                         replies.push(reply);
                         if last {
                             return replies;
@@ -264,7 +268,7 @@ impl Rig {
         panic!("no complete control reply within 5 s: {replies:?}");
     }
 
-    /// Every event line so far.
+    /// Every event line so far (and the kill report after each confirmed kill).
     pub fn lines(&mut self) -> Vec<String> {
         self.control(&ControlRequest::Events {
             since: 0,
@@ -273,6 +277,7 @@ impl Rig {
         .into_iter()
         .filter_map(|r| match r {
             ControlReply::Event(e) => Some(e.line.to_string()),
+            ControlReply::KillReport(r) => Some(r.to_string()),
             _ => None,
         })
         .collect()
