@@ -134,6 +134,11 @@ pub struct Args {
     /// Never publish (the silent service).
     #[arg(long)]
     pub no_publish: bool,
+    /// Never call the publisher from the hog's loop: the allocator publishes by itself
+    /// (`memstat::publish::GrowthPublisher`), from a thread it wakes each time the live bytes
+    /// grow by the publisher's quantum (64 KiB), plus the heartbeat. Honest mode only.
+    #[arg(long, conflicts_with = "no_publish")]
+    pub publish_on_growth: bool,
     /// Exit 2 if neither OOMD_MEMSTAT_FD nor OOMD_MEMSTAT_SOCKET is set (instead of warning
     /// and running without publishing).
     #[arg(long, conflicts_with = "no_publish")]
@@ -168,6 +173,12 @@ impl Args {
         if self.child_escape != Escape::None && self.mode != Mode::Forker && !self.child {
             return Err(UsageError(format!(
                 "--child-escape only applies to --mode forker (mode is {})",
+                self.mode.as_str()
+            )));
+        }
+        if self.publish_on_growth && self.mode != Mode::Honest {
+            return Err(UsageError(format!(
+                "--publish-on-growth only applies to --mode honest (mode is {})",
                 self.mode.as_str()
             )));
         }

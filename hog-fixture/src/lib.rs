@@ -33,6 +33,12 @@
 //! Outside flood mode the publisher's `quantum` is 1 byte, so every growth is sent at once:
 //! one frame at the start and one per chunk or injection.
 //!
+//! With `--publish-on-growth` (honest mode) the hog's loop never calls the publisher: the
+//! global allocator ([`HogAlloc`], a `CountingAlloc` with `memstat::publish::GrowthPublisher`
+//! as its growth signal) wakes a publishing thread each time the live bytes grow by the
+//! default quantum (64 KiB), the way a service stuck in an allocation loop would still be
+//! seen. The start line then says `publisher=growth-thread`.
+//!
 //! # The publisher
 //!
 //! Built by `Publisher::from_env`: `OOMD_MEMSTAT_FD` (an inherited, connected
@@ -107,5 +113,5 @@ pub use cli::{Args, Escape, Mode, UsageError};
 pub use hog::{Action, Bounds, ExitReason, Grew, Growth, Hog, State};
 pub use log::Logger;
 pub use report::{Policy, Reported, Reporter};
-pub use run::{main, RunError, EXIT_ERROR};
+pub use run::{main, HogAlloc, RunError, EXIT_ERROR};
 pub use size::{parse_size, SizeError};

@@ -14,6 +14,7 @@ use crate::cli::{Args, Mode};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
     mode: Mode,
+    on_growth: bool,
     under_factor: u64,
     claim: Option<SubjectId>,
     flood_frames: u64,
@@ -25,6 +26,7 @@ impl Policy {
     pub fn from_args(args: &Args) -> Self {
         Self {
             mode: args.mode,
+            on_growth: args.publish_on_growth,
             under_factor: args.under_factor.max(1),
             claim: match args.mode {
                 Mode::Spoof => args.spoof_as.as_deref().map(SubjectId::from_name),
@@ -42,10 +44,16 @@ impl Policy {
     /// - Flood: `min_interval` 0 and `quantum` 0, so *every* call builds a frame; frames the
     ///   socket cannot take are dropped and counted by the publisher, never queued.
     /// - Spoof: `claimed_subject` is `SubjectId::from_name(--spoof-as)`; otherwise no claim.
+    /// - `--publish-on-growth`: the default `quantum` (64 KiB), the growth that wakes the
+    ///   allocator's publishing thread (a 1-byte quantum would wake it at every allocation).
     #[must_use]
     pub fn config(&self) -> PublisherConfig {
         let mut config = PublisherConfig {
-            quantum: 1,
+            quantum: if self.on_growth {
+                PublisherConfig::DEFAULT.quantum
+            } else {
+                1
+            },
             claimed_subject: self.claim,
             ..PublisherConfig::DEFAULT
         };
@@ -119,7 +127,7 @@ impl Reporter {
     /// Publishes what `alloc` holds now, as the mode says. Honest, spoof and forker modes
     /// call `Publisher::publish_from` (exactly the allocator's figures); under mode divides
     /// them; flood mode calls `publish_from` `--flood-frames` times in a row.
-    pub fn report<A>(&mut self, alloc: &CountingAlloc<A>) -> Reported {
+    pub fn report<A, S>(&mut self, alloc: &CountingAlloc<A, S>) -> Reported {
         let offered = self.policy.frames_per_report();
         self.offer(alloc, offered)
     }
@@ -127,7 +135,7 @@ impl Reporter {
     /// Offers the current figures once, as the mode says (one frame even in flood mode): the
     /// call an idle hog makes at least every [`next_due`](Self::next_due), so that the
     /// publisher's heartbeat keeps it from looking silent.
-    pub fn heartbeat<A>(&mut self, alloc: &CountingAlloc<A>) -> Reported {
+    pub fn heartbeat<A, S>(&mut self, alloc: &CountingAlloc<A, S>) -> Reported {
         self.offer(alloc, 1)
     }
 
@@ -137,7 +145,7 @@ impl Reporter {
         self.publisher.as_ref().map(|p| p.next_due(now))
     }
 
-    fn offer<A>(&mut self, alloc: &CountingAlloc<A>, offered: u64) -> Reported {
+    fn offer<A, S>(&mut self, alloc: &CountingAlloc<A, S>, offered: u64) -> Reported {
         let Some(publisher) = self.publisher.as_mut() else {
             return Reported::default();
         };

@@ -14,7 +14,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use memstat::publish::{FromEnvError, PublisherConfig};
+use memstat::publish::{FromEnvError, GrowthPublisher, PublisherConfig};
 use memstat::{CountingAlloc, Publisher, ENV_FD, ENV_SOCKET};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -62,6 +62,8 @@ pub enum RunError {
     Alloc(AllocError),
     /// Waiting in `poll(2)` failed.
     Wait(Errno),
+    /// The allocator's publishing thread could not start (`--publish-on-growth`).
+    GrowthPublisher(io::Error),
 }
 
 impl fmt::Display for RunError {
@@ -81,17 +83,22 @@ impl fmt::Display for RunError {
             Self::Escape(e) => write!(f, "setsid: {e}"),
             Self::Alloc(e) => e.fmt(f),
             Self::Wait(e) => write!(f, "poll: {e}"),
+            Self::GrowthPublisher(e) => write!(f, "starting the growth publisher: {e}"),
         }
     }
 }
 
 impl std::error::Error for RunError {}
 
+/// The global allocator the hog runs on: counting, with the growth signal
+/// `--publish-on-growth` uses (disarmed, one relaxed load per allocation, otherwise).
+pub type HogAlloc = CountingAlloc<std::alloc::System, GrowthPublisher>;
+
 /// The whole program, given the process's global allocator (a `CountingAlloc`, whose figures
 /// are what gets published). Parses the command line, runs, and returns the exit status:
 /// 0 when the hog stopped by itself, 2 on any error (the message is logged), and clap's
 /// status for `--help` (0) and usage errors (2).
-pub fn main<A>(alloc: &CountingAlloc<A>) -> ExitCode {
+pub fn main(alloc: &'static HogAlloc) -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {
@@ -114,7 +121,7 @@ pub fn main<A>(alloc: &CountingAlloc<A>) -> ExitCode {
     }
 }
 
-fn run<A>(args: &Args, alloc: &CountingAlloc<A>, log: &Logger) -> Result<(), RunError> {
+fn run(args: &Args, alloc: &'static HogAlloc, log: &Logger) -> Result<(), RunError> {
     args.check().map_err(RunError::Usage)?;
     let started = Instant::now();
     // First, before anything could deliver a SIGTERM we mean to survive.
@@ -124,6 +131,14 @@ fn run<A>(args: &Args, alloc: &CountingAlloc<A>, log: &Logger) -> Result<(), Run
     };
     let policy = Policy::from_args(args);
     let (publisher, source) = open_publisher(args, policy.config(), log)?;
+    // On growth, the publisher is the allocator's thread's; the loop below reports nothing.
+    let (publisher, source) = match (args.publish_on_growth, publisher) {
+        (true, Some(publisher)) => {
+            GrowthPublisher::start(alloc, publisher).map_err(RunError::GrowthPublisher)?;
+            (None, "growth-thread")
+        }
+        (_, publisher) => (publisher, source),
+    };
     let mut reporter = Reporter::new(publisher, policy);
     let control = args.control.as_deref().map(Control::bind).transpose()?;
     log.line(format_args!(
@@ -289,7 +304,12 @@ fn run_middle(args: &Args, log: &Logger) -> Result<(), RunError> {
     Ok(())
 }
 
-fn log_growth<A>(log: &Logger, what: fmt::Arguments<'_>, grew: Grew, alloc: &CountingAlloc<A>) {
+fn log_growth<A, S>(
+    log: &Logger,
+    what: fmt::Arguments<'_>,
+    grew: Grew,
+    alloc: &CountingAlloc<A, S>,
+) {
     let live = alloc.live_bytes();
     log.line(format_args!(
         "{what} added={} held={} alloc={live}",
@@ -300,7 +320,7 @@ fn log_growth<A>(log: &Logger, what: fmt::Arguments<'_>, grew: Grew, alloc: &Cou
     }
 }
 
-fn publish<A>(reporter: &mut Reporter, alloc: &CountingAlloc<A>, log: &Logger) {
+fn publish<A, S>(reporter: &mut Reporter, alloc: &CountingAlloc<A, S>, log: &Logger) {
     let reported = reporter.report(alloc);
     if reported.offered > 1 {
         log.line(format_args!(

@@ -96,6 +96,45 @@ fn honest_hog_publishes_its_allocator_growth_up_to_max_and_exits_by_itself() {
 }
 
 #[test]
+fn a_hog_that_never_calls_publish_is_published_by_its_allocator_on_growth() {
+    // Chunks of 64 KiB, the growth quantum: each one wakes the allocator's thread.
+    let (mut hog, mut frames) = spawn("on-growth", &timer_args(&["--publish-on-growth"]));
+    let frames = frames.all();
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 0));
+    let log = hog.stderr();
+    assert!(log.contains("publisher=growth-thread"), "{log}");
+    // The loop offered nothing itself.
+    assert!(
+        log.contains("exit reason=linger held=1048576 sent=0 dropped=0"),
+        "{log}"
+    );
+    assert_seq_strictly_increasing(&frames);
+    for pair in frames.windows(2) {
+        assert!(pair[1].current_bytes >= pair[0].current_bytes, "{pair:?}");
+    }
+    // Growth frames, not only the first and a heartbeat: the linger (200 ms) is shorter than
+    // the heartbeat (1 s), so every frame but the first came from a growth signal.
+    assert!(frames.len() >= 4, "{frames:?}\n{log}");
+    let last = frames.last().map_or(0, |f| f.current_bytes);
+    assert!(last >= MAX, "the arena at max was published: {last}\n{log}");
+}
+
+#[test]
+fn publish_on_growth_is_honest_mode_only() {
+    let (mut hog, _frames) = spawn(
+        "on-growth-flood",
+        &timer_args(&["--publish-on-growth", "--mode", "flood"]),
+    );
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 2));
+    assert!(
+        hog.stderr()
+            .contains("--publish-on-growth only applies to --mode honest"),
+        "{}",
+        hog.stderr()
+    );
+}
+
+#[test]
 fn under_reporting_hog_publishes_a_sixteenth_of_what_it_holds() {
     let (mut hog, mut frames) = spawn("under", &timer_args(&["--mode", "under"]));
     let frames = frames.all();

@@ -44,19 +44,90 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 ///
 /// The counters are `AtomicUsize` with relaxed ordering: cheap enough for every allocation,
 /// exact for the values they hold, and available on 32-bit targets without 64-bit atomics.
-pub struct CountingAlloc<A> {
+///
+/// # Growth signal
+///
+/// A service stuck in a runaway allocation loop never calls its publisher. With a
+/// [`GrowthSignal`] (`S`, see [`with_signal`](Self::with_signal)) the allocator itself says
+/// when the live bytes reach a threshold the publisher armed
+/// ([`arm_growth`](Self::arm_growth)): the allocation that reaches it calls
+/// [`GrowthSignal::signal`] once, and the threshold is disarmed until armed again. The check
+/// is one relaxed load per growing allocation; the signal runs at most once per arming.
+/// With `std`, `memstat::publish::GrowthPublisher` is the signal (an `eventfd`) and the
+/// thread that publishes on it.
+pub struct CountingAlloc<A, S = NoSignal> {
     inner: A,
     live: AtomicUsize,
     peak: AtomicUsize,
+    /// Live bytes at which `signal` runs next; `usize::MAX`: disarmed.
+    armed_at: AtomicUsize,
+    signal: S,
+}
+
+/// What a [`CountingAlloc`] calls when its live bytes reach the armed threshold.
+///
+/// It runs inside the global allocator, on the allocating thread: it must not allocate, block,
+/// panic or take a lock an allocating thread may hold. Writing to an `eventfd` (non-blocking)
+/// or setting an atomic flag is the intended use.
+pub trait GrowthSignal {
+    /// The live bytes reached the armed threshold.
+    fn signal(&self);
+}
+
+/// No growth signal: [`CountingAlloc::arm_growth`] has no effect but to be disarmed again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSignal;
+
+impl GrowthSignal for NoSignal {
+    #[inline]
+    fn signal(&self) {}
 }
 
 impl<A> CountingAlloc<A> {
-    /// Wraps `inner`, starting with zero live and zero peak bytes.
+    /// Wraps `inner`, starting with zero live and zero peak bytes, with no growth signal.
     pub const fn new(inner: A) -> Self {
+        Self::with_signal(inner, NoSignal)
+    }
+}
+
+impl<A, S> CountingAlloc<A, S> {
+    /// Wraps `inner` with the growth signal `signal` (disarmed until
+    /// [`arm_growth`](Self::arm_growth)), starting with zero live and zero peak bytes.
+    pub const fn with_signal(inner: A, signal: S) -> Self {
         Self {
             inner,
             live: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            armed_at: AtomicUsize::new(usize::MAX),
+            signal,
+        }
+    }
+
+    /// The growth signal.
+    pub const fn signal(&self) -> &S {
+        &self.signal
+    }
+
+    /// Arms the growth signal: the first allocation after which the live bytes are at or
+    /// above `at_bytes` calls [`GrowthSignal::signal`] once. Replaces an earlier arming.
+    /// Returns false (and stays disarmed) if the live bytes already are at or above it: the
+    /// caller should act now, then arm again.
+    pub fn arm_growth(&self, at_bytes: u64) -> bool {
+        let at = usize::try_from(at_bytes).unwrap_or(usize::MAX);
+        self.armed_at.store(at, Ordering::Relaxed);
+        if self.live.load(Ordering::Relaxed) >= at {
+            self.armed_at.store(usize::MAX, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The armed threshold, or `None` when disarmed (after it fired, or never armed).
+    #[must_use]
+    pub fn armed_at(&self) -> Option<u64> {
+        match self.armed_at.load(Ordering::Relaxed) {
+            usize::MAX => None,
+            at => Some(at as u64),
         }
     }
 
@@ -94,14 +165,6 @@ impl<A> CountingAlloc<A> {
         &self.inner
     }
 
-    fn grow(&self, bytes: usize) {
-        let live = self
-            .live
-            .fetch_add(bytes, Ordering::Relaxed)
-            .wrapping_add(bytes);
-        self.peak.fetch_max(live, Ordering::Relaxed);
-    }
-
     fn shrink(&self, bytes: usize) {
         // Cannot go below zero unless a caller frees a block this wrapper never handed out,
         // which `GlobalAlloc::dealloc`'s contract forbids; atomics wrap rather than panic.
@@ -109,7 +172,28 @@ impl<A> CountingAlloc<A> {
     }
 }
 
-impl<A> fmt::Debug for CountingAlloc<A> {
+impl<A, S: GrowthSignal> CountingAlloc<A, S> {
+    fn grow(&self, bytes: usize) {
+        let live = self
+            .live
+            .fetch_add(bytes, Ordering::Relaxed)
+            .wrapping_add(bytes);
+        self.peak.fetch_max(live, Ordering::Relaxed);
+        let at = self.armed_at.load(Ordering::Relaxed);
+        // Of the allocations that see the threshold reached, the one that disarms it signals:
+        // once per arming, even when threads race.
+        if live >= at
+            && self
+                .armed_at
+                .compare_exchange(at, usize::MAX, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.signal.signal();
+        }
+    }
+}
+
+impl<A, S> fmt::Debug for CountingAlloc<A, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CountingAlloc")
             .field("live_bytes", &self.live_bytes())
@@ -119,11 +203,12 @@ impl<A> fmt::Debug for CountingAlloc<A> {
 }
 
 // SAFETY: every method forwards to `A`, which implements `GlobalAlloc`, with the caller's
-// arguments unchanged, and returns `A`'s result unchanged. The wrapper only updates two
-// atomic counters, which neither allocates nor touches the memory handed out, so `A`'s
-// guarantees (alignment, size, validity of returned blocks) carry over as they are.
+// arguments unchanged, and returns `A`'s result unchanged. The wrapper only updates atomic
+// counters (and may call the growth signal, which by `GrowthSignal`'s contract neither
+// allocates nor touches the memory handed out), so `A`'s guarantees (alignment, size,
+// validity of returned blocks) carry over as they are.
 #[allow(unsafe_code)]
-unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
+unsafe impl<A: GlobalAlloc, S: GrowthSignal> GlobalAlloc for CountingAlloc<A, S> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract (non-zero size), which
         // is all `A::alloc` requires.
@@ -195,6 +280,51 @@ mod tests {
         let ptr = unsafe { alloc.alloc_zeroed(layout) };
         assert!(ptr.is_null());
         assert_eq!((alloc.live_bytes(), alloc.peak_bytes()), (0, 0));
+    }
+
+    /// Counts its signals.
+    #[derive(Default)]
+    struct Counts(core::sync::atomic::AtomicU32);
+
+    impl GrowthSignal for Counts {
+        fn signal(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_growth_signal_fires_once_per_arming_when_the_threshold_is_reached() {
+        let alloc = CountingAlloc::with_signal(std::alloc::System, Counts::default());
+        let signals = || alloc.signal().0.load(Ordering::Relaxed);
+        let layout = Layout::from_size_align(1000, 8).unwrap();
+        let mut blocks = std::vec::Vec::new();
+        let mut take = |n: usize| {
+            for _ in 0..n {
+                // SAFETY: non-zero size; each block is freed below with the same layout.
+                blocks.push(unsafe { alloc.alloc(layout) });
+            }
+        };
+        take(1); // not armed: nothing
+        assert_eq!(signals(), 0);
+        assert!(alloc.arm_growth(3_000));
+        take(1); // 2000
+        assert_eq!(signals(), 0);
+        take(1); // 3000: reached
+        assert_eq!((signals(), alloc.armed_at()), (1, None));
+        take(3); // disarmed: no more
+        assert_eq!(signals(), 1);
+        // Armed at or under what is live: refused, the caller acts now.
+        assert!(!alloc.arm_growth(6_000));
+        assert_eq!(alloc.armed_at(), None);
+        assert!(alloc.arm_growth(6_001));
+        take(1);
+        assert_eq!(signals(), 2);
+        for ptr in blocks {
+            // SAFETY: every block came from `alloc` with `layout`.
+            unsafe { alloc.dealloc(ptr, layout) };
+        }
+        assert_eq!(alloc.live_bytes(), 0);
     }
 
     #[test]

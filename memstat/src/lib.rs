@@ -16,12 +16,14 @@
 //!     reconnection backoff) over any [`publish::Transport`], with the time passed in as a
 //!     [`publish::Timestamp`].
 //! - **feature `counting-alloc`, still `no_std`:** `CountingAlloc`, a `GlobalAlloc` wrapper
-//!   that counts live and peak bytes, and `PublisherCore::publish_from_at`, which reads it.
+//!   that counts live and peak bytes and can signal growth past an armed threshold
+//!   (`GrowthSignal`), and `PublisherCore::publish_from_at`, which reads it.
 //! - **feature `std` (the default; includes `counting-alloc`):** `Publisher`, the core over a
 //!   Unix `SOCK_SEQPACKET` socket (`publish::UnixTransport`: an inherited fd, or a path it
 //!   reconnects to) with `Instant` for time, which sends frames to oomd without blocking or
-//!   allocating on the service's hot path; and `ENV_FD` / `ENV_SOCKET`, the environment
-//!   variables a spawner sets for it.
+//!   allocating on the service's hot path; `publish::GrowthPublisher`, a thread the
+//!   allocator wakes to publish on growth by itself; and `ENV_FD` / `ENV_SOCKET`, the
+//!   environment variables a spawner sets for it.
 //!
 //! Build without default features for a `no_std` target: everything but `Publisher` and
 //! `UnixTransport` is there. A service on another OS links the core with a transport over its
@@ -41,7 +43,7 @@ pub mod publish;
 mod subject;
 
 #[cfg(feature = "counting-alloc")]
-pub use counting_alloc::CountingAlloc;
+pub use counting_alloc::{CountingAlloc, GrowthSignal, NoSignal};
 pub use frame::{DecodeError, EncodeError, Frame, HEADER_LEN, MAGIC, MAX_FRAME_LEN, VERSION};
 #[cfg(feature = "std")]
 pub use publish::{Publisher, ENV_FD, ENV_SOCKET};

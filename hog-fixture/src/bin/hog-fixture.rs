@@ -4,10 +4,11 @@
 use std::alloc::System;
 use std::process::ExitCode;
 
-use memstat::CountingAlloc;
+use hog_fixture::HogAlloc;
+use memstat::publish::GrowthPublisher;
 
 #[global_allocator]
-static ALLOC: CountingAlloc<System> = CountingAlloc::new(System);
+static ALLOC: HogAlloc = HogAlloc::with_signal(System, GrowthPublisher::new());
 
 fn main() -> ExitCode {
     hog_fixture::main(&ALLOC)

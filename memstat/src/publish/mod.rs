@@ -59,6 +59,8 @@ mod timestamp;
 mod transport;
 
 #[cfg(feature = "std")]
+mod growth;
+#[cfg(feature = "std")]
 mod publisher;
 #[cfg(feature = "std")]
 mod unix;
@@ -69,6 +71,8 @@ pub use self::stats::{DropReason, PublishOutcome, PublisherStats};
 pub use self::timestamp::Timestamp;
 pub use self::transport::{ReconnectFailed, SendError, Transport};
 
+#[cfg(feature = "std")]
+pub use self::growth::GrowthPublisher;
 #[cfg(feature = "std")]
 pub use self::publisher::Publisher;
 #[cfg(feature = "std")]

@@ -100,7 +100,7 @@ impl Publisher {
     /// Publishes what `alloc` counts now; see [`publish_at`](Self::publish_at). The two
     /// counters are read one after the other, and a pair torn by a concurrent allocation is
     /// clamped like any other `peak < current`.
-    pub fn publish_from<A>(&mut self, alloc: &CountingAlloc<A>) -> PublishOutcome {
+    pub fn publish_from<A, S>(&mut self, alloc: &CountingAlloc<A, S>) -> PublishOutcome {
         let current = alloc.live_bytes();
         let peak = alloc.peak_bytes();
         self.publish(current, peak)

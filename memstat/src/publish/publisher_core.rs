@@ -83,10 +83,10 @@ impl<T: Transport> PublisherCore<T> {
     /// counters are read one after the other, and a pair torn by a concurrent allocation is
     /// clamped like any other `peak < current`.
     #[cfg(feature = "counting-alloc")]
-    pub fn publish_from_at<A>(
+    pub fn publish_from_at<A, S>(
         &mut self,
         now: Timestamp,
-        alloc: &crate::CountingAlloc<A>,
+        alloc: &crate::CountingAlloc<A, S>,
     ) -> PublishOutcome {
         let current = alloc.live_bytes();
         let peak = alloc.peak_bytes();

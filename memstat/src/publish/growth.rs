@@ -1,0 +1,124 @@
+//! Publish on growth without the service's help: a [`CountingAlloc`] whose growth signal is an
+//! `eventfd`, and a thread that publishes when it fires.
+//!
+//! A frame is otherwise sent only when the service calls [`Publisher::publish`]; a service
+//! stuck in a runaway allocation loop (the very case a watchdog is for) never does. With a
+//! [`GrowthPublisher`], the allocation that takes the live bytes one `quantum` past the last
+//! frame sent writes to an `eventfd` (non-blocking, no allocation: safe inside the allocator),
+//! and the publisher's own thread wakes, publishes and arms the next threshold. It also sends
+//! the heartbeat when the figures do not change, so the service never looks silent.
+//!
+//! ```no_run
+//! use std::alloc::System;
+//! use memstat::publish::{GrowthPublisher, PublisherConfig};
+//! use memstat::{CountingAlloc, Publisher};
+//!
+//! #[global_allocator]
+//! static ALLOC: CountingAlloc<System, GrowthPublisher> =
+//!     CountingAlloc::with_signal(System, GrowthPublisher::new());
+//!
+//! let publisher = Publisher::from_env(PublisherConfig::default())?;
+//! GrowthPublisher::start(&ALLOC, publisher)?;
+//! // From here on, growth is published by itself.
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! One per allocator: a second [`start`](GrowthPublisher::start) is refused.
+#![forbid(unsafe_code)]
+
+use std::alloc::GlobalAlloc;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
+
+use super::Publisher;
+use crate::{CountingAlloc, GrowthSignal};
+
+/// The growth signal of a [`CountingAlloc`] that publishes by itself: an `eventfd` the
+/// allocator writes to and the publishing thread waits on.
+#[derive(Debug)]
+pub struct GrowthPublisher {
+    eventfd: OnceLock<OwnedFd>,
+}
+
+impl GrowthPublisher {
+    /// Not started: the allocator's signal does nothing until [`start`](Self::start).
+    #[must_use]
+    pub const fn new() -> Self {
+        GrowthPublisher {
+            eventfd: OnceLock::new(),
+        }
+    }
+
+    /// Starts the publishing thread for `alloc` with `publisher` (its `quantum` is the growth
+    /// that wakes it, at least one byte). The thread publishes at once, then whenever the live
+    /// bytes grew by `quantum` since the last frame sent, and when the heartbeat is due. It
+    /// never allocates after it started. Refused ([`io::ErrorKind::AlreadyExists`]) if
+    /// `alloc` already has a publishing thread.
+    pub fn start<A: GlobalAlloc + Sync>(
+        alloc: &'static CountingAlloc<A, GrowthPublisher>,
+        publisher: Publisher,
+    ) -> io::Result<std::thread::JoinHandle<()>> {
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        alloc.signal().eventfd.set(fd).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "this allocator already has a growth publisher",
+            )
+        })?;
+        std::thread::Builder::new()
+            .name("memstat-growth".into())
+            .spawn(move || run(alloc, publisher))
+    }
+}
+
+impl Default for GrowthPublisher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GrowthSignal for GrowthPublisher {
+    fn signal(&self) {
+        if let Some(fd) = self.eventfd.get() {
+            // Non-blocking; a full counter (2^64 - 2 pending wakes) only means the thread has
+            // not read yet, which is the same wake.
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
+    }
+}
+
+fn run<A: GlobalAlloc + Sync>(alloc: &CountingAlloc<A, GrowthPublisher>, mut publisher: Publisher) {
+    let Some(fd) = alloc.signal().eventfd.get() else {
+        return;
+    };
+    let quantum = publisher.config().quantum.max(1);
+    loop {
+        let (current, peak) = (alloc.live_bytes(), alloc.peak_bytes());
+        let outcome = publisher.publish(current, peak);
+        // The next frame is due one quantum past the figure just offered; if the live bytes
+        // are there already (they grew while it was sent), publish again: at once after a
+        // frame went out, a millisecond later after one was dropped (a full socket is not
+        // spun on).
+        if !alloc.arm_growth(current.saturating_add(quantum)) {
+            if !matches!(outcome, super::PublishOutcome::Sent) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            continue;
+        }
+        let wait = publisher
+            .next_due(Instant::now())
+            .max(Duration::from_millis(1));
+        let timeout = rustix::time::Timespec {
+            tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(wait.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let _ = poll(&mut fds, Some(&timeout));
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(fd, &mut count);
+    }
+}
