@@ -1,6 +1,6 @@
 //! oomctl against a real oomd service (in-process, on a thread) and against nothing at all.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,7 +93,7 @@ fn announce(execd: &OwnedFd, name: &str) {
     };
     let mut buf = [0; oomd_proto::MAX_MESSAGE_LEN];
     let bytes = oomd_proto::encode(&started, &mut buf).expect("fits");
-    oomd_proto::send(execd.as_fd(), bytes, &[oomd_end.as_raw_fd()]).expect("sent");
+    oomd_proto::send(execd.as_fd(), bytes, &[oomd_end.as_fd()]).expect("sent");
 }
 
 fn oomctl(socket: &Path, args: &[&str]) -> Output {

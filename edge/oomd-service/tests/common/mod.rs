@@ -145,7 +145,7 @@ impl Rig {
             cgroup: None,
         };
         let bytes = oomd_proto::encode(&msg, &mut self.buf).expect("fits");
-        oomd_proto::send(self.execd.as_fd(), bytes, &[oomd_end.as_raw_fd()]).expect("sent");
+        oomd_proto::send(self.execd.as_fd(), bytes, &[oomd_end.as_fd()]).expect("sent");
         drop(oomd_end);
         self.seqs.retain(|(s, _, _)| *s != subject);
         self.seqs.push((subject, 0, service_end));
