@@ -295,7 +295,7 @@ fn oversized_and_fifo_policy_files_are_refused_by_oomctl() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("a device, not a regular file"));
     let fifo = oomd.dir.join("p.fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RWXU).expect("mkfifo");
     let out = oomctl(&socket, &["policy", "set", fifo.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
