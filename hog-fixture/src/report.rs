@@ -245,12 +245,12 @@ mod tests {
     }
 
     fn connected(args: &[&str]) -> (Reporter, std::os::fd::OwnedFd) {
-        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
         let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
             None,
-            SockFlag::SOCK_CLOEXEC,
         )
         .unwrap();
         let policy = policy(args);
@@ -259,11 +259,10 @@ mod tests {
     }
 
     fn received(fd: &std::os::fd::OwnedFd) -> Vec<memstat::Frame> {
-        use nix::sys::socket::{recv, MsgFlags};
-        use std::os::fd::AsRawFd;
+        use rustix::net::{recv, RecvFlags};
         let mut frames = Vec::new();
         let mut buf = [0u8; memstat::MAX_FRAME_LEN + 1];
-        while let Ok(n) = recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+        while let Ok((n, _)) = recv(fd, &mut buf, RecvFlags::DONTWAIT) {
             frames.push(memstat::Frame::decode(&buf[..n]).unwrap());
         }
         frames

@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use memstat::publish::{FromEnvError, GrowthPublisher, PublisherConfig};
 use memstat::{CountingAlloc, Publisher, ENV_FD, ENV_SOCKET};
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+// nix for the SIGTERM mask and its signalfd (rustix has neither); rustix for the rest.
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
 
 use crate::arena::{AllocError, Arena};
 use crate::bounds::{MAX_CONTROL_LEN, MAX_WAIT_MS};
@@ -53,7 +54,7 @@ pub enum RunError {
         source: io::Error,
     },
     /// Blocking SIGTERM or opening its signalfd failed (`--ignore-sigterm`).
-    Signals(Errno),
+    Signals(nix::errno::Errno),
     /// A forker child could not be spawned.
     Spawn(io::Error),
     /// A forker child could not leave the hog's session (`--child-escape`).
@@ -235,7 +236,7 @@ fn run_child(args: &Args, log: &Logger) -> Result<(), RunError> {
     match args.child_escape {
         Escape::None => {}
         Escape::Setsid => {
-            nix::unistd::setsid().map_err(RunError::Escape)?;
+            rustix::process::setsid().map_err(RunError::Escape)?;
         }
         Escape::DoubleFork => return run_middle(args, log),
     }
@@ -247,12 +248,12 @@ fn run_child(args: &Args, log: &Logger) -> Result<(), RunError> {
     arena.grow_by(args.child_bytes).map_err(RunError::Alloc)?;
     log.line(format_args!(
         "child of={} holding={} lifetime_ms={} escape={} sid={} pgrp={}",
-        nix::unistd::getppid(),
+        rustix::process::Pid::as_raw(rustix::process::getppid()),
         arena.held(),
         args.lifetime_ms,
         args.child_escape.as_str(),
-        nix::unistd::getsid(None).map_or(-1, |p| p.as_raw()),
-        nix::unistd::getpgrp(),
+        rustix::process::getsid(None).map_or(-1, |p| p.as_raw_pid()),
+        rustix::process::getpgrp(),
     ));
     let lifetime = Duration::from_millis(args.lifetime_ms);
     loop {
@@ -277,7 +278,7 @@ fn run_child(args: &Args, log: &Logger) -> Result<(), RunError> {
 /// prints the holder's pid on stdout for the hog, and exits without waiting, so the holder is
 /// orphaned.
 fn run_middle(args: &Args, log: &Logger) -> Result<(), RunError> {
-    nix::unistd::setsid().map_err(RunError::Escape)?;
+    rustix::process::setsid().map_err(RunError::Escape)?;
     let exe = std::env::current_exe().map_err(RunError::Spawn)?;
     let mut command = Command::new(exe);
     command
@@ -298,7 +299,7 @@ fn run_middle(args: &Args, log: &Logger) -> Result<(), RunError> {
     log.line(format_args!(
         "child escaped=double-fork holder={} sid={}",
         holder.id(),
-        nix::unistd::getsid(None).map_or(-1, |p| p.as_raw()),
+        rustix::process::getsid(None).map_or(-1, |p| p.as_raw_pid()),
     ));
     // Dropping a `Child` neither kills nor waits: the holder lives on, orphaned.
     Ok(())
@@ -373,22 +374,23 @@ fn wait(
 ) -> Result<Woke, RunError> {
     let ms = timeout.as_micros().div_ceil(1000);
     let ms = u16::try_from(ms).unwrap_or(u16::MAX).min(MAX_WAIT_MS);
-    let timeout = PollTimeout::from(ms);
-    let readable = |fd: &PollFd<'_>| {
-        fd.revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
+    let timeout = Timespec {
+        tv_sec: i64::from(ms / 1000),
+        tv_nsec: i64::from(ms % 1000) * 1_000_000,
     };
+    let timeout = Some(&timeout);
+    let readable = |fd: &PollFd<'_>| fd.revents().intersects(PollFlags::IN | PollFlags::ERR);
     let result = match (control, sigterm) {
         (None, None) => poll(&mut [], timeout).map(|_| Woke::default()),
         (Some(c), None) => {
-            let mut fds = [PollFd::new(c.socket.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::from_borrowed_fd(c.socket.as_fd(), PollFlags::IN)];
             poll(&mut fds, timeout).map(|_| Woke {
                 control: readable(&fds[0]),
                 sigterm: false,
             })
         }
         (None, Some(s)) => {
-            let mut fds = [PollFd::new(s.fd.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::from_borrowed_fd(s.fd.as_fd(), PollFlags::IN)];
             poll(&mut fds, timeout).map(|_| Woke {
                 control: false,
                 sigterm: readable(&fds[0]),
@@ -396,8 +398,8 @@ fn wait(
         }
         (Some(c), Some(s)) => {
             let mut fds = [
-                PollFd::new(c.socket.as_fd(), PollFlags::POLLIN),
-                PollFd::new(s.fd.as_fd(), PollFlags::POLLIN),
+                PollFd::from_borrowed_fd(c.socket.as_fd(), PollFlags::IN),
+                PollFd::from_borrowed_fd(s.fd.as_fd(), PollFlags::IN),
             ];
             poll(&mut fds, timeout).map(|_| Woke {
                 control: readable(&fds[0]),
@@ -407,7 +409,7 @@ fn wait(
     };
     match result {
         Ok(woke) => Ok(woke),
-        Err(Errno::EINTR) => Ok(Woke::default()),
+        Err(Errno::INTR) => Ok(Woke::default()),
         Err(e) => Err(RunError::Wait(e)),
     }
 }

@@ -9,13 +9,18 @@
 
 mod common;
 
-use common::{fd_target, fd_targets, is_gone, spawn, stat, vm_rss, wait_until, DEADLINE, MIB};
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
+use common::{
+    fd_target, fd_targets, is_gone, spawn, stat, vm_rss, wait_until, WaitStatus, DEADLINE, MIB,
+};
+use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions};
 
 fn become_subreaper() {
-    nix::sys::prctl::set_child_subreaper(true).unwrap();
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+}
+
+/// `pid`, a child's (never 0).
+fn pid(pid: i32) -> Pid {
+    Pid::from_raw(pid).expect("a child's pid is not 0")
 }
 
 fn me() -> i32 {
@@ -63,8 +68,8 @@ fn logged_pids(hog: &common::Hog) -> Vec<i32> {
 /// Kills and reaps `pid` if it is this process's child (adopted).
 fn end_adopted(pid: i32) {
     if stat(pid).is_some_and(|s| s.ppid == me()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        let _ = waitpid(Pid::from_raw(pid), None);
+        let _ = kill_process(self::pid(pid), Signal::KILL);
+        let _ = waitpid(Some(self::pid(pid)), WaitOptions::empty());
     }
 }
 
@@ -75,7 +80,7 @@ fn setsid_children_lead_sessions_of_their_own_and_outlive_the_hogs_group() {
     let _ = frames.next();
     hog.wait_log("children spawned n=2 bytes_each=1048576 ");
     hog.wait_log_n(" escape=setsid sid=", 2);
-    let pid = hog.pid().as_raw();
+    let pid = hog.pid().as_raw_pid();
     let hog_stat = stat(pid).unwrap();
     let children = logged_pids(&hog);
     assert_eq!(children.len(), 2);
@@ -99,10 +104,10 @@ fn setsid_children_lead_sessions_of_their_own_and_outlive_the_hogs_group() {
         identities.push((child, s.starttime));
     }
 
-    hog.signal_group(Signal::SIGKILL);
+    hog.signal_group(Signal::KILL);
     assert_eq!(
         hog.wait_exit(),
-        WaitStatus::Signaled(hog.pid(), Signal::SIGKILL, false)
+        WaitStatus::Signaled(hog.pid(), Signal::KILL, false)
     );
     // The group is gone, the escaped children are not: orphaned, adopted by this process.
     wait_until("the children are adopted", || {
@@ -121,7 +126,7 @@ fn double_forked_holders_are_orphans_outside_the_hogs_group_and_session() {
     let _ = frames.next();
     hog.wait_log("children spawned n=2 bytes_each=1048576 ");
     hog.wait_log_n(" escape=none sid=", 2);
-    let pid = hog.pid().as_raw();
+    let pid = hog.pid().as_raw_pid();
     let hog_stat = stat(pid).unwrap();
     let holders = logged_pids(&hog);
     assert_eq!(holders.len(), 2);
@@ -145,7 +150,7 @@ fn double_forked_holders_are_orphans_outside_the_hogs_group_and_session() {
         );
         assert!(vm_rss(holder).unwrap() >= MIB, "{holder} holds its bytes");
     }
-    hog.signal_group(Signal::SIGKILL);
+    hog.signal_group(Signal::KILL);
     let _ = hog.wait_exit();
     for &holder in &holders {
         assert!(stat(holder).is_some_and(|s| !s.has_exited()));
@@ -168,13 +173,12 @@ fn escaped_children_end_by_themselves_after_their_lifetime() {
         panic!("one holder: {}", hog.stderr())
     };
     // The hog is killed; nothing kills the holder: its lifetime ends it, exit 0.
-    hog.signal_group(Signal::SIGKILL);
+    hog.signal_group(Signal::KILL);
     let _ = hog.wait_exit();
     let deadline = std::time::Instant::now() + DEADLINE;
     let status = loop {
-        match waitpid(Pid::from_raw(holder), Some(WaitPidFlag::WNOHANG)).unwrap() {
-            WaitStatus::StillAlive => {}
-            status => break status,
+        if let Some((reported, status)) = waitpid(Some(pid(holder)), WaitOptions::NOHANG).unwrap() {
+            break WaitStatus::of_waitpid(reported, status);
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -182,6 +186,6 @@ fn escaped_children_end_by_themselves_after_their_lifetime() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    assert_eq!(status, WaitStatus::Exited(Pid::from_raw(holder), 0));
+    assert_eq!(status, WaitStatus::Exited(pid(holder), 0));
     assert!(hog.stderr().contains("child exit reason=lifetime"));
 }

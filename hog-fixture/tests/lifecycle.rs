@@ -3,12 +3,12 @@
 
 mod common;
 
+use common::WaitStatus;
 use common::{
     children_of, fd_target, fd_targets, is_gone, path_in_tmp, spawn, spawn_unpublished, stat,
     vm_rss, wait_until, MIB,
 };
-use nix::sys::signal::Signal;
-use nix::sys::wait::WaitStatus;
+use rustix::process::Signal;
 
 /// A hog that holds a little and then waits for a long time: only a signal or its lifetime
 /// ends it.
@@ -45,7 +45,7 @@ fn forker_children_hold_memory_in_the_hogs_group_and_die_with_the_group() {
     let _ = frames.next();
     hog.wait_log("children spawned n=3 bytes_each=1048576 ");
     hog.wait_log_n("child of=", 3);
-    let pid = hog.pid().as_raw();
+    let pid = hog.pid().as_raw_pid();
     let hog_stat = stat(pid).unwrap();
     assert_eq!(hog_stat.pgrp, pid, "the hog leads its own group");
 
@@ -71,10 +71,10 @@ fn forker_children_hold_memory_in_the_hogs_group_and_die_with_the_group() {
         identities.push((child, child_stat.starttime));
     }
 
-    hog.signal_group(Signal::SIGKILL);
+    hog.signal_group(Signal::KILL);
     assert_eq!(
         hog.wait_exit(),
-        WaitStatus::Signaled(hog.pid(), Signal::SIGKILL, false)
+        WaitStatus::Signaled(hog.pid(), Signal::KILL, false)
     );
     wait_until("every child is gone", || {
         identities.iter().all(|&(p, start)| is_gone(p, start))
@@ -101,7 +101,7 @@ fn forker_ends_its_children_when_it_exits_by_itself() {
         &[],
     );
     hog.wait_log_n("child of=", 2);
-    let children: Vec<_> = children_of(hog.pid().as_raw())
+    let children: Vec<_> = children_of(hog.pid().as_raw_pid())
         .into_iter()
         .filter_map(|p| Some((p, stat(p)?.starttime)))
         .collect();
@@ -118,13 +118,13 @@ fn forker_ends_its_children_when_it_exits_by_itself() {
 fn ignoring_hog_survives_sigterm_and_dies_to_sigkill() {
     let (mut hog, mut frames) = spawn("ignore-sigterm", &lingering(&["--ignore-sigterm"]));
     let _ = frames.next();
-    hog.signal(Signal::SIGTERM);
+    hog.signal(Signal::TERM);
     hog.wait_log("SIGTERM received from pid=");
     assert_eq!(hog.try_exit_status(), None, "{}", hog.stderr());
-    hog.signal_group(Signal::SIGKILL);
+    hog.signal_group(Signal::KILL);
     assert_eq!(
         hog.wait_exit(),
-        WaitStatus::Signaled(hog.pid(), Signal::SIGKILL, false)
+        WaitStatus::Signaled(hog.pid(), Signal::KILL, false)
     );
 }
 
@@ -132,10 +132,10 @@ fn ignoring_hog_survives_sigterm_and_dies_to_sigkill() {
 fn ordinary_hog_dies_to_sigterm() {
     let (mut hog, mut frames) = spawn("sigterm", &lingering(&[]));
     let _ = frames.next();
-    hog.signal(Signal::SIGTERM);
+    hog.signal(Signal::TERM);
     assert_eq!(
         hog.wait_exit(),
-        WaitStatus::Signaled(hog.pid(), Signal::SIGTERM, false)
+        WaitStatus::Signaled(hog.pid(), Signal::TERM, false)
     );
 }
 

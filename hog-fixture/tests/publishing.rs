@@ -5,9 +5,9 @@ mod common;
 
 use std::os::unix::net::UnixDatagram;
 
+use common::WaitStatus;
 use common::{path_in_tmp, spawn, vm_rss, KIB, MIB, OVERHEAD};
 use memstat::{Frame, SubjectId};
-use nix::sys::wait::WaitStatus;
 
 const CHUNK: u64 = 64 * KIB;
 const MAX: u64 = MIB;
@@ -282,7 +282,7 @@ fn the_kernel_sees_the_arena_every_page_is_touched() {
     // 256 KiB chunks are above glibc's mmap threshold: untouched, they would cost no RSS.
     let (hog, mut frames) = spawn("rss", &inject_args(control_str, "256KiB", "8MiB"));
     let _ = frames.next();
-    let pid = hog.pid().as_raw();
+    let pid = hog.pid().as_raw_pid();
     let before = vm_rss(pid).unwrap();
 
     let sender = UnixDatagram::unbound().unwrap();

@@ -12,7 +12,7 @@
 mod behaviour;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 use behaviour::{config, ms, Harness};
 use memstat::publish::{PublishOutcome, PublisherConfig, PublisherStats};
 use memstat::{CountingAlloc, Frame, Publisher, MAX_FRAME_LEN};
-use nix::errno::Errno;
-use nix::sys::socket::{self, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr};
+use rustix::io::Errno;
+use rustix::net::{
+    self as socket, AddressFamily, RecvFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
 
 behaviour_tests!(Sockets);
 
@@ -120,10 +122,10 @@ impl Harness for Sockets {
 /// are left blocking on purpose: only `MSG_DONTWAIT` keeps the publisher from waiting.
 fn connected_pair(config: PublisherConfig) -> (Publisher, OwnedFd) {
     let (ours, theirs) = socket::socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
         None,
-        SockFlag::SOCK_CLOEXEC,
     )
     .unwrap();
     (Publisher::from_fd(ours, config), theirs)
@@ -134,9 +136,9 @@ fn drain(fd: &OwnedFd) -> Vec<Frame> {
     let mut frames = Vec::new();
     let mut buf = [0u8; 2 * MAX_FRAME_LEN];
     loop {
-        match socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-            Ok(0) | Err(Errno::EAGAIN) => return frames,
-            Ok(n) => frames.push(Frame::decode(&buf[..n]).unwrap()),
+        match socket::recv(fd, &mut buf, RecvFlags::DONTWAIT) {
+            Ok((0, _)) | Err(Errno::AGAIN) => return frames,
+            Ok((n, _)) => frames.push(Frame::decode(&buf[..n]).unwrap()),
             Err(e) => panic!("recv: {e}"),
         }
     }
@@ -174,15 +176,15 @@ struct Listener {
 
 impl Listener {
     fn bind(path: &Path) -> Self {
-        let fd = socket::socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        let fd = socket::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
             None,
         )
         .unwrap();
-        socket::bind(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()).unwrap();
-        socket::listen(&fd, Backlog::new(8).unwrap()).unwrap();
+        socket::bind(&fd, &SocketAddrUnix::new(path).unwrap()).unwrap();
+        socket::listen(&fd, 8).unwrap();
         Self {
             fd,
             path: path.to_owned(),
@@ -190,12 +192,10 @@ impl Listener {
     }
 
     /// The next pending connection, if there is one.
-    #[allow(unsafe_code)]
     fn try_accept(&self) -> Option<OwnedFd> {
-        match socket::accept(self.fd.as_raw_fd()) {
-            // SAFETY: `accept` just returned this fd; nothing else owns it.
-            Ok(raw) => Some(unsafe { OwnedFd::from_raw_fd(raw) }),
-            Err(Errno::EAGAIN) => None,
+        match socket::accept(&self.fd) {
+            Ok(fd) => Some(fd),
+            Err(Errno::AGAIN) => None,
             Err(e) => panic!("accept: {e}"),
         }
     }

@@ -10,14 +10,14 @@
 mod fake_transport;
 
 use std::alloc::System;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use fake_transport::FakeTransport;
 use memstat::publish::Timestamp;
 use memstat::publish::{DropReason, PublishOutcome, PublisherConfig, PublisherCore, SendError};
 use memstat::{CountingAlloc, Publisher};
-use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use rustix::net::{self as socket, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 #[global_allocator]
 static ALLOC: CountingAlloc<System> = CountingAlloc::new(System);
@@ -32,15 +32,15 @@ fn assert_no_allocation<T>(what: &str, f: impl FnOnce() -> T) -> T {
 }
 
 fn listen(path: &std::path::Path) -> OwnedFd {
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
+    let fd = socket::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
         None,
     )
     .unwrap();
-    socket::bind(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()).unwrap();
-    socket::listen(&fd, Backlog::new(8).unwrap()).unwrap();
+    socket::bind(&fd, &SocketAddrUnix::new(path).unwrap()).unwrap();
+    socket::listen(&fd, 8).unwrap();
     fd
 }
 
@@ -62,8 +62,7 @@ fn unix_publisher() {
     };
     let listener = listen(&path);
     let mut publisher = Publisher::connect(&path, config).unwrap();
-    // SAFETY: `accept` just returned this fd; nothing else owns it.
-    let conn = unsafe { OwnedFd::from_raw_fd(socket::accept(listener.as_raw_fd()).unwrap()) };
+    let conn = socket::accept(&listener).unwrap();
     let t0 = Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
 

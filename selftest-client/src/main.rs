@@ -52,7 +52,7 @@ fn marker(line: &str) {
     let mut bytes = Vec::with_capacity(line.len() + 1);
     bytes.extend_from_slice(line.as_bytes());
     bytes.push(b'\n');
-    let _ = nix::unistd::write(std::io::stdout(), &bytes);
+    let _ = rustix::io::write(std::io::stdout(), &bytes);
 }
 
 fn main() -> ExitCode {

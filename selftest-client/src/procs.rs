@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn our_own_group_contains_us() {
-        let pgid = nix::unistd::getpgrp().as_raw();
+        let pgid = rustix::process::getpgrp().as_raw_nonzero().get();
         assert!(group_members(pgid).contains(&(std::process::id() as i32)));
     }
 

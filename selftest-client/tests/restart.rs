@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{build, Execd};
-use nix::sys::signal::Signal;
+use rustix::process::{kill_process, Pid, Signal};
 
 const MIB: u64 = 1 << 20;
 
@@ -213,12 +213,13 @@ start = false
 
     fn signal_oomd(&self, sig: Signal) {
         let pid = self.oomd_pid();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).expect("signal oomd");
+        let pid = Pid::from_raw(pid).expect("oomd's pid is not 0");
+        kill_process(pid, sig).expect("signal oomd");
     }
 
     fn signal_execd(&self, sig: Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.execd.0.id() as i32);
-        nix::sys::signal::kill(pid, sig).expect("signal execd");
+        let pid = Pid::from_raw(self.execd.0.id() as i32).expect("execd's pid is not 0");
+        kill_process(pid, sig).expect("signal execd");
     }
 
     /// Exactly one kill marker for the hog's incident, the hog ended once, and nothing failed.
@@ -237,7 +238,7 @@ start = false
 impl Drop for Edge {
     fn drop(&mut self) {
         // A stopped execd cannot stop its services: let it go on before it is told to stop.
-        self.signal_execd(Signal::SIGCONT);
+        self.signal_execd(Signal::CONT);
     }
 }
 
@@ -250,7 +251,7 @@ fn the_watchdog_survives_its_own_death_at_every_point_of_an_incident() {
     let edge = Edge::start(&bin, "idle", POLICY, &[]);
     edge.spawn_hog();
     let killed = Instant::now();
-    edge.signal_oomd(Signal::SIGKILL);
+    edge.signal_oomd(Signal::KILL);
     edge.wait_lines("execd: watchdog restarted (n=1)", 1);
     edge.wait_lines("oomd: ready", 2);
     let resumed = killed.elapsed();
@@ -266,11 +267,11 @@ fn the_watchdog_survives_its_own_death_at_every_point_of_an_incident() {
     // SIGKILL between the request and execd's answer.
     let edge = Edge::start(&bin, "request", POLICY, &[]);
     edge.spawn_hog();
-    edge.signal_execd(Signal::SIGSTOP);
+    edge.signal_execd(Signal::STOP);
     edge.grow_hog(32 * MIB);
     edge.wait_note("oomd: request ticket=1 sent to execd");
-    edge.signal_oomd(Signal::SIGKILL);
-    edge.signal_execd(Signal::SIGCONT);
+    edge.signal_oomd(Signal::KILL);
+    edge.signal_execd(Signal::CONT);
     edge.assert_one_kill();
     assert!(edge
         .text()
@@ -283,7 +284,7 @@ fn the_watchdog_survives_its_own_death_at_every_point_of_an_incident() {
     edge.spawn_hog();
     edge.grow_hog(32 * MIB);
     edge.wait_event("oomd: kill acknowledged app=hog");
-    edge.signal_oomd(Signal::SIGKILL);
+    edge.signal_oomd(Signal::KILL);
     edge.assert_one_kill();
     let text = edge.text();
     assert!(text.contains("(acknowledged)\""), "{text}");
@@ -298,11 +299,11 @@ fn the_watchdog_survives_its_own_death_at_every_point_of_an_incident() {
     edge.spawn_hog();
     edge.grow_hog(32 * MIB);
     edge.wait_event("oomd: kill acknowledged app=hog");
-    edge.signal_execd(Signal::SIGSTOP);
+    edge.signal_execd(Signal::STOP);
     edge.wait_event("oomd: kill escalated app=hog");
     edge.wait_note("oomd: request ticket=2 sent to execd");
-    edge.signal_oomd(Signal::SIGKILL);
-    edge.signal_execd(Signal::SIGCONT);
+    edge.signal_oomd(Signal::KILL);
+    edge.signal_execd(Signal::CONT);
     edge.assert_one_kill();
     drop(edge);
 
@@ -310,7 +311,7 @@ fn the_watchdog_survives_its_own_death_at_every_point_of_an_incident() {
     let edge = Edge::start(&bin, "stopped", POLICY, &[]);
     edge.spawn_hog();
     let stopped = Instant::now();
-    edge.signal_oomd(Signal::SIGSTOP);
+    edge.signal_oomd(Signal::STOP);
     edge.wait_lines("execd: watchdog wedged: no heartbeat for", 1);
     edge.wait_lines("oomd: ready", 2);
     let resumed = stopped.elapsed();
@@ -329,7 +330,7 @@ fn the_watchdog_survives_its_own_death_at_every_point_of_an_incident() {
     edge.spawn_hog();
     edge.grow_hog(32 * MIB);
     edge.assert_one_kill();
-    edge.signal_oomd(Signal::SIGKILL);
+    edge.signal_oomd(Signal::KILL);
     edge.wait_lines("oomd: ready", 2);
     edge.spawn_hog();
     edge.grow_hog(32 * MIB);

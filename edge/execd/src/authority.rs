@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use oomd::{Answer, RefusalReason, TerminationRequest};
 use oomd_proto::{FromAuthority, ToAuthority, WireError, MAX_MESSAGE_LEN};
@@ -95,8 +95,8 @@ impl OomdLink {
         let mut buf = [0u8; MAX_MESSAGE_LEN];
         while let Some(front) = self.out.front() {
             let bytes = oomd_proto::encode(&front.msg, &mut buf)?;
-            let raw: Option<RawFd> = front.fd.as_ref().map(AsRawFd::as_raw_fd);
-            let fds: &[RawFd] = raw.as_slice();
+            let passed: Option<BorrowedFd<'_>> = front.fd.as_ref().map(AsFd::as_fd);
+            let fds: &[BorrowedFd<'_>] = passed.as_slice();
             match oomd_proto::send(self.fd.as_fd(), bytes, fds) {
                 Ok(()) => {
                     self.out.pop_front();

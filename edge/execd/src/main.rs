@@ -100,6 +100,7 @@ extern "C" fn on_stop_signal(_: nix::libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+/// Signal dispositions are nix's (rustix has no `sigaction`), like the shim's mask and fork.
 #[allow(unsafe_code)]
 fn catch_stop_signals() -> nix::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};

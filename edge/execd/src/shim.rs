@@ -46,6 +46,8 @@
 
 use std::io;
 
+// nix (and its libc) for what rustix does not do: the signal mask, fork, dispositions
+// (`sigaction`, and re-raising a signal under its default one), `close_range` and `_exit`.
 use nix::libc;
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::unistd::{fork, ForkResult};
@@ -150,9 +152,10 @@ fn close_from(first: u32) {
         .unwrap_or(1024)
         .min(65_536);
     for fd in first..u32::try_from(limit).unwrap_or(65_536) {
-        // SAFETY: as above; closing a descriptor that is not open only fails with EBADF.
+        // SAFETY: as above; closing a descriptor that is not open only fails with EBADF
+        // (which `close` ignores, as every other error).
         unsafe {
-            libc::close(fd as libc::c_int);
+            rustix::io::close(fd as std::os::fd::RawFd);
         }
     }
 }

@@ -595,7 +595,7 @@ const RELAY_ENV: &str = "EXECD_TEST_RELAY";
 #[test]
 fn relay_helper() {
     use rustix::event::{poll, PollFd, PollFlags};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
     let Ok(path) = std::env::var(RELAY_ENV) else {
         return;
@@ -623,8 +623,8 @@ fn relay_helper() {
             let Ok(got) = receiver.recv(from.as_fd()) else {
                 return; // closed
             };
-            let raws: Vec<RawFd> = got.fds.iter().flatten().map(AsRawFd::as_raw_fd).collect();
-            if oomd_proto::send(to.as_fd(), receiver.bytes(&got), &raws).is_err() {
+            let passed: Vec<BorrowedFd<'_>> = got.fds.iter().flatten().map(AsFd::as_fd).collect();
+            if oomd_proto::send(to.as_fd(), receiver.bytes(&got), &passed).is_err() {
                 return;
             }
         }

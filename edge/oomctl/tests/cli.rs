@@ -1,6 +1,6 @@
 //! oomctl against a real oomd service (in-process, on a thread) and against nothing at all.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,7 +93,7 @@ fn announce(execd: &OwnedFd, name: &str) {
     };
     let mut buf = [0; oomd_proto::MAX_MESSAGE_LEN];
     let bytes = oomd_proto::encode(&started, &mut buf).expect("fits");
-    oomd_proto::send(execd.as_fd(), bytes, &[oomd_end.as_raw_fd()]).expect("sent");
+    oomd_proto::send(execd.as_fd(), bytes, &[oomd_end.as_fd()]).expect("sent");
 }
 
 fn oomctl(socket: &Path, args: &[&str]) -> Output {
@@ -295,7 +295,7 @@ fn oversized_and_fifo_policy_files_are_refused_by_oomctl() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("a device, not a regular file"));
     let fifo = oomd.dir.join("p.fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RWXU).expect("mkfifo");
     let out = oomctl(&socket, &["policy", "set", fifo.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

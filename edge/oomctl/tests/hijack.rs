@@ -4,7 +4,7 @@
 //! running beside it. Acting as another user needs root (as CI runs); run as anyone else, the
 //! test checks the rule on the credentials the kernel would report instead.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -64,7 +64,7 @@ fn start(socket: &Path, access: SocketAccess) -> Running {
     };
     let mut buf = [0; oomd_proto::MAX_MESSAGE_LEN];
     let bytes = oomd_proto::encode(&started, &mut buf).expect("fits");
-    oomd_proto::send(execd.as_fd(), bytes, &[oomd_end.as_raw_fd()]).expect("sent");
+    oomd_proto::send(execd.as_fd(), bytes, &[oomd_end.as_fd()]).expect("sent");
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {

@@ -136,7 +136,7 @@ fn only_regular_files_of_bounded_size_are_read() {
 fn a_fifo_is_refused_without_waiting_for_a_writer() {
     let fifo = temp("policy.fifo");
     let _ = std::fs::remove_file(&fifo);
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RWXU).expect("mkfifo");
     // Nobody ever writes to it: a blocking open would hang this test (the harness's timeout).
     let err = PolicyFile::load(&fifo).expect_err("a FIFO");
     assert!(

@@ -46,6 +46,10 @@ impl PeerCred {
 }
 
 /// The credentials of the peer of a connected Unix socket, from the kernel (`SO_PEERCRED`).
+///
+/// The one use of nix in this crate: the kernel reports pid 0 for a peer whose pid is not
+/// visible from this pid namespace, and rustix 1's `UCred` holds a `Pid` (a `NonZeroI32`),
+/// which cannot hold that 0 (rustix reads the struct in unchecked).
 pub fn peer_cred(fd: &impl AsFd) -> io::Result<PeerCred> {
     let cred = nix::sys::socket::getsockopt(fd, nix::sys::socket::sockopt::PeerCredentials)?;
     Ok(PeerCred {

@@ -11,8 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::sys::socket::{setsockopt, sockopt};
-use nix::sys::time::TimeVal;
+use rustix::net::sockopt::{set_socket_timeout, Timeout};
 
 use crate::{
     decode, encode, ControlError, ControlReply, ControlRequest, EventView, ExecdError, ExecdReply,
@@ -333,10 +332,10 @@ fn open(path: &Path, timeout: Duration) -> Result<OwnedFd, ClientError> {
         io::ErrorKind::PermissionDenied => ClientError::NotAllowed(path.to_owned()),
         _ => ClientError::NotRunning(path.to_owned(), e),
     })?;
-    let tv = TimeVal::new(
-        i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-        i64::from(timeout.subsec_micros()),
-    );
-    setsockopt(&fd, sockopt::ReceiveTimeout, &tv).map_err(|e| ClientError::Wire(e.into()))?;
+    // SO_RCVTIMEO is whole microseconds, and zero of them is "no timeout" (rustix refuses a
+    // zero `Duration` and rounds a sub-microsecond one up, so both are made explicit here).
+    let whole_micros = Duration::new(timeout.as_secs(), timeout.subsec_micros() * 1000);
+    let timeout = (whole_micros != Duration::ZERO).then_some(whole_micros);
+    set_socket_timeout(&fd, Timeout::Recv, timeout).map_err(|e| ClientError::Wire(e.into()))?;
     Ok(fd)
 }

@@ -1,13 +1,13 @@
 //! Encoding, and the SOCK_SEQPACKET plumbing.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use nix::errno::Errno;
-use nix::sys::socket::{
-    self, AddressFamily, Backlog, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
+use rustix::io::Errno;
+use rustix::net::{
+    self as socket, AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+    SocketAddrUnix, SocketFlags, SocketType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -244,20 +244,31 @@ pub fn decode<'a, T: Deserialize<'a> + Message>(bytes: &'a [u8]) -> Result<T, Wi
     }
 }
 
-/// Sends one packet, with up to [`MAX_FDS`] descriptors as `SCM_RIGHTS`. Never raises
-/// SIGPIPE. Blocks only if the socket is blocking.
-pub fn send(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> Result<(), WireError> {
+/// Sends one packet, with up to [`MAX_FDS`] descriptors as `SCM_RIGHTS` (more is an
+/// `InvalidInput` error, nothing sent). Never raises SIGPIPE. Blocks only if the socket is
+/// blocking. Allocates nothing: the control message is built on the stack.
+pub fn send(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), WireError> {
     let iov = [io::IoSlice::new(bytes)];
-    let rights = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
-    match socket::sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+    let mut space = [core::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    // The space fits MAX_FDS (and, with its alignment padding, maybe more): the bound is
+    // checked, not left to the buffer.
+    if fds.len() > MAX_FDS
+        || (!fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)))
+    {
+        return Err(WireError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "more descriptors than MAX_FDS in one message",
+        )));
+    }
+    match socket::sendmsg(fd, &iov, &mut control, SendFlags::NOSIGNAL) {
         Ok(n) if n == bytes.len() => Ok(()),
         // SOCK_SEQPACKET sends a message whole or not at all: a short send is a socket of
         // another type, our own mistake.
         Ok(_) => Err(WireError::Io(io::Error::other(
             "short send on a seqpacket socket",
         ))),
-        Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => Err(WireError::Closed),
+        Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => Err(WireError::Closed),
         Err(e) => Err(e.into()),
     }
 }
@@ -296,8 +307,7 @@ impl Receiver {
     /// socket with nothing to read; [`WireError::Closed`] at end of stream.
     pub fn recv(&mut self, fd: BorrowedFd<'_>) -> Result<Received, WireError> {
         use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
-        // rustix, not nix, for this one call: it hands received descriptors over as an
-        // iterator on this stack buffer, where nix collects them into a Vec.
+        // Received descriptors come as an iterator over this stack buffer: no allocation.
         let mut space = [core::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [io::IoSliceMut::new(&mut self.buf)];
@@ -351,10 +361,10 @@ impl Receiver {
 /// A connected pair of SOCK_SEQPACKET sockets, close-on-exec.
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     socket::socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
         None,
-        SockFlag::SOCK_CLOEXEC,
     )
     .map_err(io::Error::from)
 }
@@ -369,49 +379,46 @@ pub fn listen(path: &Path) -> io::Result<OwnedFd> {
         }
         _ => {}
     }
-    socket::bind(fd.as_raw_fd(), &addr)?;
-    socket::listen(&fd, Backlog::new(16)?)?;
+    socket::bind(&fd, &addr)?;
+    socket::listen(&fd, 16)?;
     Ok(fd)
 }
 
 /// Accepts one connection on a listening socket (close-on-exec). On a non-blocking listener
 /// with nothing pending, fails with `WouldBlock`.
 pub fn accept(listener: &impl AsFd) -> io::Result<OwnedFd> {
-    Ok(rustix::net::accept_with(
-        listener,
-        rustix::net::SocketFlags::CLOEXEC,
-    )?)
+    Ok(socket::accept_with(listener, SocketFlags::CLOEXEC)?)
 }
 
 /// Connects to the SOCK_SEQPACKET socket at `path` (close-on-exec).
 pub fn connect(path: &Path) -> io::Result<OwnedFd> {
     let (fd, addr) = unbound(path)?;
-    socket::connect(fd.as_raw_fd(), &addr)?;
+    socket::connect(&fd, &addr)?;
     Ok(fd)
 }
 
 /// A new SOCK_SEQPACKET socket (close-on-exec) and the address of `path`.
-fn unbound(path: &Path) -> io::Result<(OwnedFd, UnixAddr)> {
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
+fn unbound(path: &Path) -> io::Result<(OwnedFd, SocketAddrUnix)> {
+    let fd = socket::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
         None,
     )?;
-    Ok((fd, UnixAddr::new(path.as_os_str().as_bytes())?))
+    Ok((fd, SocketAddrUnix::new(path)?))
 }
 
-/// The pid of the process at the other end of a connected Unix socket, from the kernel.
+/// The pid of the process at the other end of a connected Unix socket, from the kernel
+/// (`SO_PEERCRED`, read by [`admission::peer_cred`](crate::admission::peer_cred): 0 when
+/// the peer's pid is not visible from here).
 pub fn peer_pid(fd: &impl AsFd) -> io::Result<i32> {
-    let cred = socket::getsockopt(fd, socket::sockopt::PeerCredentials)?;
-    Ok(cred.pid())
+    Ok(crate::admission::peer_cred(fd)?.pid)
 }
 
 /// Makes `fd` non-blocking.
 pub fn set_nonblocking(fd: &impl AsFd) -> io::Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let raw = fd.as_fd().as_raw_fd();
-    let flags = OFlag::from_bits_truncate(fcntl(raw, FcntlArg::F_GETFL)?);
-    fcntl(raw, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    let flags = fcntl_getfl(fd)?;
+    fcntl_setfl(fd, flags | OFlags::NONBLOCK)?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The protocol's messages round-trip, fit their bound, and travel with their descriptors.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use memstat::SubjectId;
 use oomd::{
@@ -298,7 +298,7 @@ fn a_full_policy_document_fits_in_one_message() {
 fn a_message_travels_with_its_descriptor() {
     let (a, b) = seqpacket_pair().expect("socketpair");
     // The descriptor to pass: one end of a pipe; what is written to it is read at the other.
-    let (pipe_r, pipe_w) = nix::unistd::pipe().expect("pipe");
+    let (pipe_r, pipe_w) = rustix::pipe::pipe().expect("pipe");
     let mut buf = [0; MAX_MESSAGE_LEN];
     let msg = FromAuthority::Exited {
         subject: SubjectId(7),
@@ -307,7 +307,7 @@ fn a_message_travels_with_its_descriptor() {
     send(
         a.as_fd(),
         encode(&msg, &mut buf).expect("fits"),
-        &[pipe_w.as_raw_fd()],
+        &[pipe_w.as_fd()],
     )
     .expect("sent");
     drop(pipe_w);
@@ -326,6 +326,23 @@ fn a_message_travels_with_its_descriptor() {
     let mut s = String::new();
     r.read_to_string(&mut s).expect("read");
     assert_eq!(s, "hello");
+}
+
+#[test]
+fn more_descriptors_than_max_fds_are_refused_and_nothing_is_sent() {
+    let (a, b) = seqpacket_pair().expect("socketpair");
+    let fds = [a.as_fd(); MAX_FDS + 1];
+    let err = send(a.as_fd(), &[VERSION], &fds).expect_err("refused");
+    assert!(
+        matches!(&err, WireError::Io(e) if e.kind() == std::io::ErrorKind::InvalidInput),
+        "{err:?}"
+    );
+    oomd_proto::set_nonblocking(&b).expect("nonblocking");
+    let mut rx = Receiver::new();
+    assert!(rx
+        .recv(b.as_fd())
+        .expect_err("nothing sent")
+        .is_would_block());
 }
 
 #[test]

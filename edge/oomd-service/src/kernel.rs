@@ -18,12 +18,12 @@
 //!   [`proctree::PSS_MAX_AGE`] (1 s); in between, the figure is the last PSS sum moved by the
 //!   RSS change.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::ffi::CStr;
+use std::os::fd::BorrowedFd;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use nix::fcntl::{open, OFlag};
-use nix::sys::stat::Mode;
+use rustix::fs::{open, Mode, OFlags};
 
 /// Most processes of one service summed per tick (a 2 KiB buffer on the stack).
 pub(crate) const MAX_TREE: usize = 512;
@@ -53,14 +53,17 @@ static METER: Mutex<proctree::Meter<{ oomd::bounds::DEFAULT_SUBJECTS }>> =
 pub(crate) fn read_bytes(source: Source<'_>) -> Option<u64> {
     match source {
         Source::Cgroup { root, dir } => {
-            let mut path = [0u8; 256];
+            // 256 bytes of path and its NUL: a `CStr` on the stack, so `open` does not
+            // allocate one.
+            let mut path = [0u8; 257];
             let mut w = Cursor {
-                buf: &mut path,
+                buf: &mut path[..256],
                 len: 0,
             };
             core::fmt::write(&mut w, format_args!("{root}/{dir}/memory.current")).ok()?;
             let len = w.len;
-            let text = read_small(&path[..len])?;
+            let path = CStr::from_bytes_with_nul(&path[..=len]).ok()?;
+            let text = read_small(path)?;
             let text = core::str::from_utf8(&text.0[..text.1]).ok()?;
             text.trim().parse().ok()
         }
@@ -75,20 +78,24 @@ pub(crate) fn read_bytes(source: Source<'_>) -> Option<u64> {
     }
 }
 
-fn read_small(path: &[u8]) -> Option<([u8; 128], usize)> {
-    let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+fn read_small(path: &CStr) -> Option<([u8; 128], usize)> {
+    let fd = open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
     let mut buf = [0u8; 128];
-    let n = nix::unistd::read(fd, &mut buf);
-    let _ = nix::unistd::close(fd.as_raw_fd());
+    let n = rustix::io::read(&fd, &mut buf);
+    drop(fd);
     Some((buf, n.ok()?))
 }
 
 /// Whether the process behind `pidfd` has exited (a pidfd polls readable then). An error
 /// counts as exited: a figure is only used when the process is known to be alive.
 fn exited(pidfd: BorrowedFd<'_>) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
-    !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::from_borrowed_fd(pidfd, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    !matches!(poll(&mut fds, Some(&now)), Ok(0))
 }
 
 /// `fmt::Write` into a fixed buffer; fails when full.

@@ -153,24 +153,24 @@ fn authority_fd() -> Result<OwnedFd, String> {
     if raw < 3 {
         return Err(format!("{var}={raw} names a standard stream"));
     }
-    nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFD)
-        .map_err(|e| format!("{var}={raw}: {e}"))?;
-    let kind = nix::sys::socket::getsockopt(&borrowed(raw), nix::sys::socket::sockopt::SockType)
+    let inherited = borrowed(raw);
+    rustix::io::fcntl_getfd(inherited).map_err(|e| format!("{var}={raw}: {e}"))?;
+    let kind = rustix::net::sockopt::socket_type(inherited)
         .map_err(|e| format!("{var}={raw} is not a socket: {e}"))?;
-    if kind != nix::sys::socket::SockType::SeqPacket {
+    if kind != rustix::net::SocketType::SEQPACKET {
         return Err(format!("{var}={raw} is not a SOCK_SEQPACKET socket"));
     }
-    let _ = nix::fcntl::fcntl(
-        raw,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
+    let _ = rustix::io::fcntl_setfd(inherited, rustix::io::FdFlags::CLOEXEC);
     Ok(adopt(raw))
 }
 
 fn borrowed(raw: RawFd) -> std::os::fd::BorrowedFd<'static> {
     #[allow(unsafe_code)]
-    // SAFETY: checked open by F_GETFD just before; only used for the getsockopt that follows,
-    // while the descriptor stays open.
+    // SAFETY: `raw` is not -1 (it is at least 3). Whether it is open is what the borrow is
+    // first used for: `fcntl(F_GETFD)`, which reports `EBADF` for a closed number and changes
+    // nothing; only once that succeeded is it used for the `getsockopt` and `F_SETFD` that
+    // follow. Nothing closes it meanwhile: execd exported the number for this process alone,
+    // and it is adopted (owned) only after these checks. The borrow is not kept past them.
     unsafe {
         std::os::fd::BorrowedFd::borrow_raw(raw)
     }

@@ -181,8 +181,8 @@ impl Output {
     fn write(&mut self, fd: i32, n: usize) {
         let bytes = &self.line[..n];
         let written = match fd {
-            1 => nix::unistd::write(std::io::stdout(), bytes),
-            _ => nix::unistd::write(std::io::stderr(), bytes),
+            1 => rustix::io::write(std::io::stdout(), bytes),
+            _ => rustix::io::write(std::io::stderr(), bytes),
         };
         if !matches!(written, Ok(w) if w == n) {
             self.write_failures = self.write_failures.saturating_add(1);

@@ -1,15 +1,10 @@
 //! The event loop.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use memstat::{SubjectId, MAX_FRAME_LEN};
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{self, MsgFlags};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use oomd::{
     Answer, Authority, Input, InputError, PolicyUpdate, RefusalReason, Registration, Restore,
     TerminationMode, TerminationRequest, Tick, Ticket, Watchdog,
@@ -17,6 +12,12 @@ use oomd::{
 use oomd_proto::admission::{self, SocketAccess};
 use oomd_proto::{
     FromAuthority, Name, PolicyDocument, Receiver, ToAuthority, WireError, MAX_MESSAGE_LEN,
+};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{self as socket, RecvFlags};
+use rustix::time::{
+    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
 };
 
 use crate::audit::{self, AuditLog, Recovered};
@@ -184,7 +185,8 @@ pub struct Service {
     pub(crate) listener: OwnedFd,
     pub(crate) control: Control,
     pub(crate) policies: ServiceLimitsTable,
-    timer: TimerFd,
+    /// The tick timer: a non-blocking, close-on-exec timerfd on `CLOCK_MONOTONIC`.
+    timer: OwnedFd,
     slots: heapless::Vec<KnownService, SUBJECTS>,
     pub(crate) names: ServiceNames,
     pub(crate) rx: Receiver,
@@ -227,9 +229,9 @@ impl Service {
         let listener = admission::listen_with(&opts.control_socket, opts.control_access)
             .map_err(setup("the control socket"))?;
         oomd_proto::set_nonblocking(&listener).map_err(setup("the control socket"))?;
-        let timer = TimerFd::new(
-            ClockId::CLOCK_MONOTONIC,
-            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        let timer = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
         )
         .map_err(|e| ServiceError::Setup("the tick timer", e.into()))?;
         let out = Output::new(opts.log);
@@ -304,7 +306,7 @@ impl Service {
             // POLL_CAP counts every descriptor the service can hold: the pushes never fail.
             macro_rules! add {
                 ($fd:expr, $src:expr) => {{
-                    let _ = fds.push(PollFd::new($fd, PollFlags::POLLIN));
+                    let _ = fds.push(PollFd::from_borrowed_fd($fd, PollFlags::IN));
                     let _ = srcs.push($src);
                 }};
             }
@@ -340,13 +342,17 @@ impl Service {
                 }
                 None => timeout_ms,
             };
-            let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::NONE);
-            match nix::poll::poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
+            // A negative timeout waits forever.
+            let timeout = u32::try_from(timeout_ms).ok().map(|ms| Timespec {
+                tv_sec: i64::from(ms / 1000),
+                tv_nsec: i64::from(ms % 1000) * 1_000_000,
+            });
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(Errno::INTR) => {}
                 Err(e) => return Err(ServiceError::Poll(e)),
             }
             for (fd, src) in fds.iter().zip(srcs.iter()) {
-                if fd.revents().is_some_and(|r| !r.is_empty()) {
+                if !fd.revents().is_empty() {
                     let _ = ready.push(*src);
                 }
             }
@@ -793,12 +799,14 @@ impl Service {
         let Some(fd) = self.slots.get(i).and_then(|s| s.memstat.as_ref()) else {
             return Packet::None;
         };
-        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
-        match socket::recv(fd.as_raw_fd(), &mut self.frame, flags) {
-            Ok(0) if peer_hung_up(fd.as_fd()) => Packet::HungUp("closed by the service"),
-            Ok(len) => Packet::Frame(len),
-            Err(Errno::EINTR) => Packet::None,
-            Err(e) if memstat::publish::would_block(e as i32) => Packet::None,
+        let flags = RecvFlags::DONTWAIT | RecvFlags::TRUNC;
+        // With MSG_TRUNC the kernel returns the packet's real length, which may exceed the
+        // buffer: `len` is that one, not the bytes kept.
+        match socket::recv(fd, &mut self.frame, flags) {
+            Ok((_, 0)) if peer_hung_up(fd.as_fd()) => Packet::HungUp("closed by the service"),
+            Ok((_, len)) => Packet::Frame(len),
+            Err(Errno::INTR) => Packet::None,
+            Err(e) if memstat::publish::would_block(e.raw_os_error()) => Packet::None,
             Err(_) => Packet::HungUp("failed"),
         }
     }
@@ -820,14 +828,21 @@ impl Service {
 
     pub(crate) fn arm_timer(&mut self) -> Result<(), Errno> {
         let period = u64::from(self.wd.policy().sample_period_ms);
-        let spec = TimeSpec::from_duration(std::time::Duration::from_millis(period));
-        self.timer
-            .set(Expiration::Interval(spec), TimerSetTimeFlags::empty())
+        // Every `period` ms from `period` ms from now (a period of 0 disarms the timer).
+        let spec = Timespec {
+            tv_sec: i64::try_from(period / 1000).unwrap_or(i64::MAX),
+            tv_nsec: i64::try_from((period % 1000) * 1_000_000).unwrap_or(0),
+        };
+        let value = Itimerspec {
+            it_interval: spec,
+            it_value: spec,
+        };
+        timerfd_settime(&self.timer, TimerfdTimerFlags::empty(), &value).map(|_| ())
     }
 
     fn on_timer(&mut self) {
         let mut count = [0u8; 8];
-        let expirations = match nix::unistd::read(self.timer.as_fd().as_raw_fd(), &mut count) {
+        let expirations = match rustix::io::read(&self.timer, &mut count) {
             Ok(8) => u64::from_ne_bytes(count),
             _ => return,
         };

@@ -15,8 +15,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use std::os::fd::AsRawFd;
-
 use common::{policy, Rig};
 use oomd::Answer;
 use oomd_proto::{ControlRequest, ExitStatus, FromAuthority, ToAuthority};
@@ -98,7 +96,10 @@ fn cycle(rig: &mut Rig) {
 
 /// Sends the process's stdout and stderr to /dev/null until the returned guard is dropped:
 /// the text and JSON audit logs are written (and counted) without flooding the test output.
-struct Quiet([std::os::fd::RawFd; 2]);
+struct Quiet {
+    stdout: std::os::fd::OwnedFd,
+    stderr: std::os::fd::OwnedFd,
+}
 
 impl Quiet {
     fn new() -> Quiet {
@@ -106,23 +107,21 @@ impl Quiet {
             .write(true)
             .open("/dev/null")
             .expect("/dev/null");
-        let saved = [
-            nix::unistd::dup(1).expect("dup"),
-            nix::unistd::dup(2).expect("dup"),
-        ];
-        for fd in [1, 2] {
-            nix::unistd::dup2(null.as_raw_fd(), fd).expect("dup2");
-        }
-        Quiet(saved)
+        let saved = Quiet {
+            stdout: rustix::io::dup(std::io::stdout()).expect("dup"),
+            stderr: rustix::io::dup(std::io::stderr()).expect("dup"),
+        };
+        rustix::stdio::dup2_stdout(&null).expect("dup2");
+        rustix::stdio::dup2_stderr(&null).expect("dup2");
+        saved
     }
 }
 
 impl Drop for Quiet {
     fn drop(&mut self) {
-        for (saved, fd) in self.0.into_iter().zip([1, 2]) {
-            let _ = nix::unistd::dup2(saved, fd);
-            let _ = nix::unistd::close(saved);
-        }
+        // The saved descriptors are closed when the fields drop, after this.
+        let _ = rustix::stdio::dup2_stdout(&self.stdout);
+        let _ = rustix::stdio::dup2_stderr(&self.stderr);
     }
 }
 

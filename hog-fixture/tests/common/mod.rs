@@ -8,7 +8,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,12 +16,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use memstat::{Frame, MAX_FRAME_LEN};
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::sys::socket::{recv, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::{fcntl_setfd, Errno, FdFlags};
+use rustix::net::{recv, socketpair, AddressFamily, RecvFlags, SocketFlags, SocketType};
+use rustix::process::{
+    kill_process, kill_process_group, waitid, Pid, Signal, WaitId, WaitIdOptions, WaitIdStatus,
+};
 
 pub(crate) const KIB: u64 = 1024;
 pub(crate) const MIB: u64 = 1024 * KIB;
@@ -40,6 +40,43 @@ pub(crate) const LIFETIME_MS: &str = "20000";
 /// 959 bytes in all by `honest_hog_*`, which prints it; the bound leaves room for a different
 /// std or clap.
 pub(crate) const OVERHEAD: u64 = 4 * KIB;
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitStatus {
+    /// It exited with this code.
+    Exited(Pid, i32),
+    /// This signal killed it; `true` if it dumped core.
+    Signaled(Pid, Signal, bool),
+}
+
+impl WaitStatus {
+    /// What `waitid(P_PID, pid, WEXITED)` reported for `pid` (the only child it can report
+    /// on): an exit or a death by signal, the only states `WEXITED` waits for.
+    fn of_waitid(pid: Pid, status: &WaitIdStatus) -> Self {
+        if let Some(code) = status.exit_status() {
+            return Self::Exited(pid, code);
+        }
+        let sig = status.terminating_signal().unwrap_or_else(|| {
+            panic!("waitid(WEXITED) reported neither exit nor signal: {status:?}")
+        });
+        let sig = Signal::from_named_raw(sig).unwrap_or_else(|| panic!("unnamed signal {sig}"));
+        Self::Signaled(pid, sig, status.dumped())
+    }
+
+    /// What `waitpid` reported for `pid`, which it names.
+    pub(crate) fn of_waitpid(pid: Pid, status: rustix::process::WaitStatus) -> Self {
+        if let Some(code) = status.exit_status() {
+            return Self::Exited(pid, code);
+        }
+        let sig = status
+            .terminating_signal()
+            .unwrap_or_else(|| panic!("waitpid reported neither exit nor signal: {status:?}"));
+        let sig = Signal::from_named_raw(sig).unwrap_or_else(|| panic!("unnamed signal {sig}"));
+        // WCOREDUMP: bit 7 of the raw status.
+        Self::Signaled(pid, sig, status.as_raw() & 0x80 != 0)
+    }
+}
 
 /// Held while a non-close-on-exec fd exists in this process, so that no hog spawned by a
 /// concurrent test inherits another test's memstat socket.
@@ -103,13 +140,13 @@ fn spawn_with(
     let mut theirs = None;
     if publish {
         let (ours, child_end) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::empty(),
             None,
-            SockFlag::empty(),
         )
         .unwrap();
-        fcntl(ours.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
+        fcntl_setfd(&ours, FdFlags::CLOEXEC).unwrap();
         // The child end stays inheritable: the hog finds it under the same number.
         command.env(memstat::ENV_FD, child_end.as_raw_fd().to_string());
         memstat_fd = Some(child_end.as_raw_fd());
@@ -121,7 +158,7 @@ fn spawn_with(
     drop(theirs);
     drop(_lock);
 
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap()).expect("a child's pid is not 0");
     let hog = Hog {
         child,
         pid,
@@ -170,10 +207,9 @@ impl Hog {
     /// Looks (without reaping) whether the hog has exited.
     pub(crate) fn try_exit_status(&mut self) -> Option<WaitStatus> {
         if self.exited.is_none() {
-            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-            match waitid(Id::Pid(self.pid), flags).unwrap() {
-                WaitStatus::StillAlive => {}
-                status => self.exited = Some(status),
+            let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+            if let Some(status) = waitid(WaitId::Pid(self.pid), options).unwrap() {
+                self.exited = Some(WaitStatus::of_waitid(self.pid, &status));
             }
         }
         self.exited
@@ -198,19 +234,19 @@ impl Hog {
 
     /// Sends `signal` to the hog alone.
     pub(crate) fn signal(&self, signal: Signal) {
-        kill(self.pid, signal).unwrap();
+        kill_process(self.pid, signal).unwrap();
     }
 
     /// Sends `signal` to the hog's process group (its own: spawned with `process_group(0)`).
     pub(crate) fn signal_group(&self, signal: Signal) {
-        killpg(self.pid, signal).unwrap();
+        kill_process_group(self.pid, signal).unwrap();
     }
 }
 
 impl Drop for Hog {
     fn drop(&mut self) {
         // The leader is not reaped yet, so the group id is still this hog's.
-        let _ = killpg(self.pid, Signal::SIGKILL);
+        let _ = kill_process_group(self.pid, Signal::KILL);
         let _ = self.child.wait();
     }
 }
@@ -226,16 +262,20 @@ impl Frames {
                 return None;
             }
             let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            let timeout = Timespec {
+                tv_sec: i64::from(ms / 1000),
+                tv_nsec: i64::from(ms % 1000) * 1_000_000,
+            };
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(0) | Err(Errno::INTR) => continue,
                 Ok(_) => {}
                 Err(e) => panic!("poll: {e}"),
             }
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) => return None,
-                Ok(n) => return Some(Frame::decode(&buf[..n]).expect("a valid frame")),
-                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+            match recv(&self.fd, &mut buf, RecvFlags::DONTWAIT) {
+                Ok((0, _)) => return None,
+                Ok((n, _)) => return Some(Frame::decode(&buf[..n]).expect("a valid frame")),
+                Err(Errno::AGAIN | Errno::INTR) => continue,
                 Err(e) => panic!("recv: {e}"),
             }
         }

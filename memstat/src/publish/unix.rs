@@ -20,14 +20,16 @@ use std::error::Error;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
-use nix::sys::stat::{fstat, SFlag};
+use rustix::fs::{fstat, FileType};
+use rustix::io::{fcntl_getfd, fcntl_setfd, Errno, FdFlags};
+use rustix::net::{
+    self as socket, sockopt, AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
 
 use super::{ReconnectFailed, SendError, Transport};
 
@@ -120,7 +122,7 @@ pub struct UnixTransport {
     /// `None` once the peer went away (and until a reconnection).
     socket: Option<OwnedFd>,
     /// Path mode: where to reconnect, resolved once at construction.
-    reconnect_to: Option<UnixAddr>,
+    reconnect_to: Option<SocketAddrUnix>,
 }
 
 impl UnixTransport {
@@ -138,7 +140,7 @@ impl UnixTransport {
     /// to it later. Fails if the path is too long for a Unix socket address or if this first
     /// connection fails (later failures are handled by the core's backoff instead).
     pub fn connect(path: impl AsRef<Path>) -> io::Result<Self> {
-        let addr = UnixAddr::new(path.as_ref())?;
+        let addr = SocketAddrUnix::new(path.as_ref())?;
         let fd = open_seqpacket(&addr)?;
         Ok(Self {
             socket: Some(fd),
@@ -184,7 +186,10 @@ impl UnixTransport {
     /// The path it reconnects to (path mode), `None` in fd mode.
     #[must_use]
     pub fn reconnect_path(&self) -> Option<&Path> {
-        self.reconnect_to.as_ref().and_then(UnixAddr::path)
+        self.reconnect_to
+            .as_ref()
+            .and_then(SocketAddrUnix::path_bytes)
+            .map(|bytes| Path::new(OsStr::from_bytes(bytes)))
     }
 }
 
@@ -197,8 +202,8 @@ impl Transport for UnixTransport {
         let Some(fd) = &self.socket else {
             return Err(SendError::Closed);
         };
-        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-        match socket::send(fd.as_raw_fd(), frame, flags) {
+        let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+        match socket::send(fd, frame, flags) {
             Ok(n) if n == frame.len() => Ok(()),
             Ok(_) => Err(SendError::Other),
             Err(e) => {
@@ -241,7 +246,7 @@ impl fmt::Debug for UnixTransport {
 /// decides "would block" here (`oomd_proto::would_block` is this, for `io::Error`).
 #[must_use]
 pub fn would_block(errno: i32) -> bool {
-    errno == Errno::EAGAIN as i32 || errno == Errno::ENOBUFS as i32
+    errno == Errno::AGAIN.raw_os_error() || errno == Errno::NOBUFS.raw_os_error()
 }
 
 /// [`would_block`] for an `io::Error` (std's `WouldBlock` kind, or either errno).
@@ -253,7 +258,7 @@ pub fn io_would_block(e: &io::Error) -> bool {
 /// What a failed `send` means for the core.
 fn send_error(e: Errno) -> SendError {
     match e {
-        e if would_block(e as i32) => SendError::Full,
+        e if would_block(e.raw_os_error()) => SendError::Full,
         e if is_disconnection(e) => SendError::Closed,
         _ => SendError::Other,
     }
@@ -263,28 +268,28 @@ fn send_error(e: Errno) -> SendError {
 fn is_disconnection(e: Errno) -> bool {
     matches!(
         e,
-        Errno::EPIPE
-            | Errno::ECONNRESET
-            | Errno::ECONNREFUSED
-            | Errno::ECONNABORTED
-            | Errno::ENOTCONN
-            | Errno::EDESTADDRREQ
-            | Errno::EBADF
-            | Errno::ENOTSOCK
+        Errno::PIPE
+            | Errno::CONNRESET
+            | Errno::CONNREFUSED
+            | Errno::CONNABORTED
+            | Errno::NOTCONN
+            | Errno::DESTADDRREQ
+            | Errno::BADF
+            | Errno::NOTSOCK
     )
 }
 
 /// A non-blocking, close-on-exec `SOCK_SEQPACKET` socket connected to `addr`. Makes two
 /// syscalls and no allocation; with a full listen backlog `connect` fails with `EAGAIN`
 /// rather than waiting.
-fn open_seqpacket(addr: &UnixAddr) -> Result<OwnedFd, Errno> {
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+fn open_seqpacket(addr: &SocketAddrUnix) -> Result<OwnedFd, Errno> {
+    let fd = socket::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
         None,
     )?;
-    socket::connect(fd.as_raw_fd(), addr)?;
+    socket::connect(&fd, addr)?;
     Ok(fd)
 }
 
@@ -299,11 +304,12 @@ fn adopt_inherited_fd(value: &OsStr) -> Result<OwnedFd, FromEnvError> {
     if fd <= 2 {
         return Err(FromEnvError::FdIsStdio { fd });
     }
-    if fcntl(fd, FcntlArg::F_GETFD).is_err() {
+    let inherited = borrow_inherited(fd);
+    if fcntl_getfd(inherited).is_err() {
         return Err(FromEnvError::FdNotOpen { fd });
     }
-    let is_socket = fstat(fd)
-        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK)
+    let is_socket = fstat(inherited)
+        .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Socket)
         .unwrap_or(false);
     if !is_socket {
         return Err(FromEnvError::FdNotSeqpacket { fd });
@@ -312,7 +318,7 @@ fn adopt_inherited_fd(value: &OsStr) -> Result<OwnedFd, FromEnvError> {
         return Err(FromEnvError::FdAlreadyTaken { fd });
     }
     let owned = take_ownership(fd);
-    if socket::getsockopt(&owned, sockopt::SockType) != Ok(SockType::SeqPacket) {
+    if sockopt::socket_type(&owned) != Ok(SocketType::SEQPACKET) {
         // Not ours to close after all: hand the number back untouched.
         let _ = owned.into_raw_fd();
         INHERITED_FD_TAKEN.store(false, Ordering::Release);
@@ -320,8 +326,22 @@ fn adopt_inherited_fd(value: &OsStr) -> Result<OwnedFd, FromEnvError> {
     }
     // The fd is open (checked above), so this does not fail; if it somehow did, children
     // could inherit the fd, which weakens attribution but does not break this process.
-    let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    let _ = fcntl_setfd(&owned, FdFlags::CLOEXEC);
     Ok(owned)
+}
+
+/// Borrows the inherited number `fd` (not 0..=2) to ask the kernel whether it is open and
+/// what it is, before anything owns it.
+#[allow(unsafe_code)]
+fn borrow_inherited(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: `BorrowedFd::borrow_raw` needs `fd` not to be -1 (our caller filtered out
+    // negative numbers) and to stay open while borrowed. Whether it is open at all is what the
+    // borrow is for: it is only handed to `fcntl(F_GETFD)`, which reports `EBADF` for a
+    // closed number and changes nothing, and, once that succeeded, to `fstat`. Nothing in
+    // this process closes it meanwhile: the `OOMD_MEMSTAT_FD` contract is that the spawner
+    // passed the fd for the memstat publisher alone, and it is adopted (owned) only after
+    // these checks, in `take_ownership`. The borrow is not kept past `adopt_inherited_fd`.
+    unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
 /// Makes an `OwnedFd` of the inherited socket `fd`.
@@ -339,6 +359,7 @@ fn take_ownership(fd: RawFd) -> OwnedFd {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     fn from_env(fd: Option<&str>, socket: Option<&str>) -> Result<UnixTransport, FromEnvError> {
         UnixTransport::from_env_values(fd.map(OsStr::new), socket.map(OsStr::new))
@@ -346,28 +367,30 @@ mod tests {
 
     #[test]
     fn send_errors_are_full_closed_or_other() {
-        assert_eq!(send_error(Errno::EAGAIN), SendError::Full);
-        assert_eq!(send_error(Errno::ENOBUFS), SendError::Full);
-        for full in [Errno::EAGAIN, Errno::ENOBUFS] {
-            assert!(io_would_block(&io::Error::from_raw_os_error(full as i32)));
+        assert_eq!(send_error(Errno::AGAIN), SendError::Full);
+        assert_eq!(send_error(Errno::NOBUFS), SendError::Full);
+        for full in [Errno::AGAIN, Errno::NOBUFS] {
+            assert!(io_would_block(&io::Error::from_raw_os_error(
+                full.raw_os_error()
+            )));
         }
         assert!(io_would_block(&io::ErrorKind::WouldBlock.into()));
         assert!(!io_would_block(&io::Error::from_raw_os_error(
-            Errno::EPIPE as i32
+            Errno::PIPE.raw_os_error()
         )));
         for closed in [
-            Errno::EPIPE,
-            Errno::ECONNRESET,
-            Errno::ECONNREFUSED,
-            Errno::ECONNABORTED,
-            Errno::ENOTCONN,
-            Errno::EDESTADDRREQ,
-            Errno::EBADF,
-            Errno::ENOTSOCK,
+            Errno::PIPE,
+            Errno::CONNRESET,
+            Errno::CONNREFUSED,
+            Errno::CONNABORTED,
+            Errno::NOTCONN,
+            Errno::DESTADDRREQ,
+            Errno::BADF,
+            Errno::NOTSOCK,
         ] {
             assert_eq!(send_error(closed), SendError::Closed, "{closed}");
         }
-        for other in [Errno::ENOMEM, Errno::EMSGSIZE, Errno::EINTR] {
+        for other in [Errno::NOMEM, Errno::MSGSIZE, Errno::INTR] {
             assert_eq!(send_error(other), SendError::Other, "{other}");
         }
     }
@@ -410,7 +433,7 @@ mod tests {
             matches!(err, FromEnvError::FdNotSeqpacket { .. }),
             "{err:?}"
         );
-        assert!(fcntl(file.as_raw_fd(), FcntlArg::F_GETFD).is_ok());
+        assert!(fcntl_getfd(&file).is_ok());
     }
 
     #[test]
@@ -447,10 +470,10 @@ mod tests {
     #[test]
     fn inherited_seqpacket_fd_is_adopted_once_and_made_close_on_exec() {
         let (stream, _stream_peer) = socket::socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
             None,
-            SockFlag::SOCK_CLOEXEC,
         )
         .unwrap();
         let err = from_env(Some(&stream.as_raw_fd().to_string()), None).unwrap_err();
@@ -459,21 +482,21 @@ mod tests {
             "{err:?}"
         );
         // Still open and still ours: the refusal did not close it.
-        assert!(fcntl(stream.as_raw_fd(), FcntlArg::F_GETFD).is_ok());
+        assert!(fcntl_getfd(&stream).is_ok());
 
         let (ours, _peer) = socket::socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::empty(),
             None,
-            SockFlag::empty(),
         )
         .unwrap();
         // Give up ownership as a spawner would: the publisher now owns the number.
         let raw = ours.into_raw_fd();
         let transport = from_env(Some(&raw.to_string()), None).unwrap();
         assert!(transport.is_connected());
-        let flags = FdFlag::from_bits_truncate(fcntl(raw, FcntlArg::F_GETFD).unwrap());
-        assert!(flags.contains(FdFlag::FD_CLOEXEC));
+        let flags = fcntl_getfd(transport.socket.as_ref().unwrap()).unwrap();
+        assert!(flags.contains(FdFlags::CLOEXEC));
 
         let again = from_env(Some(&raw.to_string()), None).unwrap_err();
         assert!(matches!(again, FromEnvError::FdAlreadyTaken { fd } if fd == raw));

@@ -52,10 +52,12 @@ pub struct Execd(pub Child);
 
 impl Drop for Execd {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
         // Not reaped yet (try_wait below is the only reaper): the pid is still execd's.
-        if let Ok(None) = self.0.try_wait() {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        if let (Ok(None), Some(pid)) = (
+            self.0.try_wait(),
+            rustix::process::Pid::from_raw(self.0.id() as i32),
+        ) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -145,7 +145,7 @@ impl Rig {
             cgroup: None,
         };
         let bytes = oomd_proto::encode(&msg, &mut self.buf).expect("fits");
-        oomd_proto::send(self.execd.as_fd(), bytes, &[oomd_end.as_raw_fd()]).expect("sent");
+        oomd_proto::send(self.execd.as_fd(), bytes, &[oomd_end.as_fd()]).expect("sent");
         drop(oomd_end);
         self.seqs.retain(|(s, _, _)| *s != subject);
         self.seqs.push((subject, 0, service_end));
@@ -169,12 +169,7 @@ impl Rig {
         };
         let mut buf = [0; MAX_FRAME_LEN];
         let n = frame.encode(&mut buf).expect("valid");
-        nix::sys::socket::send(
-            entry.2.as_raw_fd(),
-            &buf[..n],
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .expect("sent");
+        rustix::net::send(&entry.2, &buf[..n], rustix::net::SendFlags::empty()).expect("sent");
     }
 
     /// The service `subject` sends these raw bytes as one packet on its own channel.
@@ -184,12 +179,7 @@ impl Rig {
             .iter()
             .find(|(s, _, _)| *s == subject)
             .expect("started");
-        nix::sys::socket::send(
-            entry.2.as_raw_fd(),
-            bytes,
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .expect("sent");
+        rustix::net::send(&entry.2, bytes, rustix::net::SendFlags::empty()).expect("sent");
     }
 
     /// The next frame of `subject` carries sequence number `seq`.
