@@ -22,6 +22,7 @@
 //! What it is not: a process authority. It never signals anything; execd does.
 
 pub mod audit;
+mod brake;
 mod control;
 mod kernel;
 mod kill_report;

@@ -21,6 +21,7 @@ use rustix::time::{
 };
 
 use crate::audit::{self, AuditLog, Recovered};
+use crate::brake;
 use crate::control::{Control, MAX_CLIENTS};
 use crate::kernel::{self, Source};
 use crate::kill_report::KillReports;
@@ -34,7 +35,9 @@ use crate::{LogFormat, Output, RecordTo, ServiceNames};
 /// always read.
 const MAX_DRAIN: usize = 1024;
 const SUBJECTS: usize = oomd::bounds::DEFAULT_SUBJECTS;
-const POLL_CAP: usize = 3 + MAX_CLIENTS + SUBJECTS;
+/// The authority, the timer, the listener, the control clients, and per service its memstat
+/// channel and its cgroup's `memory.events`.
+const POLL_CAP: usize = 3 + MAX_CLIENTS + 2 * SUBJECTS;
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -114,6 +117,14 @@ struct KnownService {
     /// It used its frame budget in this tick: its channel is not polled until just before the
     /// next tick, when what queued meanwhile is drained and only the newest packet is fed.
     paused: bool,
+    /// Its cgroup's `memory.events`, watched for `high` events (cgroup mode only).
+    memory_events: Option<OwnedFd>,
+    /// The `high` counter last read from it.
+    high_events: u64,
+    /// The tick of the last kernel reading a `high` event brought (one per tick at most).
+    pushed_at: Option<u64>,
+    /// The `memory.high` last written (`Some(None)`: `max`), `None` before the first.
+    brake: Option<Option<u64>>,
 }
 
 /// What one receive on a memstat channel got.
@@ -151,6 +162,7 @@ enum Src {
     Listener,
     Client(usize),
     Memstat(usize),
+    MemoryEvents(usize),
 }
 
 /// Takes the core's requests during one call of the core. They are sent only after the
@@ -208,6 +220,8 @@ pub struct Service {
     pub(crate) memstat_hangups: u64,
     /// Open incidents and the last kill reports.
     pub(crate) kill_reports: KillReports<SUBJECTS>,
+    /// The policy changed since the brakes were last set.
+    brakes_stale: bool,
 }
 
 fn setup(what: &'static str) -> impl FnOnce(std::io::Error) -> ServiceError {
@@ -275,6 +289,7 @@ impl Service {
             recorder,
             memstat_hangups: 0,
             kill_reports: KillReports::default(),
+            brakes_stale: false,
         });
         service
             .arm_timer()
@@ -323,6 +338,11 @@ impl Service {
                     Some(fd) if !slot.paused => add!(fd.as_fd(), Src::Memstat(i)),
                     _ => {}
                 }
+                // The kernel raises POLLPRI (and POLLERR) on a cgroup file that changed.
+                if let Some(fd) = slot.memory_events.as_ref().filter(|_| slot.running) {
+                    let _ = fds.push(PollFd::from_borrowed_fd(fd.as_fd(), PollFlags::PRI));
+                    let _ = srcs.push(Src::MemoryEvents(i));
+                }
             }
             // Wake in time for the next heartbeat, and to close the next idle control
             // connection.
@@ -366,6 +386,11 @@ impl Service {
                 self.read_frames(i);
             }
         }
+        for src in &ready {
+            if let Src::MemoryEvents(i) = *src {
+                self.on_memory_events(i);
+            }
+        }
         if ready.iter().any(|s| matches!(s, Src::Timer)) {
             self.on_timer();
         }
@@ -396,6 +421,9 @@ impl Service {
         let result = self.wd.handle(input, &mut tx);
         self.drain_events();
         self.send_queued();
+        if self.brakes_stale {
+            self.set_brakes();
+        }
         result
     }
 
@@ -491,6 +519,9 @@ impl Service {
             };
             let mut now = None;
             for event in page {
+                if matches!(event.kind, oomd::EventKind::PolicyChanged { .. }) {
+                    self.brakes_stale = true;
+                }
                 self.out.event(&event, &self.names);
                 if let Some(audit) = &mut self.audit {
                     audit.append_event(&event, &self.names, now_ms);
@@ -555,6 +586,7 @@ impl Service {
                         slot.running = false;
                         slot.memstat = None;
                         slot.pidfd = None;
+                        slot.memory_events = None;
                         slot.paused = false;
                     }
                     // On disk before execd forgets the kill: a restart here confirms it
@@ -620,6 +652,10 @@ impl Service {
             running: true,
             frames_read: 0,
             paused: false,
+            memory_events: None,
+            high_events: 0,
+            pushed_at: None,
+            brake: None,
         };
         match self.slots.iter_mut().find(|s| s.id == subject) {
             Some(existing) => *existing = slot,
@@ -643,6 +679,116 @@ impl Service {
                 subject,
                 limits: Some(limits),
             }));
+        }
+        self.watch_memory_events(subject);
+        self.set_brakes();
+    }
+
+    // ----- the kernel brake and push (cgroup mode, `brake`) --------------------------------
+
+    /// Opens the service's `memory.events` (cgroup mode), or says once that it has no brake.
+    fn watch_memory_events(&mut self, subject: SubjectId) {
+        let Some(i) = self.slots.iter().position(|s| s.id == subject) else {
+            return;
+        };
+        let slot = &mut self.slots[i];
+        let Some(dir) = &slot.cgroup else {
+            self.out.note(format_args!(
+                "oomd: {} runs outside a cgroup: no kernel brake (memory.high) or push for it",
+                slot.name
+            ));
+            return;
+        };
+        slot.memory_events = brake::open_events(&self.opts.cgroup_root, dir);
+        match &slot.memory_events {
+            Some(fd) => slot.high_events = brake::high_events(fd.as_fd()).unwrap_or(0),
+            None => self.out.note(format_args!(
+                "oomd: cannot watch memory.events of {}: no kernel push for it",
+                slot.name
+            )),
+        }
+    }
+
+    /// Sets every running cgroup service's `memory.high` to what its limits and the policy
+    /// ask (`brake::high_for`; `max` for critical services and in observe-only mode), where
+    /// it changed.
+    fn set_brakes(&mut self) {
+        self.brakes_stale = false;
+        let observe_only = self.wd.policy().observe_only;
+        for i in 0..self.slots.len() {
+            let slot = &self.slots[i];
+            let (Some(dir), true) = (&slot.cgroup, slot.running) else {
+                continue;
+            };
+            let Some(status) = self.wd.subject(slot.id) else {
+                continue;
+            };
+            let want = if status.critical || observe_only {
+                None
+            } else {
+                brake::high_for(status.limits.hard_bytes)
+            };
+            if slot.brake == Some(want) {
+                continue;
+            }
+            let result = brake::set_high(&self.opts.cgroup_root, dir, want);
+            let name = &slot.name;
+            match (result, want) {
+                (Ok(()), Some(high)) => self
+                    .out
+                    .note(format_args!("oomd: brake app={name} memory.high={high}")),
+                (Ok(()), None) => self
+                    .out
+                    .note(format_args!("oomd: brake app={name} memory.high=max")),
+                (Err(e), _) => self
+                    .out
+                    .note(format_args!("oomd: cannot set memory.high of {name}: {e}")),
+            }
+            // A failure is told once, and tried again at the next policy change.
+            self.slots[i].brake = Some(want);
+        }
+    }
+
+    /// What a `POLLPRI` wake on the `memory.events` of every watched service does: for tests
+    /// on hosts without cgroup v2, where a plain file stands in for a cgroup and never raises
+    /// `POLLPRI`.
+    #[doc(hidden)]
+    pub fn memory_events_changed(&mut self) {
+        for i in 0..self.slots.len() {
+            self.on_memory_events(i);
+        }
+    }
+
+    /// The service's `memory.events` changed: on a new `high` event, its kernel figure is
+    /// read and fed at once (once per tick at most), so that a crossing is decided now.
+    fn on_memory_events(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let Some(fd) = &slot.memory_events else {
+            return;
+        };
+        // Read every time: the read is what acknowledges the change to the kernel.
+        let Some(high) = brake::high_events(fd.as_fd()) else {
+            return;
+        };
+        let grew = high > slot.high_events;
+        slot.high_events = high;
+        if !grew || !slot.running || slot.pushed_at == Some(self.tick) {
+            return;
+        }
+        slot.pushed_at = Some(self.tick);
+        let (Some(dir), subject) = (&slot.cgroup, slot.id) else {
+            return;
+        };
+        let source = Source::Cgroup {
+            root: &self.opts.cgroup_root,
+            dir,
+        };
+        if let Some(bytes) = kernel::read_bytes(source) {
+            self.out.note(format_args!(
+                "oomd: memory.high reached app={} bytes={bytes} (high events={high}): kernel figure read at once",
+                slot.name
+            ));
+            let _ = self.feed(Input::KernelReading { subject, bytes });
         }
     }
 

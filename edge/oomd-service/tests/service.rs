@@ -134,6 +134,110 @@ fn a_confirmed_kill_is_reported_with_its_overshoot_and_timings_in_events_and_the
     assert_eq!(recovered.next_event_seq, event.event.seq + 1);
 }
 
+const MIB: u64 = 1 << 20;
+
+/// The `memory.high` of `name`'s stand-in cgroup.
+fn memory_high(rig: &Rig, name: &str) -> String {
+    std::fs::read_to_string(rig.cgroup(name).join("memory.high")).expect("memory.high")
+}
+
+#[test]
+fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the_policy() {
+    let mut rig = Rig::new("brake", policy());
+    let hog = rig.start_in_cgroup("hog", false);
+    // hard 2000 bytes: the minimum headroom, 2 MiB.
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 2_000 + 2 * MIB));
+
+    let set = |rig: &mut Rig, update| {
+        assert_eq!(
+            rig.control(&ControlRequest::SetPolicy(update)),
+            [ControlReply::Done]
+        );
+    };
+    let limits = |soft, hard| oomd::Limits {
+        soft_bytes: soft,
+        hard_bytes: hard,
+        ..policy().limits
+    };
+    // The global limits move: hard 64 MiB, headroom 1/16 = 4 MiB.
+    let global = Policy {
+        limits: limits(32 * MIB, 64 * MIB),
+        ..policy()
+    };
+    set(&mut rig, PolicyUpdate::Global(global));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 68 * MIB));
+    // Its own limits win.
+    let own = PolicyUpdate::SubjectLimits {
+        subject: hog,
+        limits: Some(limits(8 * MIB, 16 * MIB)),
+    };
+    set(&mut rig, own);
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 18 * MIB));
+    // No hard limit: no brake.
+    let unlimited = PolicyUpdate::SubjectLimits {
+        subject: hog,
+        limits: Some(limits(8 * MIB, u64::MAX)),
+    };
+    set(&mut rig, unlimited);
+    assert_eq!(memory_high(&rig, "hog"), "max\n");
+    set(&mut rig, own);
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 18 * MIB));
+    // Observe-only acts on nothing, the kernel's brake included.
+    let observe = Policy {
+        observe_only: true,
+        ..global
+    };
+    set(&mut rig, PolicyUpdate::Global(observe));
+    assert_eq!(memory_high(&rig, "hog"), "max\n");
+    set(&mut rig, PolicyUpdate::Global(global));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 18 * MIB));
+}
+
+#[test]
+fn a_high_event_brings_the_kernel_figure_at_once_and_the_kill_before_any_tick() {
+    // Ticks a minute apart: only the push can bring the kernel figure within the test.
+    let slow = Policy {
+        sample_period_ms: 60_000,
+        enforce_kernel: true,
+        ..policy()
+    };
+    let mut rig = Rig::new("push", slow);
+    let hog = rig.start_in_cgroup("hog", false);
+    let group = rig.cgroup("hog");
+    std::fs::write(group.join("memory.current"), "5000\n").expect("memory.current");
+    // The counter did not move: nothing is read.
+    rig.svc.memory_events_changed();
+    assert_eq!(rig.next_request(Duration::from_millis(100)), None);
+    std::fs::write(
+        group.join("memory.events"),
+        "low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
+    )
+    .expect("memory.events");
+    rig.svc.memory_events_changed();
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the high event brought no kill");
+    };
+    assert_eq!(request.subject, hog);
+    assert!(rig
+        .lines()
+        .contains(&"oomd: kill decided app=hog bytes=5000 reason=hard-limit".to_string()));
+}
+
+#[test]
+fn a_critical_service_in_a_cgroup_is_never_braked() {
+    let mut rig = Rig::new("brake-critical", policy());
+    rig.start_in_cgroup("db", true);
+    assert_eq!(memory_high(&rig, "db"), "max\n");
+    // And a service outside a cgroup (the host) is watched as before, with no file written.
+    let hog = rig.start("hog", false);
+    assert!(!rig.cgroup("hog").exists());
+    rig.publish(hog, 5_000, None);
+    assert!(matches!(
+        rig.next_request(WAIT),
+        Some(ToAuthority::Terminate(_))
+    ));
+}
+
 #[test]
 fn a_critical_service_is_denied_and_never_requested() {
     let mut rig = Rig::new("critical", policy());

@@ -110,7 +110,7 @@ impl Rig {
             control_group: None,
             control_idle_timeout: oomd_service::DEFAULT_IDLE_TIMEOUT,
             control_socket: dir.join("oomd.sock"),
-            cgroup_root: "/nonexistent".into(),
+            cgroup_root: dir.join("cgroup").to_str().expect("utf-8").into(),
             inject_dir: dir.join("inject"),
             log,
             record: record.then(|| oomd_service::RecordTo {
@@ -134,6 +134,37 @@ impl Rig {
     /// As [`start`](Self::start), with `pid` as the root of the service's processes: the
     /// memory of its descendants is read at every tick.
     pub fn start_as(&mut self, name: &str, critical: bool, pid: i32) -> SubjectId {
+        self.start_with(name, critical, pid, None)
+    }
+
+    /// As [`start`](Self::start), in a stand-in cgroup `<dir>/cgroup/<name>` (plain files:
+    /// `memory.current` at 0, `memory.events`, `memory.high` at `max`), the way execd places
+    /// services in the guest.
+    pub fn start_in_cgroup(&mut self, name: &str, critical: bool) -> SubjectId {
+        let group = self.cgroup(name);
+        std::fs::create_dir_all(&group).expect("cgroup dir");
+        std::fs::write(group.join("memory.current"), "0\n").expect("memory.current");
+        std::fs::write(
+            group.join("memory.events"),
+            "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
+        )
+        .expect("memory.events");
+        std::fs::write(group.join("memory.high"), "max\n").expect("memory.high");
+        self.start_with(name, critical, i32::MAX, Some(name))
+    }
+
+    /// The stand-in cgroup directory of `name`.
+    pub fn cgroup(&self, name: &str) -> PathBuf {
+        self.dir.join("cgroup").join(name)
+    }
+
+    fn start_with(
+        &mut self,
+        name: &str,
+        critical: bool,
+        pid: i32,
+        cgroup: Option<&str>,
+    ) -> SubjectId {
         let subject = SubjectId::from_name(name);
         let (oomd_end, service_end) = oomd_proto::seqpacket_pair().expect("socketpair");
         let msg = FromAuthority::Started {
@@ -142,7 +173,7 @@ impl Rig {
             class: SubjectClass::Standard,
             critical,
             pid,
-            cgroup: None,
+            cgroup: cgroup.map(|c| oomd_proto::name(c).expect("short")),
         };
         let bytes = oomd_proto::encode(&msg, &mut self.buf).expect("fits");
         oomd_proto::send(self.execd.as_fd(), bytes, &[oomd_end.as_fd()]).expect("sent");
