@@ -261,11 +261,9 @@ impl Client {
     /// An oomd control request and every reply up to the last (`End`, `Done`, `Policy`, `Error`,
     /// ...).
     pub fn control(&mut self, request: &ControlRequest) -> Result<Vec<ControlReply>, ClientError> {
-        self.converse(
-            request,
-            |r| matches!(r, ControlReply::Subject(_) | ControlReply::Event(_)),
-            |r| matches!(r, ControlReply::Error(ControlError::Evicted)),
-        )
+        self.converse(request, ControlReply::more_follows, |r| {
+            matches!(r, ControlReply::Error(ControlError::Evicted))
+        })
     }
 
     /// Every subject the oomd service watches, asking page by page.

@@ -532,6 +532,19 @@ pub struct EventView {
     pub line: Line,
 }
 
+impl ControlReply {
+    /// Whether more replies to the same request follow this one (a subject, an event or a
+    /// kill report of a page; the page ends with [`ControlReply::End`]). Every other reply
+    /// is the last.
+    #[must_use]
+    pub fn more_follows(&self) -> bool {
+        matches!(
+            self,
+            ControlReply::Subject(_) | ControlReply::Event(_) | ControlReply::KillReport(_)
+        )
+    }
+}
+
 /// Kill reports the oomd service keeps for `events` (older ones are only in its logs).
 pub const MAX_KILL_REPORTS: usize = 32;
 

@@ -134,6 +134,47 @@ fn a_confirmed_kill_is_reported_with_its_overshoot_and_timings_in_events_and_the
     assert_eq!(recovered.next_event_seq, event.event.seq + 1);
 }
 
+#[test]
+fn a_client_reads_a_page_with_a_kill_report_whole_and_its_next_request_gets_its_own_replies() {
+    let mut rig = Rig::new("report-client", policy());
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 2_600, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    rig.tell(&FromAuthority::Answer {
+        ticket: request.ticket,
+        answer: Answer::Accepted,
+    });
+    rig.tell(&FromAuthority::Exited {
+        subject: hog,
+        status: ExitStatus::Signal(15),
+    });
+    // The blocking client oomctl and the selftest use, on its own thread while this one
+    // runs the service: events (a page holding the report), then status.
+    let socket = rig.dir.join("oomd.sock");
+    let client = std::thread::spawn(move || {
+        let mut c = oomd_proto::client::Client::connect(&socket, WAIT).expect("connect");
+        let page = c.events(0).expect("events");
+        let status = c.status().expect("status");
+        (page, status)
+    });
+    while !client.is_finished() {
+        rig.pump_for(Duration::from_millis(5));
+    }
+    let (page, status) = client.join().expect("client");
+    assert_eq!(page.reports.len(), 1, "{page:?}");
+    assert_eq!(page.reports[0].app.as_str(), "hog");
+    assert!(page
+        .events
+        .iter()
+        .any(|e| e.event.seq == page.reports[0].report.seq));
+    assert_eq!(
+        status.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+        ["hog"]
+    );
+}
+
 const MIB: u64 = 1 << 20;
 
 /// The `memory.high` of `name`'s stand-in cgroup.

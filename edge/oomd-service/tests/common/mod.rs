@@ -270,12 +270,7 @@ impl Rig {
             loop {
                 match self.rx.recv_msg::<ControlReply>(self.control.as_fd()) {
                     Ok((reply, _)) => {
-                        let last = !matches!(
-                            reply,
-                            ControlReply::Subject(_)
-                                | ControlReply::Event(_)
-                                | ControlReply::KillReport(_)
-                        );
+                        let last = !reply.more_follows();
                         replies.push(reply);
                         if last {
                             return replies;
