@@ -7,9 +7,13 @@
 //!   trails the kernel's charge (by one publish quantum and the page tables, stacks and
 //!   allocator overhead its allocator never sees) from being stalled just under its kill.
 //!   Never `memory.max`: that would have the kernel kill the service, and oomd would report
-//!   a kill it did not make. Critical services, services in observe-only mode and services
-//!   without a hard limit (`hard_bytes = u64::MAX`) get `max` (no brake). The brake follows
-//!   every policy change.
+//!   a kill it did not make. The brake is set only where the kernel figure can decide the
+//!   kill: the policy enforces it (`enforce_kernel`), or the service does not report. A
+//!   reporting service judged on its report alone gets none: throttled at the brake before
+//!   its report reached hard (an allocation that stalls before the service publishes), it
+//!   would be held there and never killed (the boot selftest's rate-limit hogs did exactly
+//!   that). Critical services, services in observe-only mode and services without a hard
+//!   limit (`hard_bytes = u64::MAX`) get `max` too. The brake follows every policy change.
 //! - **Push.** oomd watches the group's `memory.events` (`POLLPRI`, which the kernel raises
 //!   when a counter changes); a new `high` event makes oomd read the group's `memory.current`
 //!   at once and feed it as a kernel reading, so a crossing is decided then (at most one such

@@ -123,6 +123,8 @@ struct KnownService {
     high_events: u64,
     /// The tick of the last kernel reading a `high` event brought (one per tick at most).
     pushed_at: Option<u64>,
+    /// A `high` event brought a reading in this run already (the note is written once).
+    pushed_before: bool,
     /// The `memory.high` last written (`Some(None)`: `max`), `None` before the first.
     brake: Option<Option<u64>>,
 }
@@ -655,6 +657,7 @@ impl Service {
             memory_events: None,
             high_events: 0,
             pushed_at: None,
+            pushed_before: false,
             brake: None,
         };
         match self.slots.iter_mut().find(|s| s.id == subject) {
@@ -710,11 +713,14 @@ impl Service {
     }
 
     /// Sets every running cgroup service's `memory.high` to what its limits and the policy
-    /// ask (`brake::high_for`; `max` for critical services and in observe-only mode), where
-    /// it changed.
+    /// ask (`brake::high_for`), where it changed: only where the kernel figure can decide its
+    /// kill (the policy enforces it, or the service does not report), since past the brake
+    /// the kernel throttles it and its own report may never reach hard; `max` for critical
+    /// services and in observe-only mode.
     fn set_brakes(&mut self) {
         self.brakes_stale = false;
-        let observe_only = self.wd.policy().observe_only;
+        let policy = self.wd.policy();
+        let (observe_only, enforce_kernel) = (policy.observe_only, policy.enforce_kernel);
         for i in 0..self.slots.len() {
             let slot = &self.slots[i];
             let (Some(dir), true) = (&slot.cgroup, slot.running) else {
@@ -723,7 +729,8 @@ impl Service {
             let Some(status) = self.wd.subject(slot.id) else {
                 continue;
             };
-            let want = if status.critical || observe_only {
+            let kernel_decides = enforce_kernel || !status.reports;
+            let want = if status.critical || observe_only || !kernel_decides {
                 None
             } else {
                 brake::high_for(status.limits.hard_bytes)
@@ -784,10 +791,15 @@ impl Service {
             dir,
         };
         if let Some(bytes) = kernel::read_bytes(source) {
-            self.out.note(format_args!(
-                "oomd: memory.high reached app={} bytes={bytes} (high events={high}): kernel figure read at once",
-                slot.name
-            ));
+            // Told once per run of the service: a throttled service raises events all along.
+            if !slot.pushed_before {
+                slot.pushed_before = true;
+                self.out.note(format_args!(
+                    "oomd: memory.high reached app={} bytes={bytes}: kernel figure read at once \
+                     (and at each later high event, once per tick)",
+                    slot.name
+                ));
+            }
             let _ = self.feed(Input::KernelReading { subject, bytes });
         }
     }

@@ -184,7 +184,12 @@ fn memory_high(rig: &Rig, name: &str) -> String {
 
 #[test]
 fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the_policy() {
-    let mut rig = Rig::new("brake", policy());
+    // The kernel figure decides (enforce_kernel): the brake holds a runaway until its kill.
+    let kernel = Policy {
+        enforce_kernel: true,
+        ..policy()
+    };
+    let mut rig = Rig::new("brake", kernel);
     let hog = rig.start_in_cgroup("hog", false);
     // hard 2000 bytes: the minimum headroom, 2 MiB.
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 2_000 + 2 * MIB));
@@ -203,7 +208,7 @@ fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the
     // The global limits move: hard 64 MiB, headroom 1/16 = 4 MiB.
     let global = Policy {
         limits: limits(32 * MIB, 64 * MIB),
-        ..policy()
+        ..kernel
     };
     set(&mut rig, PolicyUpdate::Global(global));
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 68 * MIB));
@@ -232,6 +237,14 @@ fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the
     assert_eq!(memory_high(&rig, "hog"), "max\n");
     set(&mut rig, PolicyUpdate::Global(global));
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 18 * MIB));
+    // Judged on its report alone, a reporting service is not braked: throttled before its
+    // report reached hard, it would never be killed.
+    let reports_only = Policy {
+        enforce_kernel: false,
+        ..global
+    };
+    set(&mut rig, PolicyUpdate::Global(reports_only));
+    assert_eq!(memory_high(&rig, "hog"), "max\n");
 }
 
 #[test]
