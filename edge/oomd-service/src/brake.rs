@@ -100,7 +100,16 @@ pub(crate) fn set_high(root: &str, dir: &str, high: Option<u64>) -> Result<(), E
 
 /// Opens `memory.events` of `<root>/<dir>` for watching (`POLLPRI`).
 pub(crate) fn open_events(root: &str, dir: &str) -> Option<OwnedFd> {
-    let path = CgroupPath::new(root, dir, "memory.events")?;
+    open_file(root, dir, "memory.events")
+}
+
+/// Opens `memory.current` of `<root>/<dir>`, kept open for the kernel figure (`pread`).
+pub(crate) fn open_current(root: &str, dir: &str) -> Option<OwnedFd> {
+    open_file(root, dir, "memory.current")
+}
+
+fn open_file(root: &str, dir: &str, file: &str) -> Option<OwnedFd> {
+    let path = CgroupPath::new(root, dir, file)?;
     open(
         path.as_cstr()?,
         OFlags::RDONLY | OFlags::CLOEXEC,

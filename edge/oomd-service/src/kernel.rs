@@ -1,7 +1,8 @@
 //! The kernel's figure for a service, read without allocating.
 //!
 //! - **cgroup mode** (the guest): `memory.current` of the service's cgroup, every byte the
-//!   kernel charges to any of its processes.
+//!   kernel charges to any of its processes; opened once when the service starts and read
+//!   with one `pread` per reading.
 //! - **process-group mode** (hosts without cgroup v2): the service's processes are the
 //!   descendants of its root, execd's subreaper shim (`Started.pid`; the shim itself is
 //!   execd's, not the service's, and not counted). The figure is the sum over them of `Pss:`
@@ -31,8 +32,12 @@ pub(crate) const MAX_TREE: usize = 512;
 /// Where the kernel's figure for one service is read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source<'a> {
-    /// cgroup v2: `<root>/<dir>/memory.current`, bytes charged to the whole group.
+    /// cgroup v2: `<root>/<dir>/memory.current`, bytes charged to the whole group, opened
+    /// for this read.
     Cgroup { root: &'a str, dir: &'a str },
+    /// cgroup v2: the group's `memory.current`, kept open, read with `pread` (one system call
+    /// per reading).
+    CgroupFile(BorrowedFd<'a>),
     /// No cgroup: the resident memory of every descendant of `root` (the service's shim).
     /// `alive` is a pidfd of the root: a figure read after it exited (when its pid, and
     /// those of the members, may already name other processes) is thrown away.
@@ -65,6 +70,12 @@ pub(crate) fn read_bytes(source: Source<'_>) -> Option<u64> {
             let path = CStr::from_bytes_with_nul(&path[..=len]).ok()?;
             let text = read_small(path)?;
             let text = core::str::from_utf8(&text.0[..text.1]).ok()?;
+            text.trim().parse().ok()
+        }
+        Source::CgroupFile(fd) => {
+            let mut buf = [0u8; 128];
+            let n = rustix::io::pread(fd, &mut buf, 0).ok()?;
+            let text = core::str::from_utf8(&buf[..n]).ok()?;
             text.trim().parse().ok()
         }
         Source::Tree { root, alive } => {

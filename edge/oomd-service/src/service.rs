@@ -119,6 +119,8 @@ struct KnownService {
     paused: bool,
     /// Its cgroup's `memory.events`, watched for `high` events (cgroup mode only).
     memory_events: Option<OwnedFd>,
+    /// Its cgroup's `memory.current`, kept open for the kernel figure (cgroup mode only).
+    memory_current: Option<OwnedFd>,
     /// The `high` counter last read from it.
     high_events: u64,
     /// The tick of the last kernel reading a `high` event brought (one per tick at most).
@@ -589,6 +591,7 @@ impl Service {
                         slot.memstat = None;
                         slot.pidfd = None;
                         slot.memory_events = None;
+                        slot.memory_current = None;
                         slot.paused = false;
                     }
                     // On disk before execd forgets the kill: a restart here confirms it
@@ -655,6 +658,7 @@ impl Service {
             frames_read: 0,
             paused: false,
             memory_events: None,
+            memory_current: None,
             high_events: 0,
             pushed_at: None,
             pushed_before: false,
@@ -702,6 +706,7 @@ impl Service {
             ));
             return;
         };
+        slot.memory_current = brake::open_current(&self.opts.cgroup_root, dir);
         slot.memory_events = brake::open_events(&self.opts.cgroup_root, dir);
         match &slot.memory_events {
             Some(fd) => slot.high_events = brake::high_events(fd.as_fd()).unwrap_or(0),
@@ -786,9 +791,12 @@ impl Service {
         let (Some(dir), subject) = (&slot.cgroup, slot.id) else {
             return;
         };
-        let source = Source::Cgroup {
-            root: &self.opts.cgroup_root,
-            dir,
+        let source = match &slot.memory_current {
+            Some(fd) => Source::CgroupFile(fd.as_fd()),
+            None => Source::Cgroup {
+                root: &self.opts.cgroup_root,
+                dir,
+            },
         };
         if let Some(bytes) = kernel::read_bytes(source) {
             // Told once per run of the service: a throttled service raises events all along.
@@ -1011,16 +1019,17 @@ impl Service {
             if !slot.running {
                 continue;
             }
-            let source = match (&slot.cgroup, &slot.pidfd) {
-                (Some(dir), _) => Source::Cgroup {
+            let source = match (&slot.memory_current, &slot.cgroup, &slot.pidfd) {
+                (Some(fd), _, _) => Source::CgroupFile(fd.as_fd()),
+                (None, Some(dir), _) => Source::Cgroup {
                     root: &self.opts.cgroup_root,
                     dir,
                 },
-                (None, Some(pidfd)) => Source::Tree {
+                (None, None, Some(pidfd)) => Source::Tree {
                     root: slot.pid,
                     alive: pidfd.as_fd(),
                 },
-                (None, None) => continue,
+                (None, None, None) => continue,
             };
             if let Some(bytes) = kernel::read_bytes(source) {
                 let subject = slot.id;

@@ -278,6 +278,27 @@ fn a_high_event_brings_the_kernel_figure_at_once_and_the_kill_before_any_tick() 
 }
 
 #[test]
+fn each_tick_reads_the_memory_current_of_a_service_in_a_cgroup() {
+    let kernel = Policy {
+        enforce_kernel: true,
+        ..policy()
+    };
+    let mut rig = Rig::new("cgroup-current", kernel);
+    let hog = rig.start_in_cgroup("hog", false);
+    rig.pump_for(Duration::from_millis(30));
+    assert_eq!(rig.next_request(Duration::from_millis(50)), None);
+    // The file kept open since the start is read again at the next tick.
+    std::fs::write(rig.cgroup("hog").join("memory.current"), "7000\n").expect("write");
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the tick did not see the kernel figure");
+    };
+    assert_eq!(request.subject, hog);
+    assert!(rig
+        .lines()
+        .contains(&"oomd: kill decided app=hog bytes=7000 reason=hard-limit".to_string()));
+}
+
+#[test]
 fn a_critical_service_in_a_cgroup_is_never_braked() {
     let mut rig = Rig::new("brake-critical", policy());
     rig.start_in_cgroup("db", true);
