@@ -38,6 +38,12 @@ if ! grep -q '^nightly' <<<"$toolchains"; then
     step "installing the nightly toolchain (minimal profile) for cargo-fuzz"
     rustup toolchain install nightly --profile minimal
 fi
+# libfuzzer-sys builds libFuzzer, which is C++.
+if ! command -v c++ >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    step "installing g++ (libFuzzer is built from C++)"
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends g++ >/dev/null
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     step "installing cargo-fuzz"
     cargo install cargo-fuzz --locked
