@@ -10,9 +10,9 @@
 # per input, default 10) and FUZZ_RSS_MB (default 256) are libFuzzer's -timeout and
 # -rss_limit_mb.
 #
-# Installs what it needs when missing: the nightly toolchain (rustup, minimal profile) and
-# cargo-fuzz. The workspace itself stays on stable: the fuzz crate is its own workspace, built
-# only here, on nightly.
+# Installs what it needs when missing: the nightly toolchain (rustup, minimal profile; where
+# none can be fetched, the stable compiler with RUSTC_BOOTSTRAP=1) and cargo-fuzz. The
+# workspace itself stays on stable: the fuzz crate is its own workspace, built only here.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,10 +33,18 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=16}
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# cargo-fuzz needs a nightly compiler (sanitizer and coverage flags). Where no nightly
+# toolchain is installed and none can be fetched (a machine whose one toolchain is stable),
+# the stable compiler is told to take them (RUSTC_BOOTSTRAP=1): same flags, same checks.
+fuzz_cargo=(cargo +nightly)
 toolchains=$(rustup toolchain list)
 if ! grep -q '^nightly' <<<"$toolchains"; then
     step "installing the nightly toolchain (minimal profile) for cargo-fuzz"
-    rustup toolchain install nightly --profile minimal
+    if ! rustup toolchain install nightly --profile minimal; then
+        step "no nightly toolchain to be had: building the fuzz targets on $(rustc --version) with RUSTC_BOOTSTRAP=1"
+        export RUSTC_BOOTSTRAP=1
+        fuzz_cargo=(cargo)
+    fi
 fi
 # libfuzzer-sys builds libFuzzer, which is C++.
 if ! command -v c++ >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
@@ -52,11 +60,11 @@ fi
 if [[ $# -gt 0 ]]; then
     targets=("$@")
 else
-    mapfile -t targets < <(cargo +nightly fuzz list --fuzz-dir "$FUZZ_DIR")
+    mapfile -t targets < <("${fuzz_cargo[@]}" fuzz list --fuzz-dir "$FUZZ_DIR")
 fi
 
-step "building the fuzz targets (cargo +nightly fuzz build)"
-cargo +nightly fuzz build --fuzz-dir "$FUZZ_DIR"
+step "building the fuzz targets (${fuzz_cargo[*]} fuzz build)"
+"${fuzz_cargo[@]}" fuzz build --fuzz-dir "$FUZZ_DIR"
 
 logs=$FUZZ_DIR/target/logs
 mkdir -p "$logs"
@@ -76,7 +84,7 @@ for target in "${targets[@]}"; do
     if [[ -d $seeds ]]; then dirs+=("$seeds"); fi
     step "fuzzing $target for ${seconds}s ${args[*]}"
     status=0
-    cargo +nightly fuzz run --fuzz-dir "$FUZZ_DIR" "$target" "${dirs[@]}" -- "${args[@]}" \
+    "${fuzz_cargo[@]}" fuzz run --fuzz-dir "$FUZZ_DIR" "$target" "${dirs[@]}" -- "${args[@]}" \
         >"$log" 2>&1 || status=$?
     after=$(find "$artifacts" -type f | wc -l)
     crashes=$((after - before))
