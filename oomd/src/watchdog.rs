@@ -35,6 +35,8 @@ pub enum InputError {
     StaleAnswer,
     /// The tick was earlier than the current one and was clamped.
     TickWentBackwards,
+    /// The tick was past [`bounds::MAX_TICK`], where the clock stops, and was clamped to it.
+    TickBeyondEnd,
     /// A [`Restore::Resume`] reached a watchdog that already took inputs: ignored.
     NotFresh,
     /// A [`Restore::KillInFlight`] named a subject that already has a kill of its own.
@@ -162,10 +164,12 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         authority: &mut A,
     ) -> Result<(), InputError> {
         let went_backwards = t < self.now;
-        if went_backwards {
+        let beyond_end = t.0 > bounds::MAX_TICK;
+        if went_backwards || beyond_end {
             self.emit(EventKind::TickClamped { got: t });
-        } else {
-            self.now = t;
+        }
+        if !went_backwards {
+            self.now = Tick(t.0.min(bounds::MAX_TICK));
         }
         self.rejections_logged = 0;
 
@@ -195,6 +199,8 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         }
         if went_backwards {
             Err(InputError::TickWentBackwards)
+        } else if beyond_end {
+            Err(InputError::TickBeyondEnd)
         } else {
             Ok(())
         }
@@ -425,6 +431,8 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 if !fresh {
                     return Err(InputError::NotFresh);
                 }
+                // Past the end of time (a damaged audit log), resume at its end.
+                let tick = Tick(tick.0.min(bounds::MAX_TICK));
                 self.now = tick;
                 self.log.resume_at(next_event_seq);
                 self.next_ticket = next_ticket.max(1);

@@ -679,6 +679,35 @@ fn a_tick_that_goes_backwards_is_clamped_and_counted() {
     assert_eq!(h.lines().last().unwrap(), "oomd: tick clamped got=2");
 }
 
+/// Found by the `watchdog` fuzz target (see `tests/model.rs`): the clock stops at
+/// `bounds::MAX_TICK`, so a deadline reckoned there still lies ahead of it.
+#[test]
+fn a_tick_past_the_end_of_time_is_clamped_and_a_deadline_there_lies_ahead() {
+    let mut h = harness();
+    h.register("svc");
+    let frame = Frame {
+        seq: 1,
+        current_bytes: u64::MAX,
+        peak_bytes: u64::MAX,
+        claimed_subject: None,
+    };
+    assert_eq!(h.send_frame("svc", frame), Ok(()));
+    assert_eq!(
+        h.feed(oomd::Input::Tick(Tick(u64::MAX))),
+        Err(InputError::TickBeyondEnd)
+    );
+    let end = Tick(oomd::bounds::MAX_TICK);
+    assert_eq!(h.wd.now(), end);
+    assert_eq!(h.count(EventTag::TickClamped), 1);
+    // The graceful request's deadline passed: the forced one's is ahead of the end of time.
+    assert_eq!(h.count(EventTag::KillEscalated), 1);
+    match h.status("svc").kill {
+        oomd::KillState::Pending { deadline, .. } => assert!(deadline > end, "{deadline:?}"),
+        other => panic!("no kill pending: {other:?}"),
+    }
+    assert_eq!(h.feed(oomd::Input::Tick(end)), Ok(()));
+}
+
 #[test]
 fn a_full_subject_table_refuses_visibly() {
     let mut h = Harness::<2, 64>::with_capacity(small_policy());

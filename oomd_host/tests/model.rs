@@ -117,3 +117,59 @@ fn the_model_reaches_the_interesting_states() {
         assert!(seen.contains(&tag), "the generator never produced {tag:?}");
     }
 }
+
+/// Runs `ops` through the checker, every invariant after every step, and the replay check.
+fn check_ops(ops: &[Op]) -> Result<Checker, Violation> {
+    let mut wd = Wd::new(policy()).expect("valid policy");
+    let mut authority = RecordingAuthority::default();
+    let mut model = Checker::default();
+    for op in ops {
+        if let Op::Crash = op {
+            model.crash(&mut wd, &mut authority)?;
+        } else if let Some(input) = model.input(op, &wd, &authority.requests) {
+            model.step(&mut wd, &mut authority, input)?;
+        }
+    }
+    model.check_replay(&authority)?;
+    Ok(model)
+}
+
+/// Found by the `watchdog` fuzz target: a tick at the end of time (`u64::MAX`) escalated a
+/// pending kill with a deadline that saturated to `now` itself, a kill pending past its
+/// deadline (invariant 10). The core's clock now stops at `bounds::MAX_TICK`, where every
+/// deadline it computes still lies ahead.
+#[test]
+fn fuzz_regression_a_kill_escalated_at_the_end_of_time_has_its_deadline_ahead() {
+    let ops = [
+        Op::Register {
+            who: 0,
+            critical: false,
+            class: 1,
+            reports: true,
+        },
+        Op::Report {
+            who: 0,
+            bytes: 2_503,
+        },
+        Op::Tick { advance: u64::MAX },
+        Op::Tick { advance: 5 },
+        Op::Crash,
+        Op::Report {
+            who: 0,
+            bytes: 2_503,
+        },
+        Op::Tick { advance: 1 },
+    ];
+    let model = check_ops(&ops).unwrap_or_else(|v| panic!("{v}"));
+    let escalated = model
+        .log()
+        .iter()
+        .filter(|e| e.kind.tag() == oomd::EventTag::KillEscalated)
+        .count();
+    assert_eq!(
+        escalated,
+        1,
+        "the graceful request escalated once: {:?}",
+        model.log()
+    );
+}
