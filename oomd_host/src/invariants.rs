@@ -168,6 +168,10 @@ pub enum Op {
     },
     /// The watchdog dies and a new one takes over from the audit log and the authority.
     Crash,
+    /// An input as it comes, built by no rule (the fuzz target's; the model test makes none).
+    /// A [`Input::Restore`] is dropped: the checker counts a refused restore as a violation,
+    /// and only [`Checker::crash`] feeds restores, the way the edge does.
+    Raw(Input),
 }
 
 /// The policy every run starts with.
@@ -383,6 +387,8 @@ impl Checker {
                 ..*wd.policy()
             })),
             Op::Crash => return None, // not an input: see `Checker::crash`
+            Op::Raw(Input::Restore(_)) => return None,
+            Op::Raw(input) => input,
         })
     }
 

@@ -2,7 +2,12 @@
 //! builder of core runs from bytes.
 
 use arbitrary::{Result, Unstructured};
-use oomd_host::invariants::{Op, NAMES};
+use memstat::{SubjectId, MAX_FRAME_LEN};
+use oomd::{
+    Answer, Input, Limits, Payload, PolicyUpdate, RefusalReason, Registration, SubjectClass, Tick,
+    Ticket,
+};
+use oomd_host::invariants::{id, Op, NAMES};
 use oomd_proto::{
     ControlReply, ControlRequest, ExecdReply, ExecdRequest, FromAuthority, Message, Protocol,
     ToAuthority, WireError, HEADER_LEN, MAX_MESSAGE_LEN, VERSION,
@@ -89,9 +94,10 @@ fn who(u: &mut Unstructured<'_>) -> Result<usize> {
 }
 
 /// One op of a core run, of every kind the model test generates, with wider values where the
-/// core must cope with anything (memory figures, garbage payloads, ticks, tickets).
+/// core must cope with anything (memory figures, garbage payloads, ticks, tickets), and raw
+/// inputs built by no rule.
 pub fn op(u: &mut Unstructured<'_>) -> Result<Op> {
-    Ok(match u.int_in_range(0..=18u8)? {
+    Ok(match u.int_in_range(0..=20u8)? {
         0 => Op::Register {
             who: who(u)?,
             critical: u.arbitrary()?,
@@ -157,6 +163,80 @@ pub fn op(u: &mut Unstructured<'_>) -> Result<Op> {
             judge_on_kernel: u.arbitrary()?,
             stale_ticks: u.int_in_range(1..=11)?,
         },
-        _ => Op::Crash,
+        18 => Op::Crash,
+        _ => Op::Raw(raw_input(u)?),
+    })
+}
+
+/// A subject: one of the model's names mostly, any id sometimes.
+fn subject(u: &mut Unstructured<'_>) -> Result<SubjectId> {
+    Ok(if u.ratio(7, 8)? {
+        id(who(u)?)
+    } else {
+        SubjectId(u.arbitrary()?)
+    })
+}
+
+/// Any input but a restore, with no regard for what the watchdog has seen: unknown senders
+/// and tickets, payloads of any bytes and lengths (truncated datagrams included), ticks
+/// anywhere, any per-subject limits (valid or not).
+fn raw_input(u: &mut Unstructured<'_>) -> Result<Input> {
+    let payload = |u: &mut Unstructured<'_>| -> Result<Payload> {
+        let len = u.int_in_range(0..=MAX_FRAME_LEN + 2)?;
+        let kept = u.bytes(len.min(u.len()))?;
+        Ok(if u.ratio(1, 8)? {
+            Payload::truncated(kept, u.arbitrary()?)
+        } else {
+            Payload::new(kept)
+        })
+    };
+    Ok(match u.int_in_range(0..=9u8)? {
+        0 => Input::Tick(Tick(u.arbitrary()?)),
+        1 => Input::Frame {
+            sender: subject(u)?,
+            payload: payload(u)?,
+        },
+        2 => Input::LatestFrame {
+            sender: subject(u)?,
+            payload: payload(u)?,
+            discarded: u.arbitrary()?,
+        },
+        3 => Input::KernelReading {
+            subject: subject(u)?,
+            bytes: u.arbitrary()?,
+        },
+        4 => Input::Register(Registration {
+            subject: subject(u)?,
+            class: *u.choose(&[
+                SubjectClass::Background,
+                SubjectClass::Standard,
+                SubjectClass::Foreground,
+            ])?,
+            critical: u.arbitrary()?,
+            reports: u.arbitrary()?,
+        }),
+        5 => Input::Unregister(subject(u)?),
+        6 => Input::Answer {
+            ticket: Ticket(u.arbitrary()?),
+            answer: if u.arbitrary()? {
+                Answer::Accepted
+            } else {
+                Answer::Refused(RefusalReason::Unavailable)
+            },
+        },
+        7 => Input::Exited(subject(u)?),
+        _ => Input::SetPolicy(PolicyUpdate::SubjectLimits {
+            subject: subject(u)?,
+            limits: if u.ratio(1, 4)? {
+                None
+            } else {
+                Some(Limits {
+                    soft_bytes: bytes(u)?,
+                    hard_bytes: bytes(u)?,
+                    soft_grace_ticks: u.int_in_range(0..=20)?,
+                    exit_deadline_ticks: u.int_in_range(0..=20)?,
+                })
+            },
+        }),
     })
 }
