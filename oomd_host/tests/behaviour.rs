@@ -708,6 +708,36 @@ fn a_tick_past_the_end_of_time_is_clamped_and_a_deadline_there_lies_ahead() {
     assert_eq!(h.feed(oomd::Input::Tick(end)), Ok(()));
 }
 
+/// Found by the `watchdog` fuzz target (see `tests/model.rs`): an exit and a restart within
+/// one tick gave the sender a fresh frame budget, five frames taken in one tick (invariant 9).
+#[test]
+fn a_restart_within_a_tick_does_not_refill_the_frame_budget() {
+    let mut h = harness();
+    h.register("svc");
+    let budget = h.wd.policy().frame_budget_per_tick;
+    let frame = |seq| Frame {
+        seq,
+        current_bytes: 5,
+        peak_bytes: 5,
+        claimed_subject: None,
+    };
+    for seq in 1..=u64::from(budget) {
+        assert_eq!(h.send_frame("svc", frame(seq)), Ok(()));
+    }
+    assert_eq!(h.exited("svc"), Ok(()));
+    h.register("svc");
+    assert_eq!(
+        h.send_frame("svc", frame(1)),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    h.ticks(1);
+    assert_eq!(
+        h.send_frame("svc", frame(2)),
+        Ok(()),
+        "the next tick refills it"
+    );
+}
+
 #[test]
 fn a_full_subject_table_refuses_visibly() {
     let mut h = Harness::<2, 64>::with_capacity(small_policy());

@@ -173,3 +173,40 @@ fn fuzz_regression_a_kill_escalated_at_the_end_of_time_has_its_deadline_ahead() 
         model.log()
     );
 }
+
+/// Found by the `watchdog` fuzz target: an exit and a restart within one tick gave the sender
+/// a fresh frame budget, and five of its frames (the budget is three) were taken in one tick
+/// (invariant 9). A restart now keeps the tick's frame account.
+#[test]
+fn fuzz_regression_a_restart_within_a_tick_keeps_the_frame_budget_used() {
+    let register = Op::Register {
+        who: 2,
+        critical: false,
+        class: 2,
+        reports: true,
+    };
+    let report = Op::Report { who: 2, bytes: 424 };
+    let ops = [
+        register.clone(),
+        report.clone(),
+        report.clone(),
+        Op::Exit { who: 2 },
+        register,
+        report.clone(),
+        report.clone(),
+        Op::Jump { who: 2 },
+        Op::Tick { advance: 1 },
+        report,
+    ];
+    let model = check_ops(&ops).unwrap_or_else(|v| panic!("{v}"));
+    let rejected = model
+        .log()
+        .iter()
+        .filter(|e| e.kind.tag() == oomd::EventTag::FrameRejected)
+        .count();
+    assert!(
+        rejected >= 1,
+        "a frame over the budget was rejected: {:?}",
+        model.log()
+    );
+}
