@@ -13,6 +13,8 @@ use oomd_host::invariants::{policy, Checker, Op, Wd};
 const MAX_OPS: usize = 250;
 
 fuzz_target!(|data: &[u8]| {
+    // `WATCHDOG_TRACE=1` prints every op, to turn a crash found into a test of `Op`s.
+    let trace = std::env::var_os("WATCHDOG_TRACE").is_some();
     let mut u = Unstructured::new(data);
     let mut wd = Wd::new(policy()).expect("valid policy");
     let mut authority = RecordingAuthority::default();
@@ -26,6 +28,9 @@ fuzz_target!(|data: &[u8]| {
         let Ok(op) = oomd_fuzz::op(&mut u) else {
             break;
         };
+        if trace {
+            eprintln!("{op:?},");
+        }
         let checked = if let Op::Crash = op {
             checker.crash(&mut wd, &mut authority)
         } else if let Some(input) = checker.input(&op, &wd, &authority.requests) {
