@@ -739,6 +739,30 @@ fn a_restart_within_a_tick_does_not_refill_the_frame_budget() {
 }
 
 #[test]
+fn unregistering_and_registering_again_within_a_tick_does_not_refill_the_frame_budget() {
+    let mut h = harness();
+    let svc = h.register("svc");
+    let budget = h.wd.policy().frame_budget_per_tick;
+    let frame = |seq| Frame {
+        seq,
+        current_bytes: 5,
+        peak_bytes: 5,
+        claimed_subject: None,
+    };
+    for seq in 1..=u64::from(budget) {
+        assert_eq!(h.send_frame("svc", frame(seq)), Ok(()));
+    }
+    assert_eq!(h.feed(oomd::Input::Unregister(svc)), Ok(()));
+    h.register("svc");
+    assert_eq!(
+        h.send_frame("svc", frame(1)),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    h.ticks(1);
+    assert_eq!(h.send_frame("svc", frame(2)), Ok(()));
+}
+
+#[test]
 fn a_full_subject_table_refuses_visibly() {
     let mut h = Harness::<2, 64>::with_capacity(small_policy());
     h.register("a");

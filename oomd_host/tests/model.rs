@@ -210,3 +210,24 @@ fn fuzz_regression_a_restart_within_a_tick_keeps_the_frame_budget_used() {
         model.log()
     );
 }
+
+/// The same through an unregistration: a subject unregistered and registered again within
+/// one tick keeps the tick's frame account too (found by reading the case above).
+#[test]
+fn fuzz_regression_unregistered_and_registered_again_within_a_tick_keeps_the_frame_budget_used() {
+    let register = Op::Register {
+        who: 2,
+        critical: false,
+        class: 2,
+        reports: true,
+    };
+    let report = Op::Report { who: 2, bytes: 424 };
+    let mut ops = vec![
+        register.clone(),
+        report.clone(),
+        report.clone(),
+        report.clone(),
+    ];
+    ops.extend([Op::Unregister { who: 2 }, register, report.clone(), report]);
+    check_ops(&ops).unwrap_or_else(|v| panic!("{v}"));
+}
