@@ -762,6 +762,38 @@ fn unregistering_and_registering_again_within_a_tick_does_not_refill_the_frame_b
     assert_eq!(h.send_frame("svc", frame(2)), Ok(()));
 }
 
+/// Past the four frame accounts a tick remembers of unregistered subjects, a subject
+/// registered anew in that tick starts with its budget used: no sender's budget is refilled
+/// within a tick, however many come and go.
+#[test]
+fn past_four_unregistrations_in_a_tick_a_new_registration_starts_with_its_budget_used() {
+    let mut h = harness();
+    let frame = Frame {
+        seq: 1,
+        current_bytes: 5,
+        peak_bytes: 5,
+        claimed_subject: None,
+    };
+    let names = ["a", "b", "c", "d", "e"];
+    for name in names {
+        let id = h.register(name);
+        assert_eq!(h.send_frame(name, frame), Ok(()));
+        assert_eq!(h.feed(oomd::Input::Unregister(id)), Ok(()));
+    }
+    h.register("e");
+    assert_eq!(
+        h.send_frame("e", frame),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    h.register("fresh");
+    assert_eq!(
+        h.send_frame("fresh", frame),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    h.ticks(1);
+    assert_eq!(h.send_frame("fresh", frame), Ok(()));
+}
+
 #[test]
 fn a_full_subject_table_refuses_visibly() {
     let mut h = Harness::<2, 64>::with_capacity(small_policy());
