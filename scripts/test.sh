@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check the project has, in the order a reviewer would: formatting, lints, the test
-# suites of every crate, the no_std build of the core crates for two bare-metal targets, and the
-# QEMU boot selftest.
+# suites of every crate, a smoke of every fuzz target, the no_std build of the core crates for
+# two bare-metal targets, and the QEMU boot selftest.
 # This is the README's test command, and exactly what CI runs (.ci/run).
 #
-# It installs what it needs when missing (rustup targets; QEMU, a kernel and cpio through apt when
-# run as root), and says what it is doing.
+# It installs what it needs when missing (rustup targets; nightly and cargo-fuzz for the fuzz
+# smoke; QEMU, a kernel and cpio through apt when run as root), and says what it is doing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -37,6 +37,11 @@ cargo clippy -p oomd-service -p execd --all-targets \
 
 step "cargo test --workspace"
 cargo test --workspace
+
+# A smoke of every fuzz target, a few seconds each (nightly and cargo-fuzz are installed when
+# missing); the long runs are in docs/fuzzing.md.
+step "fuzz smoke: every fuzz target for 5 s (scripts/fuzz.sh 5)"
+./scripts/fuzz.sh 5
 
 step "cargo doc --workspace --no-deps (warnings are errors: broken links fail)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet

@@ -38,6 +38,22 @@ const _: () = assert!(MAX_KILL_WINDOW_TICKS <= u32::MAX as u64);
 /// needs at least one tick to be observed.
 pub const MAX_EXIT_DEADLINE_TICKS: u64 = 3_600_000;
 
+/// The last tick: the core's clock stops here. A later tick is taken as this one (logged as
+/// `TickClamped`, answered `InputError::TickBeyondEnd`), and a resume past it resumes here, so
+/// that every deadline and window the core reckons from its clock (each at most
+/// [`MAX_KILL_WINDOW_TICKS`] ahead) is exact and strictly later than now; at a saturated end
+/// of time a kill's deadline would be now itself. Half the tick space: 290 million years
+/// at the shortest sample period (1 ms).
+pub const MAX_TICK: u64 = u64::MAX / 2;
+
+const _: () = assert!(
+    MAX_TICK.checked_add(MAX_KILL_WINDOW_TICKS).is_some()
+        && MAX_SOFT_GRACE_TICKS <= MAX_KILL_WINDOW_TICKS
+        && MAX_EXIT_DEADLINE_TICKS <= MAX_KILL_WINDOW_TICKS
+        && MAX_REPORT_STALE_TICKS as u64 <= MAX_KILL_WINDOW_TICKS,
+    "every span reckoned from a tick at MAX_TICK fits in a u64"
+);
+
 /// Most frames one sender may have accepted per tick. A service publishes at most once per
 /// quantum of growth or per interval; a few per tick is generous, thousands is a flood.
 pub const MAX_FRAME_BUDGET: u16 = 1024;

@@ -135,11 +135,14 @@ impl Subject {
     }
 
     /// Forgets everything observed about the previous instance (not its identity, class,
-    /// criticality or limits override); its silence starts at `now`.
+    /// criticality, limits override or this tick's frame account); its silence starts at
+    /// `now`.
     pub(crate) fn clear_observations(&mut self, now: Tick) {
-        let keep = Flags::RUNNING | Flags::CRITICAL | Flags::REPORTS;
+        // The frames taken in this tick (and whether its latest frame was) are the sender's
+        // work account, not an observation: an exit and a restart within one tick do not
+        // give a sender a fresh frame budget (the next tick does).
+        let keep = Flags::RUNNING | Flags::CRITICAL | Flags::REPORTS | Flags::LATEST_TAKEN;
         self.flags = Flags(self.flags.0 & keep);
-        self.frames_this_tick = 0;
         self.reported = 0;
         self.kernel = 0;
         self.last_seq = 0;

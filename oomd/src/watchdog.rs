@@ -35,6 +35,8 @@ pub enum InputError {
     StaleAnswer,
     /// The tick was earlier than the current one and was clamped.
     TickWentBackwards,
+    /// The tick was past [`bounds::MAX_TICK`], where the clock stops, and was clamped to it.
+    TickBeyondEnd,
     /// A [`Restore::Resume`] reached a watchdog that already took inputs: ignored.
     NotFresh,
     /// A [`Restore::KillInFlight`] named a subject that already has a kill of its own.
@@ -56,6 +58,8 @@ pub struct Watchdog<
     budget: KillBudget,
     /// Rejection reasons already logged as an event during the current tick (bit per reason).
     rejections_logged: u16,
+    /// The frame accounts of subjects unregistered during the current tick.
+    gone: GoneThisTick,
     table: SubjectTable<SUBJECTS>,
     log: EventLog<EVENTS>,
     counters: Counters,
@@ -71,6 +75,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             next_ticket: 1,
             budget: KillBudget::new(),
             rejections_logged: 0,
+            gone: GoneThisTick::EMPTY,
             table: SubjectTable::new(),
             log: EventLog::new(),
             counters: Counters::default(),
@@ -162,12 +167,15 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         authority: &mut A,
     ) -> Result<(), InputError> {
         let went_backwards = t < self.now;
-        if went_backwards {
+        let beyond_end = t.0 > bounds::MAX_TICK;
+        if went_backwards || beyond_end {
             self.emit(EventKind::TickClamped { got: t });
-        } else {
-            self.now = t;
+        }
+        if !went_backwards {
+            self.now = Tick(t.0.min(bounds::MAX_TICK));
         }
         self.rejections_logged = 0;
+        self.gone = GoneThisTick::EMPTY;
 
         // Collect the subjects with something to do, then act in the documented total order:
         // victim class ascending, enforced bytes descending, subject id ascending. A subject
@@ -195,6 +203,8 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         }
         if went_backwards {
             Err(InputError::TickWentBackwards)
+        } else if beyond_end {
+            Err(InputError::TickBeyondEnd)
         } else {
             Ok(())
         }
@@ -297,7 +307,13 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             }
             Err(_) if self.table.is_full() => return refused(self, RegistrationError::TableFull),
             Err(at) => {
-                let row = Subject::new(r.class, critical, r.reports, self.now);
+                let mut row = Subject::new(r.class, critical, r.reports, self.now);
+                // Unregistered and registered again in this tick: the tick's frame account
+                // carries over (a new registration does not refill the frame budget).
+                if let Some((frames, latest)) = self.gone.account(r.subject, &self.policy) {
+                    row.frames_this_tick = frames;
+                    row.set_latest_taken(latest);
+                }
                 self.table.insert(at, r.subject, row);
             }
         }
@@ -314,6 +330,8 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             bump(&mut self.counters.unregisters_ignored);
             return Err(InputError::UnknownSubject);
         };
+        let row = self.table.row(at);
+        self.gone.note(id, row.frames_this_tick, row.latest_taken());
         self.table.remove(at);
         self.emit(EventKind::Unregistered { subject: id });
         Ok(())
@@ -425,6 +443,8 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 if !fresh {
                     return Err(InputError::NotFresh);
                 }
+                // Past the end of time (a damaged audit log), resume at its end.
+                let tick = Tick(tick.0.min(bounds::MAX_TICK));
                 self.now = tick;
                 self.log.resume_at(next_event_seq);
                 self.next_ticket = next_ticket.max(1);
@@ -740,4 +760,52 @@ fn is_always_critical(id: SubjectId) -> bool {
     bounds::ALWAYS_CRITICAL
         .iter()
         .any(|name| SubjectId::from_name(name) == id)
+}
+
+/// How many unregistered subjects' frame accounts one tick remembers.
+const GONE_ACCOUNTS: usize = 4;
+
+/// The frame accounts (frames taken, latest frame taken) of the subjects unregistered during
+/// the current tick, so that unregistering and registering a subject again within one tick
+/// does not refill its frame budget. Past [`GONE_ACCOUNTS`] of them in one tick, every subject
+/// registered anew in that tick starts with its budget used (until the next tick).
+#[derive(Debug, Clone, Copy)]
+struct GoneThisTick {
+    accounts: [(SubjectId, u16, bool); GONE_ACCOUNTS],
+    len: u8,
+    overflowed: bool,
+}
+
+impl GoneThisTick {
+    const EMPTY: GoneThisTick = GoneThisTick {
+        accounts: [(SubjectId(0), 0, false); GONE_ACCOUNTS],
+        len: 0,
+        overflowed: false,
+    };
+
+    /// `id` was unregistered with this frame account.
+    fn note(&mut self, id: SubjectId, frames: u16, latest: bool) {
+        if frames == 0 && !latest {
+            return;
+        }
+        let len = usize::from(self.len);
+        if let Some(a) = self.accounts[..len].iter_mut().find(|a| a.0 == id) {
+            *a = (id, a.1.max(frames), a.2 || latest);
+        } else if len < GONE_ACCOUNTS {
+            self.accounts[len] = (id, frames, latest);
+            self.len += 1;
+        } else {
+            self.overflowed = true;
+        }
+    }
+
+    /// The frame account a subject registered anew now starts with, if not a fresh one.
+    fn account(&self, id: SubjectId, policy: &Policy) -> Option<(u16, bool)> {
+        let len = usize::from(self.len);
+        match self.accounts[..len].iter().find(|a| a.0 == id) {
+            Some(&(_, frames, latest)) => Some((frames, latest)),
+            None if self.overflowed => Some((policy.frame_budget_per_tick, true)),
+            None => None,
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //! randomness except a seeded generator; the same scenario always gives the same trace.
 
 pub mod fixture;
+pub mod invariants;
 pub mod record;
 pub mod scenario;
 pub mod sim;

@@ -679,6 +679,121 @@ fn a_tick_that_goes_backwards_is_clamped_and_counted() {
     assert_eq!(h.lines().last().unwrap(), "oomd: tick clamped got=2");
 }
 
+/// Found by the `watchdog` fuzz target (see `tests/model.rs`): the clock stops at
+/// `bounds::MAX_TICK`, so a deadline reckoned there still lies ahead of it.
+#[test]
+fn a_tick_past_the_end_of_time_is_clamped_and_a_deadline_there_lies_ahead() {
+    let mut h = harness();
+    h.register("svc");
+    let frame = Frame {
+        seq: 1,
+        current_bytes: u64::MAX,
+        peak_bytes: u64::MAX,
+        claimed_subject: None,
+    };
+    assert_eq!(h.send_frame("svc", frame), Ok(()));
+    assert_eq!(
+        h.feed(oomd::Input::Tick(Tick(u64::MAX))),
+        Err(InputError::TickBeyondEnd)
+    );
+    let end = Tick(oomd::bounds::MAX_TICK);
+    assert_eq!(h.wd.now(), end);
+    assert_eq!(h.count(EventTag::TickClamped), 1);
+    // The graceful request's deadline passed: the forced one's is ahead of the end of time.
+    assert_eq!(h.count(EventTag::KillEscalated), 1);
+    match h.status("svc").kill {
+        oomd::KillState::Pending { deadline, .. } => assert!(deadline > end, "{deadline:?}"),
+        other => panic!("no kill pending: {other:?}"),
+    }
+    assert_eq!(h.feed(oomd::Input::Tick(end)), Ok(()));
+}
+
+/// Found by the `watchdog` fuzz target (see `tests/model.rs`): an exit and a restart within
+/// one tick gave the sender a fresh frame budget, five frames taken in one tick (invariant 9).
+#[test]
+fn a_restart_within_a_tick_does_not_refill_the_frame_budget() {
+    let mut h = harness();
+    h.register("svc");
+    let budget = h.wd.policy().frame_budget_per_tick;
+    let frame = |seq| Frame {
+        seq,
+        current_bytes: 5,
+        peak_bytes: 5,
+        claimed_subject: None,
+    };
+    for seq in 1..=u64::from(budget) {
+        assert_eq!(h.send_frame("svc", frame(seq)), Ok(()));
+    }
+    assert_eq!(h.exited("svc"), Ok(()));
+    h.register("svc");
+    assert_eq!(
+        h.send_frame("svc", frame(1)),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    h.ticks(1);
+    assert_eq!(
+        h.send_frame("svc", frame(2)),
+        Ok(()),
+        "the next tick refills it"
+    );
+}
+
+#[test]
+fn unregistering_and_registering_again_within_a_tick_does_not_refill_the_frame_budget() {
+    let mut h = harness();
+    let svc = h.register("svc");
+    let budget = h.wd.policy().frame_budget_per_tick;
+    let frame = |seq| Frame {
+        seq,
+        current_bytes: 5,
+        peak_bytes: 5,
+        claimed_subject: None,
+    };
+    for seq in 1..=u64::from(budget) {
+        assert_eq!(h.send_frame("svc", frame(seq)), Ok(()));
+    }
+    assert_eq!(h.feed(oomd::Input::Unregister(svc)), Ok(()));
+    h.register("svc");
+    assert_eq!(
+        h.send_frame("svc", frame(1)),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    h.ticks(1);
+    assert_eq!(h.send_frame("svc", frame(2)), Ok(()));
+}
+
+/// Past the four frame accounts a tick remembers of unregistered subjects, a subject
+/// registered anew in that tick starts with its budget used: no sender's budget is refilled
+/// within a tick, however many come and go.
+#[test]
+fn past_four_unregistrations_in_a_tick_a_new_registration_starts_with_its_budget_used() {
+    let mut h = harness();
+    let frame = Frame {
+        seq: 1,
+        current_bytes: 5,
+        peak_bytes: 5,
+        claimed_subject: None,
+    };
+    let names = ["a", "b", "c", "d", "e"];
+    for name in names {
+        let id = h.register(name);
+        assert_eq!(h.send_frame(name, frame), Ok(()));
+        assert_eq!(h.feed(oomd::Input::Unregister(id)), Ok(()));
+    }
+    h.register("e");
+    assert_eq!(
+        h.send_frame("e", frame),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    h.register("fresh");
+    assert_eq!(
+        h.send_frame("fresh", frame),
+        Err(InputError::Frame(Rejection::OverBudget))
+    );
+    h.ticks(1);
+    assert_eq!(h.send_frame("fresh", frame), Ok(()));
+}
+
 #[test]
 fn a_full_subject_table_refuses_visibly() {
     let mut h = Harness::<2, 64>::with_capacity(small_policy());

@@ -1,110 +1,18 @@
 //! Model-based property test: random sequences of every kind of input, with the core's
 //! invariants checked after every single step.
 //!
-//! Invariants (from the specification and `docs/policy.md`):
-//! 1. a critical subject is never requested;
-//! 2. kill decisions (and would-kills) never exceed the budget in any window;
-//! 3. at most one request in flight per subject; a second one only as an escalation
-//!    graceful → forced, never down;
-//! 4. a kill is confirmed only on an observed exit, after the authority accepted;
-//! 5. every request is preceded by its audit record (decision or escalation, then request);
-//! 6. the ring never holds more than its capacity and never loses silently;
-//! 7. a rejected frame changes no subject's memory or kill state;
-//! 8. replaying the recorded inputs gives the identical event log and requests;
-//! 9. at most the frame budget, plus one coalesced latest frame, are taken per sender per tick;
-//! 10. nothing due is left undone by a tick: after it, no running subject is over soft without
-//!     an incident, idle while a kill is due, or pending past its deadline (the tick skips
-//!     subjects with nothing to do; this proves that it never skips one with something due);
-//!     and a frame or kernel reading that puts its subject at or over hard leaves it not idle
-//!     (the kill is decided in that input);
-//!
-//! and, throughout, no panic.
+//! The invariants and their checker are in `oomd_host::invariants` (numbered 1 to 10 there),
+//! shared with the `watchdog` fuzz target: this file is the generator (a proptest strategy of
+//! [`Op`]s) and the runs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use memstat::{Frame, SubjectId, MAX_FRAME_LEN};
-use oomd::{
-    Answer, Event, EventKind, Input, KillState, Limits, Payload, Policy, PolicyUpdate,
-    RefusalReason, Registration, Restore, SubjectClass, SubjectStatus, TerminationMode,
-    TerminationRequest, Tick, Ticket, Watchdog,
-};
 use oomd_host::fixture::RecordingAuthority;
+use oomd_host::invariants::{policy, Checker, Op, Violation, Wd, NAMES};
 use proptest::prelude::*;
 
-const NAMES: [&str; 6] = ["a", "b", "c", "d", "samgrd", "e"];
-/// Small on purpose: the checker drains the ring after every step, so it never wraps unseen.
-const EVENTS: usize = 256;
-type Wd = Watchdog<8, EVENTS>;
-
-#[derive(Debug, Clone)]
-enum Op {
-    Register {
-        who: usize,
-        critical: bool,
-        class: u8,
-        reports: bool,
-    },
-    Unregister {
-        who: usize,
-    },
-    Report {
-        who: usize,
-        bytes: u64,
-    },
-    Stale {
-        who: usize,
-        bytes: u64,
-    },
-    /// The newest frame after the budget, with older ones discarded unread.
-    Latest {
-        who: usize,
-        bytes: u64,
-        discarded: u16,
-    },
-    /// The sender jumps half the sequence space ahead (its report may freeze).
-    Jump {
-        who: usize,
-    },
-    Spoof {
-        who: usize,
-        victim: usize,
-        bytes: u64,
-    },
-    Garbage {
-        who: usize,
-        bytes: Vec<u8>,
-    },
-    Kernel {
-        who: usize,
-        bytes: u64,
-    },
-    Tick {
-        advance: u64,
-    },
-    TickBack {
-        by: u64,
-    },
-    Accept {
-        pick: usize,
-    },
-    Refuse {
-        pick: usize,
-    },
-    Exit {
-        who: usize,
-    },
-    Observe(bool),
-    Budget {
-        budget: u16,
-        window: u64,
-    },
-    EnforceKernel(bool),
-    Silence {
-        judge_on_kernel: bool,
-        stale_ticks: u32,
-    },
-    /// The watchdog dies and a new one takes over from the audit log and the authority.
-    Crash,
+fn failed(v: Violation) -> TestCaseError {
+    TestCaseError::fail(v.0)
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -138,519 +46,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn policy() -> Policy {
-    Policy {
-        limits: Limits {
-            soft_bytes: 1_000,
-            hard_bytes: 2_000,
-            soft_grace_ticks: 4,
-            exit_deadline_ticks: 2,
-        },
-        kill_budget: 2,
-        kill_window_ticks: 8,
-        frame_budget_per_tick: 3,
-        underreport_margin_bytes: 300,
-        report_stale_ticks: 6,
-        ..Policy::default()
-    }
-}
-
-fn id(who: usize) -> SubjectId {
-    SubjectId::from_name(NAMES[who])
-}
-
-fn payload(frame: Frame) -> Payload {
-    let mut buf = [0; MAX_FRAME_LEN];
-    let n = frame.encode(&mut buf).expect("valid frame");
-    Payload::new(&buf[..n])
-}
-
-/// What the checker remembers between steps.
-#[derive(Default)]
-struct Model {
-    now: u64,
-    next_seq: BTreeMap<SubjectId, u64>,
-    critical: BTreeSet<SubjectId>,
-    /// Ticks of every kill decision and would-kill.
-    decisions: Vec<u64>,
-    in_flight: BTreeMap<SubjectId, TerminationRequest>,
-    accepted: BTreeSet<Ticket>,
-    /// Tickets of each subject's kill in flight: the first request and its escalation.
-    incident: BTreeMap<SubjectId, Vec<Ticket>>,
-    requests_seen: usize,
-    events_seen: u64,
-    inputs: Vec<Input>,
-    /// Every event, drained step by step.
-    log: Vec<Event>,
-    /// Frames (ordinary and latest) accepted per sender since the last tick.
-    accepted_this_tick: BTreeMap<SubjectId, u16>,
-    /// Every earlier run of the watchdog: the policy it started with and its inputs.
-    incarnations: Vec<(Policy, Vec<Input>)>,
-    /// The policy the current run started with.
-    started_with: Option<Policy>,
-}
-
-impl Model {
-    /// Whether the authority accepted any request of `subject`'s kill in flight.
-    fn incident_accepted(&self, subject: SubjectId) -> bool {
-        self.incident
-            .get(&subject)
-            .is_some_and(|tickets| tickets.iter().any(|t| self.accepted.contains(t)))
-    }
-
-    /// The kill in flight for `subject`, if any, is over.
-    fn resolve(&mut self, subject: SubjectId) {
-        self.in_flight.remove(&subject);
-        self.incident.remove(&subject);
-    }
-
-    /// Turns an op into an input, using what the model knows (tickets, sequence numbers).
-    fn input(&mut self, op: &Op, wd: &Wd, requests: &[TerminationRequest]) -> Option<Input> {
-        let pick_ticket = |pick: usize| -> Ticket {
-            if requests.is_empty() || pick % 5 == 0 {
-                Ticket((pick % 7) as u32) // sometimes an unknown or stale ticket
-            } else {
-                requests[pick % requests.len()].ticket
-            }
-        };
-        Some(match *op {
-            Op::Register {
-                who,
-                critical,
-                class,
-                reports,
-            } => {
-                let class = [
-                    SubjectClass::Background,
-                    SubjectClass::Standard,
-                    SubjectClass::Foreground,
-                ][class as usize];
-                Input::Register(Registration {
-                    subject: id(who),
-                    class,
-                    critical,
-                    reports,
-                })
-            }
-            Op::Unregister { who } => Input::Unregister(id(who)),
-            Op::Report { who, bytes } => {
-                let seq = self.next_seq.entry(id(who)).or_insert(0);
-                *seq = seq.wrapping_add(1);
-                let frame = Frame {
-                    seq: *seq,
-                    current_bytes: bytes,
-                    peak_bytes: bytes,
-                    claimed_subject: Some(id(who)),
-                };
-                Input::Frame {
-                    sender: id(who),
-                    payload: payload(frame),
-                }
-            }
-            Op::Stale { who, bytes } => {
-                let seq = wd.subject(id(who)).and_then(|s| s.last_seq).unwrap_or(0);
-                let frame = Frame {
-                    seq,
-                    current_bytes: bytes,
-                    peak_bytes: bytes,
-                    claimed_subject: None,
-                };
-                Input::Frame {
-                    sender: id(who),
-                    payload: payload(frame),
-                }
-            }
-            Op::Latest {
-                who,
-                bytes,
-                discarded,
-            } => {
-                let seq = self.next_seq.entry(id(who)).or_insert(0);
-                *seq = seq.wrapping_add(1);
-                let frame = Frame {
-                    seq: *seq,
-                    current_bytes: bytes,
-                    peak_bytes: bytes,
-                    claimed_subject: None,
-                };
-                Input::LatestFrame {
-                    sender: id(who),
-                    payload: payload(frame),
-                    discarded,
-                }
-            }
-            Op::Jump { who } => {
-                let seq = self.next_seq.entry(id(who)).or_insert(0);
-                let jumped = seq.wrapping_add((1 << 63) - 1);
-                let frame = Frame {
-                    seq: jumped,
-                    current_bytes: 0,
-                    peak_bytes: 0,
-                    claimed_subject: None,
-                };
-                Input::Frame {
-                    sender: id(who),
-                    payload: payload(frame),
-                }
-            }
-            Op::Spoof { who, victim, bytes } if who != victim => {
-                let frame = Frame {
-                    seq: u64::MAX,
-                    current_bytes: bytes,
-                    peak_bytes: bytes,
-                    claimed_subject: Some(id(victim)),
-                };
-                Input::Frame {
-                    sender: id(who),
-                    payload: payload(frame),
-                }
-            }
-            Op::Spoof { .. } => return None,
-            Op::Garbage { who, ref bytes } => Input::Frame {
-                sender: id(who),
-                payload: Payload::new(bytes),
-            },
-            Op::Kernel { who, bytes } => Input::KernelReading {
-                subject: id(who),
-                bytes,
-            },
-            Op::Tick { advance } => Input::Tick(Tick(self.now + advance)),
-            Op::TickBack { by } => Input::Tick(Tick(self.now.saturating_sub(by))),
-            Op::Accept { pick } => Input::Answer {
-                ticket: pick_ticket(pick),
-                answer: Answer::Accepted,
-            },
-            Op::Refuse { pick } => Input::Answer {
-                ticket: pick_ticket(pick),
-                answer: Answer::Refused(RefusalReason::Unavailable),
-            },
-            Op::Exit { who } => Input::Exited(id(who)),
-            Op::Observe(on) => Input::SetPolicy(PolicyUpdate::Global(Policy {
-                observe_only: on,
-                ..*wd.policy()
-            })),
-            Op::Budget { budget, window } => Input::SetPolicy(PolicyUpdate::Global(Policy {
-                kill_budget: budget,
-                kill_window_ticks: window,
-                ..*wd.policy()
-            })),
-            Op::EnforceKernel(on) => Input::SetPolicy(PolicyUpdate::Global(Policy {
-                enforce_kernel: on,
-                ..*wd.policy()
-            })),
-            Op::Silence {
-                judge_on_kernel,
-                stale_ticks,
-            } => Input::SetPolicy(PolicyUpdate::Global(Policy {
-                enforce_kernel_when_silent: judge_on_kernel,
-                report_stale_ticks: stale_ticks,
-                ..*wd.policy()
-            })),
-            Op::Crash => return None, // not an input: see `Model::crash`
-        })
-    }
-
-    /// The watchdog dies here. A new one is built the way the edge builds it: the policy in
-    /// force, then what the audit log tells (where the clock, the events and the tickets
-    /// were, and the kill decisions inside the window), then what the authority tells (every
-    /// running subject, and the terminations it carries out). Every invariant is checked on
-    /// the restore inputs too, and across the crash.
-    fn crash(
-        &mut self,
-        wd: &mut Wd,
-        authority: &mut RecordingAuthority,
-    ) -> Result<(), TestCaseError> {
-        let in_force = *wd.policy();
-        let running: Vec<SubjectStatus> = wd.subjects().filter(|s| s.running).collect();
-        let next_ticket = authority
-            .requests
-            .iter()
-            .map(|r| r.ticket.0 + 1)
-            .max()
-            .unwrap_or(1);
-        let next_event_seq = wd.next_event_seq();
-        let started_with = self.started_with.unwrap_or_else(policy);
-        self.incarnations
-            .push((started_with, core::mem::take(&mut self.inputs)));
-        self.started_with = Some(in_force);
-        *wd = Wd::new(in_force).expect("the policy in force is valid");
-        // A new process: its frame budgets start afresh.
-        self.accepted_this_tick.clear();
-        self.step(
-            wd,
-            authority,
-            Input::Restore(Restore::Resume {
-                tick: Tick(self.now),
-                next_event_seq,
-                next_ticket,
-            }),
-        )?;
-        // The newest kill decisions, as many as the core remembers: a window enlarged after
-        // the restart must still count them.
-        let keep = usize::from(oomd::bounds::MAX_KILL_BUDGET);
-        let recent = self.decisions[self.decisions.len().saturating_sub(keep)..].to_vec();
-        for at in recent {
-            self.step(
-                wd,
-                authority,
-                Input::Restore(Restore::KillDecided { at: Tick(at) }),
-            )?;
-        }
-        for s in running {
-            let registration = Registration {
-                subject: s.subject,
-                class: s.class,
-                critical: s.critical,
-                reports: s.reports,
-            };
-            self.step(wd, authority, Input::Register(registration))?;
-            if let Some(r) = self.in_flight.get(&s.subject).copied() {
-                let accepted = self.incident_accepted(s.subject);
-                let adopt = Restore::KillInFlight {
-                    subject: r.subject,
-                    ticket: r.ticket,
-                    mode: r.mode,
-                    accepted,
-                    bytes: r.bytes,
-                };
-                self.step(wd, authority, Input::Restore(adopt))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Feeds one input and checks every invariant against what it produced.
-    fn step(
-        &mut self,
-        wd: &mut Wd,
-        authority: &mut RecordingAuthority,
-        input: Input,
-    ) -> Result<(), TestCaseError> {
-        let before: BTreeMap<SubjectId, SubjectStatus> =
-            wd.subjects().map(|s| (s.subject, s)).collect();
-        let result = wd.handle(input, authority);
-        self.inputs.push(input);
-        // Restoring never fails when the edge feeds what the model says it should.
-        if let Input::Restore(r) = input {
-            prop_assert!(result.is_ok(), "{:?} refused: {:?}", r, result);
-        }
-        if let Input::Tick(t) = input {
-            self.now = self.now.max(t.0);
-            self.accepted_this_tick.clear();
-        }
-        // 9. Bounded work per sender: at most the frame budget, plus one latest frame, are
-        // taken per tick, however many arrive.
-        if let (Input::Frame { sender, .. } | Input::LatestFrame { sender, .. }, Ok(())) =
-            (input, result)
-        {
-            let n = self.accepted_this_tick.entry(sender).or_insert(0);
-            *n += 1;
-            prop_assert!(
-                *n <= wd.policy().frame_budget_per_tick + 1,
-                "{} frames of one sender taken in one tick",
-                n
-            );
-        }
-        if let Input::Answer {
-            ticket,
-            answer: Answer::Accepted,
-        } = input
-        {
-            if result.is_ok() {
-                self.accepted.insert(ticket);
-            }
-        }
-        if let Input::Register(r) = input {
-            if result.is_ok() {
-                self.next_seq.remove(&r.subject);
-                let critical = r.critical
-                    || oomd::bounds::ALWAYS_CRITICAL
-                        .iter()
-                        .any(|n| SubjectId::from_name(n) == r.subject);
-                if critical {
-                    self.critical.insert(r.subject);
-                } else {
-                    self.critical.remove(&r.subject);
-                }
-            }
-        }
-
-        // 7. Rejected frames change nothing but the sender's per-tick frame count.
-        if let (Input::Frame { .. } | Input::LatestFrame { .. }, Err(_)) = (input, result) {
-            let without_count = |mut s: SubjectStatus| {
-                s.frames_this_tick = 0;
-                s
-            };
-            let after: BTreeMap<SubjectId, SubjectStatus> = wd
-                .subjects()
-                .map(|s| (s.subject, without_count(s)))
-                .collect();
-            let before: BTreeMap<_, _> = before
-                .into_iter()
-                .map(|(k, s)| (k, without_count(s)))
-                .collect();
-            prop_assert_eq!(after, before, "a rejected frame changed state");
-        }
-
-        // 10. Nothing due is left undone by a tick.
-        if let Input::Tick(_) = input {
-            let now = wd.now();
-            for st in wd.subjects().filter(|st| st.running) {
-                let l = st.limits;
-                let pending = matches!(st.kill, KillState::Pending { .. });
-                prop_assert!(
-                    pending || st.enforced_bytes < l.soft_bytes || st.over_soft_since.is_some(),
-                    "over soft without an incident after tick {}: {:?}",
-                    now.0,
-                    st
-                );
-                let due = st.enforced_bytes >= l.hard_bytes
-                    || st.over_soft_since.is_some_and(|since| {
-                        l.soft_grace_ticks > 0 && now.since(since) >= l.soft_grace_ticks
-                    });
-                prop_assert!(
-                    !(due && st.kill == KillState::Idle),
-                    "a due kill left idle after tick {}: {:?}",
-                    now.0,
-                    st
-                );
-                if let KillState::Pending { deadline, .. } = st.kill {
-                    prop_assert!(
-                        deadline > now,
-                        "a pending kill past its deadline after tick {}: {:?}",
-                        now.0,
-                        st
-                    );
-                }
-            }
-        }
-
-        // 10, at the crossing: a frame or reading over hard is decided in its own input.
-        let changed = match (input, result) {
-            (Input::Frame { sender, .. } | Input::LatestFrame { sender, .. }, Ok(())) => {
-                Some(sender)
-            }
-            (Input::KernelReading { subject, .. }, Ok(())) => Some(subject),
-            _ => None,
-        };
-        if let Some(st) = changed.and_then(|id| wd.subject(id)) {
-            prop_assert!(
-                !(st.enforced_bytes >= st.limits.hard_bytes && st.kill == KillState::Idle),
-                "a frame or reading over hard left its subject idle: {:?}",
-                st
-            );
-        }
-
-        // 6. The ring: nothing lost with this capacity, never more than capacity held.
-        let page = wd.events(self.events_seen, usize::MAX);
-        prop_assert_eq!(page.lost(), 0);
-        let new: Vec<Event> = page.collect();
-        prop_assert!(wd.events(0, usize::MAX).count() <= EVENTS);
-        prop_assert_eq!(wd.next_event_seq(), self.events_seen + new.len() as u64);
-        self.events_seen = wd.next_event_seq();
-        self.log.extend_from_slice(&new);
-
-        let policy = *wd.policy();
-        for e in &new {
-            match e.kind {
-                // 2. Budget.
-                EventKind::KillDecided { .. } | EventKind::WouldKill { .. } => {
-                    self.decisions.push(e.tick.0);
-                    let t = e.tick.0;
-                    let in_window = self
-                        .decisions
-                        .iter()
-                        .filter(|&&d| d <= t && t - d < policy.kill_window_ticks)
-                        .count();
-                    prop_assert!(
-                        in_window <= usize::from(policy.kill_budget),
-                        "{} decisions in the window ending at tick {}",
-                        in_window,
-                        t
-                    );
-                }
-                // 4. Confirmation only on an observed exit of an accepted request.
-                // ... and, conversely, an exit after an accepted request is always confirmed.
-                EventKind::KillConfirmed { subject, .. } => {
-                    prop_assert_eq!(input, Input::Exited(subject));
-                    prop_assert!(self.in_flight.contains_key(&subject));
-                    prop_assert!(
-                        self.incident_accepted(subject),
-                        "confirmed without acceptance"
-                    );
-                    self.resolve(subject);
-                }
-                EventKind::Exited {
-                    subject,
-                    during_kill,
-                } => {
-                    prop_assert_eq!(during_kill, self.in_flight.contains_key(&subject));
-                    prop_assert!(
-                        !self.incident_accepted(subject),
-                        "an accepted kill went unconfirmed"
-                    );
-                    self.resolve(subject);
-                }
-                EventKind::Unregistered { subject } => self.resolve(subject),
-                EventKind::KillRefused { subject, .. } | EventKind::KillFailed { subject, .. } => {
-                    prop_assert!(self.in_flight.contains_key(&subject));
-                    self.resolve(subject);
-                }
-                _ => {}
-            }
-        }
-
-        for r in &authority.requests[self.requests_seen..] {
-            // 1. Never a critical subject.
-            prop_assert!(
-                !self.critical.contains(&r.subject),
-                "critical {:?} requested",
-                r.subject
-            );
-            // 5. Audit before action.
-            let audit = new.iter().position(|e| e.seq == r.audit_seq);
-            prop_assert!(
-                audit.is_some(),
-                "request without an audit record in this step"
-            );
-            let audit = audit.unwrap_or_default();
-            prop_assert_eq!(
-                new[audit].kind,
-                EventKind::KillRequested {
-                    subject: r.subject,
-                    ticket: r.ticket,
-                    mode: r.mode
-                }
-            );
-            prop_assert!(audit > 0);
-            let cause = new[audit - 1].kind;
-            // 3. One in flight; a second request only escalates graceful → forced.
-            match (self.in_flight.get(&r.subject), r.mode) {
-                (None, TerminationMode::Graceful) => {
-                    let decided = matches!(cause, EventKind::KillDecided { subject, .. } if subject == r.subject);
-                    prop_assert!(decided, "a graceful request not right after its decision");
-                }
-                (Some(prev), TerminationMode::Forced) if prev.mode == TerminationMode::Graceful => {
-                    prop_assert_eq!(
-                        cause,
-                        EventKind::KillEscalated {
-                            subject: r.subject,
-                            ticket: prev.ticket
-                        }
-                    );
-                }
-                (prev, mode) => {
-                    prop_assert!(false, "request {:?} while {:?} in flight", mode, prev)
-                }
-            }
-            self.in_flight.insert(r.subject, *r);
-            self.incident.entry(r.subject).or_default().push(r.ticket);
-        }
-        self.requests_seen = authority.requests.len();
-        Ok(())
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -658,30 +53,17 @@ proptest! {
     fn invariants_hold_after_every_step(ops in proptest::collection::vec(op(), 1..250)) {
         let mut wd = Wd::new(policy()).expect("valid policy");
         let mut authority = RecordingAuthority::default();
-        let mut model = Model::default();
+        let mut model = Checker::default();
         for op in &ops {
             if let Op::Crash = op {
-                model.crash(&mut wd, &mut authority)?;
+                model.crash(&mut wd, &mut authority).map_err(failed)?;
             } else if let Some(input) = model.input(op, &wd, &authority.requests) {
-                model.step(&mut wd, &mut authority, input)?;
+                model.step(&mut wd, &mut authority, input).map_err(failed)?;
             }
         }
 
         // 8. Replay: the same inputs give the same log and the same requests, run by run.
-        let mut runs = model.incarnations.clone();
-        runs.push((model.started_with.unwrap_or_else(policy), model.inputs.clone()));
-        let mut replay_authority = RecordingAuthority::default();
-        let mut again = Vec::new();
-        for (start, inputs) in &runs {
-            let mut replayed = Wd::new(*start).expect("valid policy");
-            for input in inputs {
-                let next = replayed.next_event_seq();
-                let _ = replayed.handle(*input, &mut replay_authority);
-                again.extend(replayed.events(next, usize::MAX));
-            }
-        }
-        prop_assert_eq!(&model.log, &again);
-        prop_assert_eq!(authority.requests, replay_authority.requests);
+        model.check_replay(&authority).map_err(failed)?;
     }
 }
 
@@ -705,7 +87,7 @@ fn the_model_reaches_the_interesting_states() {
             .current();
         let mut wd = Wd::new(policy()).expect("valid policy");
         let mut authority = RecordingAuthority::default();
-        let mut model = Model::default();
+        let mut model = Checker::default();
         for op in &ops {
             if let Op::Crash = op {
                 model.crash(&mut wd, &mut authority).expect("invariants");
@@ -715,7 +97,7 @@ fn the_model_reaches_the_interesting_states() {
                     .expect("invariants");
             }
         }
-        seen.extend(model.log.iter().map(|e| e.kind.tag()));
+        seen.extend(model.log().iter().map(|e| e.kind.tag()));
     }
     for tag in [
         oomd::EventTag::KillDecided,
@@ -734,4 +116,118 @@ fn the_model_reaches_the_interesting_states() {
     ] {
         assert!(seen.contains(&tag), "the generator never produced {tag:?}");
     }
+}
+
+/// Runs `ops` through the checker, every invariant after every step, and the replay check.
+fn check_ops(ops: &[Op]) -> Result<Checker, Violation> {
+    let mut wd = Wd::new(policy()).expect("valid policy");
+    let mut authority = RecordingAuthority::default();
+    let mut model = Checker::default();
+    for op in ops {
+        if let Op::Crash = op {
+            model.crash(&mut wd, &mut authority)?;
+        } else if let Some(input) = model.input(op, &wd, &authority.requests) {
+            model.step(&mut wd, &mut authority, input)?;
+        }
+    }
+    model.check_replay(&authority)?;
+    Ok(model)
+}
+
+/// Found by the `watchdog` fuzz target: a tick at the end of time (`u64::MAX`) escalated a
+/// pending kill with a deadline that saturated to `now` itself, a kill pending past its
+/// deadline (invariant 10). The core's clock now stops at `bounds::MAX_TICK`, where every
+/// deadline it computes still lies ahead.
+#[test]
+fn fuzz_regression_a_kill_escalated_at_the_end_of_time_has_its_deadline_ahead() {
+    let ops = [
+        Op::Register {
+            who: 0,
+            critical: false,
+            class: 1,
+            reports: true,
+        },
+        Op::Report {
+            who: 0,
+            bytes: 2_503,
+        },
+        Op::Tick { advance: u64::MAX },
+        Op::Tick { advance: 5 },
+        Op::Crash,
+        Op::Report {
+            who: 0,
+            bytes: 2_503,
+        },
+        Op::Tick { advance: 1 },
+    ];
+    let model = check_ops(&ops).unwrap_or_else(|v| panic!("{v}"));
+    let escalated = model
+        .log()
+        .iter()
+        .filter(|e| e.kind.tag() == oomd::EventTag::KillEscalated)
+        .count();
+    assert_eq!(
+        escalated,
+        1,
+        "the graceful request escalated once: {:?}",
+        model.log()
+    );
+}
+
+/// Found by the `watchdog` fuzz target: an exit and a restart within one tick gave the sender
+/// a fresh frame budget, and five of its frames (the budget is three) were taken in one tick
+/// (invariant 9). A restart now keeps the tick's frame account.
+#[test]
+fn fuzz_regression_a_restart_within_a_tick_keeps_the_frame_budget_used() {
+    let register = Op::Register {
+        who: 2,
+        critical: false,
+        class: 2,
+        reports: true,
+    };
+    let report = Op::Report { who: 2, bytes: 424 };
+    let ops = [
+        register.clone(),
+        report.clone(),
+        report.clone(),
+        Op::Exit { who: 2 },
+        register,
+        report.clone(),
+        report.clone(),
+        Op::Jump { who: 2 },
+        Op::Tick { advance: 1 },
+        report,
+    ];
+    let model = check_ops(&ops).unwrap_or_else(|v| panic!("{v}"));
+    let rejected = model
+        .log()
+        .iter()
+        .filter(|e| e.kind.tag() == oomd::EventTag::FrameRejected)
+        .count();
+    assert!(
+        rejected >= 1,
+        "a frame over the budget was rejected: {:?}",
+        model.log()
+    );
+}
+
+/// The same through an unregistration: a subject unregistered and registered again within
+/// one tick keeps the tick's frame account too (found by reading the case above).
+#[test]
+fn fuzz_regression_unregistered_and_registered_again_within_a_tick_keeps_the_frame_budget_used() {
+    let register = Op::Register {
+        who: 2,
+        critical: false,
+        class: 2,
+        reports: true,
+    };
+    let report = Op::Report { who: 2, bytes: 424 };
+    let mut ops = vec![
+        register.clone(),
+        report.clone(),
+        report.clone(),
+        report.clone(),
+    ];
+    ops.extend([Op::Unregister { who: 2 }, register, report.clone(), report]);
+    check_ops(&ops).unwrap_or_else(|v| panic!("{v}"));
 }

@@ -198,9 +198,13 @@ impl AuditLog {
         let mut recovered = Recovered::default();
         let mut last_per_subject = std::collections::BTreeMap::new();
         for file in [rotated(path), path.to_owned()] {
-            read_tail(&file, &boot, &mut recovered, &mut last_per_subject);
+            if let Some((bytes, cut)) = read_tail(&file) {
+                parse_tail(&bytes, cut, &boot, &mut recovered, &mut last_per_subject);
+            }
         }
-        read_checkpoint(&checkpoint_path(path), &boot, &mut recovered);
+        if let Some(bytes) = read_checkpoint(&checkpoint_path(path)) {
+            parse_checkpoint(&bytes, &boot, &mut recovered);
+        }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let written = file.metadata()?.len();
         let checkpoint = OpenOptions::new()
@@ -415,20 +419,44 @@ fn checkpoint_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads the sequence checkpoint (at most [`CHECKPOINT_LEN`] bytes) into `out`.
-fn read_checkpoint(path: &Path, boot: &[u8; 36], out: &mut Recovered) {
-    let Ok(file) = File::open(path) else {
-        return;
-    };
-    let mut bytes = Vec::new();
-    if file
-        .take(CHECKPOINT_LEN as u64)
-        .read_to_end(&mut bytes)
-        .is_err()
-    {
-        return;
+/// What [`AuditLog::open`] recovers from these file contents: `files` are the rotated log
+/// and the current one, in that order, `checkpoint` the sequence checkpoint's, `boot` the
+/// kernel's boot id. As when they are read from disk, only the last [`TAIL_BYTES`] of each
+/// file and the first [`CHECKPOINT_LEN`] bytes of the checkpoint count; nothing in them makes
+/// recovery fail, and what it keeps is bounded ([`MAX_DECISIONS`] kill decisions, at most one
+/// confirmed ticket per record).
+#[must_use]
+pub fn recover(files: &[&[u8]], checkpoint: &[u8], boot: &[u8; 36]) -> Recovered {
+    let mut recovered = Recovered::default();
+    let mut last_per_subject = std::collections::BTreeMap::new();
+    for bytes in files {
+        let start = bytes.len().saturating_sub(TAIL_BYTES as usize);
+        parse_tail(
+            &bytes[start..],
+            start > 0,
+            boot,
+            &mut recovered,
+            &mut last_per_subject,
+        );
     }
-    let text = String::from_utf8_lossy(&bytes);
+    let checkpoint = &checkpoint[..checkpoint.len().min(CHECKPOINT_LEN)];
+    parse_checkpoint(checkpoint, boot, &mut recovered);
+    recovered
+}
+
+/// Reads the sequence checkpoint, at most [`CHECKPOINT_LEN`] bytes.
+fn read_checkpoint(path: &Path) -> Option<Vec<u8>> {
+    let file = File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.take(CHECKPOINT_LEN as u64)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
+}
+
+/// Reads what the checkpoint's bytes tell into `out`.
+fn parse_checkpoint(bytes: &[u8], boot: &[u8; 36], out: &mut Recovered) {
+    let text = String::from_utf8_lossy(bytes);
     let text = text.trim();
     let Ok(c) = serde_json::from_str::<Checkpoint>(text) else {
         if !text.is_empty() {
@@ -477,29 +505,28 @@ pub fn now_ms() -> u64 {
     u64::try_from(t.tv_sec).unwrap_or(0) * 1000 + u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000_000
 }
 
-/// Reads the last [`TAIL_BYTES`] of `path` (if it exists) into `out`.
-fn read_tail(
-    path: &Path,
+/// Reads the last [`TAIL_BYTES`] of `path`, if it exists, and whether that cut the file.
+fn read_tail(path: &Path) -> Option<(Vec<u8>, bool)> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut bytes = Vec::new();
+    file.take(TAIL_BYTES).read_to_end(&mut bytes).ok()?;
+    Some((bytes, start > 0))
+}
+
+/// Reads what the lines of a file's tail tell into `out`; `cut` when the tail starts inside
+/// the file (its first line is then the cut end of one, and skipped).
+fn parse_tail(
+    bytes: &[u8],
+    cut: bool,
     boot: &[u8; 36],
     out: &mut Recovered,
     last_per_subject: &mut std::collections::BTreeMap<memstat::SubjectId, u32>,
 ) {
-    let Ok(mut file) = File::open(path) else {
-        return;
-    };
-    let Ok(len) = file.metadata().map(|m| m.len()) else {
-        return;
-    };
-    let start = len.saturating_sub(TAIL_BYTES);
-    if file.seek(SeekFrom::Start(start)).is_err() {
-        return;
-    }
-    let mut bytes = Vec::new();
-    if file.take(TAIL_BYTES).read_to_end(&mut bytes).is_err() {
-        return;
-    }
     let mut lines = bytes.split(|&b| b == b'\n');
-    if start > 0 {
+    if cut {
         lines.next(); // the cut start of a line
     }
     let boot = core::str::from_utf8(boot).unwrap_or("");
@@ -681,5 +708,33 @@ mod tests {
         assert_eq!(r.records, 0);
         assert_eq!(r.skipped, 2);
         assert_eq!(r.next_event_seq, 0);
+    }
+
+    #[test]
+    fn recover_of_the_files_bytes_is_what_open_reads_back() {
+        let path = temp("recover-bytes");
+        let (mut log, _) = AuditLog::open(&path, 4 * 1024).unwrap();
+        for seq in 0..100 {
+            let kind = EventKind::KillDecided {
+                subject: hog(),
+                bytes: seq,
+                reason: KillReason::HardLimit,
+            };
+            log.append(&event(seq, seq, kind), "oomd: kill decided app=hog", seq);
+        }
+        log.checkpoint(120, Tick(130), 140);
+        log.sync();
+        drop(log);
+        let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+        let (rotated_bytes, current) = (read(&rotated(&path)), read(&path));
+        assert!(!rotated_bytes.is_empty(), "the log rotated");
+        let (_, opened) = AuditLog::open(&path, 4 * 1024).unwrap();
+        let recovered = recover(
+            &[&rotated_bytes, &current],
+            &read(&checkpoint_path(&path)),
+            &boot_id(),
+        );
+        assert_eq!(recovered, opened);
+        assert_eq!(recovered.next_event_seq, 120);
     }
 }
