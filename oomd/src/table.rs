@@ -124,6 +124,11 @@ impl<const S: usize> SubjectTable<S> {
         }
     }
 
+    /// The lowest hard limit among the overrides held, if any.
+    pub(crate) fn lowest_override_hard(&self) -> Option<u64> {
+        self.overrides.iter().flatten().map(|l| l.hard_bytes).min()
+    }
+
     pub(crate) fn has_override(&self, i: usize) -> bool {
         self.rows[i].override_slot != Subject::NO_OVERRIDE
     }

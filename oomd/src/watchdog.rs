@@ -53,6 +53,10 @@ pub struct Watchdog<
     const EVENTS: usize = { bounds::DEFAULT_EVENTS },
 > {
     policy: Policy,
+    /// No subject's hard limit is below this (the global one and every override's, as of the
+    /// last policy change; an override freed since can only have raised the true floor): a
+    /// frame whose figures are both under it cannot have made a kill due.
+    hard_floor: u64,
     now: Tick,
     next_ticket: u32,
     budget: KillBudget,
@@ -71,6 +75,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         policy.validate()?;
         Ok(Watchdog {
             policy,
+            hard_floor: policy.limits.hard_bytes,
             now: Tick::ZERO,
             next_ticket: 1,
             budget: KillBudget::new(),
@@ -224,8 +229,8 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         };
         let s = self.table.row_mut(i);
         match accept_frame(s, sender, Budget::PerTick(budget), payload, now) {
-            Ok(()) => {
-                self.decide_if_over_hard(i, authority);
+            Ok(reported) => {
+                self.decide_if_report_over_hard(i, reported, authority);
                 Ok(())
             }
             Err(reason) => {
@@ -252,9 +257,9 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         }
         let s = self.table.row_mut(i);
         match accept_frame(s, sender, Budget::Latest, payload, now) {
-            Ok(()) => {
+            Ok(reported) => {
                 bump(&mut self.counters.latest_frames);
-                self.decide_if_over_hard(i, authority);
+                self.decide_if_report_over_hard(i, reported, authority);
                 Ok(())
             }
             Err(reason) => {
@@ -352,6 +357,12 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         };
         match result {
             Ok(subject) => {
+                self.hard_floor = self
+                    .table
+                    .lowest_override_hard()
+                    .map_or(self.policy.limits.hard_bytes, |h| {
+                        h.min(self.policy.limits.hard_bytes)
+                    });
                 self.emit(EventKind::PolicyChanged { subject });
                 Ok(())
             }
@@ -516,6 +527,24 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let s = self.table.row(i);
         let bytes = s.enforced(policy, now);
         next_action(s, self.table.limits(i, policy), policy, now, bytes)
+    }
+
+    /// A frame just set row `i`'s report to `reported`. The enforced figure is the report or
+    /// the larger of the report and the kernel figure, so when both are under the lowest hard
+    /// limit of any subject nothing can be due: the frame path's common case is that one
+    /// comparison, without looking up the subject's limits or working out which figure is
+    /// enforced (`decide_if_over_hard` does, when it matters).
+    #[inline(always)]
+    fn decide_if_report_over_hard<A: Authority + ?Sized>(
+        &mut self,
+        i: usize,
+        reported: u64,
+        authority: &mut A,
+    ) {
+        let kernel = self.table.row(i).kernel().unwrap_or(0);
+        if reported.max(kernel) >= self.hard_floor {
+            self.decide_if_over_hard(i, authority);
+        }
     }
 
     /// A frame or a kernel reading just changed row `i`'s figure. If it is now at or over the

@@ -449,6 +449,46 @@ fn a_frame_over_hard_is_decided_in_that_input() {
 }
 
 #[test]
+fn a_frame_over_a_lowered_hard_limit_is_decided_in_that_input() {
+    // The frame path skips its check below the lowest hard limit of any subject: an override
+    // below the global limit, and a global limit lowered, must move that floor.
+    let mut h = harness();
+    h.register("a");
+    h.register("b");
+    h.tick().unwrap();
+    let own = Limits {
+        soft_bytes: 100,
+        hard_bytes: 500,
+        ..small_policy().limits
+    };
+    h.set_limits("a", Some(own)).unwrap();
+    h.report("a", 499).unwrap();
+    assert!(h.requests().is_empty());
+    h.report("a", 500).unwrap();
+    assert_eq!(
+        h.requests().len(),
+        1,
+        "at its own hard: decided in the frame's input"
+    );
+
+    let lower = Policy {
+        limits: Limits {
+            soft_bytes: 100,
+            hard_bytes: 300,
+            ..small_policy().limits
+        },
+        ..small_policy()
+    };
+    h.set_policy(lower).unwrap();
+    h.report("b", 300).unwrap();
+    assert_eq!(
+        h.requests().len(),
+        2,
+        "at the lowered global hard: decided in that input"
+    );
+}
+
+#[test]
 fn a_kernel_reading_over_hard_is_decided_in_that_input() {
     let mut h = Harness::new(Policy {
         enforce_kernel: true,
