@@ -35,6 +35,6 @@ mod service;
 pub use control::{DEFAULT_IDLE_TIMEOUT, MAX_CLIENTS, UNPRIVILEGED_MAX};
 pub use names::ServiceNames;
 pub use output::{LogFormat, Output};
-pub use policies::Refusal;
+pub use policies::{check_document, Refusal};
 pub use record::RecordTo;
 pub use service::{AuditTo, Options, Service, ServiceError};

@@ -58,6 +58,49 @@ struct Args {
     /// Audit log format on stderr: text, json or none.
     #[arg(long, default_value = "text", value_parser = parse_format)]
     log: LogFormat,
+    /// Check this policy file as oomd would at start-up, print what it sets, and exit: 0 if
+    /// oomd would take it, 2 (with the key at fault) if not. Starts nothing.
+    #[arg(long, value_name = "FILE", conflicts_with = "policy")]
+    check_config: Option<PathBuf>,
+}
+
+/// `--check-config FILE`: the start-up checks of a policy file, and nothing else.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let doc = match PolicyFile::load(path).map(|f| f.to_document()) {
+        Ok(Ok(doc)) => doc,
+        Ok(Err(e)) => {
+            eprintln!("oomd: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("oomd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(refusal) = oomd_service::check_document(&doc) {
+        eprintln!(
+            "oomd: {}: policy refused, nothing applied: {refusal}",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
+    let p = doc.global.unwrap_or_default();
+    println!(
+        "oomd: {}: ok: soft={} hard={} tick={}ms kill_budget={} per {} ticks{}; {} service table(s)",
+        path.display(),
+        p.limits.soft_bytes,
+        p.limits.hard_bytes,
+        p.sample_period_ms,
+        p.kill_budget,
+        p.kill_window_ticks,
+        if doc.global.is_none() {
+            " (no [policy] table: the built-in defaults)"
+        } else {
+            ""
+        },
+        doc.services.len(),
+    );
+    ExitCode::SUCCESS
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -75,6 +118,9 @@ fn parse_format(s: &str) -> Result<LogFormat, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = &args.check_config {
+        return check_config(path);
+    }
     let policy = match PolicyFile::load(&args.policy) {
         Ok(file) => match file.to_document() {
             Ok(doc) => doc,

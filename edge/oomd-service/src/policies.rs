@@ -26,6 +26,12 @@ impl core::fmt::Display for Refusal {
     }
 }
 
+/// Checks a policy document as oomd does at start-up and on `oomctl policy set`, changing
+/// nothing: `Ok` means oomd would start with it (`oomd --check-config`).
+pub fn check_document(doc: &PolicyDocument) -> Result<(), Refusal> {
+    ServiceLimitsTable::default().check(doc)
+}
+
 /// Every service's own limits, by name.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ServiceLimitsTable {
