@@ -1,8 +1,8 @@
 //! Publish on growth: from the allocation that crosses the quantum to the frame received on
 //! the other end of the socket, with nobody calling `publish` (the allocator's growth signal
-//! wakes `GrowthPublisher`'s thread, which sends). One iteration is one crossing: allocate a
-//! quantum, receive the frame that shows it. What is allocated is kept (a free would lower
-//! the figure below the armed threshold), so the quantum is small: 1 KiB.
+//! wakes `GrowthPublisher`'s thread, which sends). One iteration is one crossing: one
+//! allocation that takes the live bytes to the armed threshold, then the frame that shows it.
+//! What is allocated is kept, so the quantum is small: 1 KiB.
 
 use std::alloc::System;
 use std::os::fd::OwnedFd;
@@ -18,6 +18,19 @@ static ALLOC: CountingAlloc<System, GrowthPublisher> =
     CountingAlloc::with_signal(System, GrowthPublisher::new());
 
 const QUANTUM: u64 = 1024;
+
+/// The threshold the publisher armed (one quantum above the figure it last offered: what is
+/// freed meanwhile, by criterion itself, lowers the live bytes but not the threshold), and the
+/// bytes one allocation needs to reach it. Waits for the arming, which follows each frame.
+fn next_crossing() -> (u64, usize) {
+    loop {
+        if let Some(threshold) = ALLOC.armed_at() {
+            let need = threshold.saturating_sub(ALLOC.live_bytes()).max(1);
+            return (threshold, usize::try_from(need).expect("fits"));
+        }
+        std::hint::spin_loop();
+    }
+}
 
 fn growth(c: &mut Criterion) {
     let (tx, rx) = UnixDatagram::pair().expect("socketpair");
@@ -36,13 +49,13 @@ fn growth(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 assert!(held.len() < held.capacity(), "more crossings than expected");
-                let floor = ALLOC.live_bytes() + QUANTUM;
+                let (threshold, need) = next_crossing();
                 let at = Instant::now();
-                held.push(vec![1u8; QUANTUM as usize]);
+                held.push(Vec::with_capacity(need));
                 loop {
                     let n = rx.recv(&mut buf).expect("a frame within 5 s");
                     let frame = Frame::decode(&buf[..n]).expect("valid");
-                    if frame.current_bytes >= floor {
+                    if frame.current_bytes >= threshold {
                         break;
                     }
                 }
