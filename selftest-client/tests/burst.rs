@@ -6,15 +6,14 @@
 //! the newest frame delivered before a tick counts (coalesced), so the kill comes at the first
 //! tick after the burst, on a figure at or over hard.
 //!
-//! Only processes this test started are signalled (execd, through [`Execd`]'s drop; the hog
-//! is execd's service). The hog ends by itself after 30 s, and every wait is bounded.
+//! Only processes this test started are signalled (execd, through `common::Execd`'s drop;
+//! the hog is execd's service). The hog ends by itself after 30 s, and every wait is bounded.
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{build, Execd};
+use common::{build, start_execd};
 
 const MIB: u64 = 1 << 20;
 
@@ -54,19 +53,7 @@ argv = ["{b}/hog-fixture", "--chunk", "1MiB", "--interval-ms", "1", "--max", "20
 "#
     );
     std::fs::write(dir.join("manifest.toml"), manifest).expect("manifest");
-    let log = dir.join("execd.log");
-    let file = std::fs::File::create(&log).expect("log");
-    let child = Command::new(bin.join("execd"))
-        .arg("--manifest")
-        .arg(dir.join("manifest.toml"))
-        .arg("--socket")
-        .arg(dir.join("execd.sock"))
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log"))
-        .stderr(file)
-        .spawn()
-        .expect("execd starts");
-    let execd = Execd(child);
+    let (execd, log) = start_execd(&bin, &dir);
     let text = || std::fs::read_to_string(&log).unwrap_or_default();
 
     // Ticks are a second apart: the kill must come within a few of them.

@@ -14,10 +14,9 @@ mod common;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{build, Execd};
+use common::{build, start_execd, Execd};
 use rustix::process::{kill_process, Pid, Signal};
 
 const MIB: u64 = 1 << 20;
@@ -68,23 +67,12 @@ start = false
 "#
         );
         std::fs::write(dir.join("manifest.toml"), manifest).expect("manifest");
-        let log = dir.join("execd.log");
-        let file = std::fs::File::create(&log).expect("log");
-        let child = Command::new(bin.join("execd"))
-            .arg("--manifest")
-            .arg(dir.join("manifest.toml"))
-            .arg("--socket")
-            .arg(dir.join("execd.sock"))
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .spawn()
-            .expect("execd starts");
+        let (execd, log) = start_execd(bin, &dir);
         let edge = Edge {
             dir,
             log,
             bin: bin.to_owned(),
-            execd: Execd(child),
+            execd,
         };
         edge.wait_lines("oomd: ready", 1);
         edge

@@ -60,7 +60,7 @@ use std::path::{Path, PathBuf};
 use oomd::{Event, EventKind, Tick};
 use oomd_proto::{KillReport, KillReportView};
 
-use crate::kernel::Cursor;
+use crate::kernel::{format_into, Cursor};
 
 /// The audit log's size cap unless told otherwise.
 pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024;
@@ -299,13 +299,7 @@ impl AuditLog {
             line: &'a str,
         }
         let mut words = [0u8; 512];
-        let mut c = Cursor {
-            buf: &mut words,
-            len: 0,
-        };
-        let _ = core::fmt::write(&mut c, format_args!("{view}"));
-        let len = c.len;
-        let line = core::str::from_utf8(&words[..len]).unwrap_or("");
+        let line = format_into(&mut words, format_args!("{view}"));
         let boot = self.boot;
         let out = Out {
             seq: confirmed.seq,

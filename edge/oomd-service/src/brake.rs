@@ -24,13 +24,12 @@
 //!
 //! Every call works on paths formatted on the stack and allocates nothing.
 
-use std::ffi::CStr;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::fs::{open, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::kernel::Cursor;
+use crate::kernel::{CgroupPath, Cursor};
 
 const MIB: u64 = 1 << 20;
 /// The brake's headroom over hard, at least.
@@ -43,29 +42,6 @@ pub(crate) const HEADROOM_DIVISOR: u64 = 16;
 #[must_use]
 pub(crate) fn high_for(hard: u64) -> Option<u64> {
     (hard != u64::MAX).then(|| hard.saturating_add((hard / HEADROOM_DIVISOR).max(MIN_HEADROOM)))
-}
-
-/// A path `<root>/<dir>/<file>` as a NUL-terminated string on the stack.
-struct CgroupPath {
-    buf: [u8; 257],
-    len: usize,
-}
-
-impl CgroupPath {
-    fn new(root: &str, dir: &str, file: &str) -> Option<CgroupPath> {
-        let mut buf = [0u8; 257];
-        let mut w = Cursor {
-            buf: &mut buf[..256],
-            len: 0,
-        };
-        core::fmt::write(&mut w, format_args!("{root}/{dir}/{file}")).ok()?;
-        let len = w.len;
-        Some(CgroupPath { buf, len })
-    }
-
-    fn as_cstr(&self) -> Option<&CStr> {
-        CStr::from_bytes_with_nul(&self.buf[..=self.len]).ok()
-    }
 }
 
 /// Writes `memory.high` of `<root>/<dir>`: `high` bytes, or `max` for `None`.

@@ -54,21 +54,36 @@ fn tree() -> &'static proctree::Tree {
 static METER: Mutex<proctree::Meter<{ oomd::bounds::DEFAULT_SUBJECTS }>> =
     Mutex::new(proctree::Meter::new());
 
+/// A path `<root>/<dir>/<file>` as a NUL-terminated string on the stack (at most 256 bytes and
+/// its NUL), so that opening it allocates nothing.
+pub(crate) struct CgroupPath {
+    buf: [u8; 257],
+    len: usize,
+}
+
+impl CgroupPath {
+    pub(crate) fn new(root: &str, dir: &str, file: &str) -> Option<CgroupPath> {
+        let mut buf = [0u8; 257];
+        let mut w = Cursor {
+            buf: &mut buf[..256],
+            len: 0,
+        };
+        core::fmt::write(&mut w, format_args!("{root}/{dir}/{file}")).ok()?;
+        let len = w.len;
+        Some(CgroupPath { buf, len })
+    }
+
+    pub(crate) fn as_cstr(&self) -> Option<&CStr> {
+        CStr::from_bytes_with_nul(&self.buf[..=self.len]).ok()
+    }
+}
+
 /// Reads the figure, or `None` if it cannot be read or the service just exited.
 pub(crate) fn read_bytes(source: Source<'_>) -> Option<u64> {
     match source {
         Source::Cgroup { root, dir } => {
-            // 256 bytes of path and its NUL: a `CStr` on the stack, so `open` does not
-            // allocate one.
-            let mut path = [0u8; 257];
-            let mut w = Cursor {
-                buf: &mut path[..256],
-                len: 0,
-            };
-            core::fmt::write(&mut w, format_args!("{root}/{dir}/memory.current")).ok()?;
-            let len = w.len;
-            let path = CStr::from_bytes_with_nul(&path[..=len]).ok()?;
-            let text = read_small(path)?;
+            let path = CgroupPath::new(root, dir, "memory.current")?;
+            let text = read_small(path.as_cstr()?)?;
             let text = core::str::from_utf8(&text.0[..text.1]).ok()?;
             text.trim().parse().ok()
         }
@@ -107,6 +122,16 @@ fn exited(pidfd: BorrowedFd<'_>) -> bool {
         tv_nsec: 0,
     };
     !matches!(poll(&mut fds, Some(&now)), Ok(0))
+}
+
+/// Formats `args` into `buf` and returns the text: a piece that does not fit is left out
+/// whole, so the text is always valid UTF-8. Never allocates.
+pub(crate) fn format_into<'a>(buf: &'a mut [u8], args: core::fmt::Arguments<'_>) -> &'a str {
+    let mut c = Cursor { buf, len: 0 };
+    let _ = core::fmt::write(&mut c, args);
+    let Cursor { buf, len } = c;
+    let buf: &'a [u8] = buf;
+    core::str::from_utf8(&buf[..len]).unwrap_or("")
 }
 
 /// `fmt::Write` into a fixed buffer; fails when full.

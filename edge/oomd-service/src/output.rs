@@ -4,7 +4,7 @@
 use oomd::{Event, EventKind};
 use oomd_proto::{KillReport, KillReportView};
 
-use crate::kernel::Cursor;
+use crate::kernel::{format_into, Cursor};
 use crate::ServiceNames;
 
 /// How the audit log on stderr is written.
@@ -58,13 +58,7 @@ impl Output {
             }
             LogFormat::Json => {
                 let mut text = [0u8; 512];
-                let mut c = Cursor {
-                    buf: &mut text,
-                    len: 0,
-                };
-                let _ = core::fmt::write(&mut c, args);
-                let len = c.len;
-                let text = core::str::from_utf8(&text[..len]).unwrap_or("");
+                let text = format_into(&mut text, args);
                 #[derive(serde::Serialize)]
                 struct Note<'a> {
                     note: &'a str,
@@ -112,13 +106,7 @@ impl Output {
             }
             LogFormat::Json => {
                 let mut words = [0u8; 512];
-                let mut c = Cursor {
-                    buf: &mut words,
-                    len: 0,
-                };
-                let _ = core::fmt::write(&mut c, format_args!("{view}"));
-                let len = c.len;
-                let line = core::str::from_utf8(&words[..len]).unwrap_or("");
+                let line = format_into(&mut words, format_args!("{view}"));
                 #[derive(serde::Serialize)]
                 struct Json<'a> {
                     report: &'a KillReport,

@@ -46,6 +46,24 @@ pub fn build() -> PathBuf {
     bin
 }
 
+/// Starts execd on `<dir>/manifest.toml` with its control socket at `<dir>/execd.sock`, its
+/// output (and that of every service it runs) in `<dir>/execd.log`; returns it and the log.
+pub fn start_execd(bin: &Path, dir: &Path) -> (Execd, PathBuf) {
+    let log = dir.join("execd.log");
+    let file = std::fs::File::create(&log).expect("log");
+    let child = Command::new(bin.join("execd"))
+        .arg("--manifest")
+        .arg(dir.join("manifest.toml"))
+        .arg("--socket")
+        .arg(dir.join("execd.sock"))
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().expect("log"))
+        .stderr(file)
+        .spawn()
+        .expect("execd starts");
+    (Execd(child), log)
+}
+
 /// execd, started by the test: stopped (SIGTERM, which makes it end its services; SIGKILL
 /// after 10 s) when the test ends, however it ends.
 pub struct Execd(pub Child);
