@@ -9,7 +9,7 @@ use std::sync::Arc;
 use memstat::SubjectId;
 use oomd::{Limits, Policy, SubjectClass};
 use oomd_proto::admission::SocketAccess;
-use oomd_proto::FromAuthority;
+use oomd_proto::{FromAuthority, ToAuthority};
 use oomd_service::{LogFormat, Options, Service};
 
 struct Running {
@@ -82,7 +82,12 @@ fn start_with(tag: &str, access: SocketAccess) -> Running {
 
 /// Plays execd: tells the service that `name` started (with a memstat channel nobody writes).
 fn announce(execd: &OwnedFd, name: &str) {
-    let (oomd_end, _service_end) = oomd_proto::seqpacket_pair().expect("socketpair");
+    drop(announce_with_channel(execd, name));
+}
+
+/// The same; returns the service's end of its memstat channel.
+fn announce_with_channel(execd: &OwnedFd, name: &str) -> OwnedFd {
+    let (oomd_end, service_end) = oomd_proto::seqpacket_pair().expect("socketpair");
     let started = FromAuthority::Started {
         subject: SubjectId::from_name(name),
         name: oomd_proto::name(name).expect("short"),
@@ -94,6 +99,7 @@ fn announce(execd: &OwnedFd, name: &str) {
     let mut buf = [0; oomd_proto::MAX_MESSAGE_LEN];
     let bytes = oomd_proto::encode(&started, &mut buf).expect("fits");
     oomd_proto::send(execd.as_fd(), bytes, &[oomd_end.as_fd()]).expect("sent");
+    service_end
 }
 
 fn oomctl(socket: &Path, args: &[&str]) -> Output {
@@ -107,6 +113,101 @@ fn oomctl(socket: &Path, args: &[&str]) -> Output {
 
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
+}
+
+#[test]
+fn events_show_each_confirmed_kill_with_its_kill_report() {
+    let oomd = start("report");
+    let socket = oomd.dir.join("oomd.sock");
+    let channel = announce_with_channel(&oomd.execd, "big");
+    // One frame over hard (2000 bytes): decided and requested in that input.
+    let frame = memstat::Frame {
+        seq: 0,
+        current_bytes: 5_000,
+        peak_bytes: 5_000,
+        claimed_subject: None,
+    };
+    let mut bytes = [0u8; memstat::MAX_FRAME_LEN];
+    let n = frame.encode(&mut bytes).expect("fits");
+    oomd_proto::send(channel.as_fd(), &bytes[..n], &[]).expect("sent");
+
+    // Play execd: take the request, accept it, report the exit.
+    oomd_proto::set_nonblocking(&oomd.execd).expect("nonblocking");
+    let mut rx = oomd_proto::Receiver::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let request = loop {
+        match rx.recv_msg::<ToAuthority>(oomd.execd.as_fd()) {
+            Ok((ToAuthority::Terminate(request), _)) => break request,
+            Ok(_) => {}
+            Err(e) if e.is_would_block() => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no termination request"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("authority channel: {e}"),
+        }
+    };
+    let mut buf = [0; oomd_proto::MAX_MESSAGE_LEN];
+    for msg in [
+        FromAuthority::Answer {
+            ticket: request.ticket,
+            answer: oomd::Answer::Accepted,
+        },
+        FromAuthority::Exited {
+            subject: SubjectId::from_name("big"),
+            status: oomd_proto::ExitStatus::Signal(15),
+        },
+    ] {
+        let bytes = oomd_proto::encode(&msg, &mut buf).expect("fits");
+        oomd_proto::send(oomd.execd.as_fd(), bytes, &[]).expect("sent");
+    }
+
+    // The confirmed kill, then its report on the next line, with the kill's tick and number.
+    let events = loop {
+        let out = oomctl(&socket, &["events"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let events = text(&out.stdout);
+        if events.contains("oomd: kill report") {
+            break events;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no kill report\n{events}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let lines: Vec<&str> = events.lines().collect();
+    let kill = lines
+        .iter()
+        .position(|l| l.ends_with("oomd: kill app=big bytes=5000"))
+        .expect("the kill line");
+    let prefix = lines[kill].split(" oomd: ").next().expect("t=.. #..");
+    let report = lines[kill + 1];
+    assert!(
+        report.starts_with(&format!(
+            "{prefix} oomd: kill report app=big reason=hard-limit bytes=5000 peak=5000 \
+             hard=2000 overshoot=3000 cross_to_request=0t/"
+        )),
+        "{events}"
+    );
+    assert!(report.ends_with("escalated=no"), "{report}");
+
+    // And as JSON, the report with its line.
+    let out = oomctl(&socket, &["events", "--json"]);
+    assert!(out.status.success());
+    let json = text(&out.stdout);
+    let record = json
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("report").is_some())
+        .expect("a report record");
+    assert_eq!(record["report"]["bytes"], 5_000);
+    assert_eq!(record["report"]["hard"], 2_000);
+    assert!(record["line"]
+        .as_str()
+        .is_some_and(|l| l.starts_with("oomd: kill report app=big")));
 }
 
 #[test]
