@@ -247,6 +247,62 @@ fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the
     assert_eq!(memory_high(&rig, "hog"), "max\n");
 }
 
+/// The kernel figure oomd holds for `subject`.
+fn kernel_bytes(rig: &mut Rig, subject: SubjectId) -> Option<u64> {
+    rig.control(&ControlRequest::Status { from: 0 })
+        .into_iter()
+        .find_map(|r| match r {
+            ControlReply::Subject(v) if v.status.subject == subject => v.status.kernel_bytes,
+            _ => None,
+        })
+}
+
+/// `memory.events` with `high` at `n`.
+fn memory_events(high: u64) -> String {
+    format!("low 0\nhigh {high}\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n")
+}
+
+#[test]
+fn a_storm_of_high_events_brings_one_kernel_reading_per_tick_and_garbage_brings_none() {
+    // Ticks a minute apart, nothing over hard: only the push reads memory.current.
+    let slow = Policy {
+        sample_period_ms: 60_000,
+        ..policy()
+    };
+    let mut rig = Rig::new("push-storm", slow);
+    let hog = rig.start_in_cgroup("hog", false);
+    let group = rig.cgroup("hog");
+    let write = |file: &str, text: &str| std::fs::write(group.join(file), text).expect("write");
+    write("memory.current", "100\n");
+    write("memory.events", &memory_events(1));
+    rig.svc.memory_events_changed();
+    assert_eq!(kernel_bytes(&mut rig, hog), Some(100));
+    // A thousand more events in the same tick: no more readings.
+    for n in 2..1_000 {
+        write("memory.current", &format!("{n}00\n"));
+        write("memory.events", &memory_events(n));
+        rig.svc.memory_events_changed();
+    }
+    assert_eq!(
+        kernel_bytes(&mut rig, hog),
+        Some(100),
+        "one reading per tick"
+    );
+    // A file that lies or is torn reads as no event, and nothing breaks.
+    for junk in [
+        "",
+        "high\n",
+        "high -1\n",
+        "high 18446744073709551616\n",
+        "\u{0}\u{0}",
+    ] {
+        write("memory.events", junk);
+        rig.svc.memory_events_changed();
+    }
+    assert_eq!(kernel_bytes(&mut rig, hog), Some(100));
+    assert_eq!(rig.next_request(Duration::from_millis(50)), None);
+}
+
 #[test]
 fn a_high_event_brings_the_kernel_figure_at_once_and_the_kill_before_any_tick() {
     // Ticks a minute apart: only the push can bring the kernel figure within the test.
