@@ -246,14 +246,15 @@ fn run_child(args: &Args, log: &Logger) -> Result<(), RunError> {
     };
     let mut arena = Arena::new(args.chunk, args.child_bytes);
     arena.grow_by(args.child_bytes).map_err(RunError::Alloc)?;
+    let own = own_stat();
     log.line(format_args!(
         "child of={} holding={} lifetime_ms={} escape={} sid={} pgrp={}",
         rustix::process::Pid::as_raw(rustix::process::getppid()),
         arena.held(),
         args.lifetime_ms,
         args.child_escape.as_str(),
-        rustix::process::getsid(None).map_or(-1, |p| p.as_raw_pid()),
-        rustix::process::getpgrp(),
+        own.map_or(-1, |s| s.session),
+        own.map_or(-1, |s| s.pgrp),
     ));
     let lifetime = Duration::from_millis(args.lifetime_ms);
     loop {
@@ -299,10 +300,19 @@ fn run_middle(args: &Args, log: &Logger) -> Result<(), RunError> {
     log.line(format_args!(
         "child escaped=double-fork holder={} sid={}",
         holder.id(),
-        rustix::process::getsid(None).map_or(-1, |p| p.as_raw_pid()),
+        own_stat().map_or(-1, |s| s.session),
     ));
     // Dropping a `Child` neither kills nor waits: the holder lives on, orphaned.
     Ok(())
+}
+
+/// This process's `/proc/self/stat`, for its session and group in the log. Not `getsid` or
+/// `getpgrp` through rustix: both are 0 when the session or group leader lives outside this
+/// pid namespace (a test run in a container), and rustix takes 0 for a nonzero pid (a debug
+/// assertion fails; in release, undefined behaviour).
+fn own_stat() -> Option<proctree::Stat> {
+    let pid = rustix::process::Pid::as_raw(Some(rustix::process::getpid()));
+    proctree::read_stat(pid).ok()
 }
 
 fn log_growth<A, S>(
