@@ -18,7 +18,8 @@ use oomd_proto::{
 };
 
 use crate::policies::Refusal;
-use crate::service::Service;
+use crate::service::{Service, Src};
+use rustix::event::epoll::EventFlags;
 
 /// Control connections served at once. Operators always find room: unprivileged callers may
 /// hold at most [`UNPRIVILEGED_MAX`] of them.
@@ -117,10 +118,15 @@ impl Service {
                 privileged,
                 idle_since: now,
             };
+            // A client's descriptor is ours alone: closing it takes it out of the epoll set.
             match admission::admit(&seats, privileged, UNPRIVILEGED_MAX) {
-                Admit::Free(i) => self.control.clients[i] = Some(newcomer),
+                Admit::Free(i) => {
+                    self.watch(newcomer.fd(), Src::Client(i), EventFlags::IN);
+                    self.control.clients[i] = Some(newcomer);
+                }
                 Admit::Evict(i) => {
                     self.evict(i, now);
+                    self.watch(newcomer.fd(), Src::Client(i), EventFlags::IN);
                     self.control.clients[i] = Some(newcomer);
                 }
                 Admit::Busy => {

@@ -16,7 +16,7 @@
 //! - a control socket answers `status`, `events`, `policy get|set`, and, in selftest builds
 //!   only, `inject`.
 //!
-//! After start-up the loop does not allocate: buffers, tables and the poll set are sized once
+//! After start-up the loop does not allocate: buffers, tables and the epoll set are sized or made once
 //! (`tests/no_alloc.rs` proves it with a counting allocator).
 //!
 //! What it is not: a process authority. It never signals anything; execd does.

@@ -13,7 +13,8 @@ use oomd_proto::admission::{self, SocketAccess};
 use oomd_proto::{
     FromAuthority, Name, PolicyDocument, Receiver, ToAuthority, WireError, MAX_MESSAGE_LEN,
 };
-use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::event::Timespec;
 use rustix::io::Errno;
 use rustix::net::{self as socket, RecvFlags};
 use rustix::time::{
@@ -22,7 +23,7 @@ use rustix::time::{
 
 use crate::audit::{self, AuditLog, Recovered};
 use crate::brake;
-use crate::control::{Control, MAX_CLIENTS};
+use crate::control::Control;
 use crate::kernel::{self, Source};
 use crate::kill_report::KillReports;
 use crate::policies::{Refusal, ServiceLimitsTable};
@@ -35,9 +36,10 @@ use crate::{LogFormat, Output, RecordTo, ServiceNames};
 /// always read.
 const MAX_DRAIN: usize = 1024;
 const SUBJECTS: usize = oomd::bounds::DEFAULT_SUBJECTS;
-/// The authority, the timer, the listener, the control clients, and per service its memstat
-/// channel and its cgroup's `memory.events`.
-const POLL_CAP: usize = 3 + MAX_CLIENTS + 2 * SUBJECTS;
+/// Ready descriptors taken from the epoll set per wait, at most. More ready ones wait for the
+/// next wait (the set is level-triggered, and the kernel hands out ready descriptors in
+/// turn), so a wake's work stays bounded however many services send at once.
+const EVENTS_CAP: usize = 64;
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -81,7 +83,7 @@ pub enum ServiceError {
     AuthorityGone,
     /// The authority channel failed.
     Authority(WireError),
-    /// poll(2) failed.
+    /// epoll_wait(2) failed.
     Poll(Errno),
 }
 
@@ -93,7 +95,7 @@ impl core::fmt::Display for ServiceError {
             Self::PolicyDocument(r) => write!(f, "policy refused, nothing applied: {r}"),
             Self::AuthorityGone => f.write_str("execd closed the authority channel"),
             Self::Authority(e) => write!(f, "authority channel: {e}"),
-            Self::Poll(e) => write!(f, "poll: {e}"),
+            Self::Poll(e) => write!(f, "epoll_wait: {e}"),
         }
     }
 }
@@ -114,7 +116,7 @@ struct KnownService {
     running: bool,
     /// Packets read from its memstat channel since the last tick.
     frames_read: u16,
-    /// It used its frame budget in this tick: its channel is not polled until just before the
+    /// It used its frame budget in this tick: its channel is out of the epoll set until just before the
     /// next tick, when what queued meanwhile is drained and only the newest packet is fed.
     paused: bool,
     /// Its cgroup's `memory.events`, watched for `high` events (cgroup mode only).
@@ -158,15 +160,44 @@ fn peer_hung_up(fd: BorrowedFd<'_>) -> bool {
     shut && rustix::io::ioctl_fionread(fd).is_ok_and(|queued| queued == 0)
 }
 
-/// Where a ready descriptor came from.
-#[derive(Debug, Clone, Copy)]
-enum Src {
+/// Where a ready descriptor came from: the epoll set's data word of each descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Src {
     Authority,
     Timer,
     Listener,
     Client(usize),
     Memstat(usize),
     MemoryEvents(usize),
+}
+
+impl Src {
+    /// The kind in the high 32 bits, the index in the low 32.
+    fn data(self) -> EventData {
+        let (kind, index) = match self {
+            Src::Authority => (0u64, 0usize),
+            Src::Timer => (1, 0),
+            Src::Listener => (2, 0),
+            Src::Client(i) => (3, i),
+            Src::Memstat(i) => (4, i),
+            Src::MemoryEvents(i) => (5, i),
+        };
+        EventData::new_u64(kind << 32 | index as u64)
+    }
+
+    fn from_data(data: EventData) -> Option<Src> {
+        let word = data.u64();
+        let index = usize::try_from(word & u64::from(u32::MAX)).ok()?;
+        Some(match word >> 32 {
+            0 => Src::Authority,
+            1 => Src::Timer,
+            2 => Src::Listener,
+            3 => Src::Client(index),
+            4 => Src::Memstat(index),
+            5 => Src::MemoryEvents(index),
+            _ => return None,
+        })
+    }
 }
 
 /// Takes the core's requests during one call of the core. They are sent only after the
@@ -203,6 +234,11 @@ pub struct Service {
     pub(crate) policies: ServiceLimitsTable,
     /// The tick timer: a non-blocking, close-on-exec timerfd on `CLOCK_MONOTONIC`.
     timer: OwnedFd,
+    /// Every descriptor the loop waits on, each registered once (level-triggered, the
+    /// [`Src`] as its data): a wait costs the same whatever the number of silent services.
+    /// A memstat channel is taken out while its sender is paused and before it is dropped
+    /// (execd holds the same open file, so closing ours would not take it out).
+    epoll: OwnedFd,
     slots: heapless::Vec<KnownService, SUBJECTS>,
     pub(crate) names: ServiceNames,
     pub(crate) rx: Receiver,
@@ -252,6 +288,16 @@ impl Service {
             TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
         )
         .map_err(|e| ServiceError::Setup("the tick timer", e.into()))?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|e| ServiceError::Setup("the epoll set", e.into()))?;
+        for (fd, src) in [
+            (authority.as_fd(), Src::Authority),
+            (timer.as_fd(), Src::Timer),
+            (listener.as_fd(), Src::Listener),
+        ] {
+            epoll::add(&epoll, fd, src.data(), EventFlags::IN)
+                .map_err(|e| ServiceError::Setup("the epoll set", e.into()))?;
+        }
         let out = Output::new(opts.log);
         let recorder = match &opts.record {
             Some(to) => Some(Recorder::start(to, global).map_err(setup("the recording"))?),
@@ -277,6 +323,7 @@ impl Service {
             control,
             policies,
             timer,
+            epoll,
             slots: heapless::Vec::new(),
             names: ServiceNames::default(),
             rx: Receiver::new(),
@@ -318,67 +365,35 @@ impl Service {
 
     /// Waits up to `timeout_ms` (-1: forever) for something to happen, and handles it.
     pub fn step(&mut self, timeout_ms: i32) -> Result<(), ServiceError> {
-        let mut ready: heapless::Vec<Src, POLL_CAP> = heapless::Vec::new();
-        {
-            let mut fds: heapless::Vec<PollFd<'_>, POLL_CAP> = heapless::Vec::new();
-            let mut srcs: heapless::Vec<Src, POLL_CAP> = heapless::Vec::new();
-            // POLL_CAP counts every descriptor the service can hold: the pushes never fail.
-            macro_rules! add {
-                ($fd:expr, $src:expr) => {{
-                    let _ = fds.push(PollFd::from_borrowed_fd($fd, PollFlags::IN));
-                    let _ = srcs.push($src);
-                }};
-            }
-            add!(self.authority.as_fd(), Src::Authority);
-            add!(self.timer.as_fd(), Src::Timer);
-            add!(self.listener.as_fd(), Src::Listener);
-            for (i, c) in self.control.clients.iter().enumerate() {
-                if let Some(c) = c {
-                    add!(c.fd(), Src::Client(i));
-                }
-            }
-            for (i, slot) in self.slots.iter().enumerate() {
-                match &slot.memstat {
-                    Some(fd) if !slot.paused => add!(fd.as_fd(), Src::Memstat(i)),
-                    _ => {}
-                }
-                // The kernel raises POLLPRI (and POLLERR) on a cgroup file that changed.
-                if let Some(fd) = slot.memory_events.as_ref().filter(|_| slot.running) {
-                    let _ = fds.push(PollFd::from_borrowed_fd(fd.as_fd(), PollFlags::PRI));
-                    let _ = srcs.push(Src::MemoryEvents(i));
-                }
-            }
-            // Wake in time for the next heartbeat, and to close the next idle control
-            // connection.
-            let heartbeat_at = self.last_heartbeat + oomd_proto::HEARTBEAT_INTERVAL;
-            let next = self
-                .next_client_expiry()
-                .map_or(heartbeat_at, |at| at.min(heartbeat_at));
-            let timeout_ms = match Some(next) {
-                Some(at) => {
-                    let left = at.saturating_duration_since(Instant::now()).as_millis() + 1;
-                    let left = i32::try_from(left).unwrap_or(i32::MAX);
-                    if timeout_ms < 0 {
-                        left
-                    } else {
-                        timeout_ms.min(left)
-                    }
-                }
-                None => timeout_ms,
-            };
-            // A negative timeout waits forever.
-            let timeout = u32::try_from(timeout_ms).ok().map(|ms| Timespec {
-                tv_sec: i64::from(ms / 1000),
-                tv_nsec: i64::from(ms % 1000) * 1_000_000,
-            });
-            match rustix::event::poll(&mut fds, timeout.as_ref()) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(ServiceError::Poll(e)),
-            }
-            for (fd, src) in fds.iter().zip(srcs.iter()) {
-                if !fd.revents().is_empty() {
-                    let _ = ready.push(*src);
-                }
+        // Wake in time for the next heartbeat, and to close the next idle control connection.
+        let heartbeat_at = self.last_heartbeat + oomd_proto::HEARTBEAT_INTERVAL;
+        let next = self
+            .next_client_expiry()
+            .map_or(heartbeat_at, |at| at.min(heartbeat_at));
+        let left = next.saturating_duration_since(Instant::now()).as_millis() + 1;
+        let left = i32::try_from(left).unwrap_or(i32::MAX);
+        let timeout_ms = if timeout_ms < 0 {
+            left
+        } else {
+            timeout_ms.min(left)
+        };
+        let timeout = u32::try_from(timeout_ms).ok().map(|ms| Timespec {
+            tv_sec: i64::from(ms / 1000),
+            tv_nsec: i64::from(ms % 1000) * 1_000_000,
+        });
+        let mut events = [epoll::Event {
+            flags: EventFlags::empty(),
+            data: EventData::new_u64(0),
+        }; EVENTS_CAP];
+        let n = match epoll::wait(&self.epoll, &mut events, timeout.as_ref()) {
+            Ok(n) => n,
+            Err(Errno::INTR) => 0,
+            Err(e) => return Err(ServiceError::Poll(e)),
+        };
+        let mut ready: heapless::Vec<Src, EVENTS_CAP> = heapless::Vec::new();
+        for event in &events[..n.min(EVENTS_CAP)] {
+            if let Some(src) = Src::from_data(event.data) {
+                let _ = ready.push(src);
             }
         }
         // Facts from execd first, then the frames, then time, then the operators.
@@ -409,6 +424,36 @@ impl Service {
         self.expire_clients();
         self.heartbeat();
         Ok(())
+    }
+
+    // ----- the epoll set -------------------------------------------------------------------
+
+    /// Adds a descriptor to the epoll set. A failure is told: the loop would not hear it.
+    pub(crate) fn watch(&mut self, fd: BorrowedFd<'_>, src: Src, flags: EventFlags) -> bool {
+        match epoll::add(&self.epoll, fd, src.data(), flags) {
+            Ok(()) => true,
+            // A plain file stands in for memory.events in tests on hosts without cgroup v2:
+            // epoll refuses regular files, and the tests call `memory_events_changed`.
+            Err(Errno::PERM) if matches!(src, Src::MemoryEvents(_)) => false,
+            Err(e) => {
+                self.out.note(format_args!(
+                    "oomd: cannot wait on a descriptor ({src:?}): {e}"
+                ));
+                false
+            }
+        }
+    }
+
+    /// Takes a descriptor out of the epoll set (a descriptor not in it is no error).
+    fn unwatch(&self, fd: BorrowedFd<'_>) {
+        let _ = epoll::delete(&self.epoll, fd);
+    }
+
+    /// Takes slot `i`'s memstat channel out of the epoll set and drops it.
+    fn drop_memstat(&mut self, i: usize) -> Option<OwnedFd> {
+        let fd = self.slots.get_mut(i)?.memstat.take()?;
+        self.unwatch(fd.as_fd());
+        Some(fd)
     }
 
     // ----- feeding the core ----------------------------------------------------------------
@@ -586,11 +631,14 @@ impl Service {
                 FromAuthority::Exited { subject, status } => {
                     let _ = status;
                     let _ = self.feed(Input::Exited(subject));
-                    if let Some(slot) = self.slots.iter_mut().find(|s| s.id == subject) {
+                    if let Some(i) = self.slots.iter().position(|s| s.id == subject) {
+                        let _ = self.drop_memstat(i);
+                        if let Some(fd) = self.slots[i].memory_events.take() {
+                            self.unwatch(fd.as_fd());
+                        }
+                        let slot = &mut self.slots[i];
                         slot.running = false;
-                        slot.memstat = None;
                         slot.pidfd = None;
-                        slot.memory_events = None;
                         slot.memory_current = None;
                         slot.paused = false;
                     }
@@ -664,14 +712,27 @@ impl Service {
             pushed_before: false,
             brake: None,
         };
-        match self.slots.iter_mut().find(|s| s.id == subject) {
-            Some(existing) => *existing = slot,
-            None => {
-                if let Err(slot) = self.slots.push(slot) {
+        let at = match self.slots.iter().position(|s| s.id == subject) {
+            Some(i) => {
+                // A restart: the old channel and events file leave the epoll set first.
+                let _ = self.drop_memstat(i);
+                if let Some(fd) = self.slots[i].memory_events.take() {
+                    self.unwatch(fd.as_fd());
+                }
+                self.slots[i] = slot;
+                Some(i)
+            }
+            None => match self.slots.push(slot) {
+                Ok(()) => Some(self.slots.len() - 1),
+                Err(slot) => {
                     self.out
                         .note(format_args!("oomd: no room to watch {}", slot.name));
+                    None
                 }
-            }
+            },
+        };
+        if let Some(i) = at {
+            self.watch_memstat(i);
         }
         let registered = self.feed(Input::Register(Registration {
             subject,
@@ -714,6 +775,19 @@ impl Service {
                 "oomd: cannot watch memory.events of {}: no kernel push for it",
                 slot.name
             )),
+        }
+        // The kernel raises EPOLLPRI (and EPOLLERR) on a cgroup file that changed.
+        if let Some(fd) = self.slots[i].memory_events.take() {
+            self.watch(fd.as_fd(), Src::MemoryEvents(i), EventFlags::PRI);
+            self.slots[i].memory_events = Some(fd);
+        }
+    }
+
+    /// Puts slot `i`'s memstat channel (if any) into the epoll set.
+    fn watch_memstat(&mut self, i: usize) {
+        if let Some(fd) = self.slots.get_mut(i).and_then(|s| s.memstat.take()) {
+            self.watch(fd.as_fd(), Src::Memstat(i), EventFlags::IN);
+            self.slots[i].memstat = Some(fd);
         }
     }
 
@@ -873,6 +947,10 @@ impl Service {
                 return;
             };
             if slot.frames_read >= budget {
+                // Out of the epoll set until the drain: a paused sender wakes nobody.
+                if let Some(fd) = &slot.memstat {
+                    self.unwatch(fd.as_fd());
+                }
                 if let Some(slot) = self.slots.get_mut(i) {
                     slot.paused = true;
                 }
@@ -949,9 +1027,12 @@ impl Service {
                 self.close_memstat(i, why);
             }
         }
-        for slot in &mut self.slots {
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
             slot.frames_read = 0;
-            slot.paused = false;
+            if core::mem::take(&mut slot.paused) {
+                self.watch_memstat(i);
+            }
         }
     }
 
@@ -978,10 +1059,8 @@ impl Service {
     }
 
     fn close_memstat(&mut self, i: usize, why: &str) {
-        let Some(slot) = self.slots.get_mut(i) else {
-            return;
-        };
-        if slot.memstat.take().is_some() {
+        if self.drop_memstat(i).is_some() {
+            let slot = &mut self.slots[i];
             slot.paused = false;
             self.memstat_hangups += 1;
             let name = slot.name.clone();

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{policy, Rig};
@@ -597,6 +598,81 @@ fn a_burst_far_past_the_frame_budget_is_judged_on_its_newest_frame() {
         lines.contains(&"oomd: frame rejected (sender=hog reason=over-budget)".to_string()),
         "{lines:#?}"
     );
+}
+
+/// Steps of the loop while nothing is ready: each `step(50)` waits up to 50 ms, so a loop that
+/// waits for nothing makes about 6 steps in 300 ms, and one that some descriptor keeps waking
+/// (level-triggered) makes thousands.
+fn steps_while_idle(rig: &mut Rig, counter: &'static AtomicUsize, for_: Duration) -> usize {
+    let before = counter.load(Ordering::Relaxed);
+    rig.pump_for(for_);
+    counter.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn a_paused_sender_wakes_nobody_until_the_tick_and_then_its_newest_frame_counts() {
+    static STEPS: AtomicUsize = AtomicUsize::new(0);
+    let mut rig = Rig::new(
+        "paused",
+        Policy {
+            sample_period_ms: 600,
+            ..policy()
+        },
+    );
+    rig.stepper = |svc| {
+        STEPS.fetch_add(1, Ordering::Relaxed);
+        svc.step(50)
+    };
+    let hog = rig.start("hog", false);
+    rig.pump_for(Duration::from_millis(650)); // past the first tick
+                                              // 20 frames against a budget of 8: the sender is paused with 12 still queued.
+    for i in 1..=20 {
+        rig.publish(hog, 100 + i, None);
+    }
+    let steps = steps_while_idle(&mut rig, &STEPS, Duration::from_millis(300));
+    assert!(
+        steps < 40,
+        "a paused channel kept waking the loop: {steps} steps in 300 ms"
+    );
+    rig.pump_for(Duration::from_millis(600)); // the next tick: the drain
+    let status = rig.control(&ControlRequest::Status { from: 0 });
+    let reported = status.iter().find_map(|r| match r {
+        ControlReply::Subject(v) if v.status.subject == hog => v.status.reported_bytes,
+        _ => None,
+    });
+    assert_eq!(reported, Some(120), "{status:#?}");
+}
+
+#[test]
+fn a_restarted_service_s_old_channel_no_longer_wakes_the_loop() {
+    // execd holds a copy of the old channel, so oomd closing its own does not take it out of
+    // an epoll set: oomd must. The old channel's peer is gone (a hang-up is always ready).
+    static STEPS: AtomicUsize = AtomicUsize::new(0);
+    let mut rig = Rig::new(
+        "restarted",
+        Policy {
+            sample_period_ms: 600,
+            ..policy()
+        },
+    );
+    rig.stepper = |svc| {
+        STEPS.fetch_add(1, Ordering::Relaxed);
+        svc.step(50)
+    };
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 100, None);
+    let again = rig.start("hog", false); // the same service, started again: a new channel
+    assert_eq!(again, hog);
+    let steps = steps_while_idle(&mut rig, &STEPS, Duration::from_millis(300));
+    assert!(
+        steps < 40,
+        "the old channel kept waking the loop: {steps} steps in 300 ms"
+    );
+    rig.publish(hog, 5_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the new channel's frame was not read");
+    };
+    assert_eq!(request.subject, hog);
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub struct Rig {
     /// How the rig steps the service: `Service::step(2)` unless a test puts its own.
     pub stepper: fn(&mut Service) -> Result<(), oomd_service::ServiceError>,
     seqs: Vec<(SubjectId, u64, OwnedFd)>,
+    /// The memstat channel ends handed to oomd, as execd keeps them.
+    execd_copies: Vec<OwnedFd>,
     policy: Policy,
     log: LogFormat,
 }
@@ -76,6 +78,7 @@ impl Rig {
             buf: [0; MAX_MESSAGE_LEN],
             stepper: |svc| svc.step(2),
             seqs: Vec::new(),
+            execd_copies: Vec::new(),
             policy,
             log,
         }
@@ -177,7 +180,9 @@ impl Rig {
         };
         let bytes = oomd_proto::encode(&msg, &mut self.buf).expect("fits");
         oomd_proto::send(self.execd.as_fd(), bytes, &[oomd_end.as_fd()]).expect("sent");
-        drop(oomd_end);
+        // execd keeps its copy of every channel it handed over (to hand it to a restarted
+        // oomd): the rig does too, so that oomd's own copy is never the last one.
+        self.execd_copies.push(oomd_end);
         self.seqs.retain(|(s, _, _)| *s != subject);
         self.seqs.push((subject, 0, service_end));
         self.pump_for(Duration::from_millis(20));
