@@ -117,16 +117,48 @@ fn parse_format(s: &str) -> Result<LogFormat, String> {
 }
 
 fn main() -> ExitCode {
+    // Everything before the loop (arguments, the policy file, the service's tables, built on
+    // the stack and moved into their boxes) runs on a thread of its own: its stack, some
+    // hundreds of kB touched once, goes back to the system when it ends, instead of staying
+    // resident in the main thread's stack for the daemon's whole life. The loop's own stack
+    // use is small.
+    let setup = std::thread::Builder::new()
+        .name("oomd-setup".into())
+        .stack_size(8 << 20)
+        .spawn(set_up);
+    let started = match setup.map(std::thread::JoinHandle::join) {
+        Ok(Ok(started)) => started,
+        Ok(Err(_)) => return ExitCode::from(1), // it panicked, and said so on stderr
+        Err(e) => {
+            eprintln!("oomd: cannot start the setup thread: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut service = match started {
+        Ok(service) => service,
+        Err(code) => return code,
+    };
+    match service.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oomd: stopping: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Parses the arguments and builds the service; the exit code when it should not run.
+fn set_up() -> Result<Box<Service>, ExitCode> {
     let args = Args::parse();
     if let Some(path) = &args.check_config {
-        return check_config(path);
+        return Err(check_config(path));
     }
     let policy = match PolicyFile::load(&args.policy) {
         Ok(file) => match file.to_document() {
             Ok(doc) => doc,
             Err(e) => {
                 eprintln!("oomd: {}: {e}", args.policy.display());
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         },
         Err(_) if args.policy.as_os_str() == DEFAULT_POLICY && !args.policy.exists() => {
@@ -134,14 +166,14 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("oomd: {e}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     let authority = match authority_fd() {
         Ok(fd) => fd,
         Err(e) => {
             eprintln!("oomd: {e}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     let opts = Options {
@@ -165,22 +197,15 @@ fn main() -> ExitCode {
             max_bytes: args.audit_log_max_bytes,
         }),
     };
-    let mut service = match Service::new(opts, authority) {
-        Ok(s) => s,
+    match Service::new(opts, authority) {
+        Ok(s) => Ok(s),
         Err(e @ oomd_service::ServiceError::PolicyDocument(_)) => {
             eprintln!("oomd: {}: {e}", args.policy.display());
-            return ExitCode::from(2);
+            Err(ExitCode::from(2))
         }
         Err(e) => {
             eprintln!("oomd: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match service.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("oomd: stopping: {e}");
-            ExitCode::from(1)
+            Err(ExitCode::from(1))
         }
     }
 }
