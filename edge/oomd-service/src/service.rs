@@ -16,7 +16,6 @@ use oomd_proto::{
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::event::Timespec;
 use rustix::io::Errno;
-use rustix::net::{self as socket, RecvFlags};
 use rustix::time::{
     timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
 };
@@ -40,6 +39,25 @@ const SUBJECTS: usize = oomd::bounds::DEFAULT_SUBJECTS;
 /// next wait (the set is level-triggered, and the kernel hands out ready descriptors in
 /// turn), so a wake's work stays bounded however many services send at once.
 const EVENTS_CAP: usize = 64;
+/// Packets taken from one memstat channel per `recvmmsg`, at most: a sender's burst (a frame
+/// budget's worth at the defaults) in one call, and the call that finds the queue empty
+/// (the second `recv` of every wake, before) folded into it.
+const BATCH: usize = 8;
+
+std::thread_local! {
+    /// The `recvmmsg` headers, made at the first batch receive of the thread that runs the
+    /// loop: they hold raw pointers, so they cannot be part of the [`Service`], which is built
+    /// on a setup thread and moves to the loop's. One allocation, once.
+    static BATCH_HEADERS: core::cell::RefCell<Option<nix::sys::socket::MultiHeaders<()>>> =
+        const { core::cell::RefCell::new(None) };
+}
+
+/// What one batch receive got: `frames` packets (lengths in `Service::lens`), then maybe the
+/// end of the channel.
+struct Batch {
+    frames: usize,
+    hung_up: Option<&'static str>,
+}
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -131,17 +149,6 @@ struct KnownService {
     pushed_before: bool,
     /// The `memory.high` last written (`Some(None)`: `max`), `None` before the first.
     brake: Option<Option<u64>>,
-}
-
-/// What one receive on a memstat channel got.
-#[derive(Debug, Clone, Copy)]
-enum Packet {
-    /// A packet of this length (0 for an empty one) is in the frame buffer.
-    Frame(usize),
-    /// Nothing queued.
-    None,
-    /// The channel is over: the service closed its end, or the socket failed.
-    HungUp(&'static str),
 }
 
 /// Whether the peer of a socket that just returned 0 shut its end and left nothing queued: a
@@ -243,7 +250,10 @@ pub struct Service {
     pub(crate) names: ServiceNames,
     pub(crate) rx: Receiver,
     pub(crate) tx: [u8; MAX_MESSAGE_LEN],
-    frame: [u8; MAX_FRAME_LEN + 1],
+    /// One batch receive's packets (each one byte longer than a frame, so that a longer packet
+    /// shows) and their lengths as they arrived.
+    frames: [[u8; MAX_FRAME_LEN + 1]; BATCH],
+    lens: [usize; BATCH],
     /// Requests of the current call of the core, sent once the audit log is on disk.
     queue: heapless::Vec<TerminationRequest, SUBJECTS>,
     unsent: heapless::Vec<Ticket, SUBJECTS>,
@@ -328,7 +338,8 @@ impl Service {
             names: ServiceNames::default(),
             rx: Receiver::new(),
             tx: [0; MAX_MESSAGE_LEN],
-            frame: [0; MAX_FRAME_LEN + 1],
+            frames: [[0; MAX_FRAME_LEN + 1]; BATCH],
+            lens: [0; BATCH],
             queue: heapless::Vec::new(),
             unsent: heapless::Vec::new(),
             tick: 0,
@@ -938,8 +949,8 @@ impl Service {
     // ----- memstat -------------------------------------------------------------------------
 
     /// Reads what the channel of slot `i` holds, up to the sender's frame budget for this
-    /// tick, and feeds each packet. A sender that uses its budget is paused: not read again
-    /// until [`drain_paused`](Self::drain_paused), just before the next tick.
+    /// tick, in batches, and feeds each packet. A sender that uses its budget is paused: not
+    /// read again until [`drain_paused`](Self::drain_paused), just before the next tick.
     fn read_frames(&mut self, i: usize) {
         let budget = self.wd.policy().frame_budget_per_tick;
         loop {
@@ -957,20 +968,21 @@ impl Service {
                 return;
             }
             let sender = slot.id;
-            match self.recv_packet(i) {
-                Packet::Frame(len) => {
-                    if let Some(slot) = self.slots.get_mut(i) {
-                        slot.frames_read = slot.frames_read.saturating_add(1);
-                    }
-                    let kept = &self.frame[..len.min(self.frame.len())];
-                    let payload = oomd::Payload::truncated(kept, len);
-                    let _ = self.feed(Input::Frame { sender, payload });
+            let want = usize::from(budget - slot.frames_read).min(BATCH);
+            let batch = self.recv_batch(i, want);
+            for j in 0..batch.frames {
+                if let Some(slot) = self.slots.get_mut(i) {
+                    slot.frames_read = slot.frames_read.saturating_add(1);
                 }
-                Packet::None => return,
-                Packet::HungUp(why) => {
-                    self.close_memstat(i, why);
-                    return;
-                }
+                let payload = oomd::Payload::truncated(&self.frames[j], self.lens[j]);
+                let _ = self.feed(Input::Frame { sender, payload });
+            }
+            if let Some(why) = batch.hung_up {
+                self.close_memstat(i, why);
+                return;
+            }
+            if batch.frames < want {
+                return; // the queue is empty
             }
         }
     }
@@ -993,29 +1005,29 @@ impl Service {
                 .as_ref()
                 .and_then(|fd| rustix::io::ioctl_fionread(fd).ok())
                 .unwrap_or(0);
-            let mut newest: Option<(usize, [u8; MAX_FRAME_LEN])> = None;
+            let mut newest: Option<(usize, [u8; MAX_FRAME_LEN + 1])> = None;
             let mut read = 0usize;
             let mut consumed = 0u64;
             let mut hung_up = None;
             while read < MAX_DRAIN && (read == 0 || consumed < queued) {
-                match self.recv_packet(i) {
-                    Packet::Frame(len) => {
-                        read += 1;
-                        consumed = consumed.saturating_add(len as u64);
-                        let mut kept = [0u8; MAX_FRAME_LEN];
-                        let n = len.min(MAX_FRAME_LEN);
-                        kept[..n].copy_from_slice(&self.frame[..n]);
-                        newest = Some((len, kept));
-                    }
-                    Packet::None => break,
-                    Packet::HungUp(why) => {
-                        hung_up = Some(why);
-                        break;
-                    }
+                let batch = self.recv_batch(i, BATCH.min(MAX_DRAIN - read));
+                read += batch.frames;
+                for &len in &self.lens[..batch.frames] {
+                    consumed = consumed.saturating_add(len as u64);
+                }
+                if let Some(last) = batch.frames.checked_sub(1) {
+                    newest = Some((self.lens[last], self.frames[last]));
+                }
+                if batch.hung_up.is_some() {
+                    hung_up = batch.hung_up;
+                    break;
+                }
+                if batch.frames < BATCH {
+                    break; // the queue is empty
                 }
             }
             if let Some((len, kept)) = newest {
-                let payload = oomd::Payload::truncated(&kept[..len.min(MAX_FRAME_LEN)], len);
+                let payload = oomd::Payload::truncated(&kept, len);
                 let discarded = u16::try_from(read - 1).unwrap_or(u16::MAX);
                 let _ = self.feed(Input::LatestFrame {
                     sender,
@@ -1036,25 +1048,69 @@ impl Service {
         }
     }
 
-    /// Receives one packet from slot `i`'s channel into `self.frame`, without blocking.
+    /// Receives up to `want` packets from slot `i`'s channel with one `recvmmsg`, without
+    /// blocking, into `self.frames` and their real lengths (`MSG_TRUNC`: a longer packet's
+    /// length, not the bytes kept) into `self.lens`.
     ///
     /// A `SOCK_SEQPACKET` receive returns 0 both for an empty packet and at the end of the
-    /// stream: only a peer that shut its end (`POLLRDHUP`) with nothing left queued is a
-    /// hang-up. An empty packet is a frame like any other (the core rejects it as
-    /// truncated), so that no packet can make oomd drop a channel.
-    fn recv_packet(&mut self, i: usize) -> Packet {
-        let Some(fd) = self.slots.get(i).and_then(|s| s.memstat.as_ref()) else {
-            return Packet::None;
+    /// stream, and at the end `recvmmsg` fills every remaining entry with such a 0. So
+    /// zero-length entries are the end only when they close the batch and the peer shut its
+    /// end (`POLLRDHUP`) with nothing left queued; any other empty packet is a frame like any
+    /// other (the core rejects it as truncated), so that no packet can make oomd drop a
+    /// channel. (Empty packets sent just before a hang-up are taken for the end: they would
+    /// only have been rejected.)
+    fn recv_batch(&mut self, i: usize, want: usize) -> Batch {
+        use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders};
+        use std::io::IoSliceMut;
+        let nothing = Batch {
+            frames: 0,
+            hung_up: None,
         };
-        let flags = RecvFlags::DONTWAIT | RecvFlags::TRUNC;
-        // With MSG_TRUNC the kernel returns the packet's real length, which may exceed the
-        // buffer: `len` is that one, not the bytes kept.
-        match socket::recv(fd, &mut self.frame, flags) {
-            Ok((_, 0)) if peer_hung_up(fd.as_fd()) => Packet::HungUp("closed by the service"),
-            Ok((_, len)) => Packet::Frame(len),
-            Err(Errno::INTR) => Packet::None,
-            Err(e) if memstat::publish::would_block(e.raw_os_error()) => Packet::None,
-            Err(_) => Packet::HungUp("failed"),
+        let Some(fd) = self.slots.get(i).and_then(|s| s.memstat.as_ref()) else {
+            return nothing;
+        };
+        let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
+        let want = want.clamp(1, BATCH);
+        let (lens, frames) = (&mut self.lens, &mut self.frames);
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
+        let result = BATCH_HEADERS.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let headers = cell.get_or_insert_with(|| MultiHeaders::preallocate(BATCH, None));
+            let mut bufs = frames.iter_mut();
+            let mut slices: [[IoSliceMut<'_>; 1]; BATCH] = core::array::from_fn(|_| {
+                [IoSliceMut::new(
+                    bufs.next().map_or(&mut [][..], |b| &mut b[..]),
+                )]
+            });
+            recvmmsg(raw, headers, slices[..want].iter_mut(), flags, None).map(|results| {
+                let mut n = 0;
+                for (j, msg) in results.enumerate() {
+                    lens[j] = msg.bytes;
+                    n = j + 1;
+                }
+                n
+            })
+        });
+        let received = match result {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => return nothing,
+            Err(e) if memstat::publish::would_block(e as i32) => return nothing,
+            Err(_) => {
+                return Batch {
+                    frames: 0,
+                    hung_up: Some("failed"),
+                }
+            }
+        };
+        let frames = self.lens[..received]
+            .iter()
+            .rposition(|&len| len > 0)
+            .map_or(0, |last| last + 1);
+        let hung_up =
+            (frames < received && peer_hung_up(fd.as_fd())).then_some("closed by the service");
+        Batch {
+            frames: if hung_up.is_some() { frames } else { received },
+            hung_up,
         }
     }
 

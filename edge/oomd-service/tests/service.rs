@@ -575,6 +575,34 @@ fn an_empty_packet_is_rejected_and_the_channel_stays_open() {
 }
 
 #[test]
+fn empty_packets_inside_one_batch_are_frames_and_frames_before_a_hang_up_all_count() {
+    // All queued before oomd reads: one batch receive gets them together with the end of the
+    // channel. The empty packets in the middle are rejected, the frame after them decides,
+    // and only then is the channel closed.
+    let mut rig = Rig::new("batch-edges", policy());
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 100, None);
+    rig.send_raw(hog, &[]);
+    rig.send_raw(hog, &[]);
+    rig.publish(hog, 5_000, None);
+    rig.close_channel(hog);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the frame after the empty packets, before the hang-up, was not seen");
+    };
+    assert_eq!(request.subject, hog);
+    // Both empty packets were rejected (the event is told once per tick, the counter counts).
+    let counters = rig.control(&ControlRequest::Counters);
+    let (truncated, hangups) = match counters.as_slice() {
+        [ControlReply::Counters(c)] => (
+            c.rejected[oomd::Rejection::Truncated as usize],
+            c.memstat_hangups,
+        ),
+        other => panic!("{other:#?}"),
+    };
+    assert_eq!((truncated, hangups), (2, 1));
+}
+
+#[test]
 fn a_burst_far_past_the_frame_budget_is_judged_on_its_newest_frame() {
     // Budget 8 frames per tick; 200 frames arrive before oomd reads any: 199 below hard, the
     // newest far above it. Reading stops at the budget, the rest is drained before the tick,
