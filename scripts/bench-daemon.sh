@@ -17,6 +17,8 @@
 #              per ms, each alone; frame budget 256 so every one is accepted), against the same
 #              setup with a hog that does not grow: (cpu_grow - cpu_still) / frames, in us.
 #              Frames are counted from the hog's log (bytes held / 4 KiB).
+#   burst      the same with frames in bursts of 8 (flood mode: 8 frames per 4 KiB chunk, one
+#              chunk every 8 ms), which one batch receive takes together.
 # Quiet services are hog fixtures that took 1 MiB at the start and then only wait.
 #
 # Not part of test.sh: it measures, it does not prove. Only processes it started are ended.
@@ -145,7 +147,8 @@ run_idle() { # label -> "oomd_ms_per_s earlyoom_ms_per_s oomd_anon oomd_pss eo_a
     a1=$(cpu_ns "$OOMD_PID") e1=$(cpu_ns "$eo_pid")
     eo="$(smaps_kb "$OOMD_PID" Anonymous) $(smaps_kb "$OOMD_PID" Pss)"
     eo="$eo $(smaps_kb "$eo_pid" Anonymous) $(smaps_kb "$eo_pid" Pss)"
-    kill "$eo_pid" && wait "$eo_pid" 2>/dev/null || true
+    kill "$eo_pid" 2>/dev/null || true
+    wait "$eo_pid" 2>/dev/null || true
     stop_stack
     awk -v a=$((a1 - a0)) -v e=$((e1 - e0)) -v w="$WINDOW_S" -v m="$eo" \
         'BEGIN { printf "%.3f %.3f %s\n", a / w / 1e6, e / w / 1e6, m }'
@@ -174,23 +177,24 @@ held() { # hog log -> bytes held at its last chunk line
     sed -n 's/.*chunk added=[0-9]* held=\([0-9]*\) .*/\1/p' "$1" | tail -n 1
 }
 
-frame_window() { # label, hog argv tail -> "ns frames"
-    local dir=$WORK/$1/frame c0 c1 h0 h1
+frame_window() { # label, frames per chunk, hog argv tail -> "ns frames"
+    local dir=$WORK/$1/frame c0 c1 h0 h1 per=$2
     start_stack "$BIN" "$dir" "$(policy 100 256)" "[[service]]
 name = \"grower\"
-argv = [\"$BIN/hog-fixture\", $2, \"--lifetime-ms\", \"600000\", \"--linger-ms\", \"600000\"]"
+argv = [\"$BIN/hog-fixture\", $3, \"--lifetime-ms\", \"600000\", \"--linger-ms\", \"600000\"]"
     sleep "$WARMUP_S"
     h0=$(held "$dir/execd.log") c0=$(cpu_ns "$OOMD_PID")
     sleep "$SHORT_S"
     h1=$(held "$dir/execd.log") c1=$(cpu_ns "$OOMD_PID")
     stop_stack
-    printf '%s %s\n' $((c1 - c0)) $(((${h1:-0} - ${h0:-0}) / 4096))
+    printf '%s %s\n' $((c1 - c0)) $(((${h1:-0} - ${h0:-0}) * per / 4096))
 }
 
-run_frame() { # label -> us per accepted frame
-    local grow still
-    grow=$(frame_window "$1" '"--chunk", "4KiB", "--interval-ms", "1", "--max", "900MiB"')
-    still=$(frame_window "$1" '"--chunk", "4KiB", "--interval-ms", "1", "--max", "4KiB"')
+run_frame() { # label, frames per chunk, interval ms -> us per accepted frame
+    local grow still mode=()
+    [ "$2" -gt 1 ] && mode=('"--mode", "flood", "--flood-frames", "'"$2"'", ')
+    grow=$(frame_window "$1" "$2" "${mode[*]:-}"'"--chunk", "4KiB", "--interval-ms", "'"$3"'", "--max", "900MiB"')
+    still=$(frame_window "$1" "$2" "${mode[*]:-}"'"--chunk", "4KiB", "--interval-ms", "'"$3"'", "--max", "4KiB"')
     read -r g frames <<<"$grow"
     read -r s _ <<<"$still"
     [ "$frames" -gt 0 ] || die "the growing hog sent no frames (see $WORK/$1/frame/execd.log)"
@@ -221,7 +225,7 @@ if [ -n "${BASELINE:-}" ]; then
     labels+=(baseline)
 fi
 
-declare -A IDLE SERVICE FRAME
+declare -A IDLE SERVICE FRAME BURST
 for run in $(seq "$RUNS"); do
     for label in "${labels[@]}"; do
         BIN=${BINS[$label]}
@@ -231,9 +235,12 @@ for run in $(seq "$RUNS"); do
         r=$(run_service "$label")
         say "$label run $run service: $r us per service per tick"
         SERVICE[$label]+="$r"$'\n'
-        r=$(run_frame "$label")
+        r=$(run_frame "$label" 1 1)
         say "$label run $run frame: $r (us per accepted frame, frames)"
         FRAME[$label]+="$r"$'\n'
+        r=$(run_frame "$label" 8 8)
+        say "$label run $run burst: $r (us per accepted frame in bursts of 8, frames)"
+        BURST[$label]+="$r"$'\n'
     done
 done
 
@@ -245,5 +252,6 @@ for label in "${labels[@]}"; do
     printf '  oomd anonymous / Pss: %s / %s kB\n' "$(col 3 <<<"${IDLE[$label]}" | median_range)" "$(col 4 <<<"${IDLE[$label]}" | median_range)"
     printf '  earlyoom anonymous / Pss: %s / %s kB\n' "$(col 5 <<<"${IDLE[$label]}" | median_range)" "$(col 6 <<<"${IDLE[$label]}" | median_range)"
     printf '  CPU per service per tick (20 ms): %s us\n' "$(col 1 <<<"${SERVICE[$label]}" | median_range)"
-    printf '  CPU per accepted frame: %s us (frames per window: %s)\n' "$(col 1 <<<"${FRAME[$label]}" | median_range)" "$(col 2 <<<"${FRAME[$label]}" | median_range)"
+    printf '  CPU per accepted frame, one per ms: %s us (frames per window: %s)\n' "$(col 1 <<<"${FRAME[$label]}" | median_range)" "$(col 2 <<<"${FRAME[$label]}" | median_range)"
+    printf '  CPU per accepted frame, bursts of 8: %s us (frames per window: %s)\n' "$(col 1 <<<"${BURST[$label]}" | median_range)" "$(col 2 <<<"${BURST[$label]}" | median_range)"
 done
