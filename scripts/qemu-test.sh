@@ -60,35 +60,9 @@ case "$RUN_UNTIL_MARKER" in 0 | 1) ;; *) fail 4 "RUN_UNTIL_MARKER=$RUN_UNTIL_MAR
 
 # ----- what the machine needs ---------------------------------------------------------------
 
-kernel_image() {
-    ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1
-}
-
-missing=()
-command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
-command -v cpio >/dev/null || missing+=(cpio)
-[ -n "$(kernel_image)" ] || missing+=(linux-image-amd64)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        say "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null || fail 4 "apt-get update failed"
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-            fail 4 "apt-get install ${missing[*]} failed"
-    else
-        fail 4 "missing packages: ${missing[*]} (install them, e.g. sudo apt-get install ${missing[*]})"
-    fi
-fi
-KERNEL=$(kernel_image)
-[ -r "$KERNEL" ] || fail 4 "cannot read the kernel $KERNEL"
-
-# Every command's output is read whole before it is searched (no `producer | grep -q`: under
-# pipefail its status depends on whether the producer was still writing when grep quit).
-installed_targets=$(rustup target list --installed)
-if ! grep -qx -- "$TARGET" <<<"$installed_targets"; then
-    say "installing the rustup target $TARGET"
-    rustup target add "$TARGET" || fail 4 "rustup target add $TARGET failed"
-fi
+# shellcheck source=scripts/lib/guest.sh
+. "$ROOT/scripts/lib/guest.sh"
+guest_prepare
 
 # ----- build and pack -----------------------------------------------------------------------
 
@@ -110,71 +84,14 @@ for b in oomd oomctl hog-fixture selftest-client; do cp "$BIN/$b" "$WORK/root/bi
 sed -e 's|@BIN@|/bin|g' -e 's|@ETC@|/etc/oomd|g' -e 's|@RUN@|/run/oomd|g' -e "s|@HOG_HARD@|$HOG_HARD|g" \
     scripts/guest/services.toml.in >"$WORK/root/etc/oomd/services.toml"
 cp scripts/guest/policy.toml "$WORK/root/etc/oomd/policy.toml"
-# Reproducible: fixed times, sorted names, owner root, no host details.
-find "$WORK/root" -exec touch -h -d @0 {} +
-(cd "$WORK/root" && find . -print0 | LC_ALL=C sort -z |
-    cpio --quiet --null -o -H newc --reproducible --owner=0:0 >"$WORK/initramfs.cpio") ||
-    fail 4 "cpio failed"
-
-# ----- the kernel to boot -------------------------------------------------------------------
-
-# The packed bzImage decompresses itself at boot, which is slow under TCG. Its payload is an ELF
-# vmlinux with a PVH entry note (Debian sets CONFIG_PVH): extract it once, and boot that.
-extract_vmlinux() { # bzImage -> vmlinux path on stdout, or nothing
-    local out=$ROOT/build/kernel/$(basename "$1" | sed 's/^vmlinuz/vmlinux/')
-    if [ ! -s "$out" ]; then
-        mkdir -p "$(dirname "$out")"
-        command -v python3 >/dev/null || return 0
-        python3 - "$1" "$out.tmp" <<'PY' || return 0
-import lzma, sys, zlib
-data = open(sys.argv[1], "rb").read()
-for magic, unpack in ((b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decompress(b)),
-                      (b"\x1f\x8b\x08", lambda b: zlib.decompressobj(31).decompress(b))):
-    at = data.find(magic)
-    if at < 0:
-        continue
-    try:
-        elf = unpack(data[at:])
-    except Exception:
-        continue
-    if elf[:4] == b"\x7fELF":
-        open(sys.argv[2], "wb").write(elf)
-        sys.exit(0)
-sys.exit(1)
-PY
-        local notes
-        notes=$(readelf -n "$out.tmp" 2>/dev/null) || notes=
-        grep -q 'Xen' <<<"$notes" || { rm -f "$out.tmp"; return 0; }
-        mv "$out.tmp" "$out"
-    fi
-    echo "$out"
-}
-BOOT_KERNEL=$KERNEL
-case "${QEMU_KERNEL:-pvh}" in
-pvh) BOOT_KERNEL=$(extract_vmlinux "$KERNEL") && [ -n "$BOOT_KERNEL" ] || BOOT_KERNEL=$KERNEL ;;
-bzimage) ;;
-*) fail 4 "QEMU_KERNEL=$QEMU_KERNEL: expected pvh or bzimage" ;;
-esac
+guest_pack "$WORK/root" "$WORK/initramfs.cpio"
 
 # ----- boot ---------------------------------------------------------------------------------
 
-ACCEL=${QEMU_ACCEL:-}
-if [ -z "$ACCEL" ]; then
-    ACCEL=tcg
-    if [ -w /dev/kvm ] && grep -qE '^(kvm_intel|kvm_amd) ' /proc/modules 2>/dev/null; then
-        ACCEL=kvm
-    fi
-fi
 CMDLINE="console=ttyS0 panic=-1 loglevel=4 -- --init"
-: >"$UART"
 say "booting $(basename "$BOOT_KERNEL") with accel=$ACCEL, timeout ${TIMEOUT_S}s"
 START=$(date +%s)
-setpriv --pdeathsig KILL -- qemu-system-x86_64 \
-    -accel "$ACCEL" -m 768 -smp 2 \
-    -kernel "$BOOT_KERNEL" -initrd "$WORK/initramfs.cpio" -append "$CMDLINE" \
-    -display none -monitor none -serial "file:$UART" -no-reboot \
-    >"$LOG_DIR/qemu.log" 2>&1 &
-QEMU_PID=$!
+guest_boot "$WORK/initramfs.cpio" "$UART" "$LOG_DIR/qemu.log" 768 "$CMDLINE"
 stop_qemu() {
     if kill -0 "$QEMU_PID" 2>/dev/null; then
         kill "$QEMU_PID" 2>/dev/null || true
