@@ -1,8 +1,12 @@
 //! `oomctl`: talk to a running oomd service.
 //!
 //! ```text
-//! oomctl status                      table of subjects (bytes reported, kernel, limits, last
+//! oomctl status [--json]             table of subjects (bytes reported, kernel, limits, last
 //!                                    frame age, state), then oomd's counters
+//! oomctl top [--interval-ms N] [--count N]
+//!                                    the same table, refreshed, with each subject's confirmed
+//!                                    kills; q or Ctrl-C quits (plain repeated tables when
+//!                                    stdout is not a terminal)
 //! oomctl events [--since N] [--follow] [--json]
 //! oomctl policy get [--json]         the global policy and every service's own limits
 //! oomctl policy set FILE.toml        the same format as oomd's --policy file, all or nothing
@@ -17,6 +21,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+mod top;
 use oomd::{KillState, SubjectStatus};
 use oomd_proto::client::{Client, ClientError};
 use oomd_proto::{ControlError, ControlReply, ControlRequest, CountersView, PolicyDocument};
@@ -38,7 +44,24 @@ struct Args {
 enum Command {
     /// One line per subject: reported bytes, kernel bytes, limits, age of its last frame,
     /// state; then what oomd counted (rejected frames by reason, events lost, refused clients).
-    Status,
+    Status {
+        /// One JSON document (`subjects`: every subject's full status; `counters`) instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The status table, refreshed every interval, with the kills confirmed for each subject
+    /// (counted from the events oomd still holds). On a terminal it redraws in place and quits
+    /// on q or Ctrl-C; otherwise it prints one table after another.
+    ///
+    /// Example: oomctl top --interval-ms 500
+    Top {
+        /// Time between refreshes, in milliseconds (100 to 60000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+        interval_ms: u64,
+        /// Stop after this many tables (default: until q, Ctrl-C or a failure).
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// The audit trail, oldest first.
     Events {
         /// First sequence number to show.
@@ -113,7 +136,10 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), Failure> {
     let mut client = Client::connect(&args.socket, Duration::from_millis(args.timeout_ms))?;
     match &args.command {
-        Command::Status => status(&mut client),
+        Command::Status { json } => status(&mut client, *json),
+        Command::Top { interval_ms, count } => {
+            top::run(&mut client, Duration::from_millis(*interval_ms), *count)
+        }
         Command::Events {
             since,
             follow,
@@ -164,16 +190,43 @@ fn unexpected(reply: &ControlReply) -> Failure {
     Failure(1, format!("unexpected reply: {reply:?}"))
 }
 
-fn status(client: &mut Client) -> Result<(), Failure> {
+fn status(client: &mut Client, json: bool) -> Result<(), Failure> {
     let subjects = client.status()?;
-    println!(
-        "{:<20} {:>12} {:>12} {:>12} {:>12} {:>9}  STATE",
+    let counters = match one(client.control(&ControlRequest::Counters)?)? {
+        ControlReply::Counters(c) => c,
+        other => return Err(unexpected(&other)),
+    };
+    if json {
+        let doc = serde_json::json!({ "subjects": subjects, "counters": counters });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        print!("{}", status_table(&subjects, None));
+        print!("{}", counters_text(&counters));
+    }
+    Ok(())
+}
+
+/// The status table; with `kills`, a KILLS column (confirmed kills per subject).
+fn status_table(
+    subjects: &[oomd_proto::SubjectView],
+    kills: Option<&std::collections::BTreeMap<memstat::SubjectId, u64>>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{:<20} {:>12} {:>12} {:>12} {:>12} {:>9}",
         "SUBJECT", "REPORTED", "KERNEL", "SOFT", "HARD", "FRAME-AGE"
     );
+    if kills.is_some() {
+        let _ = write!(out, " {:>5}", "KILLS");
+    }
+    let _ = writeln!(out, "  STATE");
     for view in subjects {
         let s = &view.status;
-        println!(
-            "{:<20} {:>12} {:>12} {:>12} {:>12} {:>9}  {}",
+        let _ = write!(
+            out,
+            "{:<20} {:>12} {:>12} {:>12} {:>12} {:>9}",
             view.name.as_str(),
             opt(s.reported_bytes),
             opt(s.kernel_bytes),
@@ -181,24 +234,26 @@ fn status(client: &mut Client) -> Result<(), Failure> {
             s.limits.hard_bytes,
             view.frame_age_ticks
                 .map_or_else(|| "-".to_owned(), |t| format!("{t}t")),
-            state(s)
         );
+        if let Some(kills) = kills {
+            let _ = write!(out, " {:>5}", kills.get(&s.subject).copied().unwrap_or(0));
+        }
+        let _ = writeln!(out, "  {}", state(s));
     }
-    match one(client.control(&ControlRequest::Counters)?)? {
-        ControlReply::Counters(c) => print_counters(&c),
-        other => return Err(unexpected(&other)),
-    }
-    Ok(())
+    out
 }
 
-fn print_counters(c: &CountersView) {
+fn counters_text(c: &CountersView) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let rejected: Vec<String> = oomd::Rejection::ALL
         .iter()
         .filter(|r| c.rejected[**r as usize] > 0)
         .map(|r| format!("{}={}", r.as_str(), c.rejected[*r as usize]))
         .collect();
-    println!();
-    println!(
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
         "frames rejected: {}",
         if rejected.is_empty() {
             "none".to_owned()
@@ -206,23 +261,28 @@ fn print_counters(c: &CountersView) {
             rejected.join(" ")
         }
     );
-    println!("latest frames taken over budget: {}", c.latest_frames);
-    println!(
+    let _ = writeln!(out, "latest frames taken over budget: {}", c.latest_frames);
+    let _ = writeln!(
+        out,
         "events: {} logged, {} overwritten in the ring",
         c.events_logged, c.events_overwritten
     );
-    println!(
+    let _ = writeln!(
+        out,
         "control: {} refused (busy), {} closed idle, {} changes not permitted, {} of another protocol",
         c.clients_refused, c.clients_evicted, c.requests_not_permitted, c.wrong_protocol
     );
-    println!(
+    let _ = writeln!(
+        out,
         "policies refused: {}; memstat channels closed by their service: {}; log lines lost: {}",
         c.policies_refused, c.memstat_hangups, c.log_write_failures
     );
-    println!(
+    let _ = writeln!(
+        out,
         "audit log: {} syncs, {} us in all, {} failures",
         c.audit_syncs, c.audit_sync_micros, c.audit_failures
     );
+    out
 }
 
 fn opt(v: Option<u64>) -> String {

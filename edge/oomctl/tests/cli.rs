@@ -115,10 +115,9 @@ fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
 
-#[test]
-fn events_show_each_confirmed_kill_with_its_kill_report() {
-    let oomd = start("report");
-    let socket = oomd.dir.join("oomd.sock");
+/// "big" starts, sends one frame over hard (2000 bytes), and is killed: the test plays execd,
+/// accepts the request and reports the exit.
+fn kill_big(oomd: &Running) {
     let channel = announce_with_channel(&oomd.execd, "big");
     // One frame over hard (2000 bytes): decided and requested in that input.
     let frame = memstat::Frame {
@@ -163,6 +162,14 @@ fn events_show_each_confirmed_kill_with_its_kill_report() {
         let bytes = oomd_proto::encode(&msg, &mut buf).expect("fits");
         oomd_proto::send(oomd.execd.as_fd(), bytes, &[]).expect("sent");
     }
+}
+
+#[test]
+fn events_show_each_confirmed_kill_with_its_kill_report() {
+    let oomd = start("report");
+    let socket = oomd.dir.join("oomd.sock");
+    kill_big(&oomd);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
 
     // The confirmed kill, then its report on the next line, with the kill's tick and number.
     let events = loop {
@@ -208,6 +215,124 @@ fn events_show_each_confirmed_kill_with_its_kill_report() {
     assert!(record["line"]
         .as_str()
         .is_some_and(|l| l.starts_with("oomd: kill report app=big")));
+}
+
+#[test]
+fn status_json_has_every_subject_and_the_counters() {
+    let oomd = start("json");
+    let socket = oomd.dir.join("oomd.sock");
+    let out = oomctl(&socket, &["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let hog = doc["subjects"]
+        .as_array()
+        .and_then(|s| s.iter().find(|v| v["name"] == "hog"))
+        .expect("hog in subjects");
+    assert_eq!(hog["status"]["limits"]["hard_bytes"], 2_000);
+    assert_eq!(hog["status"]["running"], true);
+    assert!(
+        doc["counters"]["events_logged"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{doc}"
+    );
+}
+
+#[test]
+fn top_without_a_terminal_prints_one_table_after_another_with_the_kills() {
+    let oomd = start("top");
+    let socket = oomd.dir.join("oomd.sock");
+    kill_big(&oomd);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let out = loop {
+        let out = oomctl(&socket, &["top", "--count", "2", "--interval-ms", "100"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = text(&out.stdout);
+        let big = out
+            .lines()
+            .find(|l| l.starts_with("big "))
+            .unwrap_or("")
+            .to_owned();
+        if big.contains("exited") {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "big never exited\n{out}"
+        );
+    };
+    let tables: Vec<&str> = out.split("--- ").filter(|t| !t.is_empty()).collect();
+    assert_eq!(tables.len(), 2, "{out}");
+    for (n, table) in tables.iter().enumerate() {
+        assert!(table.starts_with(&format!("{}\n", n + 1)), "{table}");
+        assert!(table.contains(" KILLS  STATE"), "{table}");
+        let big = table.lines().find(|l| l.starts_with("big ")).expect("big");
+        let hog = table.lines().find(|l| l.starts_with("hog ")).expect("hog");
+        let kills = |l: &str| l.split_whitespace().nth(6).map(str::to_owned);
+        assert_eq!(kills(big).as_deref(), Some("1"), "{big}");
+        assert_eq!(kills(hog).as_deref(), Some("0"), "{hog}");
+        assert!(table.contains("frames rejected:"), "{table}");
+    }
+}
+
+#[test]
+fn top_on_a_terminal_redraws_in_place_and_quits_on_q() {
+    // A pseudo-terminal through util-linux's `script` (bsdutils, essential on Debian): stdin
+    // and stdout of oomctl are the terminal, and what the test writes reaches it as keys.
+    use std::io::Write as _;
+    let oomd = start("top-tty");
+    let socket = oomd.dir.join("oomd.sock");
+    let command = format!(
+        "{} --socket {} top --interval-ms 100",
+        env!("CARGO_BIN_EXE_oomctl"),
+        socket.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"q")
+        .expect("a key");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("oomctl top did not quit on q");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(child.stdout.as_mut().expect("stdout"), &mut out).expect("read");
+    let out = text(&out);
+    assert!(status.success(), "{status:?}\n{out}");
+    assert!(out.contains("\x1b[H\x1b[2J"), "no redraw in place:\n{out}");
+    assert!(out.contains("q quits"), "{out}");
+    assert!(!out.contains("--- 1"), "{out}");
+}
+
+#[test]
+fn top_refuses_an_interval_out_of_range() {
+    let out = oomctl(
+        Path::new("/nonexistent/oomd.sock"),
+        &["top", "--interval-ms", "5"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--interval-ms"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
