@@ -10,6 +10,7 @@
 //! oomctl events [--since N] [--follow] [--json]
 //! oomctl policy get [--json]         the global policy and every service's own limits
 //! oomctl policy set FILE.toml        the same format as oomd's --policy file, all or nothing
+//! oomctl policy reload               oomd re-reads its own --policy file (as on SIGHUP)
 //! oomctl inject APP BYTES            selftest builds of oomd only
 //! ```
 //!
@@ -106,6 +107,13 @@ enum PolicyAction {
         /// The policy file (TOML).
         file: PathBuf,
     },
+    /// Make oomd re-read the policy file it was started with (`oomd --policy FILE`; SIGHUP
+    /// does the same) and apply it as if it started with it: its `[policy]` table (the
+    /// defaults without one) and exactly its `[service.NAME]` tables, all or nothing. On a
+    /// refusal the error names the key, and the policy in force is unchanged.
+    ///
+    /// Example: oomd --check-config /etc/oomd/policy.toml && oomctl policy reload
+    Reload,
 }
 
 /// Failure with the exit code it maps to.
@@ -160,6 +168,9 @@ fn run(args: &Args) -> Result<(), Failure> {
         Command::Policy {
             action: PolicyAction::Set { file },
         } => policy_set(&mut client, file),
+        Command::Policy {
+            action: PolicyAction::Reload,
+        } => done(one(client.control(&ControlRequest::ReloadPolicy)?)?),
         Command::Inject { app, bytes } => {
             let bytes = oomd_config::policy::parse_size(bytes)
                 .map_err(|e| Failure(2, format!("BYTES: {e}")))?;

@@ -49,6 +49,7 @@ fn start_with(tag: &str, access: SocketAccess) -> Running {
         ..Policy::default()
     };
     let opts = Options {
+        policy_file: Some(dir.join("policy.toml")),
         policy: oomd_proto::PolicyDocument {
             global: Some(policy),
             services: heapless::Vec::new(),
@@ -333,6 +334,82 @@ fn top_refuses_an_interval_out_of_range() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The hard limit of `name` in `oomctl status`.
+fn hard_of(socket: &Path, name: &str) -> String {
+    let out = text(&oomctl(socket, &["status"]).stdout);
+    out.lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .unwrap_or_else(|| panic!("no {name} in\n{out}"))
+        .to_owned()
+}
+
+#[test]
+fn policy_reload_makes_the_file_the_policy_or_changes_nothing() {
+    let oomd = start("reload");
+    let socket = oomd.dir.join("oomd.sock");
+    let file = oomd.dir.join("policy.toml"); // the service's policy_file
+    let reload = || oomctl(&socket, &["policy", "reload"]);
+
+    // No file yet: refused, with the reason, and nothing changes.
+    let out = reload();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot use its policy file"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(hard_of(&socket, "hog"), "2000");
+
+    std::fs::write(
+        &file,
+        "[policy]\nhard_bytes = 4096\nsoft_bytes = 3000\n[service.hog]\nhard_bytes = 9000\nsoft_bytes = 10\n",
+    )
+    .expect("write");
+    let out = reload();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(hard_of(&socket, "hog"), "9000");
+    let policy = text(&oomctl(&socket, &["policy", "get"]).stdout);
+    assert!(
+        policy.contains("[policy]\nsoft_bytes = 3000\nhard_bytes = 4096"),
+        "{policy}"
+    );
+
+    // The file drops hog's table: hog goes back to the global limits (a reload is the file,
+    // not a patch on top of what was there).
+    std::fs::write(&file, "[policy]\nhard_bytes = 5000\nsoft_bytes = 3000\n").expect("write");
+    assert!(reload().status.success());
+    assert_eq!(hard_of(&socket, "hog"), "5000");
+
+    // One bad key: refused by name, nothing of the file applied.
+    std::fs::write(
+        &file,
+        "[policy]\nhard_bytes = 6000\nsoft_bytes = 3000\n[service.hog]\nsoft_bytes = 900\nhard_bytes = 800\n",
+    )
+    .expect("write");
+    let out = reload();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("service.hog.soft_bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(hard_of(&socket, "hog"), "5000");
+    let policy = text(&oomctl(&socket, &["policy", "get"]).stdout);
+    assert!(policy.contains("hard_bytes = 5000"), "{policy}");
+
+    // A file that does not parse: the same.
+    std::fs::write(&file, "[policy]\nhard_bytes = \"a lot\"\n").expect("write");
+    let out = reload();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("hard_bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(hard_of(&socket, "hog"), "5000");
 }
 
 #[test]

@@ -38,6 +38,7 @@ impl Drop for Running {
 fn start(socket: &Path, access: SocketAccess) -> Running {
     let (svc_end, execd) = oomd_proto::seqpacket_pair().expect("socketpair");
     let opts = Options {
+        policy_file: None,
         policy: oomd_proto::PolicyDocument {
             global: Some(Policy::default()),
             services: heapless::Vec::new(),
@@ -163,6 +164,14 @@ fn nobody_cannot_switch_the_watchdog_off_even_under_umask_000() {
         "{}",
         text(&out.stderr)
     );
+    // Nor make it re-read its file.
+    let out = oomctl_as(NOBODY, &open, &["policy", "reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not permitted for uid 65534"),
+        "{}",
+        text(&out.stderr)
+    );
     let policy = oomctl_as(0, &open, &["policy", "get"]);
     assert!(
         text(&policy.stdout).contains("observe_only = false"),
@@ -173,6 +182,6 @@ fn nobody_cannot_switch_the_watchdog_off_even_under_umask_000() {
     let out = oomctl_as(0, &open, &["policy", "set", off.to_str().expect("utf-8")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let status = text(&oomctl_as(0, &open, &["status"]).stdout);
-    assert!(status.contains("1 changes not permitted"), "{status}");
+    assert!(status.contains("2 changes not permitted"), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -340,6 +340,11 @@ pub enum ControlRequest {
     /// [`ControlReply::PolicyDocument`]: the global policy and every per-service limit,
     /// whether its service runs or not.
     GetPolicyDocument,
+    /// Re-read the policy file oomd was started with and make it the policy, all or nothing,
+    /// as if oomd started with it (`SIGHUP` does the same): [`ControlReply::Done`], or
+    /// [`ControlError::PolicyAt`], [`ControlError::PolicyFile`] or
+    /// [`ControlError::NoPolicyFile`], with the policy in force unchanged.
+    ReloadPolicy,
 }
 
 /// Most per-service entries in one [`PolicyDocument`]: the size of the core's override table.
@@ -660,7 +665,18 @@ pub enum ControlError {
     },
     /// The request belongs to another protocol (the client spoke to the wrong socket).
     WrongProtocol,
+    /// oomd has no policy file to re-read (it was started without `--policy`'s file).
+    NoPolicyFile,
+    /// The policy file could not be read or parsed; nothing was applied.
+    PolicyFile {
+        /// What was wrong, as oomd's log says it (at most [`MAX_POLICY_FILE_MESSAGE`] bytes;
+        /// made only on a failed reload, which allocates anyway to parse the file).
+        message: String,
+    },
 }
+
+/// The longest [`ControlError::PolicyFile`] message oomd sends, in bytes.
+pub const MAX_POLICY_FILE_MESSAGE: usize = 240;
 
 impl core::fmt::Display for ControlError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -681,6 +697,10 @@ impl core::fmt::Display for ControlError {
                 write_policy_fault(f, service.as_deref(), *error)
             }
             Self::WrongProtocol => f.write_str("not an oomd request: wrong socket?"),
+            Self::NoPolicyFile => f.write_str("oomd has no policy file to re-read"),
+            Self::PolicyFile { message } => {
+                write!(f, "oomd cannot use its policy file, nothing applied: {message}")
+            }
         }
     }
 }

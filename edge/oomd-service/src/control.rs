@@ -98,6 +98,7 @@ fn is_mutating(request: &ControlRequest) -> bool {
         request,
         ControlRequest::SetPolicy(_)
             | ControlRequest::ApplyPolicy(_)
+            | ControlRequest::ReloadPolicy
             | ControlRequest::Inject { .. }
     )
 }
@@ -333,6 +334,13 @@ impl Service {
                 let view = self.counters_view();
                 self.reply(fd, &ControlReply::Counters(view))
             }
+            ControlRequest::ReloadPolicy => {
+                let reply = match self.reload_policy("oomctl policy reload") {
+                    Ok(()) => ControlReply::Done,
+                    Err(e) => ControlReply::Error(e),
+                };
+                self.reply(fd, &reply)
+            }
         }
     }
 
@@ -409,6 +417,80 @@ impl Service {
             }
         }
         Ok(())
+    }
+
+    /// Re-reads the policy file and makes it the policy, as if oomd started with it: its
+    /// `[policy]` table (the defaults without one) and exactly its `[service.NAME]` tables
+    /// (a service's own limits that the file no longer has are cleared), all or nothing.
+    /// The outcome is logged, naming who asked (`by`). Parsing the file allocates: a reload
+    /// is the one thing the loop does that may.
+    pub(crate) fn reload_policy(&mut self, by: &str) -> Result<(), ControlError> {
+        let Some(path) = self.opts.policy_file.clone() else {
+            self.out.note(format_args!(
+                "oomd: policy reload ({by}): no policy file to re-read; nothing changed"
+            ));
+            return Err(ControlError::NoPolicyFile);
+        };
+        let file = path.display();
+        let doc = oomd_config::policy::PolicyFile::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.to_document().map_err(|e| e.to_string()))
+            .and_then(|mut doc| {
+                doc.global.get_or_insert_with(oomd::Policy::default);
+                for (name, _) in self.policies.iter() {
+                    let id = SubjectId::from_name(name);
+                    if doc
+                        .services
+                        .iter()
+                        .any(|e| SubjectId::from_name(&e.name) == id)
+                    {
+                        continue;
+                    }
+                    let clear = ServiceLimits {
+                        name: name.clone(),
+                        limits: None,
+                    };
+                    doc.services.push(clear).map_err(|_| {
+                        "the file's service tables and the ones it drops are too many for one \
+                         document"
+                            .to_owned()
+                    })?;
+                }
+                Ok(doc)
+            });
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(message) => {
+                self.out.note(format_args!(
+                    "oomd: policy reload ({by}) from {file}: cannot use the file: {message}; the policy in force is unchanged"
+                ));
+                let mut end = message.len().min(oomd_proto::MAX_POLICY_FILE_MESSAGE);
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let message = message[..end].to_owned();
+                return Err(ControlError::PolicyFile { message });
+            }
+        };
+        match self.apply_policy(&doc) {
+            Ok(()) => {
+                let p = self.wd.policy();
+                let (soft, hard, tick) =
+                    (p.limits.soft_bytes, p.limits.hard_bytes, p.sample_period_ms);
+                let services = self.policies.iter().count();
+                self.out.note(format_args!(
+                    "oomd: policy reload ({by}) from {file}: applied: soft={soft} hard={hard} tick={tick}ms, {services} service table(s)"
+                ));
+                Ok(())
+            }
+            Err(Refusal { service, error }) => {
+                let refusal = ControlError::PolicyAt { service, error };
+                self.out.note(format_args!(
+                    "oomd: policy reload ({by}) from {file}: {refusal}; the policy in force is unchanged"
+                ));
+                Err(refusal)
+            }
+        }
     }
 
     fn policy_document(&self) -> PolicyDocument {

@@ -13,11 +13,12 @@
 //! - every event is printed as one line on stderr (the marker words, or JSON lines), and the
 //!   contract markers (`oomd: ready`, `oomd: kill app=..`, `oomd: kill denied (..)`) on
 //!   stdout, each with one `write()`, after the fact they claim;
-//! - a control socket answers `status`, `events`, `policy get|set`, and, in selftest builds
-//!   only, `inject`.
+//! - a control socket answers `status`, `events`, `policy get|set|reload`, and, in selftest
+//!   builds only, `inject`; `SIGHUP` reloads the policy file too.
 //!
-//! After start-up the loop does not allocate: buffers, tables and the epoll set are sized or made once
-//! (`tests/no_alloc.rs` proves it with a counting allocator).
+//! After start-up the loop does not allocate: buffers, tables and the epoll set are sized or
+//! made once (`tests/no_alloc.rs` proves it with a counting allocator). The one exception is a
+//! policy reload (`SIGHUP`, `oomctl policy reload`), which parses the policy file.
 //!
 //! What it is not: a process authority. It never signals anything; execd does.
 

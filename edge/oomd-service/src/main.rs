@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use oomd_config::policy::PolicyFile;
 use oomd_service::{LogFormat, Options, Service};
 
@@ -18,7 +20,8 @@ const DEFAULT_AUDIT_LOG: &str = "/var/lib/oomd/audit.jsonl";
 #[command(name = "oomd", version)]
 struct Args {
     /// Policy file (TOML: `[policy]` and `[service.<name>]` tables). Without it, or when the
-    /// default path does not exist, the built-in defaults apply.
+    /// default path does not exist, the built-in defaults apply. SIGHUP (or `oomctl policy
+    /// reload`) re-reads it and applies it whole, or nothing of it.
     #[arg(long, default_value = DEFAULT_POLICY)]
     policy: PathBuf,
     /// Control socket path.
@@ -122,6 +125,16 @@ fn main() -> ExitCode {
     // hundreds of kB touched once, goes back to the system when it ends, instead of staying
     // resident in the main thread's stack for the daemon's whole life. The loop's own stack
     // use is small.
+    //
+    // SIGHUP asks for a policy reload: blocked here, before any other thread exists, so that
+    // every thread inherits the mask and the signal waits for the loop's signalfd instead of
+    // ending the process.
+    let mut hangup = SigSet::empty();
+    hangup.add(Signal::SIGHUP);
+    if let Err(e) = hangup.thread_block() {
+        eprintln!("oomd: cannot block SIGHUP: {e}");
+        return ExitCode::from(1);
+    }
     let setup = std::thread::Builder::new()
         .name("oomd-setup".into())
         .stack_size(8 << 20)
@@ -138,6 +151,10 @@ fn main() -> ExitCode {
         Ok(service) => service,
         Err(code) => return code,
     };
+    match SignalFd::with_flags(&hangup, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+        Ok(signals) => service.reload_on(signals),
+        Err(e) => eprintln!("oomd: SIGHUP will not reload the policy: {e}"),
+    }
     match service.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -178,6 +195,7 @@ fn set_up() -> Result<Box<Service>, ExitCode> {
     };
     let opts = Options {
         policy,
+        policy_file: Some(args.policy.clone()),
         control_socket: args.socket,
         control_access: oomd_proto::admission::SocketAccess {
             mode: args.socket_mode,

@@ -65,6 +65,9 @@ pub struct Options {
     /// The policy at start-up: the global policy (`None`: the defaults) and per-service
     /// limits, which a service gets when it starts. Refused as a whole if any of it is wrong.
     pub policy: PolicyDocument,
+    /// The file a policy reload re-reads (`SIGHUP`, `oomctl policy reload`); `None`: there
+    /// is none, and a reload is refused.
+    pub policy_file: Option<PathBuf>,
     /// Where the control socket listens.
     pub control_socket: PathBuf,
     /// The control socket file's mode and group (whatever the umask).
@@ -176,6 +179,7 @@ pub(crate) enum Src {
     Client(usize),
     Memstat(usize),
     MemoryEvents(usize),
+    Reload,
 }
 
 impl Src {
@@ -188,6 +192,7 @@ impl Src {
             Src::Client(i) => (3, i),
             Src::Memstat(i) => (4, i),
             Src::MemoryEvents(i) => (5, i),
+            Src::Reload => (6, 0),
         };
         EventData::new_u64(kind << 32 | index as u64)
     }
@@ -202,6 +207,7 @@ impl Src {
             3 => Src::Client(index),
             4 => Src::Memstat(index),
             5 => Src::MemoryEvents(index),
+            6 => Src::Reload,
             _ => return None,
         })
     }
@@ -246,6 +252,9 @@ pub struct Service {
     /// A memstat channel is taken out while its sender is paused and before it is dropped
     /// (execd holds the same open file, so closing ours would not take it out).
     epoll: OwnedFd,
+    /// The signals that ask for a policy reload (`SIGHUP`), once [`reload_on`](Self::reload_on)
+    /// gave them.
+    reload_signals: Option<nix::sys::signalfd::SignalFd>,
     slots: heapless::Vec<KnownService, SUBJECTS>,
     pub(crate) names: ServiceNames,
     pub(crate) rx: Receiver,
@@ -334,6 +343,7 @@ impl Service {
             policies,
             timer,
             epoll,
+            reload_signals: None,
             slots: heapless::Vec::new(),
             names: ServiceNames::default(),
             rx: Receiver::new(),
@@ -424,6 +434,9 @@ impl Service {
         if ready.iter().any(|s| matches!(s, Src::Timer)) {
             self.on_timer();
         }
+        if ready.iter().any(|s| matches!(s, Src::Reload)) {
+            self.on_reload_signal();
+        }
         for src in &ready {
             if let Src::Client(i) = *src {
                 self.serve_client(i);
@@ -435,6 +448,29 @@ impl Service {
         self.expire_clients();
         self.heartbeat();
         Ok(())
+    }
+
+    /// From now on, a signal readable on `signals` (a signalfd, for `SIGHUP`: the binary
+    /// blocks it in every thread first) makes the service re-read its policy file, as
+    /// `oomctl policy reload` does.
+    pub fn reload_on(&mut self, signals: nix::sys::signalfd::SignalFd) {
+        if self.watch(signals.as_fd(), Src::Reload, EventFlags::IN) {
+            self.reload_signals = Some(signals);
+        }
+    }
+
+    /// Takes every pending reload signal; one reload for all of them.
+    fn on_reload_signal(&mut self) {
+        let Some(signals) = &mut self.reload_signals else {
+            return;
+        };
+        let mut any = false;
+        while let Ok(Some(_)) = signals.read_signal() {
+            any = true;
+        }
+        if any {
+            let _ = self.reload_policy("SIGHUP");
+        }
     }
 
     // ----- the epoll set -------------------------------------------------------------------

@@ -105,6 +105,7 @@ impl Rig {
 
     fn options(dir: &std::path::Path, policy: Policy, record: bool, log: LogFormat) -> Options {
         Options {
+            policy_file: Some(dir.join("policy.toml")),
             policy: PolicyDocument {
                 global: Some(policy),
                 services: heapless::Vec::new(),
