@@ -53,6 +53,11 @@ for target in "${NO_STD_TARGETS[@]}"; do
     cargo build -p memstat --no-default-features --features counting-alloc --target "$target"
 done
 
+step "man pages and completions of every binary (scripts/gen-docs.sh, into a temporary directory)"
+docs_out=$(mktemp -d)
+./scripts/gen-docs.sh "$docs_out"
+rm -rf "$docs_out"
+
 step "the boot verdict on recorded logs (scripts/test-verdict.sh)"
 ./scripts/test-verdict.sh
 

@@ -75,7 +75,11 @@ fn size(input: &str) -> Result<u64, SizeError> {
 ///
 /// Sizes accept plain bytes or the suffixes K, KiB, M, MiB, G, GiB (all powers of 1024).
 #[derive(Clone, Debug, Parser)]
-#[command(name = "hog-fixture", version)]
+#[command(
+    name = "hog-fixture",
+    version,
+    after_help = "Examples:\n  hog-fixture --chunk 1MiB --interval-ms 10 --max 64MiB          grow to 64 MiB, then linger\n  hog-fixture --mode under --chunk 1MiB --max 32MiB              report a sixteenth of it\n  hog-fixture --publish-on-growth --chunk 4MiB --interval-ms 1   report from the allocator"
+)]
 #[non_exhaustive]
 pub struct Args {
     /// Bytes added per chunk.

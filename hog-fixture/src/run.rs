@@ -100,6 +100,7 @@ pub type HogAlloc = CountingAlloc<std::alloc::System, GrowthPublisher>;
 /// 0 when the hog stopped by itself, 2 on any error (the message is logged), and clap's
 /// status for `--help` (0) and usage errors (2).
 pub fn main(alloc: &'static HogAlloc) -> ExitCode {
+    clidoc::generate_if_asked::<Args>();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {

@@ -9,7 +9,11 @@ use selftest_client::{Session, Settings, ALL};
 
 /// Proves oomd's behaviours on a running system and prints one marker per behaviour.
 #[derive(Debug, Parser)]
-#[command(name = "selftest-client", version)]
+#[command(
+    name = "selftest-client",
+    version,
+    after_help = "Examples:\n  selftest-client --execd-socket /run/oomd/execd.sock --oomd-socket /run/oomd/oomd.sock\n\nexecd runs it as the manifest's role = \"selftest\" service in the boot selftest\n(scripts/qemu-test.sh); each behaviour it proves prints one SELFTEST marker."
+)]
 struct Args {
     /// execd's control socket.
     #[arg(long, env = "OOMD_EXECD_SOCKET", default_value = oomd_proto::DEFAULT_EXECD_SOCKET)]
@@ -56,6 +60,7 @@ fn marker(line: &str) {
 }
 
 fn main() -> ExitCode {
+    clidoc::generate_if_asked::<Args>();
     let args = Args::parse();
     let settings = Settings {
         execd_socket: args.execd_socket,

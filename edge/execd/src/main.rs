@@ -25,7 +25,11 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The process authority of oomd's Linux edge: spawns the manifest's services, owns their
 /// lifecycle, and is the only component that ends processes.
 #[derive(Debug, Parser)]
-#[command(name = "execd", version)]
+#[command(
+    name = "execd",
+    version,
+    after_help = "Examples:\n  execd --manifest services.toml --socket /tmp/execd.sock   run a manifest on a host\n  execd --init                                               as PID 1 in the guest (refused elsewhere)\n  execd --generate man > execd.1                             the man page (also bash, zsh, fish)"
+)]
 struct Args {
     /// The service manifest (TOML, `[[service]]` entries).
     #[arg(
@@ -67,6 +71,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    clidoc::generate_if_asked::<Args>();
     let args = Args::parse();
     if args.init {
         if let Err(e) = init::check_pid1() {

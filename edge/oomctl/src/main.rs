@@ -29,7 +29,12 @@ use oomd_proto::client::{Client, ClientError};
 use oomd_proto::{ControlError, ControlReply, ControlRequest, CountersView, PolicyDocument};
 
 #[derive(Debug, Parser)]
-#[command(name = "oomctl", version, about = "Control a running oomd service")]
+#[command(
+    name = "oomctl",
+    version,
+    about = "Control a running oomd service",
+    after_help = "Examples:\n  oomctl status                    one line per service, then the counters\n  oomctl top --interval-ms 500     the same, refreshed; q quits\n  oomctl events --since 0 --follow the audit trail as it grows\n  oomctl policy set policy.toml    apply a policy file, all or nothing\n  oomctl policy reload             make oomd re-read its own --policy file"
+)]
 struct Args {
     /// The oomd control socket.
     #[arg(long, env = "OOMD_CONTROL_SOCKET", default_value = oomd_proto::DEFAULT_CONTROL_SOCKET)]
@@ -131,6 +136,7 @@ impl From<ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
+    clidoc::generate_if_asked::<Args>();
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

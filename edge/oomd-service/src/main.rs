@@ -17,7 +17,11 @@ const DEFAULT_AUDIT_LOG: &str = "/var/lib/oomd/audit.jsonl";
 
 /// The oomd memory watchdog service.
 #[derive(Debug, Parser)]
-#[command(name = "oomd", version)]
+#[command(
+    name = "oomd",
+    version,
+    after_help = "Examples:\n  oomd --check-config /etc/oomd/policy.toml     check a policy file, start nothing\n  kill -HUP \"$(pidof oomd)\"                      re-read --policy and apply it whole\n  oomd --generate man > oomd.1                   the man page (also bash, zsh, fish)\n\noomd is started by execd (the manifest's role = \"watchdog\"), which hands it the authority\nchannel in OOMD_AUTHORITY_FD."
+)]
 struct Args {
     /// Policy file (TOML: `[policy]` and `[service.<name>]` tables). Without it, or when the
     /// default path does not exist, the built-in defaults apply. SIGHUP (or `oomctl policy
@@ -120,6 +124,7 @@ fn parse_format(s: &str) -> Result<LogFormat, String> {
 }
 
 fn main() -> ExitCode {
+    clidoc::generate_if_asked::<Args>();
     // Everything before the loop (arguments, the policy file, the service's tables, built on
     // the stack and moved into their boxes) runs on a thread of its own: its stack, some
     // hundreds of kB touched once, goes back to the system when it ends, instead of staying

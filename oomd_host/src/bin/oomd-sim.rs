@@ -15,7 +15,11 @@ use oomd_host::sim::Run;
 
 /// Deterministic simulator of the oomd memory watchdog.
 #[derive(Debug, Parser)]
-#[command(name = "oomd-sim", version)]
+#[command(
+    name = "oomd-sim",
+    version,
+    after_help = "Examples:\n  oomd-sim run oomd_host/scenarios/hog-hard-kill.toml        the trace, a summary, the checks\n  oomd-sim run SCENARIO --record run.jsonl                   ... and its input log\n  oomd-sim replay run.jsonl                                  the same trace again, from the log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,6 +67,7 @@ const EXPECTATIONS_FAILED: u8 = 1;
 const BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
+    clidoc::generate_if_asked::<Cli>();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {
