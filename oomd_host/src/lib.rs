@@ -13,6 +13,7 @@
 
 pub mod fixture;
 pub mod invariants;
+pub mod plot;
 pub mod record;
 pub mod scenario;
 pub mod sim;

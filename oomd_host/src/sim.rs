@@ -313,6 +313,7 @@ trait Engine: fmt::Debug {
     fn counters(&self) -> Counters;
     fn event_capacity(&self) -> usize;
     fn policy(&self) -> Policy;
+    fn subjects(&self) -> Vec<oomd::SubjectStatus>;
 }
 
 #[derive(Debug)]
@@ -348,6 +349,10 @@ impl<const S: usize, const E: usize> Engine for Core<S, E> {
 
     fn policy(&self) -> Policy {
         *self.wd.policy()
+    }
+
+    fn subjects(&self) -> Vec<oomd::SubjectStatus> {
+        self.wd.subjects().collect()
     }
 }
 
@@ -419,6 +424,18 @@ impl Driver {
     #[must_use]
     pub fn policy_in_force(&self) -> Policy {
         self.engine.policy()
+    }
+
+    /// The core's counters now.
+    #[must_use]
+    pub fn counters(&self) -> oomd::Counters {
+        self.engine.counters()
+    }
+
+    /// What the core knows of every subject now, in its table's order.
+    #[must_use]
+    pub fn subjects(&self) -> Vec<oomd::SubjectStatus> {
+        self.engine.subjects()
     }
 
     /// Every request the core made so far.

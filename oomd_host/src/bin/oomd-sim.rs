@@ -18,7 +18,7 @@ use oomd_host::sim::Run;
 #[command(
     name = "oomd-sim",
     version,
-    after_help = "Examples:\n  oomd-sim run oomd_host/scenarios/hog-hard-kill.toml        the trace, a summary, the checks\n  oomd-sim run SCENARIO --record run.jsonl                   ... and its input log\n  oomd-sim replay run.jsonl                                  the same trace again, from the log"
+    after_help = "Examples:\n  oomd-sim run oomd_host/scenarios/hog-hard-kill.toml        the trace, a summary, the checks\n  oomd-sim run SCENARIO --record run.jsonl                   ... and its input log\n  oomd-sim replay run.jsonl                                  the same trace again, from the log\n  oomd-sim plot oomd_host/scenarios/hog-hard-kill.toml -o run.svg   its timeline picture"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -46,6 +46,18 @@ enum Command {
         /// Print events as JSON lines instead of the readable trace.
         #[arg(long)]
         json: bool,
+        /// Also draw the run's timeline into this SVG file.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+    },
+    /// Run a scenario and draw its timeline (one panel per subject: reported and kernel
+    /// bytes, soft and hard limits, the events that matter) into an SVG file.
+    Plot {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The SVG file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
     },
     /// Validate scenario files without running them.
     Check {
@@ -75,7 +87,8 @@ fn main() -> ExitCode {
             record,
             json,
         } => run(&scenario, record.as_deref(), json),
-        Command::Replay { log, json } => replay(&log, json),
+        Command::Replay { log, json, plot } => replay(&log, json, plot.as_deref()),
+        Command::Plot { scenario, output } => plot_scenario(&scenario, &output),
         Command::Check { scenarios } => check(&scenarios),
     };
     match result {
@@ -129,11 +142,31 @@ fn write_log(run: &Run, out: &Path) -> Result<(), Failure> {
         .map_err(bad)
 }
 
-fn replay(path: &Path, json: bool) -> Result<(), Failure> {
+/// Draws `run`'s timeline into `out`.
+fn write_plot(run: &Run, out: &Path) -> Result<(), Failure> {
+    let timeline = oomd_host::plot::timeline(run).map_err(|e| Failure::Bad(e.to_string()))?;
+    let svg = oomd_host::plot::svg(&timeline).map_err(|e| Failure::Bad(e.to_string()))?;
+    std::fs::write(out, svg)
+        .map_err(|e| Failure::Bad(format!("{}: cannot write the plot: {e}", out.display())))
+}
+
+fn plot_scenario(path: &Path, out: &Path) -> Result<(), Failure> {
+    let scenario = Scenario::load(path).map_err(|e| Failure::Bad(e.to_string()))?;
+    let outcome = scenario
+        .run()
+        .map_err(|e| Failure::Bad(format!("{}: {e}", path.display())))?;
+    write_plot(&outcome.run, out)?;
+    out_text(&format!("{}\n", out.display()))
+}
+
+fn replay(path: &Path, json: bool, plot: Option<&Path>) -> Result<(), Failure> {
     let bad = |message: String| Failure::Bad(format!("{}: {message}", path.display()));
     let file = File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let log = InputLog::read_from(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
     let run = record::replay(&log).map_err(|e| bad(e.to_string()))?;
+    if let Some(out) = plot {
+        write_plot(&run, out)?;
+    }
     print_trace(&run, json)?;
     let summary = run.summary();
     if json {
