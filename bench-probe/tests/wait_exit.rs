@@ -4,7 +4,8 @@ use std::process::{Command, Stdio};
 
 fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    u64::try_from(t.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap()
+    let secs = u64::try_from(t.tv_sec).expect("the monotonic clock is not negative");
+    secs * 1_000_000_000 + u64::try_from(t.tv_nsec).expect("nanoseconds are not negative")
 }
 
 fn probe(args: &[&str]) -> (Option<i32>, String) {
@@ -12,8 +13,9 @@ fn probe(args: &[&str]) -> (Option<i32>, String) {
         .args(args)
         .stderr(Stdio::null())
         .output()
-        .unwrap();
-    (out.status.code(), String::from_utf8(out.stdout).unwrap())
+        .expect("bench-probe runs");
+    let stdout = String::from_utf8(out.stdout).expect("bench-probe prints text");
+    (out.status.code(), stdout)
 }
 
 #[test]

@@ -240,7 +240,8 @@ fn bad_arguments_are_exit_2_with_a_clear_message() {
 /// CLOCK_MONOTONIC in nanoseconds, as the hog reads it.
 fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    u64::try_from(t.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap()
+    let secs = u64::try_from(t.tv_sec).expect("the monotonic clock is not negative");
+    secs * 1_000_000_000 + u64::try_from(t.tv_nsec).expect("nanoseconds are not negative")
 }
 
 /// The `key=<u64>` field of a log line.
