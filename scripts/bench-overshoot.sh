@@ -76,6 +76,9 @@
 #   SETTLE_S     quiet seconds before each run (default 1)
 #   RUN_TIMEOUT  seconds the guest may run (default: 120 + 12 per run)
 #   QEMU_ACCEL   tcg or kvm (default: kvm only when kvm_intel or kvm_amd is loaded)
+#   OOMD_POLICY_EXTRA  a diagnostic: more [policy] keys for oomd, ';'-separated (e.g.
+#                "frame_budget_per_tick = 1024"); empty by default (the benchmark is oomd's
+#                default policy), and the table's header names it when set
 # Output: the table on stdout; the raw lines in build/bench-overshoot/results.log, the console
 # in build/bench-overshoot/uart.log. Exit 0 when every run finished, 1 when some failed (the
 # table is still printed), 2 on a timeout, 4 on a configuration error.
@@ -95,6 +98,7 @@ RUNS=${RUNS:-10}
 RATES=${RATES:-48:192KiB:3 193:320KiB:1 fastest:1MiB:0}
 CELLS=${CELLS:-memmax earlyoom oomd oomd-silent}
 SETTLE_S=${SETTLE_S:-1}
+OOMD_POLICY_EXTRA=${OOMD_POLICY_EXTRA:-}
 HARD_MIB=64
 HOG_MAX_MIB=256
 GUEST_MIB=512
@@ -207,6 +211,10 @@ while read -r lib; do
     cp -L "$lib" "$IMAGE$lib"
 done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$libs")
 cp scripts/guest/bench/services.toml.in scripts/guest/bench/policy.toml "$IMAGE/etc/bench/"
+if [ -n "$OOMD_POLICY_EXTRA" ]; then
+    # A diagnostic, not the benchmark: more keys of [policy] (the table's header says so).
+    printf '%s\n' "$OOMD_POLICY_EXTRA" | tr ';' '\n' >>"$IMAGE/etc/bench/policy.toml"
+fi
 rates_guest=${RATES}
 cat >"$IMAGE/etc/bench/bench.conf" <<EOF
 RUNS=$RUNS
@@ -313,6 +321,9 @@ echo "# Overshoot side by side ($(date -u +%Y-%m-%d), scripts/bench-overshoot.sh
 echo "host: ${model:-unknown CPU}, $(nproc) cores, Linux $(uname -r); accel=$ACCEL"
 echo "guest: $(basename "$BOOT_KERNEL"), 2 vCPUs, ${GUEST_MIB} MiB, ${guest_line#BENCH machine }"
 echo "hard limit ${HARD_MIB} MiB; oomd's tick: 100 ms (the default sample_period_ms); RUNS=$RUNS per cell; guest ran ${ELAPSED}s"
+if [ -n "$OOMD_POLICY_EXTRA" ]; then
+    echo "DIAGNOSTIC, not oomd's default policy: OOMD_POLICY_EXTRA=\"$OOMD_POLICY_EXTRA\""
+fi
 echo
 awk -v hard=$((HARD_MIB * 1048576)) -v rates="${rate_list[*]}" -v cells="${cell_list[*]}" '
 function median(list, n,    i, j, t, a) {
