@@ -14,8 +14,9 @@
 #   memmax       memory.max = 64 MiB on the hog's cgroup; the kernel's OOM killer ends it.
 #   earlyoom     Debian's earlyoom (bookworm, 1.7), -M <MemAvailable just before the run, minus
 #                64 MiB, in KiB> -s 100 (the guest has no swap: the swap condition always holds)
-#                -r 0 (no reports); otherwise its defaults: its adaptive poll, 100 ms at this
-#                distance from the threshold, SIGTERM to the process with the highest oom_score.
+#                -r 0 (no reports); otherwise its defaults: its adaptive poll (at most 10 a
+#                second, less often only far from the threshold), SIGTERM to the process with
+#                the highest oom_score.
 #                It watches the whole machine, not a cgroup: it fires when the machine has lost
 #                64 MiB since the measurement, which includes its own start-up (avail0 - avail1
 #                in the raw lines, a few hundred KiB, in its favour).
@@ -31,7 +32,8 @@
 # budget of the previous runs would carry over).
 #
 # Each run starts the hog after a random delay of 0-999 ms (the random phase against oomd's tick
-# and earlyoom's poll; oomd's hogs 1.5 s later still, so that execd and oomd are up). The hog
+# and earlyoom's poll; oomd's hogs 1.5 s later still, so that execd and oomd are up: a run counts
+# only if oomd said "ready" and "kill app=hog"). The hog
 # grows by timer (--chunk, --interval-ms: RATES) and writes every page it holds.
 #
 # The figures, and what limits their precision:
