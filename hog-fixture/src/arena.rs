@@ -27,11 +27,26 @@ impl std::error::Error for AllocError {}
 /// (so a `CountingAlloc` counts it in full) and **written in full** with [`FILL`] before it is
 /// kept, so the kernel backs (and charges) every page of it: the resident set really grows.
 /// The arena never shrinks; it is freed when dropped.
+///
+/// A [`Probe`] ([`Arena::set_probe`]) may split the writing of a chunk in two and be called
+/// back in between: how `--mark-bytes` logs the moment a byte count is reached to the page.
 pub struct Arena {
     chunks: Vec<Vec<u8>>,
     held: u64,
     chunk: u64,
     max: u64,
+    probe: Option<Box<dyn Probe>>,
+}
+
+/// Asked before each chunk is written whether to be called back part of the way through it.
+pub trait Probe {
+    /// Before a chunk of `len` bytes is written, `held` bytes being held already: how many of
+    /// its bytes to write before [`Probe::reached`] is called (at most `len`; `Some(0)`: before
+    /// any), or `None` for no call in this chunk.
+    fn split(&mut self, held: u64, len: u64) -> Option<u64>;
+    /// The first `written` bytes of the chunk `split` was asked about are written (every page
+    /// of them touched), `held` bytes being held before it.
+    fn reached(&mut self, held: u64, written: u64);
 }
 
 impl Arena {
@@ -43,7 +58,13 @@ impl Arena {
             held: 0,
             chunk: chunk.max(1),
             max,
+            probe: None,
         }
+    }
+
+    /// Asks `probe` before every later chunk (replacing any probe set before).
+    pub fn set_probe(&mut self, probe: Box<dyn Probe>) {
+        self.probe = Some(probe);
     }
 
     /// Bytes held: the sum of the chunk lengths. Never above [`max`](Self::max).
@@ -107,7 +128,16 @@ impl Arena {
         self.chunks.try_reserve(1).map_err(|_| err)?;
         let mut chunk = Vec::new();
         chunk.try_reserve_exact(len).map_err(|_| err)?;
-        // Writes every byte, hence every page (PAGE_SIZE bytes) at least once.
+        // Writes every byte, hence every page (PAGE_SIZE bytes) at least once; in two steps
+        // when the probe asks for a call in between (no reallocation: the capacity is `len`).
+        if let Some(probe) = self.probe.as_mut() {
+            if let Some(split) = probe.split(self.held, bytes) {
+                let split = split.min(bytes);
+                chunk.resize(usize::try_from(split).map_err(|_| err)?, FILL);
+                std::hint::black_box(chunk.as_mut_slice());
+                probe.reached(self.held, split);
+            }
+        }
         chunk.resize(len, FILL);
         // Tell the optimizer the bytes are observed, so the writes cannot be elided.
         std::hint::black_box(chunk.as_mut_slice());
@@ -133,6 +163,7 @@ impl fmt::Debug for Arena {
             .field("chunk", &self.chunk)
             .field("max", &self.max)
             .field("chunks", &self.chunks.len())
+            .field("probe", &self.probe.is_some())
             .finish()
     }
 }
@@ -190,6 +221,36 @@ mod tests {
         assert_eq!(tiny.grow_chunk(), Ok(1));
         assert_eq!(tiny.grow_by(10), Ok(2));
         assert_eq!(tiny.chunk_count(), 3);
+    }
+
+    /// Records every question and call, and asks for a call 1000 bytes into the chunk that
+    /// starts at `at`.
+    struct Recorder {
+        at: u64,
+        calls: std::rc::Rc<std::cell::RefCell<Vec<(u64, u64)>>>,
+    }
+
+    impl Probe for Recorder {
+        fn split(&mut self, held: u64, _len: u64) -> Option<u64> {
+            (held == self.at).then_some(1000)
+        }
+        fn reached(&mut self, held: u64, written: u64) {
+            self.calls.borrow_mut().push((held, written));
+        }
+    }
+
+    #[test]
+    fn a_probe_is_called_once_inside_the_chunk_it_asked_for_and_the_chunk_is_still_whole() {
+        let calls = std::rc::Rc::default();
+        let mut arena = Arena::new(64 * KIB, 256 * KIB);
+        arena.set_probe(Box::new(Recorder {
+            at: 128 * KIB,
+            calls: std::rc::Rc::clone(&calls),
+        }));
+        assert_eq!(arena.grow_by(256 * KIB), Ok(256 * KIB));
+        assert_eq!(*calls.borrow(), [(128 * KIB, 1000)]);
+        assert_eq!(arena.chunk_count(), 4);
+        assert!(arena.is_touched());
     }
 
     #[test]

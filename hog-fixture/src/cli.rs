@@ -147,6 +147,15 @@ pub struct Args {
     /// and running without publishing).
     #[arg(long, conflicts_with = "no_publish")]
     pub require_publisher: bool,
+    /// Log `crossed mark=<N> … at_ns=<CLOCK_MONOTONIC ns>` once, the first time the hog's
+    /// charge reaches this many bytes (the arena's written bytes, or --mark-base's figure),
+    /// to the byte: for measuring how long a watchdog takes from a crossing to the exit.
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub mark_bytes: Option<u64>,
+    /// With --mark-bytes: a file holding a byte count (the hog's cgroup's memory.current),
+    /// read before each chunk; the charge is what it says plus the chunk's bytes written since.
+    #[arg(long, value_name = "FILE", requires = "mark_bytes")]
+    pub mark_base: Option<PathBuf>,
     /// Internal: run as a forker child (hold --child-bytes, publish nothing, live
     /// --lifetime-ms).
     #[arg(long, hide = true)]
@@ -239,6 +248,7 @@ mod tests {
         assert_eq!(args.child_escape, Escape::None);
         assert!(!args.grow_on_inject && !args.ignore_sigterm && !args.no_publish);
         assert!(!args.child && !args.require_publisher);
+        assert_eq!((args.mark_bytes, args.mark_base.as_deref()), (None, None));
         assert_eq!(args.check(), Ok(()));
     }
 
@@ -287,6 +297,14 @@ mod tests {
             assert_eq!(args.check(), Ok(()), "{mode}");
         }
         assert!(parse(&["--no-publish", "--require-publisher"]).is_err());
+    }
+
+    #[test]
+    fn a_mark_base_needs_a_mark() {
+        assert!(parse(&["--mark-base", "/sys/fs/cgroup/x/memory.current"]).is_err());
+        let args = parse(&["--mark-bytes", "64MiB", "--mark-base", "/tmp/x"]).unwrap();
+        assert_eq!(args.mark_bytes, Some(64 << 20));
+        assert_eq!(args.mark_base, Some(PathBuf::from("/tmp/x")));
     }
 
     #[test]

@@ -86,9 +86,23 @@
 //! `inject grow=<n> added=<n> held=<n> alloc=<n>`, `max reached held=<n>`,
 //! `children spawned n=<n> bytes_each=<n> pids=<p,..> escape=<how>`,
 //! `child of=<ppid> holding=<n> lifetime_ms=<n> escape=<how> sid=<n> pgrp=<n>`, `flood offered=<n> sent=<n> dropped=<n> …`,
-//! `SIGTERM received from pid=<n>, ignored`, `exit reason=linger|idle|lifetime …`.
+//! `SIGTERM received from pid=<n>, ignored`, `exit reason=linger|idle|lifetime …`,
+//! and with `--mark-bytes` (below) `crossed mark=<n> held=<n> charge=<n> at_ns=<t> grow_ns=<d>`.
 //! Exit status 0 when it stopped by itself, 2 on any error (with an `error: …` line).
 //! Without `--ignore-sigterm`, SIGTERM ends it the default way (killed by the signal).
+//!
+//! # Marking a crossing (`--mark-bytes N`)
+//!
+//! For measurements (`scripts/bench-overshoot.sh`), not for oomd's tests: the hog logs one
+//! `crossed mark=<N> held=<h> charge=<c> at_ns=<t> grow_ns=<d>` line the first time its
+//! *charge* reaches `N` bytes, where the charge is what `--mark-base FILE` said before the
+//! chunk (a byte count: the hog's cgroup's `memory.current`), or the arena's held bytes
+//! without it, plus the bytes of the chunk written since. The chunk is written up to that
+//! byte, the clock read, the line written, and then the rest of the chunk, so the mark is
+//! exact to the byte of the arena (and to the kernel's charging granularity for the charge).
+//! `at_ns` is `CLOCK_MONOTONIC` in nanoseconds (comparable with any other process's reading
+//! on the same machine), `grow_ns` the time since the hog started, `held` the arena bytes
+//! written at the mark.
 //!
 //! # Library layout
 //!
@@ -104,11 +118,12 @@ mod cli;
 pub mod control;
 mod hog;
 mod log;
+mod mark;
 mod report;
 mod run;
 mod size;
 
-pub use arena::{AllocError, Arena};
+pub use arena::{AllocError, Arena, Probe};
 pub use cli::{Args, Escape, Mode, UsageError};
 pub use hog::{Action, Bounds, ExitReason, Grew, Growth, Hog, State};
 pub use log::Logger;

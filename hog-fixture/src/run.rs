@@ -28,6 +28,7 @@ use crate::cli::{Args, Escape, Mode, UsageError};
 use crate::control::{parse_command, Command as ControlCommand};
 use crate::hog::{Action, Grew, Hog};
 use crate::log::Logger;
+use crate::mark::{monotonic_ns, CrossingMark};
 use crate::report::{Policy, Reporter};
 
 /// The exit status of every error: bad arguments, a bad environment, a failed allocation.
@@ -65,6 +66,13 @@ pub enum RunError {
     Wait(Errno),
     /// The allocator's publishing thread could not start (`--publish-on-growth`).
     GrowthPublisher(io::Error),
+    /// The `--mark-base` file could not be opened.
+    MarkBase {
+        /// The path given with `--mark-base`.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -85,6 +93,9 @@ impl fmt::Display for RunError {
             Self::Alloc(e) => e.fmt(f),
             Self::Wait(e) => write!(f, "poll: {e}"),
             Self::GrowthPublisher(e) => write!(f, "starting the growth publisher: {e}"),
+            Self::MarkBase { path, source } => {
+                write!(f, "--mark-base {}: {source}", path.display())
+            }
         }
     }
 }
@@ -126,6 +137,7 @@ pub fn main(alloc: &'static HogAlloc) -> ExitCode {
 fn run(args: &Args, alloc: &'static HogAlloc, log: &Logger) -> Result<(), RunError> {
     args.check().map_err(RunError::Usage)?;
     let started = Instant::now();
+    let started_ns = monotonic_ns();
     // First, before anything could deliver a SIGTERM we mean to survive.
     let sigterm = match args.ignore_sigterm {
         true => Some(IgnoredSigterm::install()?),
@@ -166,11 +178,18 @@ fn run(args: &Args, alloc: &'static HogAlloc, log: &Logger) -> Result<(), RunErr
         _ => Children::default(),
     };
 
-    let mut hog = Hog::new(
-        Arena::new(args.chunk, args.max),
-        args.growth(),
-        args.bounds(),
-    );
+    let mut arena = Arena::new(args.chunk, args.max);
+    if let Some(mark) = args.mark_bytes {
+        let base = args.mark_base.as_deref();
+        let probe = CrossingMark::new(mark, base, started_ns, *log).map_err(|source| {
+            RunError::MarkBase {
+                path: base.map(Path::to_owned).unwrap_or_default(),
+                source,
+            }
+        })?;
+        arena.set_probe(Box::new(probe));
+    }
+    let mut hog = Hog::new(arena, args.growth(), args.bounds());
     let grew = hog.start(args.start).map_err(RunError::Alloc)?;
     log_growth(log, format_args!("initial"), grew, alloc);
     publish(&mut reporter, alloc, log);

@@ -236,3 +236,108 @@ fn bad_arguments_are_exit_2_with_a_clear_message() {
         assert!(log.contains(message), "{args:?}: {log}");
     }
 }
+
+/// CLOCK_MONOTONIC in nanoseconds, as the hog reads it.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = u64::try_from(t.tv_sec).expect("the monotonic clock is not negative");
+    secs * 1_000_000_000 + u64::try_from(t.tv_nsec).expect("nanoseconds are not negative")
+}
+
+/// The `key=<u64>` field of a log line.
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+#[test]
+fn mark_bytes_logs_one_crossing_at_the_byte_with_a_monotonic_time_between_start_and_exit() {
+    let before = monotonic_ns();
+    let mut hog = spawn_unpublished(
+        "mark",
+        &[
+            "--chunk",
+            "64KiB",
+            "--max",
+            "1MiB",
+            "--interval-ms",
+            "1",
+            "--linger-ms",
+            "0",
+            "--mark-bytes",
+            "300000",
+        ],
+        &[],
+    );
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 0));
+    let after = monotonic_ns();
+    let log = hog.stderr();
+    let crossed: Vec<&str> = log.lines().filter(|l| l.contains(" crossed ")).collect();
+    assert_eq!(crossed.len(), 1, "exactly one crossing:\n{log}");
+    let line = crossed[0];
+    // 300000 bytes is 4 chunks of 65536 and 37856 bytes into the fifth: marked there.
+    assert_eq!(field(line, "mark"), 300_000);
+    assert_eq!(field(line, "held"), 300_000);
+    assert_eq!(field(line, "charge"), 300_000, "no base: the arena's bytes");
+    let at = field(line, "at_ns");
+    assert!(before < at && at < after, "{before} < {at} < {after}");
+    assert!(field(line, "grow_ns") <= after - before);
+    // Between the fourth chunk's line and the fifth's.
+    let chunk4 = log.find("held=262144 ").unwrap();
+    let chunk5 = log.find("held=327680 ").unwrap();
+    let mark = log.find(line).unwrap();
+    assert!(chunk4 < mark && mark < chunk5, "{log}");
+}
+
+#[test]
+fn mark_base_adds_what_the_file_says_and_a_missing_file_is_an_error() {
+    let base = path_in_tmp("mark-base");
+    std::fs::write(&base, "131072\n").unwrap();
+    let base_arg = base.to_str().unwrap();
+    let mut hog = spawn_unpublished(
+        "mark-base",
+        &[
+            "--chunk",
+            "64KiB",
+            "--max",
+            "512KiB",
+            "--interval-ms",
+            "1",
+            "--linger-ms",
+            "0",
+            "--mark-bytes",
+            "160KiB",
+            "--mark-base",
+            base_arg,
+        ],
+        &[],
+    );
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 0));
+    let log = hog.stderr();
+    let line = log.lines().find(|l| l.contains(" crossed ")).unwrap();
+    // The file says 128 KiB before the first chunk, so the charge reaches 160 KiB 32 KiB
+    // into it (the file is read once per chunk, and the mark fires once).
+    assert_eq!(field(line, "held"), 32 * 1024, "{log}");
+    assert_eq!(field(line, "charge"), 160 * 1024, "{log}");
+    assert_eq!(log.matches(" crossed ").count(), 1, "{log}");
+
+    let missing = path_in_tmp("no-such-base");
+    let mut hog = spawn_unpublished(
+        "mark-missing",
+        &[
+            "--mark-bytes",
+            "1MiB",
+            "--mark-base",
+            missing.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 2));
+    assert!(
+        hog.stderr().contains("error: --mark-base "),
+        "{}",
+        hog.stderr()
+    );
+}
