@@ -18,7 +18,12 @@
 # 1 a failure pattern appeared, or a marker is missing or out of order;
 # 2 timeout; 3 the guest stopped early (QEMU exited before the markers);
 # 4 configuration error (missing packages or kernel, build failure).
-# The serial log is kept in build/logs/uart.log.
+# The serial log is kept in build/logs/uart.log. The guest's oomd records its inputs (--record)
+# and the selftest client copies the recordings to the second serial port
+# (build/logs/recording.log); once the markers pass, each recording is replayed on the host and
+# must equal, line for line, the event lines that oomd printed on the console (a determinism
+# check on every boot), and its timeline is drawn: build/logs/timeline.svg (the first oomd) and
+# build/logs/timeline-after-restart.svg (the one the watchdog-restart behaviour started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -71,6 +76,9 @@ cargo build --release --quiet --target "$TARGET" \
     -p execd -p oomd-service -p oomctl -p hog-fixture -p selftest-client \
     --features oomd-service/selftest,execd/selftest || fail 4 "the build failed"
 BIN=$ROOT/target/$TARGET/release
+# The host's replayer, for the replay check after the boot.
+cargo build --quiet -p oomd_host --bin oomd-sim || fail 4 "the build of oomd-sim failed"
+SIM=$ROOT/target/debug/oomd-sim
 for b in execd oomd oomctl hog-fixture selftest-client; do
     headers=$(readelf -l "$BIN/$b") || fail 4 "readelf cannot read $BIN/$b"
     if grep -q 'Requesting program interpreter' <<<"$headers"; then
@@ -82,6 +90,7 @@ rm -rf "$WORK" && mkdir -p "$WORK/root"/{bin,etc/oomd,proc,sys,dev,run,tmp} "$LO
 cp "$BIN/execd" "$WORK/root/init"
 for b in oomd oomctl hog-fixture selftest-client; do cp "$BIN/$b" "$WORK/root/bin/"; done
 sed -e 's|@BIN@|/bin|g' -e 's|@ETC@|/etc/oomd|g' -e 's|@RUN@|/run/oomd|g' -e "s|@HOG_HARD@|$HOG_HARD|g" \
+    -e 's|@RECORDING_OUT@|/dev/ttyS1|g' \
     scripts/guest/services.toml.in >"$WORK/root/etc/oomd/services.toml"
 cp scripts/guest/policy.toml "$WORK/root/etc/oomd/policy.toml"
 guest_pack "$WORK/root" "$WORK/initramfs.cpio"
@@ -91,7 +100,8 @@ guest_pack "$WORK/root" "$WORK/initramfs.cpio"
 CMDLINE="console=ttyS0 panic=-1 loglevel=4 -- --init"
 say "booting $(basename "$BOOT_KERNEL") with accel=$ACCEL, timeout ${TIMEOUT_S}s"
 START=$(date +%s)
-guest_boot "$WORK/initramfs.cpio" "$UART" "$LOG_DIR/qemu.log" 768 "$CMDLINE"
+RECORDING=$LOG_DIR/recording.log
+guest_boot "$WORK/initramfs.cpio" "$UART" "$LOG_DIR/qemu.log" 768 "$CMDLINE" -serial "file:$RECORDING"
 stop_qemu() {
     if kill -0 "$QEMU_PID" 2>/dev/null; then
         kill "$QEMU_PID" 2>/dev/null || true
@@ -102,8 +112,26 @@ trap stop_qemu EXIT
 
 CLEAN=$LOG_DIR/uart.clean.log
 
-pass() { # the verdict was 0: print the contract lines and succeed
+# Each recording the guest copied out replays to what oomd printed, and is drawn.
+replay_check() {
+    local dir=$LOG_DIR/recordings files f n=0 svg said
+    rm -rf "$dir" && mkdir -p "$dir"
+    files=$("$SIM" split-recordings "$RECORDING" "$dir") || fail 1 "replay check: cannot read $RECORDING"
+    [ -n "$files" ] || fail 1 "replay check: the guest copied no recording to $RECORDING"
+    for f in $files; do
+        n=$((n + 1))
+        svg=$LOG_DIR/timeline.svg
+        [ "$n" = 1 ] || svg=$LOG_DIR/timeline-after-restart.svg
+        said=$("$SIM" replay "$f" --against "$CLEAN" --plot "$svg" 2>&1 >/dev/null) ||
+            fail 1 "replay check failed: $said"
+        say "${said#oomd-sim: }"
+        say "timeline: $svg"
+    done
+}
+
+pass() { # the verdict was 0: check the replay, print the contract lines and succeed
     say "all ${#VERDICT_REQUIRED[@]} markers seen after $(($(date +%s) - START))s (accel=$ACCEL)"
+    replay_check
     grep -E -- "$VERDICT_CONTRACT" "$CLEAN" | uniq || true
     say "serial log: $UART"
     exit 0

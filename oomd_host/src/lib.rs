@@ -11,6 +11,7 @@
 //! What it is not: a model of real memory or real processes. No clock, no threads, no
 //! randomness except a seeded generator; the same scenario always gives the same trace.
 
+pub mod console;
 pub mod fixture;
 pub mod invariants;
 pub mod plot;

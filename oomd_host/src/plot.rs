@@ -370,12 +370,19 @@ fn draw_lane<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let top = lane
+    // Scaled to the figures and to the hard limit in force at the end: a subject given its own
+    // small limits after it started is not drawn against the global limit it briefly had
+    // (the lines above the top are cut at the panel's edge).
+    let figures = lane
         .samples
         .iter()
-        .flat_map(|s| [s.reported.unwrap_or(0), s.kernel.unwrap_or(0), s.hard])
+        .flat_map(|s| [s.reported.unwrap_or(0), s.kernel.unwrap_or(0)])
+        .chain(lane.marks.iter().filter_map(|m| m.bytes))
         .max()
-        .unwrap_or(1);
+        .unwrap_or(0);
+    let top = figures
+        .max(lane.samples.last().map_or(0, |s| s.hard))
+        .max(1);
     let y_max = mib(top) * 1.15 + 1e-3;
     let x_max = t.end.max(1);
     let x_desc = if t.period_ms > 0 {

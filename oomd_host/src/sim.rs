@@ -310,6 +310,9 @@ trait Engine: fmt::Debug {
     ) -> Result<(), InputError>;
     /// Appends the events not read yet; returns how many were lost to the ring.
     fn drain(&mut self, out: &mut Vec<Event>) -> u64;
+    /// Events before `seq` never existed here (a resumed run numbers on from its
+    /// predecessor's): reading starts at `seq`, and the gap is no loss.
+    fn numbered_from(&mut self, seq: u64);
     fn counters(&self) -> Counters;
     fn event_capacity(&self) -> usize;
     fn policy(&self) -> Policy;
@@ -337,6 +340,10 @@ impl<const S: usize, const E: usize> Engine for Core<S, E> {
         self.next_seq = page.resume_seq();
         out.extend(page);
         lost
+    }
+
+    fn numbered_from(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq);
     }
 
     fn counters(&self) -> Counters {
@@ -413,6 +420,11 @@ impl Driver {
     /// returned as is: refused inputs (a spoofed frame, say) are part of a run, not a failure.
     pub fn feed(&mut self, input: Input) -> Result<(), InputError> {
         self.inputs.push(input);
+        if let Input::Restore(oomd::Restore::Resume { next_event_seq, .. }) = input {
+            if self.events.is_empty() {
+                self.engine.numbered_from(next_event_seq);
+            }
+        }
         let verdict = self.engine.handle(input, &mut self.authority);
         self.lost = self
             .lost

@@ -10,10 +10,10 @@
 #                         else tcg); exits with code 4 on what it cannot fix
 #   guest_pack DIR CPIO   packs DIR into a reproducible initramfs (fixed times, sorted names,
 #                         owner root, no host details)
-#   guest_boot CPIO UART QEMU_LOG MEM_MIB CMDLINE
+#   guest_boot CPIO UART QEMU_LOG MEM_MIB CMDLINE [QEMU ARGS...]
 #                         starts QEMU in the background (2 vCPUs, serial console to the file
-#                         UART, no display or monitor, no reboot, dying with this shell) and sets
-#                         QEMU_PID
+#                         UART, no display or monitor, no reboot, dying with this shell, and any
+#                         further QEMU arguments, e.g. a second -serial) and sets QEMU_PID
 # Exit codes of `fail` here: 4 (configuration: missing packages or kernel).
 
 GUEST_TARGET=x86_64-unknown-linux-musl
@@ -104,12 +104,12 @@ guest_pack() { # dir, cpio
         fail 4 "cpio failed"
 }
 
-guest_boot() { # cpio, uart, qemu log, memory MiB, kernel command line
+guest_boot() { # cpio, uart, qemu log, memory MiB, kernel command line, more QEMU arguments
     : >"$2"
     setpriv --pdeathsig KILL -- qemu-system-x86_64 \
         -accel "$ACCEL" -m "$4" -smp 2 \
         -kernel "$BOOT_KERNEL" -initrd "$1" -append "$5" \
-        -display none -monitor none -serial "file:$2" -no-reboot \
+        -display none -monitor none -serial "file:$2" -no-reboot "${@:6}" \
         >"$3" 2>&1 &
     # shellcheck disable=SC2034 # the caller's
     QEMU_PID=$!

@@ -30,6 +30,59 @@ struct Args {
     /// Run only the behaviours whose name contains this.
     #[arg(long)]
     only: Option<String>,
+    /// oomd's recording of its inputs (`oomd --record`); with `--copy-recording-to`, it (and
+    /// the previous run's, `<path>.1`, if oomd was restarted) is copied once the behaviours
+    /// are done, for `oomd-sim replay --against` on the host.
+    #[arg(long, value_name = "PATH", requires = "copy_recording_to")]
+    recording: Option<PathBuf>,
+    /// Where to copy the recordings: a file, or a terminal such as the guest's second serial
+    /// port (set raw first). Each as `=== recording <name> <bytes>`, its lines, `=== end`.
+    #[arg(long, value_name = "DEST", requires = "recording")]
+    copy_recording_to: Option<PathBuf>,
+}
+
+/// Copies the recordings at `path.1` (if any) and `path`, each cut after its last whole line
+/// (oomd may be writing it), to `dest`; returns how many files and bytes.
+fn copy_recordings(path: &std::path::Path, dest: &std::path::Path) -> Result<(usize, u64), String> {
+    use std::io::Write as _;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dest)
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    // A terminal would turn each "\n" into "\r\n" and may echo: raw, if it is one.
+    if let Ok(mut mode) = rustix::termios::tcgetattr(&out) {
+        mode.make_raw();
+        let _ = rustix::termios::tcsetattr(&out, rustix::termios::OptionalActions::Now, &mode);
+    }
+    let mut previous = path.as_os_str().to_owned();
+    previous.push(".1");
+    let (mut files, mut bytes) = (0, 0u64);
+    for src in [PathBuf::from(previous), path.to_owned()] {
+        let Ok(text) = std::fs::read(&src) else {
+            continue;
+        };
+        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let name = src
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let mut block = format!("=== recording {name} {whole}\n").into_bytes();
+        block.extend_from_slice(&text[..whole]);
+        block.extend_from_slice(b"=== end\n");
+        out.write_all(&block)
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("{}: {e}", dest.display()))?;
+        files += 1;
+        bytes += whole as u64;
+    }
+    // On a terminal, wait until the last byte left the port: the host reads the copy once it
+    // sees the marker that follows.
+    let _ = rustix::termios::tcdrain(&out);
+    if files == 0 {
+        return Err(format!("no recording at {}", path.display()));
+    }
+    Ok((files, bytes))
 }
 
 /// Bytes, or a number with a KiB/MiB/GiB suffix.
@@ -86,6 +139,20 @@ fn main() -> ExitCode {
             Err(reason) => {
                 failed += 1;
                 marker(&format!("SELFTEST: {} FAIL: {reason}", b.name));
+            }
+        }
+    }
+    if let (Some(recording), Some(dest)) = (&args.recording, &args.copy_recording_to) {
+        // oomd flushes its recording at every tick: a few ticks' wait takes the last ones.
+        std::thread::sleep(Duration::from_millis(300));
+        match copy_recordings(recording, dest) {
+            Ok((files, bytes)) => marker(&format!(
+                "SELFTEST: recording copied files={files} bytes={bytes} to {}",
+                dest.display()
+            )),
+            Err(e) => {
+                failed += 1;
+                marker(&format!("SELFTEST: recording copy FAIL: {e}"));
             }
         }
     }

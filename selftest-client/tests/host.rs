@@ -25,6 +25,10 @@ fn manifest(bin: &Path, dir: &Path) -> String {
         .replace("@ETC@", &dir.display().to_string())
         .replace("@RUN@", &dir.display().to_string())
         .replace("@HOG_HARD@", "16MiB")
+        .replace(
+            "@RECORDING_OUT@",
+            &dir.join("recording.out").display().to_string(),
+        )
 }
 
 #[test]
@@ -125,5 +129,39 @@ fn every_behaviour_is_proven_on_real_processes() {
             .any(|l| l == "oomd: kill denied (subject=critical-hog reason=critical)"),
         "{context}"
     );
+    // The run was deterministic: each recording oomd made (the first run's, kept as `.1` when
+    // the restart behaviour killed it, and the second's) replays to the very event lines that
+    // oomd printed, in one stretch.
+    let copy = std::fs::read_to_string(dir.join("recording.out")).expect("the recordings copy");
+    let recordings = oomd_host::console::split_recordings(&copy).expect("well formed");
+    assert_eq!(
+        recordings.len(),
+        2,
+        "two runs of oomd: {:?}",
+        recordings.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    let live = oomd_host::console::event_lines(&log);
+    for (name, text) in &recordings {
+        let input = oomd_host::record::InputLog::read_from(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let run = oomd_host::record::replay(&input).expect("replays");
+        let replayed: Vec<String> = run
+            .events
+            .iter()
+            .map(|e| {
+                let mut line = String::new();
+                let _ = oomd::trace::write_line(&mut line, &e.kind, &run.names);
+                line
+            })
+            .collect();
+        assert!(
+            replayed.len() > 10,
+            "{name}: {} events only",
+            replayed.len()
+        );
+        if let Err(e) = oomd_host::console::find_replay(&replayed, &live) {
+            panic!("{name}: {e}\n{context}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

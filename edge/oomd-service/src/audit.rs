@@ -472,7 +472,7 @@ fn parse_checkpoint(bytes: &[u8], boot: &[u8; 36], out: &mut Recovered) {
 }
 
 /// `<path>.1`.
-fn rotated(path: &Path) -> PathBuf {
+pub(crate) fn rotated(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".1");
     PathBuf::from(name)

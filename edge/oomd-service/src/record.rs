@@ -16,7 +16,9 @@ use crate::Output;
 /// Where to record, and how much at most.
 #[derive(Debug, Clone)]
 pub struct RecordTo {
-    /// The log file (created or truncated at start).
+    /// The log file, created at start; a file already there (the previous run's, before a
+    /// restart) is first renamed to `<path>.1`, replacing an older one, so that a restart
+    /// never loses the run before it.
     pub path: PathBuf,
     /// Bytes at most; recording stops (and says so) before the line that would exceed it.
     pub max_bytes: u64,
@@ -41,6 +43,9 @@ impl Recorder {
             subject_capacity: oomd::bounds::DEFAULT_SUBJECTS,
             event_capacity: oomd::bounds::DEFAULT_EVENTS,
         };
+        if to.path.exists() {
+            std::fs::rename(&to.path, crate::audit::rotated(&to.path))?;
+        }
         let file = File::create(&to.path)?;
         let mut w = LogWriter::new(BufWriter::with_capacity(64 * 1024, file), &header)?.finish()?;
         w.flush()?;

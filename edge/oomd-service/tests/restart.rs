@@ -193,3 +193,55 @@ fn the_service_proves_its_loop_is_alive_at_least_every_100_ms() {
         "{heartbeats} heartbeats in {elapsed} ms"
     );
 }
+
+#[test]
+fn a_restart_keeps_the_previous_runs_recording_and_it_replays_to_that_run() {
+    let mut rig = Rig::recording("restart-recording", policy(), LogFormat::None);
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 1_500, None); // over soft: an event
+    rig.pump_for(Duration::from_millis(30)); // ticks flush the recording
+    let live: Vec<oomd::Event> = rig
+        .control(&oomd_proto::ControlRequest::Events {
+            since: 0,
+            limit: 256,
+        })
+        .into_iter()
+        .filter_map(|r| match r {
+            oomd_proto::ControlReply::Event(e) => Some(e.event),
+            _ => None,
+        })
+        .collect();
+    assert!(live.len() >= 2, "{live:?}");
+    rig.crash_and_restart();
+    rig.announce("hog");
+    rig.pump_for(Duration::from_millis(30));
+
+    let previous = rig.dir.join("inputs.jsonl.1");
+    let file = std::fs::File::open(&previous).expect("the first run's recording is kept");
+    let log =
+        oomd_host::record::InputLog::read_from(std::io::BufReader::new(file)).expect("a valid log");
+    let replayed = oomd_host::record::replay(&log).expect("replays");
+    assert_eq!(
+        replayed.events[..live.len()],
+        live[..],
+        "the replay diverged"
+    );
+    // And the new run records afresh, from its own start: a resumed run, whose events are
+    // numbered on from the first run's, replays to the new run's events.
+    let current = std::fs::read_to_string(rig.dir.join("inputs.jsonl")).expect("new recording");
+    assert!(current.contains("\"Resume\""), "{current}");
+    let log = oomd_host::record::InputLog::read_from(current.as_bytes()).expect("a valid log");
+    let replayed = oomd_host::record::replay(&log).expect("a resumed run replays");
+    let since = live.last().map_or(0, |e| e.seq + 1);
+    let live_after: Vec<oomd::Event> = rig
+        .control(&oomd_proto::ControlRequest::Events { since, limit: 256 })
+        .into_iter()
+        .filter_map(|r| match r {
+            oomd_proto::ControlReply::Event(e) => Some(e.event),
+            _ => None,
+        })
+        .collect();
+    assert!(!live_after.is_empty());
+    assert_eq!(replayed.events.first().map(|e| e.seq), Some(since));
+    assert_eq!(replayed.events[..live_after.len()], live_after[..]);
+}

@@ -49,6 +49,11 @@ enum Command {
         /// Also draw the run's timeline into this SVG file.
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
+        /// Check the replay against the live run: the console log (or stderr) of the oomd
+        /// that recorded LOG, with `--log text`. Its event lines must contain the replayed
+        /// trace, line for line, as one stretch; exit 1 where they differ.
+        #[arg(long, value_name = "CONSOLE")]
+        against: Option<PathBuf>,
     },
     /// Run a scenario and draw its timeline (one panel per subject: reported and kernel
     /// bytes, soft and hard limits, the events that matter) into an SVG file.
@@ -58,6 +63,14 @@ enum Command {
         /// The SVG file to write.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+    },
+    /// Split a copy of oomd's recordings (as the boot selftest's client writes them) into one
+    /// input log per run, written into DIR; prints their paths, oldest run first.
+    SplitRecordings {
+        /// The copy (`=== recording <name> <bytes>`, the lines, `=== end`, for each).
+        copy: PathBuf,
+        /// Where to write them (`<n>-<name>`).
+        dir: PathBuf,
     },
     /// Validate scenario files without running them.
     Check {
@@ -87,8 +100,14 @@ fn main() -> ExitCode {
             record,
             json,
         } => run(&scenario, record.as_deref(), json),
-        Command::Replay { log, json, plot } => replay(&log, json, plot.as_deref()),
+        Command::Replay {
+            log,
+            json,
+            plot,
+            against,
+        } => replay(&log, json, plot.as_deref(), against.as_deref()),
         Command::Plot { scenario, output } => plot_scenario(&scenario, &output),
+        Command::SplitRecordings { copy, dir } => split_recordings(&copy, &dir),
         Command::Check { scenarios } => check(&scenarios),
     };
     match result {
@@ -150,6 +169,21 @@ fn write_plot(run: &Run, out: &Path) -> Result<(), Failure> {
         .map_err(|e| Failure::Bad(format!("{}: cannot write the plot: {e}", out.display())))
 }
 
+fn split_recordings(copy: &Path, dir: &Path) -> Result<(), Failure> {
+    let text = std::fs::read(copy)
+        .map_err(|e| Failure::Bad(format!("{}: cannot read: {e}", copy.display())))?;
+    let recordings = oomd_host::console::split_recordings(&String::from_utf8_lossy(&text))
+        .map_err(|e| Failure::Bad(format!("{}: {e}", copy.display())))?;
+    let mut paths = String::new();
+    for (n, (name, text)) in recordings.iter().enumerate() {
+        let path = dir.join(format!("{}-{name}", n + 1));
+        std::fs::write(&path, text)
+            .map_err(|e| Failure::Bad(format!("{}: cannot write: {e}", path.display())))?;
+        paths.push_str(&format!("{}\n", path.display()));
+    }
+    out_text(&paths)
+}
+
 fn plot_scenario(path: &Path, out: &Path) -> Result<(), Failure> {
     let scenario = Scenario::load(path).map_err(|e| Failure::Bad(e.to_string()))?;
     let outcome = scenario
@@ -159,7 +193,50 @@ fn plot_scenario(path: &Path, out: &Path) -> Result<(), Failure> {
     out_text(&format!("{}\n", out.display()))
 }
 
-fn replay(path: &Path, json: bool, plot: Option<&Path>) -> Result<(), Failure> {
+/// Whether `run`'s trace is, line for line, a stretch of the event lines in `console`.
+fn check_against(run: &Run, log: &Path, console: &Path) -> Result<(), Failure> {
+    let text = std::fs::read(console)
+        .map_err(|e| Failure::Bad(format!("{}: cannot read: {e}", console.display())))?;
+    let live = oomd_host::console::event_lines(&String::from_utf8_lossy(&text));
+    let replayed: Vec<String> = run
+        .events
+        .iter()
+        .map(|e| {
+            let mut line = String::new();
+            let _ = oomd::trace::write_line(&mut line, &e.kind, &run.names);
+            line
+        })
+        .collect();
+    match oomd_host::console::find_replay(&replayed, &live) {
+        Ok(at) => {
+            err_line(&format!(
+                "oomd-sim: the replay of {} is the live run: its {} events are event lines {}..{} of {} in {}",
+                log.display(),
+                replayed.len(),
+                at + 1,
+                at + replayed.len(),
+                live.len(),
+                console.display()
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            err_line(&format!(
+                "oomd-sim: {} against {}: {e}",
+                log.display(),
+                console.display()
+            ));
+            Err(Failure::Expectations)
+        }
+    }
+}
+
+fn replay(
+    path: &Path,
+    json: bool,
+    plot: Option<&Path>,
+    against: Option<&Path>,
+) -> Result<(), Failure> {
     let bad = |message: String| Failure::Bad(format!("{}: {message}", path.display()));
     let file = File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let log = InputLog::read_from(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
@@ -174,7 +251,10 @@ fn replay(path: &Path, json: bool, plot: Option<&Path>) -> Result<(), Failure> {
     } else {
         out_text(&format!("--\n{summary}\n"))?;
     }
-    Ok(())
+    match against {
+        Some(console) => check_against(&run, path, console),
+        None => Ok(()),
+    }
 }
 
 fn check(paths: &[PathBuf]) -> Result<(), Failure> {
