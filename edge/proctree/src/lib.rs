@@ -37,12 +37,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod kept;
 pub mod mem;
 mod meter;
 mod path;
 mod stat;
 mod walk;
 
+pub use kept::{KEPT_FILES, MEMBERS_KEPT};
 pub use meter::{Meter, PSS_MAX_AGE, PSS_TOLERANCE};
 pub use stat::{parse_stat, read_stat, Stat, MAX_STAT_LEN};
 pub use walk::{parse_pids, scan, Method, Tree};
