@@ -365,3 +365,67 @@ fn push_child(buf: &mut [Pid], w: &mut Walk, root: Pid, c: Pid) -> Result<(), Er
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_stat_reads_again_and_as_gone_once_its_process_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as Pid;
+        let mut budget = Budget { used: 0, max: 2 };
+        let (stat, files) = open_files(pid, true, &mut budget).unwrap();
+        let files = files.unwrap();
+        assert_eq!((stat.pid, budget.used), (pid, files.count()));
+        assert_eq!(stat_at(&files.stat).unwrap().starttime, stat.starttime);
+        // No room left: read, not kept.
+        assert!(open_files(pid, true, &mut budget).unwrap().1.is_none());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Reaped: its pid is free (and may name another process soon), its file says gone.
+        assert!(stat_at(&files.stat).unwrap_err().is_gone());
+        if let Some(fd) = &files.children {
+            let mut none = true;
+            pread_children(fd, &mut |_| {
+                none = false;
+                Ok(())
+            })
+            .unwrap();
+            assert!(none, "a gone thread has no children");
+        }
+        files.release(&mut budget);
+        assert_eq!(budget.used, 0);
+    }
+
+    #[test]
+    fn a_pid_whose_parent_is_not_in_the_tree_is_not_a_member() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as Pid;
+        let mut kept = Kept::EMPTY;
+        let mut budget = Budget { used: 0, max: 64 };
+        // Listed under a tree whose root is another process: refused, nothing kept.
+        let stranger = kept.member_stat(pid, pid + 1, &[pid + 2], &mut budget);
+        assert_eq!(stranger.unwrap().map(|(s, _)| s.pid), None);
+        assert_eq!(budget.used, 0);
+        // Under its real parent: a member, kept.
+        let me = std::process::id() as Pid;
+        let member = kept.member_stat(pid, me, &[], &mut budget).unwrap();
+        assert_eq!(
+            member.map(|(s, slot)| (s.pid, slot.is_some())),
+            Some((pid, true))
+        );
+        assert_eq!(budget.used, kept.files());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!kept.still_there(pid));
+        kept.release(&mut budget);
+        assert_eq!(budget.used, 0);
+    }
+}

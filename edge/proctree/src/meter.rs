@@ -7,14 +7,18 @@
 //!
 //! A meter reads both, and the expensive one only when it may have changed: it remembers, per
 //! tree, the PSS sum of its last full read and the RSS sum and member count read with it. At
-//! each [`Meter::read`] it walks the tree and sums `statm`; if the members are as many as then,
-//! the RSS sum moved by at most [`PSS_TOLERANCE`] and the full read is younger than
+//! each [`Meter::read`] it walks the tree and sums the resident pages; if the members are as
+//! many as then, the RSS sum moved by at most [`PSS_TOLERANCE`] and the full read is younger than
 //! [`PSS_MAX_AGE`], the figure is the remembered PSS sum moved by the RSS change (exact for
 //! private pages, which move both sums alike); otherwise PSS is read again for every member.
 //! A fork (a new member) or growth past the tolerance is therefore always read in full at
 //! once; what the estimate can miss is a change of *sharing* without a change of RSS (another
 //! process outside the tree mapping or dropping pages the tree shares), for at most
 //! [`PSS_MAX_AGE`].
+//!
+//! The walk and the RSS sum go through files kept open between reads where they can
+//! (`kept.rs`): `stat` (resident pages, thread count) and the main thread's `children` of each
+//! process, one `pread` each, instead of opening `task/`, `children` and `statm` by path.
 
 use core::time::Duration;
 use std::time::Instant;
