@@ -5,17 +5,26 @@
 //! the `task` directory and a `children` file per thread of each member, `statm` of each
 //! member): about 22 system calls for a root with one child, most of their cost the path
 //! lookup in `/proc`. Kept open, each file is read again with one `pread` at offset 0 (`/proc`
-//! writes it anew at each read from the start), and two files per process answer everything
-//! a tick asks:
+//! writes it anew at each read from the start), and three files per process answer
+//! everything a tick asks:
 //!
-//! - `/proc/<pid>/stat` gives the resident pages (field 24, what `statm` gives), the thread
-//!   count (field 20) and the state;
+//! - `/proc/<pid>/statm` gives the resident pages (its second field), and says the process is
+//!   gone;
+//! - `/proc/<pid>/task`, opened `O_PATH`, gives the thread count with one `fstat`: the kernel
+//!   reports its link count as 2 plus the process's tasks not yet released (live threads,
+//!   and a leader that exited while others run), and 2 once the process is reaped;
 //! - `/proc/<pid>/task/<pid>/children`, the main thread's children, is all the children when
-//!   the process has one thread and it is not an exited leader (`num_threads == 1`, state not
-//!   `Z`): then the only task is the main thread, and the `task` directory is not listed.
-//!   A process with more threads is listed by path, as before (every thread's `children`).
+//!   that count is one: then the only task is the main thread (a leader that exits first
+//!   stays counted until the last thread), and the `task` directory is not listed. A process
+//!   with more threads is listed by path, as before (every thread's `children`).
 //!
-//! A thread started between the `stat` read and the `children` read hides the children it
+//! The root's memory is not counted, so its `statm` is not kept: the root costs an `fstat`
+//! and a `pread`, each member a `pread`, an `fstat` and a `pread`. (`stat` would give the
+//! resident pages and the thread count in one file, but the kernel takes about 2.6 µs to
+//! write it, against 0.85 µs for `statm` and 0.36 µs for the `fstat`: measured on the
+//! machine of `docs/perf.md`.)
+//!
+//! A thread started between the count and the `children` read hides the children it
 //! forks at once for this read only: at the next read, either it runs (the count is more than
 //! one, so every thread is listed), or it has exited, and its children went to another thread
 //! of the process (`children` of the main thread, or a listed thread) or, with the whole
@@ -26,19 +35,20 @@
 //! # Identity
 //!
 //! A kept file names the process it was opened for, not its pid: once that process is reaped
-//! every read fails with `ESRCH` (and a kept `children` file of a gone thread reads empty),
-//! even if the pid has been handed to another process since. So a member read through its
-//! kept `stat` is the one that was first seen there; a member whose kept file reads as gone
-//! is dropped with its files. A pid met for the first time (from a `children` file read just
-//! before) is opened by path, both of its files are opened before its `stat` is read through
-//! the kept one (if that read works, the pid still named the process when both were opened),
-//! and it counts only if its parent is the root or a member already found: a pid that was
-//! freed and handed to a stranger in between has another parent.
+//! a read of its `statm` fails with `ESRCH`, its `task` counts no thread and its `children`
+//! reads empty, even if the pid has been handed to another process since. So a member read
+//! through its kept files is the one that was first seen there; a member whose kept files
+//! read as gone is dropped with them. A pid met for the first time (from a `children` file
+//! read just before) is opened by path: its `stat` first, then the files to keep, then the
+//! `stat` is read (if that read works, the pid still named the process when all were
+//! opened: a pid is not handed out again while its process, even a zombie, holds it), and it
+//! counts only if its parent is the root or a member already found: a pid that was freed and
+//! handed to a stranger in between has another parent.
 //!
 //! # Bounds
 //!
-//! Per tree, the root's files and those of [`MEMBERS_KEPT`] members; across a meter, at most
-//! its budget of open files ([`KEPT_FILES`] unless set). A member past either bound is read by
+//! Per tree, the root's two files and the three of each of [`MEMBERS_KEPT`] members; across a
+//! meter, at most its budget of open files ([`KEPT_FILES`] unless set). A member past either bound is read by
 //! path at every read, as without kept files (and with the same window: a pid freed and
 //! handed on between its walk and its read may be read as the stranger); so is a member with
 //! more than one thread, for its children.
@@ -46,9 +56,12 @@
 use rustix::fd::OwnedFd;
 use rustix::fs::OFlags;
 
-use crate::path::{open_at, Path};
-use crate::stat::{stat_at, Stat};
-use crate::walk::{children_files, main_thread_children, pread_children, push_unique};
+use crate::mem::parse_statm_resident;
+use crate::path::{open_at, pread_small, Path};
+use crate::stat::{stat_of, Stat};
+use crate::walk::{
+    children_files, main_thread_children, pread_children, push_unique, read_children,
+};
 use crate::{Error, Pid};
 
 /// Members of one tree whose files a meter keeps open (the root's come on top): a service is
@@ -56,12 +69,12 @@ use crate::{Error, Pid};
 pub const MEMBERS_KEPT: usize = 8;
 
 /// Files a meter keeps open at most unless told otherwise ([`Meter::with_kept_files`]): two
-/// per process (`stat` and the main thread's `children`), so 64 services of a shim and one
-/// process each; well under the usual soft limit of 1024 descriptors, and each costs the
-/// kernel a page for its text while open.
+/// for a root and three per member, so 64 services of a shim and one process each; well
+/// under the usual soft limit of 1024 descriptors. Each `statm` and `children` kept costs the
+/// kernel a page for its text while open; a `task` opened `O_PATH` costs none.
 ///
 /// [`Meter::with_kept_files`]: crate::Meter::with_kept_files
-pub const KEPT_FILES: usize = 256;
+pub const KEPT_FILES: usize = 320;
 
 /// How many files a meter may keep open, and how many it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,66 +89,107 @@ impl Budget {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        !self.room(2)
+        !self.room(MEMBER_FILES)
     }
 }
+
+const ROOT_FILES: usize = 2;
+const MEMBER_FILES: usize = 3;
 
 /// The kept files of one process.
 #[derive(Debug)]
 struct Files {
-    stat: OwnedFd,
-    /// The main thread's `children` (none if it could not be opened).
-    children: Option<OwnedFd>,
+    /// `task/`, `O_PATH`: its link count tells the threads.
+    task: OwnedFd,
+    /// The main thread's `children`.
+    children: OwnedFd,
+    /// `statm` (a member's; the root's memory is not counted).
+    statm: Option<OwnedFd>,
 }
 
 impl Files {
     fn count(&self) -> usize {
-        1 + usize::from(self.children.is_some())
+        2 + usize::from(self.statm.is_some())
     }
 
     fn release(self, budget: &mut Budget) {
         budget.used = budget.used.saturating_sub(self.count());
     }
+
+    /// Its tasks not yet released (0: it is gone, reaped).
+    fn threads(&self) -> Result<u64, Error> {
+        let st = rustix::fs::fstat(&self.task)?;
+        // `nlink_t` is u64 on some targets, u32 on others.
+        #[allow(clippy::useless_conversion)]
+        Ok(u64::from(st.st_nlink).saturating_sub(2))
+    }
+
+    /// Its resident pages; gone ([`Error::is_gone`]) once it is reaped.
+    fn rss_pages(&self) -> Result<u64, Error> {
+        let Some(fd) = &self.statm else {
+            return Err(Error::Malformed);
+        };
+        let mut buf = [0u8; crate::mem::MAX_STATM_LEN];
+        let len = pread_small(fd, &mut buf)?;
+        parse_statm_resident(&buf[..len]).ok_or(Error::Malformed)
+    }
 }
 
-/// Opens `pid`'s `stat` and, if `keep` and the budget has room for two, its main thread's
-/// `children`; reads the `stat` through the open file, after both opens. Returns the files
-/// if kept (counted in the budget). A process that is gone is an error ([`Error::is_gone`]).
-fn open_files(pid: Pid, keep: bool, budget: &mut Budget) -> Result<(Stat, Option<Files>), Error> {
+/// Reads `pid`'s `stat` by path and, if `keep` and the budget has room, opens the files to
+/// keep (with `statm` if `member`) before the `stat` is read. Returns the files if kept
+/// (counted in the budget). A process that is gone is an error ([`Error::is_gone`]).
+fn open_files(
+    pid: Pid,
+    member: bool,
+    keep: bool,
+    budget: &mut Budget,
+) -> Result<(Stat, Option<Files>), Error> {
     let path = Path::proc(pid, "stat").ok_or(Error::Malformed)?;
     let stat = open_at(None, &path, OFlags::empty())?;
-    if !keep || !budget.room(2) {
-        return Ok((stat_at(&stat)?, None));
+    let need = if member { MEMBER_FILES } else { ROOT_FILES };
+    if !keep || !budget.room(need) {
+        return Ok((stat_of(&stat)?, None));
     }
-    let children =
-        main_thread_children(pid).and_then(|path| open_at(None, &path, OFlags::empty()).ok());
-    // Read after both opens: if it works, the pid named this process when both were opened
-    // (a pid is not handed out again while its process, even a zombie, holds it).
-    let read = stat_at(&stat)?;
-    let files = Files { stat, children };
+    let open = |path: Option<Path>, flags| path.and_then(|p| open_at(None, &p, flags).ok());
+    let task = open(Path::proc(pid, "task"), OFlags::DIRECTORY | OFlags::PATH);
+    let children = open(main_thread_children(pid), OFlags::empty());
+    let statm = match member {
+        true => open(Path::proc(pid, "statm"), OFlags::empty()).map(Some),
+        false => Some(None),
+    };
+    // Read after the opens: if it works, the pid named this process when all were opened.
+    let read = stat_of(&stat)?;
+    let files = match (task, children, statm) {
+        (Some(task), Some(children), Some(statm)) => Files {
+            task,
+            children,
+            statm,
+        },
+        // Gone since, or no `children` files on this kernel: read by path.
+        _ => return Ok((read, None)),
+    };
     budget.used += files.count();
     Ok((read, Some(files)))
 }
 
-/// Calls `f` for each child of `pid`, whose `stat` was just read: through the kept `children`
-/// file of its main thread when that thread is its only task, else by path (every thread's
-/// `children`, or the main thread's alone if it has one thread). Returns whether the children
-/// were read by path.
+/// Calls `f` for each child of `pid`, which has `threads` tasks: through the kept `children`
+/// file of its main thread when that thread is its only task, else by path (the main
+/// thread's `children` alone if it has one thread, else every thread's). Returns whether the
+/// children were read by path.
 fn children(
     pid: Pid,
-    stat: &Stat,
+    threads: u64,
     kept: Option<&OwnedFd>,
     f: &mut impl FnMut(Pid) -> Result<(), Error>,
 ) -> Result<bool, Error> {
-    let single = stat.num_threads == 1 && !stat.has_exited();
-    if single {
+    if threads == 1 {
         if let Some(fd) = kept {
             pread_children(fd, f)?;
             return Ok(false);
         }
         let path = main_thread_children(pid).ok_or(Error::Malformed)?;
         if let Ok(fd) = open_at(None, &path, OFlags::empty()) {
-            crate::walk::read_children(&fd, f)?;
+            read_children(&fd, f)?;
             return Ok(true);
         }
         // Gone, or no `children` files on this kernel: the listing below tells which.
@@ -193,11 +247,10 @@ impl Kept {
         }
     }
 
-    /// The root's `stat` through its kept file: `None` if not kept; gone
-    /// ([`Error::is_gone`]) if the process it was opened for is gone, even if `root` now
-    /// names another.
-    pub(crate) fn root_stat(&self) -> Option<Result<Stat, Error>> {
-        self.root.as_ref().map(|files| stat_at(&files.stat))
+    /// The root's tasks, told by its kept `task`: `None` if not kept; 0 if the process it was
+    /// opened for is gone, even if `root` now names another.
+    pub(crate) fn root_threads(&self) -> Option<Result<u64, Error>> {
+        self.root.as_ref().map(Files::threads)
     }
 
     /// The root's `stat` read by path, its files kept if `keep` and there is room (they
@@ -208,7 +261,7 @@ impl Kept {
         keep: bool,
         budget: &mut Budget,
     ) -> Result<Stat, Error> {
-        let (stat, files) = open_files(root, keep, budget)?;
+        let (stat, files) = open_files(root, false, keep, budget)?;
         if let Some(old) = core::mem::replace(&mut self.root, files) {
             old.release(budget);
         }
@@ -216,12 +269,10 @@ impl Kept {
     }
 
     /// Whether the member `pid` found by the last walk is still the process it read: false if
-    /// its kept `stat` reads as gone; true if not kept (nothing to tell by).
+    /// its kept files say it is gone; true if not kept (nothing to tell by).
     pub(crate) fn still_there(&self, pid: Pid) -> bool {
-        match self.find(pid) {
-            Some(i) => self.members[i]
-                .as_ref()
-                .map_or(true, |m| stat_at(&m.files.stat).is_ok()),
+        match self.find(pid).and_then(|i| self.members[i].as_ref()) {
+            Some(m) => m.files.threads().is_ok_and(|t| t > 0),
             None => true,
         }
     }
@@ -238,17 +289,17 @@ impl Kept {
         }
     }
 
-    /// Every descendant of `root` (whose `stat` was just read as `root_stat`) into `buf`,
+    /// Every descendant of `root` (which has `root_threads` tasks, just read) into `buf`,
     /// breadth first, and the sum of their resident pages: what [`Tree::descendants`] and a
     /// `statm` per member give, through kept files where it can (module docs). A member gone
-    /// before its `stat` is read is not in `buf`. On a full `buf`, the members that fit are
-    /// read (`truncated`).
+    /// before it is read is not in `buf`. On a full `buf`, the members that fit are read
+    /// (`truncated`).
     ///
     /// [`Tree::descendants`]: crate::Tree::descendants
     pub(crate) fn walk(
         &mut self,
         root: Pid,
-        root_stat: &Stat,
+        root_threads: u64,
         buf: &mut [Pid],
         budget: &mut Budget,
     ) -> Result<Walk, Error> {
@@ -256,20 +307,23 @@ impl Kept {
             m.seen = false;
         }
         let mut w = Walk::default();
-        let kept = self.root.as_ref().and_then(|f| f.children.as_ref());
-        let by_path = children(root, root_stat, kept, &mut |c| {
+        let kept = self.root.as_ref().map(|f| &f.children);
+        let by_path = children(root, root_threads, kept, &mut |c| {
             push_child(buf, &mut w, root, c)
         })?;
         if by_path {
-            // Listed by path: the root must still be the process whose stat was read.
-            if let Some(Err(e)) = self.root_stat() {
-                return Err(e);
+            // Listed by path: the root must still be the process whose threads were counted.
+            if let Some(threads) = self.root_threads() {
+                if threads? == 0 {
+                    return Err(Error::Io(rustix::io::Errno::SRCH));
+                }
             }
         }
         let mut next = 0;
         while next < w.n {
             let pid = buf[next];
-            let Some((stat, slot)) = self.member_stat(pid, root, &buf[..w.n], budget)? else {
+            let Some((threads, rss_pages, slot)) = self.member(pid, root, &buf[..w.n], budget)?
+            else {
                 // Gone, or its pid names a stranger: not a member.
                 buf.copy_within(next + 1..w.n, next);
                 w.n -= 1;
@@ -280,10 +334,10 @@ impl Kept {
                 let files = slot
                     .and_then(|i| self.members[i].as_ref())
                     .map(|m| &m.files);
-                let kept = files.and_then(|f| f.children.as_ref());
-                let by_path =
-                    children(pid, &stat, kept, &mut |c| push_child(buf, &mut w, root, c))?;
-                let gone = by_path && files.is_some_and(|f| stat_at(&f.stat).is_err());
+                let by_path = children(pid, threads, files.map(|f| &f.children), &mut |c| {
+                    push_child(buf, &mut w, root, c)
+                })?;
+                let gone = by_path && files.is_some_and(|f| !f.threads().is_ok_and(|t| t > 0));
                 if gone {
                     // Its listing by path may be another process's.
                     w.n = before;
@@ -296,7 +350,7 @@ impl Kept {
                     continue;
                 }
             }
-            w.rss_pages = w.rss_pages.saturating_add(stat.rss_pages);
+            w.rss_pages = w.rss_pages.saturating_add(rss_pages);
             next += 1;
         }
         for i in 0..MEMBERS_KEPT {
@@ -307,21 +361,24 @@ impl Kept {
         Ok(w)
     }
 
-    /// The `stat` of member `pid` of the tree of `root` (`found` are the members found so
-    /// far), and its slot if its files are kept; `None` if it is gone or not a descendant.
-    fn member_stat(
+    /// Member `pid` of the tree of `root` (`found` are the members found so far): its tasks,
+    /// its resident pages, and its slot if its files are kept; `None` if it is gone or not a
+    /// descendant.
+    #[allow(clippy::type_complexity)]
+    fn member(
         &mut self,
         pid: Pid,
         root: Pid,
         found: &[Pid],
         budget: &mut Budget,
-    ) -> Result<Option<(Stat, Option<usize>)>, Error> {
+    ) -> Result<Option<(u64, u64, Option<usize>)>, Error> {
         if let Some(i) = self.find(pid) {
             if let Some(m) = &mut self.members[i] {
-                match stat_at(&m.files.stat) {
-                    Ok(stat) => {
+                match m.files.rss_pages() {
+                    Ok(pages) => {
+                        let threads = m.files.threads()?;
                         m.seen = true;
-                        return Ok(Some((stat, Some(i))));
+                        return Ok(Some((threads, pages, Some(i))));
                     }
                     // The process first seen there is gone: the pid may name another now.
                     Err(e) if e.is_gone() => self.drop_member(i, budget),
@@ -330,7 +387,7 @@ impl Kept {
             }
         }
         let free = self.members.iter().position(Option::is_none);
-        let (stat, files) = match open_files(pid, free.is_some(), budget) {
+        let (stat, files) = match open_files(pid, true, free.is_some(), budget) {
             Ok(read) => read,
             Err(e) if e.is_gone() => return Ok(None),
             Err(e) => return Err(e),
@@ -342,15 +399,16 @@ impl Kept {
             }
             return Ok(None);
         }
+        let read = (stat.num_threads, stat.rss_pages);
         let (Some(i), Some(files)) = (free, files) else {
-            return Ok(Some((stat, None)));
+            return Ok(Some((read.0, read.1, None)));
         };
         self.members[i] = Some(Member {
             pid,
             files,
             seen: true,
         });
-        Ok(Some((stat, Some(i))))
+        Ok(Some((read.0, read.1, Some(i))))
     }
 }
 
@@ -371,34 +429,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_kept_stat_reads_again_and_as_gone_once_its_process_is_reaped() {
+    fn kept_files_read_again_and_as_gone_once_their_process_is_reaped() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
         let pid = child.id() as Pid;
-        let mut budget = Budget { used: 0, max: 2 };
-        let (stat, files) = open_files(pid, true, &mut budget).unwrap();
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap() != "sleep\n" {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut budget = Budget { used: 0, max: 3 };
+        let (stat, files) = open_files(pid, true, true, &mut budget).unwrap();
         let files = files.unwrap();
         assert_eq!((stat.pid, budget.used), (pid, files.count()));
-        assert_eq!(stat_at(&files.stat).unwrap().starttime, stat.starttime);
+        assert_eq!(files.threads().unwrap(), 1);
+        // statm and stat count the same pages (a sleeping `sleep` touches none in between).
+        assert!(files.rss_pages().unwrap() > 0);
+        assert!(
+            files.rss_pages().unwrap().abs_diff(stat.rss_pages) <= 4,
+            "{stat:?}"
+        );
         // No room left: read, not kept.
-        assert!(open_files(pid, true, &mut budget).unwrap().1.is_none());
+        assert!(open_files(pid, true, true, &mut budget)
+            .unwrap()
+            .1
+            .is_none());
         child.kill().unwrap();
         child.wait().unwrap();
-        // Reaped: its pid is free (and may name another process soon), its file says gone.
-        assert!(stat_at(&files.stat).unwrap_err().is_gone());
-        if let Some(fd) = &files.children {
-            let mut none = true;
-            pread_children(fd, &mut |_| {
-                none = false;
-                Ok(())
-            })
-            .unwrap();
-            assert!(none, "a gone thread has no children");
-        }
+        // Reaped: its pid is free (and may name another process soon), its files say gone.
+        assert!(files.rss_pages().unwrap_err().is_gone());
+        assert_eq!(files.threads().unwrap(), 0);
+        let mut none = true;
+        pread_children(&files.children, &mut |_| {
+            none = false;
+            Ok(())
+        })
+        .unwrap();
+        assert!(none, "a gone thread has no children");
         files.release(&mut budget);
         assert_eq!(budget.used, 0);
+    }
+
+    #[test]
+    fn the_thread_count_of_a_kept_task_follows_the_threads() {
+        let me = std::process::id() as Pid;
+        let mut budget = Budget { used: 0, max: 3 };
+        let (_, files) = open_files(me, false, true, &mut budget).unwrap();
+        let files = files.unwrap();
+        let before = files.threads().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        assert_eq!(files.threads().unwrap(), before + 1);
+        drop(tx);
+        let _ = t.join();
+        assert_eq!(files.threads().unwrap(), before);
     }
 
     #[test]
@@ -411,16 +495,13 @@ mod tests {
         let mut kept = Kept::EMPTY;
         let mut budget = Budget { used: 0, max: 64 };
         // Listed under a tree whose root is another process: refused, nothing kept.
-        let stranger = kept.member_stat(pid, pid + 1, &[pid + 2], &mut budget);
-        assert_eq!(stranger.unwrap().map(|(s, _)| s.pid), None);
+        let stranger = kept.member(pid, pid + 1, &[pid + 2], &mut budget);
+        assert_eq!(stranger.unwrap(), None);
         assert_eq!(budget.used, 0);
         // Under its real parent: a member, kept.
         let me = std::process::id() as Pid;
-        let member = kept.member_stat(pid, me, &[], &mut budget).unwrap();
-        assert_eq!(
-            member.map(|(s, slot)| (s.pid, slot.is_some())),
-            Some((pid, true))
-        );
+        let member = kept.member(pid, me, &[], &mut budget).unwrap();
+        assert!(matches!(member, Some((1, _, Some(_)))), "{member:?}");
         assert_eq!(budget.used, kept.files());
         child.kill().unwrap();
         child.wait().unwrap();

@@ -17,15 +17,16 @@
 //! [`PSS_MAX_AGE`].
 //!
 //! The walk and the RSS sum go through files kept open between reads where they can
-//! (`kept.rs`): `stat` (resident pages, thread count) and the main thread's `children` of each
-//! process, one `pread` each, instead of opening `task/`, `children` and `statm` by path.
+//! (`kept.rs`): `statm`, `task` (its link count tells the threads) and the main thread's
+//! `children` of each process, one system call each, instead of opening `task/`, `children`
+//! and `statm` by path.
 
 use core::time::Duration;
 use std::time::Instant;
 
 use crate::kept::{Budget, Kept, KEPT_FILES};
 use crate::mem::{resident, rss, Resident, TreeResident};
-use crate::{Error, Method, Pid, Stat, Tree};
+use crate::{Error, Method, Pid, Tree};
 
 /// How far the RSS sum of a tree may move from the one read with its last PSS sum before PSS
 /// is read again: one MiB (a hog's chunk, or a real service's slow drift, re-reads at once).
@@ -76,10 +77,10 @@ fn estimate(m: &Full, members: usize, rss: u64, now: Instant) -> Option<u64> {
 /// tree not in it is read and it is full, the tree read longest ago makes room.
 ///
 /// With [`Method::Children`], it also keeps the `/proc` files of each tree open between
-/// reads and reads them again with one `pread` each: the root's and up to
-/// [`MEMBERS_KEPT`](crate::MEMBERS_KEPT) members' `stat` and main-thread `children`, within a
-/// budget of open files for the whole meter ([`KEPT_FILES`], or
-/// [`with_kept_files`](Meter::with_kept_files)). A process past either bound is read by path
+/// reads and reads them again with one system call each: the root's and up to
+/// [`MEMBERS_KEPT`](crate::MEMBERS_KEPT) members' `task` (its thread count), main-thread
+/// `children` and (members) `statm`, within a budget of open files for the whole meter
+/// ([`KEPT_FILES`], or [`with_kept_files`](Meter::with_kept_files)). A process past either bound is read by path
 /// at each read, as without kept files. The files of a tree go when it is forgotten
 /// ([`forget`](Meter::forget)), when its root is gone, when it makes room in the table, and
 /// when another tree needs room in the budget and it has not been read for two seconds.
@@ -139,14 +140,14 @@ impl<const N: usize> Meter<N> {
             self.reclaim(root, now);
         }
         let children = tree.method() == Method::Children;
-        let (slot, stat) = self.memo(root, children, now)?;
+        let (slot, root_threads) = self.memo(root, children, now)?;
         let Some(memo) = &mut self.memos[slot] else {
             return Err(Error::Malformed);
         };
         memo.read_at = now;
         let (n, truncated, members, rss_sum) = match tree.method() {
             Method::Children => {
-                let w = memo.kept.walk(root, &stat, buf, &mut self.budget)?;
+                let w = memo.kept.walk(root, root_threads, buf, &mut self.budget)?;
                 let page = rustix::param::page_size() as u64;
                 (w.n, w.truncated, w.n, w.rss_pages.saturating_mul(page))
             }
@@ -190,30 +191,31 @@ impl<const N: usize> Meter<N> {
         Ok(figure)
     }
 
-    /// The slot of `root`'s memo and the root's `stat`, read through its kept file (which
-    /// names the process it was opened for) or by path and checked against the remembered
-    /// start time; a memo about another process with the same pid is forgotten, and a new one
-    /// takes an empty slot or the least recently read one. Fails if `root` is gone.
-    fn memo(&mut self, root: Pid, keep: bool, now: Instant) -> Result<(usize, Stat), Error> {
+    /// The slot of `root`'s memo and the root's task count, read through its kept `task`
+    /// (which names the process it was opened for) or by path (`stat`, checked against the
+    /// remembered start time); a memo about another process with the same pid is forgotten,
+    /// and a new one takes an empty slot or the least recently read one. Fails if `root` is
+    /// gone.
+    fn memo(&mut self, root: Pid, keep: bool, now: Instant) -> Result<(usize, u64), Error> {
         let known = self
             .memos
             .iter()
             .position(|m| matches!(m, Some(m) if m.root == root));
         if let Some(i) = known {
             if let Some(m) = &mut self.memos[i] {
-                match m.kept.root_stat() {
-                    Some(Ok(stat)) => return Ok((i, stat)),
-                    Some(Err(e)) if !e.is_gone() => return Err(e),
-                    Some(Err(_)) => {}
+                match m.kept.root_threads() {
+                    Some(Ok(0)) => {}
+                    Some(Ok(threads)) => return Ok((i, threads)),
+                    Some(Err(e)) => return Err(e),
                     None => {
                         let stat = m.kept.open_root(root, keep, &mut self.budget)?;
                         if stat.starttime == m.start {
-                            return Ok((i, stat));
+                            return Ok((i, stat.num_threads));
                         }
                     }
                 }
             }
-            // Another process has the root's pid now.
+            // The process it was about is gone; another may have the root's pid now.
             self.forget(root);
         }
         let mut kept = Kept::EMPTY;
@@ -233,7 +235,7 @@ impl<const N: usize> Meter<N> {
             read_at: now,
             kept,
         });
-        Ok((slot, stat))
+        Ok((slot, stat.num_threads))
     }
 
     /// Forgets the tree of `root` and closes its kept files (its service is gone: a later

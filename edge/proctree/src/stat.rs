@@ -2,7 +2,7 @@
 
 use rustix::fd::OwnedFd;
 
-use crate::path::{open_at, parse_pid, parse_u64, pread_small, read_small, Path};
+use crate::path::{open_at, parse_pid, parse_u64, read_small, Path};
 use crate::{Error, Pid};
 
 /// The longest `stat` line read. The kernel's line is about 300 bytes with a 16-byte command
@@ -90,20 +90,10 @@ pub fn read_stat(pid: Pid) -> Result<Stat, Error> {
     stat_of(&fd)
 }
 
-/// Reads and parses a `stat` file just opened.
+/// Reads and parses an open `stat` file.
 pub(crate) fn stat_of(fd: &OwnedFd) -> Result<Stat, Error> {
     let mut buf = [0u8; MAX_STAT_LEN];
     let len = read_small(fd, &mut buf)?;
-    parse_stat(&buf[..len]).ok_or(Error::Malformed)
-}
-
-/// Reads and parses a `stat` file kept open, again from offset 0 (the kernel writes the line
-/// anew at each read from the start): one `pread`. The file names the process it was opened
-/// for: once that process is gone (reaped), the read fails with `ESRCH`, even if its pid
-/// names another process by then.
-pub(crate) fn stat_at(fd: &OwnedFd) -> Result<Stat, Error> {
-    let mut buf = [0u8; MAX_STAT_LEN];
-    let len = pread_small(fd, &mut buf)?;
     parse_stat(&buf[..len]).ok_or(Error::Malformed)
 }
 
