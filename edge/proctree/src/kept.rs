@@ -48,10 +48,12 @@
 //! # Bounds
 //!
 //! Per tree, the root's two files and the three of each of [`MEMBERS_KEPT`] members; across a
-//! meter, at most its budget of open files ([`KEPT_FILES`] unless set). A member past either bound is read by
-//! path at every read, as without kept files (and with the same window: a pid freed and
-//! handed on between its walk and its read may be read as the stranger); so is a member with
-//! more than one thread, for its children.
+//! meter, at most its budget of open files ([`KEPT_FILES`] unless set). A member past either
+//! bound is read by path at every read, as without kept files: its `stat` (checked for its
+//! parent as above), then its children by path, which leaves the window the walk by path
+//! always had (a pid freed and handed to a stranger between the two reads would have the
+//! stranger's children listed). A member with more than one thread has its children listed
+//! by path too, and then counts only if its kept `task` still counts a thread after.
 
 use rustix::fd::OwnedFd;
 use rustix::fs::OFlags;

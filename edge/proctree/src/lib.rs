@@ -21,10 +21,11 @@
 //!   with one `pread` each; a kept file names its process, not its pid, so a reaped member
 //!   reads as gone and a reused pid is never taken for it.
 //!
-//! Nothing here allocates (kept files live in the meter's fixed table): paths are built on the stack, directories are read with
-//! `getdents64` into a stack buffer ([`rustix::fs::RawDir`]), files into stack buffers, and
-//! results go into slices the caller provides. A buffer too small is an error
-//! ([`Error::Overflow`]) that leaves a valid prefix behind, never a silent truncation.
+//! Nothing here allocates (kept files live in the meter's fixed table): paths are built on the
+//! stack, directories are read with `getdents64` into a stack buffer ([`rustix::fs::RawDir`]),
+//! files into stack buffers, and results go into slices the caller provides. A buffer too
+//! small is an error ([`Error::Overflow`]) that leaves a valid prefix behind, never a silent
+//! truncation.
 //! `tests/no_alloc.rs` proves it with a counting allocator.
 //!
 //! # What it is not

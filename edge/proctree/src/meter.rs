@@ -80,10 +80,11 @@ fn estimate(m: &Full, members: usize, rss: u64, now: Instant) -> Option<u64> {
 /// reads and reads them again with one system call each: the root's and up to
 /// [`MEMBERS_KEPT`](crate::MEMBERS_KEPT) members' `task` (its thread count), main-thread
 /// `children` and (members) `statm`, within a budget of open files for the whole meter
-/// ([`KEPT_FILES`], or [`with_kept_files`](Meter::with_kept_files)). A process past either bound is read by path
-/// at each read, as without kept files. The files of a tree go when it is forgotten
-/// ([`forget`](Meter::forget)), when its root is gone, when it makes room in the table, and
-/// when another tree needs room in the budget and it has not been read for two seconds.
+/// ([`KEPT_FILES`], or [`with_kept_files`](Meter::with_kept_files)). A process past either
+/// bound is read by path at each read, as without kept files. The files of a tree go when it
+/// is forgotten ([`forget`](Meter::forget)), when its root is gone, when it makes room in the
+/// table, and when another tree needs room in the budget and it has not been read for two
+/// seconds.
 #[derive(Debug)]
 pub struct Meter<const N: usize> {
     memos: [Option<Memo>; N],
@@ -171,7 +172,7 @@ impl<const N: usize> Meter<N> {
         for i in 0..n {
             let pid = buf[i];
             if let Ok(r) = resident(pid) {
-                // Read by path: it counts if its kept `stat` says it was still there after.
+                // Read by path: it counts if its kept files say it was still there after.
                 if !memo.kept.still_there(pid) {
                     continue;
                 }

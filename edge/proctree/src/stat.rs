@@ -1,4 +1,4 @@
-//! `/proc/<pid>/stat`: `pid (comm) state ppid pgrp session … num_threads … starttime … rss …`.
+//! `/proc/<pid>/stat`: `pid (comm) state ppid pgrp session … num_threads … starttime … rss`.
 
 use rustix::fd::OwnedFd;
 
