@@ -123,7 +123,8 @@ impl Files {
         let st = rustix::fs::fstat(&self.task)?;
         // `nlink_t` is u64 on some targets, u32 on others.
         #[allow(clippy::useless_conversion)]
-        Ok(u64::from(st.st_nlink).saturating_sub(2))
+        let links = u64::from(st.st_nlink);
+        Ok(links.saturating_sub(2))
     }
 
     /// Its resident pages; gone ([`Error::is_gone`]) once it is reaped.
