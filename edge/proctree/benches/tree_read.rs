@@ -2,7 +2,8 @@
 //! three children holding 30 MiB each, with each method: the [`proctree::Meter`] it uses (a
 //! walk and `statm` per member, PSS again once a second); a full read of every member's PSS
 //! (`mem::tree_resident`); and their parts. And the meter on what a service looks like: a
-//! single-threaded root (execd's shim) with one child holding 30 MiB (`meter/1x30MiB`).
+//! single-threaded root (execd's shim) with one child holding 30 MiB (`meter/1x30MiB`), with
+//! its `/proc` files kept open between reads and with none kept (`meter_by_path/1x30MiB`).
 //!
 //! The children are this bench binary re-run with `PROCTREE_BENCH_HOLD=<bytes>`: they touch
 //! that many bytes and wait until their parent (the root, a shell) is gone, or 120 s. Each root
@@ -123,6 +124,15 @@ fn tree_read(c: &mut Criterion) {
         // What one service costs: a shim-like root (single-threaded) and one process.
         let mut meter = proctree::Meter::<4>::new();
         group.bench_function(format!("{name}/meter/1x30MiB"), |b| {
+            b.iter(|| {
+                meter
+                    .read(tree, black_box(service.pid()), &mut buf, Instant::now())
+                    .expect("meter")
+            });
+        });
+        // The same with no kept files: what a service past the meter's bounds costs.
+        let mut meter = proctree::Meter::<4>::with_kept_files(0);
+        group.bench_function(format!("{name}/meter_by_path/1x30MiB"), |b| {
             b.iter(|| {
                 meter
                     .read(tree, black_box(service.pid()), &mut buf, Instant::now())
