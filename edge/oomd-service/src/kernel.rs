@@ -13,11 +13,15 @@
 //!   [`MAX_TREE`] processes is summed over the first [`MAX_TREE`] found: a lower bound.
 //!
 //!   PSS costs the kernel a walk of every resident page (about 15 µs per MiB, `docs/perf.md`),
-//!   so it is read through a [`proctree::Meter`]: every tick walks the tree and sums `statm`
-//!   (cheap); the PSS sum is read again when the service gained or lost a process, when its
-//!   RSS moved by more than [`proctree::PSS_TOLERANCE`] (1 MiB), and at least every
-//!   [`proctree::PSS_MAX_AGE`] (1 s); in between, the figure is the last PSS sum moved by the
-//!   RSS change.
+//!   so it is read through a [`proctree::Meter`]: every tick walks the tree and sums the
+//!   resident pages (cheap); the PSS sum is read again when the service gained or lost a
+//!   process, when its RSS moved by more than [`proctree::PSS_TOLERANCE`] (1 MiB), and at
+//!   least every [`proctree::PSS_MAX_AGE`] (1 s); in between, the figure is the last PSS sum
+//!   moved by the RSS change. The meter keeps the `/proc` files of each service open between
+//!   ticks (`stat` and the main thread's `children` of the shim and of up to
+//!   [`proctree::MEMBERS_KEPT`] processes, at most [`proctree::KEPT_FILES`] files in all):
+//!   a tick of a service of a shim and one process is four `pread`s. A service whose shim has
+//!   exited is forgotten, and its files closed, at its next reading.
 
 use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
@@ -96,10 +100,14 @@ pub(crate) fn read_bytes(source: Source<'_>) -> Option<u64> {
         Source::Tree { root, alive } => {
             let mut pids = [0; MAX_TREE];
             let mut meter = METER.lock().unwrap_or_else(|e| e.into_inner());
-            let figure = meter.read(tree(), root, &mut pids, Instant::now()).ok()?;
+            let figure = meter.read(tree(), root, &mut pids, Instant::now());
             // Read first, check after: if the root is still alive now, its pid named it
             // during the walk, so the members were its descendants.
-            (!exited(alive)).then_some(figure.bytes)
+            if exited(alive) {
+                meter.forget(root);
+                return None;
+            }
+            figure.ok().map(|f| f.bytes)
         }
     }
 }

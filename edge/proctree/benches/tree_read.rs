@@ -1,10 +1,12 @@
 //! What the oomd service pays per tick and per service in process-group mode, for a root with
 //! three children holding 30 MiB each, with each method: the [`proctree::Meter`] it uses (a
 //! walk and `statm` per member, PSS again once a second); a full read of every member's PSS
-//! (`mem::tree_resident`); and their parts.
+//! (`mem::tree_resident`); and their parts. And the meter on what a service looks like: a
+//! single-threaded root (execd's shim) with one child holding 30 MiB (`meter/1x30MiB`), with
+//! its `/proc` files kept open between reads and with none kept (`meter_by_path/1x30MiB`).
 //!
 //! The children are this bench binary re-run with `PROCTREE_BENCH_HOLD=<bytes>`: they touch
-//! that many bytes and wait until their parent (the root, a shell) is gone, or 120 s. The root
+//! that many bytes and wait until their parent (the root, a shell) is gone, or 120 s. Each root
 //! is killed with its process group when the bench ends (it is the bench's unreaped child, so
 //! the group id is still its own).
 
@@ -38,11 +40,15 @@ fn hold(bytes: usize) {
 struct Root(Child);
 
 impl Root {
-    fn start() -> Root {
+    /// A shell with `children` holders.
+    fn start(children: usize) -> Root {
         let exe = std::env::current_exe().expect("bench exe");
-        let exe = exe.display();
+        let script: String = (0..children)
+            .map(|_| format!("{} & ", exe.display()))
+            .chain(std::iter::once("wait".to_owned()))
+            .collect();
         let child = Command::new("/bin/sh")
-            .args(["-c", &format!("{exe} & {exe} & {exe} & wait")])
+            .args(["-c", &script])
             .env(HOLD, HELD.to_string())
             .process_group(0)
             .stdin(Stdio::null())
@@ -65,15 +71,14 @@ impl Drop for Root {
     }
 }
 
-fn tree_read(c: &mut Criterion) {
-    let root = Root::start();
-    let tree = Tree::new();
+/// Waits (bounded) until the `children` holders of `root` hold their memory.
+fn wait_held(tree: &Tree, root: &Root, children: usize) {
     let mut buf = [0; 512];
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let figure = mem::tree_resident(&tree, root.pid(), &mut buf).expect("tree");
-        if figure.counted == 3 && figure.bytes >= 3 * HELD as u64 {
-            break;
+        let figure = mem::tree_resident(tree, root.pid(), &mut buf).expect("tree");
+        if figure.counted == children && figure.bytes >= (children * HELD) as u64 {
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -81,6 +86,15 @@ fn tree_read(c: &mut Criterion) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn tree_read(c: &mut Criterion) {
+    let root = Root::start(3);
+    let service = Root::start(1);
+    let tree = Tree::new();
+    let mut buf = [0; 512];
+    wait_held(&tree, &root, 3);
+    wait_held(&tree, &service, 1);
     let mut processes = 0;
     proctree::scan(|_| {
         processes += 1;
@@ -107,6 +121,24 @@ fn tree_read(c: &mut Criterion) {
                     .expect("meter")
             });
         });
+        // What one service costs: a shim-like root (single-threaded) and one process.
+        let mut meter = proctree::Meter::<4>::new();
+        group.bench_function(format!("{name}/meter/1x30MiB"), |b| {
+            b.iter(|| {
+                meter
+                    .read(tree, black_box(service.pid()), &mut buf, Instant::now())
+                    .expect("meter")
+            });
+        });
+        // The same with no kept files: what a service past the meter's bounds costs.
+        let mut meter = proctree::Meter::<4>::with_kept_files(0);
+        group.bench_function(format!("{name}/meter_by_path/1x30MiB"), |b| {
+            b.iter(|| {
+                meter
+                    .read(tree, black_box(service.pid()), &mut buf, Instant::now())
+                    .expect("meter")
+            });
+        });
         group.bench_function(format!("{name}/tree_resident/3x30MiB"), |b| {
             b.iter(|| mem::tree_resident(tree, black_box(root.pid()), &mut buf).expect("tree"));
         });
@@ -130,6 +162,7 @@ fn tree_read(c: &mut Criterion) {
         b.iter(|| mem::rss(black_box(one)).expect("rss"));
     });
     group.finish();
+    drop(service);
     drop(root);
 }
 

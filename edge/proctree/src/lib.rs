@@ -15,12 +15,17 @@
 //!   divided among their sharers), or the resident pages of `/proc/<pid>/statm` where
 //!   `smaps_rollup` does not exist or may not be read; and a [`Meter`] that reads the PSS of
 //!   a tree again only when its RSS, or its membership, has moved (PSS costs a walk of every
-//!   page; `statm` does not).
+//!   page; `statm` does not). With `children` files, the meter keeps each tree's `/proc`
+//!   files open between reads (`stat` and the main thread's `children` of the root and of up
+//!   to [`MEMBERS_KEPT`] members, within [`KEPT_FILES`] for the meter) and reads them again
+//!   with one `pread` each; a kept file names its process, not its pid, so a reaped member
+//!   reads as gone and a reused pid is never taken for it.
 //!
-//! Nothing here allocates: paths are built on the stack, directories are read with
-//! `getdents64` into a stack buffer ([`rustix::fs::RawDir`]), files into stack buffers, and
-//! results go into slices the caller provides. A buffer too small is an error
-//! ([`Error::Overflow`]) that leaves a valid prefix behind, never a silent truncation.
+//! Nothing here allocates (kept files live in the meter's fixed table): paths are built on the
+//! stack, directories are read with `getdents64` into a stack buffer ([`rustix::fs::RawDir`]),
+//! files into stack buffers, and results go into slices the caller provides. A buffer too
+//! small is an error ([`Error::Overflow`]) that leaves a valid prefix behind, never a silent
+//! truncation.
 //! `tests/no_alloc.rs` proves it with a counting allocator.
 //!
 //! # What it is not
@@ -37,12 +42,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod kept;
 pub mod mem;
 mod meter;
 mod path;
 mod stat;
 mod walk;
 
+pub use kept::{KEPT_FILES, MEMBERS_KEPT};
 pub use meter::{Meter, PSS_MAX_AGE, PSS_TOLERANCE};
 pub use stat::{parse_stat, read_stat, Stat, MAX_STAT_LEN};
 pub use walk::{parse_pids, scan, Method, Tree};

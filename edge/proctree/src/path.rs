@@ -100,6 +100,30 @@ pub(crate) fn read_small(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Error> {
     }
 }
 
+/// Reads a whole small file kept open into `buf`, from offset 0 (`pread`: the file's offset
+/// is left alone); returns its length. `/proc` files are `seq_file`s: a read from offset 0
+/// writes the text anew, and a read shorter than asked is the end of it (the kernel fills the
+/// caller's buffer until the records run out), so a file that fits takes one system call.
+pub(crate) fn pread_small(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Error> {
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            return Err(Error::Malformed);
+        }
+        match rustix::io::pread(fd, &mut buf[len..], len as u64) {
+            Ok(0) => return Ok(len),
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    return Ok(len);
+                }
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Parses a decimal number (ASCII digits only, no sign, no overflow).
 pub(crate) fn parse_u64(field: &[u8]) -> Option<u64> {
     if field.is_empty() {

@@ -1,4 +1,6 @@
-//! `/proc/<pid>/stat`: `pid (comm) state ppid pgrp session … starttime …`.
+//! `/proc/<pid>/stat`: `pid (comm) state ppid pgrp session … num_threads … starttime … rss`.
+
+use rustix::fd::OwnedFd;
 
 use crate::path::{open_at, parse_pid, parse_u64, read_small, Path};
 use crate::{Error, Pid};
@@ -22,9 +24,15 @@ pub struct Stat {
     pub pgrp: Pid,
     /// Its session (field 6).
     pub session: Pid,
+    /// Its threads (field 20): those that have not exited, and a thread-group leader that
+    /// has exited while other threads run (then `state` is `Z`).
+    pub num_threads: u64,
     /// When it started, in clock ticks after boot (field 22): with the pid, it names one
     /// process across pid reuse.
     pub starttime: u64,
+    /// Its resident pages (field 24), the same count as the second field of `statm`; 0 for a
+    /// process without memory (a zombie, a kernel thread).
+    pub rss_pages: u64,
 }
 
 impl Stat {
@@ -57,15 +65,20 @@ pub fn parse_stat(line: &[u8]) -> Option<Stat> {
     let ppid = int(fields.next()?)?;
     let pgrp = int(fields.next()?)?;
     let session = int(fields.next()?)?;
-    // Fields 7 to 21 (tty_nr may be negative in theory: skipped, not parsed), then starttime.
-    let starttime = parse_u64(fields.nth(15)?)?;
+    // Fields 7 to 19 (tty_nr, priority and nice may be negative: skipped, not parsed), then
+    // num_threads (20), itrealvalue (21, skipped), starttime (22), vsize (23, skipped), rss.
+    let num_threads = parse_u64(fields.nth(13)?)?;
+    let starttime = parse_u64(fields.nth(1)?)?;
+    let rss_pages = parse_u64(fields.nth(1)?)?;
     Some(Stat {
         pid,
         state,
         ppid,
         pgrp,
         session,
+        num_threads,
         starttime,
+        rss_pages,
     })
 }
 
@@ -78,7 +91,7 @@ pub fn read_stat(pid: Pid) -> Result<Stat, Error> {
 }
 
 /// Reads and parses an open `stat` file.
-pub(crate) fn stat_of(fd: &rustix::fd::OwnedFd) -> Result<Stat, Error> {
+pub(crate) fn stat_of(fd: &OwnedFd) -> Result<Stat, Error> {
     let mut buf = [0u8; MAX_STAT_LEN];
     let len = read_small(fd, &mut buf)?;
     parse_stat(&buf[..len]).ok_or(Error::Malformed)
@@ -101,6 +114,7 @@ mod tests {
             (s.pid, s.state, s.ppid, s.pgrp, s.session, s.starttime),
             (2312, b'S', 2310, 2310, 412, 8_021_417)
         );
+        assert_eq!((s.num_threads, s.rss_pages), (1, 256));
         assert!(!s.has_exited());
     }
 
@@ -112,7 +126,7 @@ mod tests {
             (s.pid, s.state, s.ppid, s.pgrp, s.session),
             (42, b'Z', 7, 41, 40)
         );
-        assert_eq!(s.starttime, 99);
+        assert_eq!((s.num_threads, s.starttime, s.rss_pages), (1, 99, 0));
         assert!(s.has_exited());
     }
 
@@ -131,7 +145,11 @@ mod tests {
             b") (x",
             b"x (sh) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
             b"42 (sh) SS 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
-            b"42 (sh) S -1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
+            b"42 (sh) S -1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0",
+            // Cut before rss.
+            b"42 (sh) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0",
+            // A negative thread count.
+            b"42 (sh) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 -1 0 5 0 0",
             b"",
         ] {
             assert_eq!(
@@ -149,6 +167,7 @@ mod tests {
         let s = read_stat(me).unwrap();
         assert_eq!(s.pid, me);
         assert_eq!(s.ppid, std::os::unix::process::parent_id() as Pid);
+        assert!(s.num_threads >= 1 && s.rss_pages > 0, "{s:?}");
         assert!(read_stat(i32::MAX).unwrap_err().is_gone());
     }
 }

@@ -116,7 +116,7 @@ impl Tree {
     }
 }
 
-fn push_unique(out: &mut [Pid], n: &mut usize, pid: Pid) -> Result<(), Error> {
+pub(crate) fn push_unique(out: &mut [Pid], n: &mut usize, pid: Pid) -> Result<(), Error> {
     if out[..*n].contains(&pid) {
         return Ok(());
     }
@@ -205,7 +205,10 @@ impl PidParser {
 }
 
 /// Calls `f` for each child listed in the `children` file of every thread of `pid`.
-fn children_files(pid: Pid, mut f: impl FnMut(Pid) -> Result<(), Error>) -> Result<(), Error> {
+pub(crate) fn children_files(
+    pid: Pid,
+    mut f: impl FnMut(Pid) -> Result<(), Error>,
+) -> Result<(), Error> {
     let path = Path::proc(pid, "task").ok_or(Error::Malformed)?;
     let task = match open_at(None, &path, OFlags::DIRECTORY) {
         Ok(fd) => fd,
@@ -244,7 +247,48 @@ fn children_files(pid: Pid, mut f: impl FnMut(Pid) -> Result<(), Error>) -> Resu
     Ok(())
 }
 
-fn read_children(fd: &OwnedFd, f: &mut impl FnMut(Pid) -> Result<(), Error>) -> Result<(), Error> {
+/// `/proc/<pid>/task/<pid>/children`: the children of the main thread of `pid`.
+pub(crate) fn main_thread_children(pid: Pid) -> Option<Path> {
+    let mut path = Path::proc(pid, "task/")?;
+    path.push_int(pid)?.push(b"/children")?;
+    Some(path)
+}
+
+/// Calls `f` for each child listed in a `children` file kept open, read again from offset 0
+/// with `pread` (the kernel lists the children anew at each read from the start). A read
+/// shorter than the buffer is the end of the list: the kernel fills the caller's buffer
+/// until the children run out (its own buffer, a page, is larger than ours), so a thread
+/// with up to about 80 children costs one system call. A thread that is gone has none (its
+/// file reads empty; its children went to another thread or to a subreaper).
+pub(crate) fn pread_children(
+    fd: &OwnedFd,
+    f: &mut impl FnMut(Pid) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut buf = [0u8; CHILDREN_BUF];
+    let mut parser = PidParser::default();
+    let mut offset = 0u64;
+    loop {
+        match rustix::io::pread(fd, &mut buf, offset) {
+            Ok(0) => break,
+            Ok(n) => {
+                parser.feed(&buf[..n], &mut *f)?;
+                if n < buf.len() {
+                    break;
+                }
+                offset += n as u64;
+            }
+            Err(Errno::INTR) => {}
+            Err(Errno::NOENT | Errno::SRCH) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    parser.finish(f)
+}
+
+pub(crate) fn read_children(
+    fd: &OwnedFd,
+    f: &mut impl FnMut(Pid) -> Result<(), Error>,
+) -> Result<(), Error> {
     let mut buf = [0u8; CHILDREN_BUF];
     let mut parser = PidParser::default();
     loop {

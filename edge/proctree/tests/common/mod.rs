@@ -30,9 +30,41 @@ pub struct Family {
 
 /// Starts `script` and reads the `printed` pids it writes on stdout.
 pub fn family(script: &str, printed: usize) -> Family {
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
+    let mut sh = Command::new("/bin/sh");
+    sh.arg("-c").arg(script);
+    family_of(sh, printed)
+}
+
+/// In a test binary's `main` (no harness: one thread): the variable [`family_of_subreaper`]
+/// sets; if set, this process becomes a child subreaper and `exec`s `/bin/sh -c <script>`
+/// (the attribute stays across `execve`), like execd's shim: orphans of the script land
+/// under the shell.
+pub const SUBREAPER_SH: &str = "PROCTREE_TEST_SUBREAPER_SH";
+
+/// Becomes the subreaper shell if [`SUBREAPER_SH`] asks; returns otherwise.
+pub fn subreaper_shell_if_asked() {
+    if let Some(script) = std::env::var_os(SUBREAPER_SH) {
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+        let err = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .env_remove(SUBREAPER_SH)
+            .exec();
+        panic!("exec /bin/sh: {err}");
+    }
+}
+
+/// A family whose shell is a child subreaper: this test binary run again with
+/// [`SUBREAPER_SH`] (its `main` must call [`subreaper_shell_if_asked`] first).
+pub fn family_of_subreaper(script: &str, printed: usize) -> Family {
+    let mut me = Command::new(std::env::current_exe().unwrap());
+    me.env(SUBREAPER_SH, script);
+    family_of(me, printed)
+}
+
+/// Starts `command` (a shell, or what becomes one) like [`family`].
+pub fn family_of(mut command: Command, printed: usize) -> Family {
+    let mut child = command
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
