@@ -36,7 +36,8 @@
 //! With `--publish-on-growth` (honest mode) the hog's loop never calls the publisher: the
 //! global allocator ([`HogAlloc`], a `CountingAlloc` with `memstat::publish::GrowthPublisher`
 //! as its growth signal) wakes a publishing thread each time the live bytes grow by the
-//! default quantum (64 KiB), the way a service stuck in an allocation loop would still be
+//! default quantum (64 KiB), at most one frame per 13 ms with the newest figures, the way a
+//! service stuck in an allocation loop would still be
 //! seen. The start line then says `publisher=growth-thread`.
 //!
 //! # The publisher

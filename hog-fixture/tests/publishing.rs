@@ -97,8 +97,17 @@ fn honest_hog_publishes_its_allocator_growth_up_to_max_and_exits_by_itself() {
 
 #[test]
 fn a_hog_that_never_calls_publish_is_published_by_its_allocator_on_growth() {
-    // Chunks of 64 KiB, the growth quantum: each one wakes the allocator's thread.
-    let (mut hog, mut frames) = spawn("on-growth", &timer_args(&["--publish-on-growth"]));
+    // Chunks of 64 KiB, the growth quantum: each one wakes the allocator's thread. 20 ms
+    // apart, longer than the growth publisher's pacing (13 ms), so that each crossing is its
+    // own frame (a faster grower's crossings are coalesced: memstat/tests/growth_paced.rs).
+    let mut args = timer_args(&["--publish-on-growth"]);
+    let at = args
+        .iter()
+        .position(|a| *a == "--interval-ms")
+        .expect("interval")
+        + 1;
+    args[at] = "20";
+    let (mut hog, mut frames) = spawn("on-growth", &args);
     let frames = frames.all();
     assert_eq!(hog.wait_exit(), WaitStatus::Exited(hog.pid(), 0));
     let log = hog.stderr();
@@ -112,9 +121,10 @@ fn a_hog_that_never_calls_publish_is_published_by_its_allocator_on_growth() {
     for pair in frames.windows(2) {
         assert!(pair[1].current_bytes >= pair[0].current_bytes, "{pair:?}");
     }
-    // Growth frames, not only the first and a heartbeat: the linger (200 ms) is shorter than
-    // the heartbeat (1 s), so every frame but the first came from a growth signal.
-    assert!(frames.len() >= 4, "{frames:?}\n{log}");
+    // Growth frames, not only the first and a heartbeat: the growth (320 ms) and the linger
+    // (200 ms) are shorter than the heartbeat (1 s), so every frame but the first came from a
+    // growth signal; one per chunk.
+    assert!(frames.len() >= 16, "{frames:?}\n{log}");
     let last = frames.last().map_or(0, |f| f.current_bytes);
     assert!(last >= MAX, "the arena at max was published: {last}\n{log}");
 }

@@ -41,7 +41,12 @@ fn growth(c: &mut Criterion) {
         heartbeat: Duration::from_secs(3600),
         ..PublisherConfig::default()
     };
-    GrowthPublisher::start(&ALLOC, Publisher::from_fd(OwnedFd::from(tx), config)).expect("started");
+    GrowthPublisher::start_paced(
+        &ALLOC,
+        Publisher::from_fd(OwnedFd::from(tx), config),
+        Duration::ZERO,
+    )
+    .expect("started");
     let mut buf = [0u8; MAX_FRAME_LEN + 1];
     let mut held: Vec<Vec<u8>> = Vec::with_capacity(1 << 20);
     c.bench_function("growth/allocation_to_frame_received/1KiB", |b| {

@@ -37,7 +37,7 @@ fn every_quantum_of_growth_is_published_without_a_call_and_a_second_start_is_ref
         ..PublisherConfig::default()
     };
     let publisher = Publisher::from_fd(OwnedFd::from(tx), config);
-    GrowthPublisher::start(&ALLOC, publisher).expect("started");
+    GrowthPublisher::start_paced(&ALLOC, publisher, Duration::ZERO).expect("started");
     let first = next_frame(&rx);
     assert_eq!(first.seq, 0);
 

@@ -8,6 +8,14 @@
 //! and the publisher's own thread wakes, publishes and arms the next threshold. It also sends
 //! the heartbeat when the figures do not change, so the service never looks silent.
 //!
+//! **Latest wins.** A fast grower crosses a quantum far more often than a watchdog reads a
+//! sender (oomd reads at most `frame_budget_per_tick` frames of a sender per tick, 8 per 100 ms
+//! by default, and decides the rest at the next tick). So the thread sends at most one frame
+//! per [`DEFAULT_PACING`] (13 ms: never more than 8 per 100 ms), and a frame it holds back is
+//! not lost: at the end of the interval it sends the *newest* figures. An isolated crossing
+//! still goes out at once; a burst is seen at most one interval late, with its latest figure,
+//! and every frame of it is read and decided when it arrives.
+//!
 //! ```no_run
 //! use std::alloc::System;
 //! use memstat::publish::{GrowthPublisher, PublisherConfig};
@@ -54,13 +62,24 @@ impl GrowthPublisher {
     }
 
     /// Starts the publishing thread for `alloc` with `publisher` (its `quantum` is the growth
-    /// that wakes it, at least one byte). The thread publishes at once, then whenever the live
-    /// bytes grew by `quantum` since the last frame sent, and when the heartbeat is due. It
-    /// never allocates after it started. Refused ([`io::ErrorKind::AlreadyExists`]) if
-    /// `alloc` already has a publishing thread.
+    /// that wakes it, at least one byte), paced at [`DEFAULT_PACING`]. The thread publishes
+    /// at once, then whenever the live bytes grew by `quantum` since the last frame sent (at
+    /// most one frame per pacing interval, the newest figures), and when the heartbeat is
+    /// due. It never allocates after it started. Refused ([`io::ErrorKind::AlreadyExists`])
+    /// if `alloc` already has a publishing thread.
     pub fn start<A: GlobalAlloc + Sync>(
         alloc: &'static CountingAlloc<A, GrowthPublisher>,
         publisher: Publisher,
+    ) -> io::Result<std::thread::JoinHandle<()>> {
+        Self::start_paced(alloc, publisher, DEFAULT_PACING)
+    }
+
+    /// [`start`](Self::start) with another pacing: at most one frame per `pacing` (zero: a
+    /// frame for every quantum crossed, as fast as the socket takes them).
+    pub fn start_paced<A: GlobalAlloc + Sync>(
+        alloc: &'static CountingAlloc<A, GrowthPublisher>,
+        publisher: Publisher,
+        pacing: Duration,
     ) -> io::Result<std::thread::JoinHandle<()>> {
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         alloc.signal().eventfd.set(fd).map_err(|_| {
@@ -71,9 +90,13 @@ impl GrowthPublisher {
         })?;
         std::thread::Builder::new()
             .name("memstat-growth".into())
-            .spawn(move || run(alloc, publisher))
+            .spawn(move || run(alloc, publisher, pacing))
     }
 }
+
+/// The growth publisher's default pacing: at most one frame per 13 ms, so never more than 8
+/// per 100 ms, oomd's default frame budget per tick at its default tick.
+pub const DEFAULT_PACING: Duration = Duration::from_millis(13);
 
 impl Default for GrowthPublisher {
     fn default() -> Self {
@@ -91,14 +114,30 @@ impl GrowthSignal for GrowthPublisher {
     }
 }
 
-fn run<A: GlobalAlloc + Sync>(alloc: &CountingAlloc<A, GrowthPublisher>, mut publisher: Publisher) {
+fn run<A: GlobalAlloc + Sync>(
+    alloc: &CountingAlloc<A, GrowthPublisher>,
+    mut publisher: Publisher,
+    pacing: Duration,
+) {
     let Some(fd) = alloc.signal().eventfd.get() else {
         return;
     };
     let quantum = publisher.config().quantum.max(1);
+    let mut last_sent: Option<Instant> = None;
     loop {
+        // Latest wins: within the pacing interval of the last frame, wait for its end and
+        // send the figures as they are then.
+        if let Some(at) = last_sent {
+            let left = (at + pacing).saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                std::thread::sleep(left);
+            }
+        }
         let (current, peak) = (alloc.live_bytes(), alloc.peak_bytes());
         let outcome = publisher.publish(current, peak);
+        if matches!(outcome, super::PublishOutcome::Sent) {
+            last_sent = Some(Instant::now());
+        }
         // The next frame is due one quantum past the figure just offered; if the live bytes
         // are there already (they grew while it was sent), publish again: at once after a
         // frame went out, a millisecond later after one was dropped (a full socket is not

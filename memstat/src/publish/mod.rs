@@ -72,7 +72,7 @@ pub use self::timestamp::Timestamp;
 pub use self::transport::{ReconnectFailed, SendError, Transport};
 
 #[cfg(feature = "std")]
-pub use self::growth::GrowthPublisher;
+pub use self::growth::{GrowthPublisher, DEFAULT_PACING as DEFAULT_GROWTH_PACING};
 #[cfg(feature = "std")]
 pub use self::publisher::Publisher;
 #[cfg(feature = "std")]
