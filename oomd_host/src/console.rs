@@ -82,6 +82,21 @@ pub fn event_lines(console: &str) -> Vec<String> {
     out
 }
 
+/// A run's events as oomd prints them (its log lines in the marker words, without the tick
+/// and number the simulator's trace adds): what [`find_replay`] compares.
+#[must_use]
+pub fn event_words(run: &crate::sim::Run) -> Vec<String> {
+    run.events
+        .iter()
+        .map(|e| {
+            let mut line = String::new();
+            // Writing to a String cannot fail.
+            let _ = oomd::trace::write_line(&mut line, &e.kind, &run.names);
+            line
+        })
+        .collect()
+}
+
 /// Why a replayed trace is not in the live lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mismatch {

@@ -145,15 +145,7 @@ fn every_behaviour_is_proven_on_real_processes() {
         let input = oomd_host::record::InputLog::read_from(text.as_bytes())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let run = oomd_host::record::replay(&input).expect("replays");
-        let replayed: Vec<String> = run
-            .events
-            .iter()
-            .map(|e| {
-                let mut line = String::new();
-                let _ = oomd::trace::write_line(&mut line, &e.kind, &run.names);
-                line
-            })
-            .collect();
+        let replayed = oomd_host::console::event_words(&run);
         assert!(
             replayed.len() > 10,
             "{name}: {} events only",

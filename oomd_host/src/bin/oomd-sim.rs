@@ -198,15 +198,7 @@ fn check_against(run: &Run, log: &Path, console: &Path) -> Result<(), Failure> {
     let text = std::fs::read(console)
         .map_err(|e| Failure::Bad(format!("{}: cannot read: {e}", console.display())))?;
     let live = oomd_host::console::event_lines(&String::from_utf8_lossy(&text));
-    let replayed: Vec<String> = run
-        .events
-        .iter()
-        .map(|e| {
-            let mut line = String::new();
-            let _ = oomd::trace::write_line(&mut line, &e.kind, &run.names);
-            line
-        })
-        .collect();
+    let replayed = oomd_host::console::event_words(run);
     match oomd_host::console::find_replay(&replayed, &live) {
         Ok(at) => {
             err_line(&format!(
