@@ -31,7 +31,8 @@ for b in "${BINS[@]}"; do
     help=$("$BIN/$b" --help)
     subcommands=$(sed -n '/^Commands:/,/^$/p' <<<"$help" | sed -n 's/^  \([a-z][a-z-]*\) .*/\1/p' | grep -vx help || true)
     for sub in $subcommands; do
-        grep -q -- "$sub" "$man" || die "$man does not mention the subcommand $sub"
+        # roff writes each hyphen as "\-".
+        grep -qF -- "${sub//-/\\-}" "$man" || die "$man does not mention the subcommand $sub"
     done
     for shell in bash zsh fish; do
         case $shell in
