@@ -603,6 +603,30 @@ fn empty_packets_inside_one_batch_are_frames_and_frames_before_a_hang_up_all_cou
 }
 
 #[test]
+fn an_oversized_packet_in_a_batch_is_rejected_by_its_real_length_and_the_next_frame_decides() {
+    // Queued together, so one batch receive reads both. The first is cut to a frame and one
+    // byte (so a longer packet shows) and rejected as oversize; it neither ends the channel
+    // nor hides the frame behind it.
+    let mut rig = Rig::new("oversized", policy());
+    let hog = rig.start("hog", false);
+    rig.send_raw(hog, &[0xAB; 4000]);
+    rig.publish(hog, 5_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the frame after an oversized packet was not seen");
+    };
+    assert_eq!(request.subject, hog);
+    let counters = rig.control(&ControlRequest::Counters);
+    let (oversize, hangups) = match counters.as_slice() {
+        [ControlReply::Counters(c)] => (
+            c.rejected[oomd::Rejection::Oversize as usize],
+            c.memstat_hangups,
+        ),
+        other => panic!("{other:#?}"),
+    };
+    assert_eq!((oversize, hangups), (1, 0));
+}
+
+#[test]
 fn a_burst_far_past_the_frame_budget_is_judged_on_its_newest_frame() {
     // Budget 8 frames per tick; 200 frames arrive before oomd reads any: 199 below hard, the
     // newest far above it. Reading stops at the budget, the rest is drained before the tick,
