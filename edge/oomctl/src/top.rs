@@ -18,6 +18,10 @@ use oomd_proto::{ControlReply, ControlRequest};
 
 use crate::{counters_text, one, status_table, unexpected, Failure};
 
+/// Pages of events read per refresh, at most: oomd's whole event ring.
+const MAX_PAGES_PER_REFRESH: usize =
+    oomd::bounds::DEFAULT_EVENTS.div_ceil(oomd_proto::MAX_PAGE as usize);
+
 /// Runs until `count` tables were shown, a quit key, or a failure.
 pub(crate) fn run(client: &mut Client, every: Duration, count: Option<u64>) -> Result<(), Failure> {
     let stdout = std::io::stdout();
@@ -32,8 +36,10 @@ pub(crate) fn run(client: &mut Client, every: Duration, count: Option<u64>) -> R
     let mut since = 0;
     let mut shown = 0u64;
     loop {
-        // Every event since the last refresh, for the kill counts.
-        loop {
+        // The events since the last refresh, for the kill counts: at most a ring's worth of
+        // pages per refresh, so that a service logging events as fast as they are read cannot
+        // keep the table from being drawn (the rest is read at the next refresh).
+        for _ in 0..MAX_PAGES_PER_REFRESH {
             let page = client.events(since)?;
             for view in &page.events {
                 if let EventKind::KillConfirmed { subject, .. } = view.event.kind {
