@@ -127,35 +127,12 @@ total_runs=$((RUNS * ${#rate_list[@]} * ${#cell_list[@]}))
 RUN_TIMEOUT=${RUN_TIMEOUT:-$((120 + 12 * total_runs))}
 case "$RUN_TIMEOUT" in '' | *[!0-9]*) fail 4 "RUN_TIMEOUT=$RUN_TIMEOUT: expected seconds" ;; esac
 
-# ----- what the machine needs (as scripts/qemu-test.sh) ---------------------------------------
+# ----- what the machine needs (scripts/lib/guest.sh, as scripts/qemu-test.sh) ----------------
 
-kernel_image() {
-    find /boot -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | sort -V | tail -n 1
-}
-
-missing=()
-command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
-command -v cpio >/dev/null || missing+=(cpio)
 command -v apt-get >/dev/null || fail 4 "apt-get is needed to fetch earlyoom and busybox-static"
-[ -n "$(kernel_image)" ] || missing+=(linux-image-amd64)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-        say "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null || fail 4 "apt-get update failed"
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-            fail 4 "apt-get install ${missing[*]} failed"
-    else
-        fail 4 "missing packages: ${missing[*]} (install them, e.g. sudo apt-get install ${missing[*]})"
-    fi
-fi
-KERNEL=$(kernel_image)
-[ -r "$KERNEL" ] || fail 4 "cannot read the kernel $KERNEL"
-installed_targets=$(rustup target list --installed)
-if ! grep -qx -- "$TARGET" <<<"$installed_targets"; then
-    say "installing the rustup target $TARGET"
-    rustup target add "$TARGET" || fail 4 "rustup target add $TARGET failed"
-fi
+# shellcheck source=scripts/lib/guest.sh
+. "$ROOT/scripts/lib/guest.sh"
+guest_prepare
 
 # ----- earlyoom and busybox: Debian's packages, downloaded once ------------------------------
 
@@ -226,68 +203,16 @@ SETTLE_S=$SETTLE_S
 HARD_MIB=$HARD_MIB
 HOG_MAX_MIB=$HOG_MAX_MIB
 EOF
-find "$IMAGE" -exec touch -h -d @0 {} +
-(cd "$IMAGE" && find . -print0 | LC_ALL=C sort -z |
-    cpio --quiet --null -o -H newc --reproducible --owner=0:0 >"$WORK/initramfs.cpio") ||
-    fail 4 "cpio failed"
-
-# ----- the kernel: the unpacked PVH vmlinux when it can be extracted (as scripts/qemu-test.sh,
-# which caches it in the same place), else the bzImage --------------------------------------------
-
-extract_vmlinux() { # bzImage -> vmlinux path on stdout, or nothing
-    local out name
-    name=$(basename "$1")
-    out=$ROOT/build/kernel/${name/#vmlinuz/vmlinux}
-    if [ ! -s "$out" ]; then
-        mkdir -p "$(dirname "$out")"
-        command -v python3 >/dev/null || return 0
-        python3 - "$1" "$out.tmp" <<'PY' || return 0
-import lzma, sys, zlib
-data = open(sys.argv[1], "rb").read()
-for magic, unpack in ((b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decompress(b)),
-                      (b"\x1f\x8b\x08", lambda b: zlib.decompressobj(31).decompress(b))):
-    at = data.find(magic)
-    if at < 0:
-        continue
-    try:
-        elf = unpack(data[at:])
-    except Exception:
-        continue
-    if elf[:4] == b"\x7fELF":
-        open(sys.argv[2], "wb").write(elf)
-        sys.exit(0)
-sys.exit(1)
-PY
-        local notes
-        notes=$(readelf -n "$out.tmp" 2>/dev/null) || notes=
-        grep -q 'Xen' <<<"$notes" || { rm -f "$out.tmp"; return 0; }
-        mv "$out.tmp" "$out"
-    fi
-    echo "$out"
-}
-BOOT_KERNEL=$(extract_vmlinux "$KERNEL") && [ -n "$BOOT_KERNEL" ] || BOOT_KERNEL=$KERNEL
+guest_pack "$IMAGE" "$WORK/initramfs.cpio"
 
 # ----- boot and wait -----------------------------------------------------------------------------
 
-ACCEL=${QEMU_ACCEL:-}
-if [ -z "$ACCEL" ]; then
-    ACCEL=tcg
-    if [ -w /dev/kvm ] && grep -qE '^(kvm_intel|kvm_amd) ' /proc/modules 2>/dev/null; then
-        ACCEL=kvm
-    fi
-fi
-: >"$UART"
 : >"$RESULTS"
 say "booting $(basename "$BOOT_KERNEL") (accel=$ACCEL, ${GUEST_MIB} MiB, 2 vCPUs): $total_runs runs, timeout ${RUN_TIMEOUT}s"
 START=$(date +%s)
 # Console on the first serial port, result lines (only init writes there) on the second.
-setpriv --pdeathsig KILL -- qemu-system-x86_64 \
-    -accel "$ACCEL" -m "$GUEST_MIB" -smp 2 \
-    -kernel "$BOOT_KERNEL" -initrd "$WORK/initramfs.cpio" \
-    -append "console=ttyS0 panic=-1 loglevel=4" \
-    -display none -monitor none -serial "file:$UART" -serial "file:$RESULTS" -no-reboot \
-    >"$WORK/qemu.log" 2>&1 &
-QEMU_PID=$!
+guest_boot "$WORK/initramfs.cpio" "$UART" "$WORK/qemu.log" "$GUEST_MIB" \
+    "console=ttyS0 panic=-1 loglevel=4" -serial "file:$RESULTS"
 stop_qemu() {
     if kill -0 "$QEMU_PID" 2>/dev/null; then
         kill "$QEMU_PID" 2>/dev/null || true
