@@ -410,6 +410,23 @@ fn policy_reload_makes_the_file_the_policy_or_changes_nothing() {
         text(&out.stderr)
     );
     assert_eq!(hard_of(&socket, "hog"), "5000");
+
+    // A FIFO in the file's place (nobody writes to it): refused without being read, so the
+    // loop does not hang on it, and the next request is answered.
+    std::fs::remove_file(&file).expect("rm");
+    let made = Command::new("mkfifo")
+        .arg(&file)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let out = reload();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot use its policy file"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(hard_of(&socket, "hog"), "5000");
 }
 
 #[test]
