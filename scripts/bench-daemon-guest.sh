@@ -32,20 +32,9 @@ fail() { say "$2"; exit "$1"; }
 
 # shellcheck source=scripts/lib/guest.sh
 . "$ROOT/scripts/lib/guest.sh"
+# shellcheck source=scripts/lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 guest_prepare
-
-debian_package() { # package -> the directory it is unpacked in (downloaded once)
-    local dir=$WORK/debs/$1
-    if ! compgen -G "$dir/*.deb" >/dev/null; then
-        rm -rf "$dir" && mkdir -p "$dir"
-        (cd "$dir" && apt-get download -qq "$1" >/dev/null 2>&1) ||
-            { apt-get update -qq >/dev/null && (cd "$dir" && apt-get download -qq "$1" >/dev/null); } ||
-            fail 4 "apt-get download $1 failed"
-    fi
-    rm -rf "$dir/x" && mkdir -p "$dir/x"
-    dpkg-deb -x "$dir"/*.deb "$dir/x" || fail 4 "dpkg-deb -x $1 failed"
-    printf '%s\n' "$dir/x"
-}
 
 say "building execd, oomd and hog-fixture for $GUEST_TARGET"
 cargo build --release --quiet --target "$GUEST_TARGET" -p execd -p oomd-service -p hog-fixture ||
@@ -124,11 +113,6 @@ boot() { # config, tick ms, services -> the serial log's COST lines on stdout
 }
 
 field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
-median_range() {
-    sort -g | awk '{ v[NR] = $1 } END {
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%g (%g - %g)\n", m, v[1], v[NR] }'
-}
 ms_per_s() { # COST lines, which daemon -> ms of CPU per s, one per window
     awk -v k="$2_ns" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
         printf "%.4f\n", f[k] / 1e6 / (f["window_cs"] / 100) }' <<<"$1"

@@ -33,21 +33,12 @@ WORK=$ROOT/build/bench-daemon
 
 say() { printf 'bench-daemon: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+fail() { say "$2"; exit "$1"; }
+# shellcheck source=scripts/lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 
 # ----- what it needs --------------------------------------------------------------------------
 
-earlyoom_bin() { # -> path of Debian's earlyoom, downloaded and unpacked once
-    local dir=$WORK/earlyoom
-    if [ ! -x "$dir/usr/bin/earlyoom" ]; then
-        command -v apt-get >/dev/null || die "earlyoom: needs apt-get (Debian) to fetch the package"
-        rm -rf "$dir" && mkdir -p "$dir"
-        (cd "$dir" && apt-get download -qq earlyoom >/dev/null 2>&1) ||
-            { apt-get update -qq >/dev/null && (cd "$dir" && apt-get download -qq earlyoom >/dev/null); } ||
-            die "apt-get download earlyoom failed"
-        dpkg-deb -x "$dir"/earlyoom_*.deb "$dir" || die "dpkg-deb -x failed"
-    fi
-    printf '%s\n' "$dir/usr/bin/earlyoom"
-}
 
 build() { # source dir -> bin dir on stdout
     (cd "$1" && cargo build --release --quiet -p execd -p oomd-service -p hog-fixture) >&2 ||
@@ -201,16 +192,11 @@ run_frame() { # label, frames per chunk, interval ms -> us per accepted frame
     awk -v g="$g" -v s="$s" -v f="$frames" 'BEGIN { printf "%.3f %d\n", (g - s) / f / 1e3, f }'
 }
 
-median_range() { # values on stdin -> "median (min - max)"
-    sort -g | awk '{ v[NR] = $1 } END {
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%g (%g - %g)\n", m, v[1], v[NR] }'
-}
 
 # ----- the run ----------------------------------------------------------------------------------
 
 [ -r /proc/self/schedstat ] || die "this kernel has no /proc/<pid>/schedstat"
-EARLYOOM=$(earlyoom_bin)
+EARLYOOM=$(debian_package earlyoom)/usr/bin/earlyoom
 say "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -r)"
 say "earlyoom: $("$EARLYOOM" -h 2>&1 | head -n 1)"
 labels=(current)
