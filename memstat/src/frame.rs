@@ -18,6 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::varint::{self, Reader};
 use crate::SubjectId;
 
 /// The two bytes every frame starts with.
@@ -27,18 +28,13 @@ pub const VERSION: u8 = 1;
 /// Magic plus version byte.
 pub const HEADER_LEN: usize = MAGIC.len() + 1;
 
-/// The longest postcard varint for an integer of `bits` bits (7 payload bits per byte).
-const fn varint_max_len(bits: usize) -> usize {
-    bits.div_ceil(7)
-}
-
 /// The longest valid frame, in bytes: the header plus every field at its widest.
 pub const MAX_FRAME_LEN: usize = HEADER_LEN
-    + varint_max_len(64) // seq
-    + varint_max_len(64) // current_bytes
-    + varint_max_len(64) // peak_bytes
+    + varint::max_len(64) // seq
+    + varint::max_len(64) // current_bytes
+    + varint::max_len(64) // peak_bytes
     + 1 // Option tag of claimed_subject
-    + varint_max_len(64); // claimed_subject
+    + varint::max_len(64); // claimed_subject
 
 const _: () = assert!(
     MAX_FRAME_LEN == 44,
@@ -64,27 +60,31 @@ pub struct Frame {
     pub claimed_subject: Option<SubjectId>,
 }
 
-/// Why bytes were not a valid frame. Every variant is the sender's fault.
+/// Why bytes were not a valid frame (or [reclaim message](crate::reclaim)). Every variant is
+/// the sender's fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {
-    /// Longer than [`MAX_FRAME_LEN`]; nothing past the length was looked at.
+    /// Longer than the message can be ([`MAX_FRAME_LEN`] for a frame,
+    /// [`MAX_REQUEST_LEN`](crate::MAX_REQUEST_LEN) and [`MAX_ACK_LEN`](crate::MAX_ACK_LEN)
+    /// for reclaim messages); nothing past the length was looked at.
     Oversize {
         /// The length received.
         len: usize,
     },
-    /// The first bytes are not [`MAGIC`].
+    /// The first bytes are not the message's magic ([`MAGIC`] for a frame).
     MagicMismatch,
     /// The version byte is not one this decoder knows.
     UnsupportedVersion {
         /// The version byte received.
         version: u8,
     },
-    /// The bytes end before the frame does.
+    /// The bytes end before the frame (or message) does.
     Truncated,
-    /// A field's bytes are not a valid encoding (over-long varint, Option tag other than 0 or 1).
+    /// A field's bytes are not a valid encoding (over-long varint, a varint above its
+    /// integer's width, Option tag other than 0 or 1).
     Malformed,
-    /// A whole frame was read and bytes remain after it.
+    /// A whole frame (or message) was read and bytes remain after it.
     TrailingBytes {
         /// How many bytes follow the frame.
         count: usize,
@@ -129,66 +129,18 @@ impl core::fmt::Display for EncodeError {
     }
 }
 
-const fn varint_len(value: u64) -> usize {
-    let bits = 64 - value.leading_zeros() as usize;
-    if bits == 0 {
-        1
-    } else {
-        varint_max_len(bits)
-    }
-}
-
-/// A frame body being read: every read either advances `pos` or fails.
-struct Body<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Body<'_> {
-    #[inline(always)]
-    fn byte(&mut self) -> Result<u8, DecodeError> {
-        let byte = *self.bytes.get(self.pos).ok_or(DecodeError::Truncated)?;
-        self.pos += 1;
-        Ok(byte)
-    }
-
-    /// A postcard varint u64: 7 bits per byte, least significant first, high bit = "more".
-    /// As in postcard: running out of bytes first is `Truncated`; a tenth byte with the high
-    /// bit set, or above 1 (more than 64 bits), is `Malformed`; padded (non-minimal) forms are
-    /// accepted.
-    #[inline(always)]
-    fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut value = 0u64;
-        for i in 0..varint_max_len(64) {
-            let byte = self.byte()?;
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                if i == varint_max_len(64) - 1 && byte > 1 {
-                    return Err(DecodeError::Malformed);
-                }
-                return Ok(value);
-            }
-        }
-        Err(DecodeError::Malformed)
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len().saturating_sub(self.pos)
-    }
-}
-
 impl Frame {
     /// The exact number of bytes [`Frame::encode`] writes for this frame.
     #[must_use]
     pub const fn encoded_len(&self) -> usize {
         let claim = match self.claimed_subject {
             None => 1,
-            Some(id) => 1 + varint_len(id.0),
+            Some(id) => 1 + varint::len(id.0),
         };
         HEADER_LEN
-            + varint_len(self.seq)
-            + varint_len(self.current_bytes)
-            + varint_len(self.peak_bytes)
+            + varint::len(self.seq)
+            + varint::len(self.current_bytes)
+            + varint::len(self.peak_bytes)
             + claim
     }
 
@@ -223,26 +175,18 @@ impl Frame {
             return Err(DecodeError::Oversize { len: bytes.len() });
         }
         // A prefix of the magic is not a mismatch: it is a truncated frame.
-        let version = match *bytes {
-            [m0, m1, version, ..] if [m0, m1] == MAGIC => version,
-            [m0, m1, ..] if [m0, m1] != MAGIC => return Err(DecodeError::MagicMismatch),
-            [m0] if m0 != MAGIC[0] => return Err(DecodeError::MagicMismatch),
-            _ => return Err(DecodeError::Truncated),
-        };
+        let version = varint::header(bytes, MAGIC)?;
         if version != VERSION {
             return Err(DecodeError::UnsupportedVersion { version });
         }
-        let mut body = Body {
-            bytes,
-            pos: HEADER_LEN,
-        };
+        let mut body = Reader::new(bytes, HEADER_LEN);
         let frame = Frame {
-            seq: body.varint()?,
-            current_bytes: body.varint()?,
-            peak_bytes: body.varint()?,
+            seq: body.u64()?,
+            current_bytes: body.u64()?,
+            peak_bytes: body.u64()?,
             claimed_subject: match body.byte()? {
                 0 => None,
-                1 => Some(SubjectId(body.varint()?)),
+                1 => Some(SubjectId(body.u64()?)),
                 _ => return Err(DecodeError::Malformed),
             },
         };

@@ -10,11 +10,16 @@
 //! - **`no_std`, without `alloc`, with no feature:**
 //!   - the wire format, frame v1 ([`Frame`], [`MAX_FRAME_LEN`], [`Frame::encode`],
 //!     [`Frame::decode`]), never panicking on hostile bytes;
+//!   - the reclaim messages, v1, in [`reclaim`]: oomd's request that a service free memory
+//!     ([`ReclaimRequest`], magic `b"MR"`) and the service's acknowledgement ([`ReclaimAck`],
+//!     `b"MA"`), on the same channel as its frames and told apart from them by the magic;
 //!   - the subject identity every oomd crate shares ([`SubjectId`]);
 //!   - the portable publisher, [`publish::PublisherCore`]: the send schedule (rate limit,
 //!     heartbeat, growth quantum, wrapping sequence numbers, drops counted by reason,
 //!     reconnection backoff) over any [`publish::Transport`], with the time passed in as a
-//!     [`publish::Timestamp`].
+//!     [`publish::Timestamp`]; it also takes oomd's reclaim requests off the channel
+//!     without blocking or allocating ([`publish::PublisherCore::poll_reclaim`]) and sends
+//!     the acknowledgements ([`publish::PublisherCore::acknowledge`]).
 //! - **feature `counting-alloc`, still `no_std`:** `CountingAlloc`, a `GlobalAlloc` wrapper
 //!   that counts live and peak bytes and can signal growth past an armed threshold
 //!   (`GrowthSignal`), and `PublisherCore::publish_from_at`, which reads it.
@@ -40,11 +45,17 @@
 mod counting_alloc;
 mod frame;
 pub mod publish;
+pub mod reclaim;
 mod subject;
+mod varint;
 
 #[cfg(feature = "counting-alloc")]
 pub use counting_alloc::{CountingAlloc, GrowthSignal, NoSignal};
 pub use frame::{DecodeError, EncodeError, Frame, HEADER_LEN, MAGIC, MAX_FRAME_LEN, VERSION};
 #[cfg(feature = "std")]
 pub use publish::{Publisher, ENV_FD, ENV_SOCKET};
+pub use reclaim::{
+    is_ack, is_request, ReclaimAck, ReclaimRequest, ACK_MAGIC, MAX_ACK_LEN, MAX_REQUEST_LEN,
+    RECLAIM_VERSION, REQUEST_MAGIC,
+};
 pub use subject::SubjectId;

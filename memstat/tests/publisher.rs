@@ -250,3 +250,140 @@ fn an_instant_before_the_publisher_was_built_counts_as_its_construction() {
     assert_eq!(publisher.stats().time_went_backwards, 0);
     assert_eq!(drain(&peer).len(), 1);
 }
+
+// ---- reclaim requests over a real socket ----------------------------------------------------
+
+use memstat::publish::{DropReason, SendError};
+use memstat::{ReclaimAck, ReclaimRequest, MAX_REQUEST_LEN};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::net::SendFlags;
+use std::os::fd::{AsFd, BorrowedFd};
+
+fn request_bytes(id: u64, target_bytes: u64, deadline_ms: u32) -> Vec<u8> {
+    let mut buf = [0u8; MAX_REQUEST_LEN];
+    let r = ReclaimRequest {
+        id,
+        target_bytes,
+        deadline_ms,
+    };
+    let len = r.encode(&mut buf).unwrap();
+    buf[..len].to_vec()
+}
+
+fn peer_sends(peer: &OwnedFd, message: &[u8]) {
+    assert_eq!(
+        socket::send(peer, message, SendFlags::DONTWAIT).unwrap(),
+        message.len()
+    );
+}
+
+/// Whether `fd` is readable now (a zero-timeout `poll`).
+fn readable(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&zero)).unwrap() == 1 && fds[0].revents().contains(PollFlags::IN)
+}
+
+/// The next message on `fd`, as bytes, without blocking.
+fn recv_message(fd: &OwnedFd) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 2 * MAX_FRAME_LEN];
+    match socket::recv(fd, &mut buf, RecvFlags::DONTWAIT) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(Errno::AGAIN) => None,
+        Err(e) => panic!("recv: {e}"),
+    }
+}
+
+#[test]
+fn reclaim_requests_arrive_the_latest_wins_and_the_ack_goes_back() {
+    let (mut publisher, peer) = connected_pair(config());
+    let fd = publisher
+        .reclaim_fd()
+        .unwrap()
+        .try_clone_to_owned()
+        .unwrap();
+    assert!(!readable(fd.as_fd()), "nothing sent yet");
+    assert_eq!(publisher.poll_reclaim(), None);
+
+    peer_sends(&peer, &request_bytes(1, 1 << 20, 2000));
+    peer_sends(&peer, &request_bytes(2, 1 << 19, 500));
+    peer_sends(&peer, b"garbage");
+    assert!(
+        readable(publisher.reclaim_fd().unwrap()),
+        "a request is queued"
+    );
+    let second = ReclaimRequest {
+        id: 2,
+        target_bytes: 1 << 19,
+        deadline_ms: 500,
+    };
+    assert_eq!(publisher.poll_reclaim(), Some(second));
+    assert!(!readable(fd.as_fd()), "everything was taken");
+    let stats = publisher.stats();
+    assert_eq!((stats.reclaim_requests, stats.reclaim_malformed), (2, 1));
+    assert_eq!(publisher.pending_reclaim(), Some(second));
+
+    // Publish first, then acknowledge: the peer gets the frame, then exactly the ack.
+    assert_eq!(publisher.publish(100, 200), PublishOutcome::Sent);
+    assert_eq!(publisher.acknowledge(2), Ok(()));
+    let frame = recv_message(&peer).unwrap();
+    assert_eq!(Frame::decode(&frame).unwrap().current_bytes, 100);
+    let ack = recv_message(&peer).unwrap();
+    assert_eq!(ack, [0x4d, 0x41, 0x01, 0x02]);
+    assert_eq!(ReclaimAck::decode(&ack), Ok(ReclaimAck { id: 2 }));
+    assert_eq!(recv_message(&peer), None);
+    assert_eq!(publisher.pending_reclaim(), None);
+    assert_eq!(publisher.poll_reclaim(), None);
+    assert_eq!(publisher.stats().acks_sent, 1);
+}
+
+#[test]
+fn oversize_and_empty_messages_are_junk_and_keep_the_channel() {
+    let (mut publisher, peer) = connected_pair(config());
+    peer_sends(&peer, &[0x4d; 200]);
+    peer_sends(&peer, b"");
+    peer_sends(&peer, &request_bytes(7, 0, 0));
+    assert_eq!(publisher.poll_reclaim().map(|r| r.id), Some(7));
+    assert_eq!(publisher.stats().reclaim_malformed, 2);
+    assert!(publisher.reclaim_fd().is_some());
+    assert_eq!(publisher.publish(1, 1), PublishOutcome::Sent);
+}
+
+#[test]
+fn a_hang_up_seen_by_a_poll_closes_the_socket_and_the_next_frame_is_dropped() {
+    let (mut publisher, peer) = connected_pair(config());
+    peer_sends(&peer, &request_bytes(1, 2, 3));
+    drop(peer);
+    // What was sent before the hang-up is still taken.
+    assert_eq!(publisher.poll_reclaim().map(|r| r.id), Some(1));
+    assert!(publisher.reclaim_fd().is_none(), "the socket was closed");
+    assert_eq!(
+        publisher.publish(1, 1),
+        PublishOutcome::Dropped(DropReason::Disconnected)
+    );
+    assert_eq!(publisher.acknowledge(1), Err(SendError::Closed));
+    assert_eq!(publisher.pending_reclaim().map(|r| r.id), Some(1));
+}
+
+#[test]
+fn in_path_mode_the_reclaim_fd_is_replaced_by_a_reconnection() {
+    let mut s = Sockets::reconnecting(config());
+    assert!(s.publisher.reclaim_fd().is_some());
+    s.peer_goes_away();
+    assert_eq!(
+        s.publish_at(ms(0), 1, 1),
+        PublishOutcome::Dropped(DropReason::Disconnected)
+    );
+    assert!(s.publisher.reclaim_fd().is_none());
+    s.peer_returns();
+    assert_eq!(s.publish_at(ms(100), 2, 2), PublishOutcome::Sent);
+    assert!(s.publisher.reclaim_fd().is_some());
+    assert_eq!(s.received().len(), 1);
+    // Requests now come on the new connection.
+    peer_sends(s.peer.as_ref().unwrap(), &request_bytes(4, 4, 4));
+    assert!(readable(s.publisher.reclaim_fd().unwrap()));
+    assert_eq!(s.publisher.poll_reclaim().map(|r| r.id), Some(4));
+}

@@ -201,3 +201,213 @@ fn publish_from_at_reports_what_the_counting_allocator_holds() {
     // SAFETY: `block` came from `alloc` with `layout` and is freed once.
     unsafe { alloc.dealloc(block, layout) };
 }
+
+// ---- reclaim requests and acknowledgements ---------------------------------------------------
+
+use memstat::publish::{RecvError, MAX_RECLAIM_READS_PER_POLL};
+use memstat::{ReclaimAck, ReclaimRequest, MAX_ACK_LEN, MAX_REQUEST_LEN};
+
+fn request(id: u64, target_bytes: u64, deadline_ms: u32) -> ReclaimRequest {
+    ReclaimRequest {
+        id,
+        target_bytes,
+        deadline_ms,
+    }
+}
+
+fn request_bytes(r: ReclaimRequest) -> Vec<u8> {
+    let mut buf = [0u8; MAX_REQUEST_LEN];
+    let len = r.encode(&mut buf).unwrap();
+    buf[..len].to_vec()
+}
+
+#[test]
+fn nothing_received_is_no_request_and_counts_nothing() {
+    let mut p = Fake::connected(unlimited());
+    assert_eq!(p.0.poll_reclaim(), None);
+    assert_eq!(p.0.pending_reclaim(), None);
+    assert_eq!(p.transport().try_recvs, 1, "one look, then it stops");
+    assert_eq!(p.stats(), PublisherStats::default());
+}
+
+#[test]
+fn the_latest_reclaim_request_wins() {
+    let mut p = Fake::connected(unlimited());
+    let (first, second) = (request(1, 1 << 20, 2000), request(2, 1 << 19, 500));
+    p.transport().peer_sends(&request_bytes(first));
+    p.transport().peer_sends(&request_bytes(second));
+    assert_eq!(p.0.poll_reclaim(), Some(second));
+    assert_eq!(p.stats().reclaim_requests, 2);
+    // A newer one replaces a pending one in a later poll too, even with an older id.
+    let third = request(1, 1 << 18, 100);
+    p.transport().peer_sends(&request_bytes(third));
+    assert_eq!(p.0.poll_reclaim(), Some(third));
+    assert_eq!(p.stats().reclaim_requests, 3);
+    assert_eq!(p.stats().reclaim_malformed, 0);
+}
+
+#[test]
+fn messages_that_are_not_requests_are_counted_and_ignored() {
+    let mut p = Fake::connected(unlimited());
+    let valid = request(7, 4096, 1000);
+    let mut frame = [0u8; memstat::MAX_FRAME_LEN];
+    let frame_len = Frame {
+        seq: 0,
+        current_bytes: 1,
+        peak_bytes: 1,
+        claimed_subject: None,
+    }
+    .encode(&mut frame)
+    .unwrap();
+    let mut oversize = request_bytes(request(u64::MAX, u64::MAX, u32::MAX));
+    oversize.push(0);
+    let mut trailing = request_bytes(valid);
+    trailing.push(0);
+    let junk: [&[u8]; 8] = [
+        b"",
+        b"garbage",
+        &frame[..frame_len],
+        b"MA\x01\x07",                 // an acknowledgement, echoed back
+        b"MR\x02\x07\x80\x20\xe8\x07", // a version this crate does not know
+        b"MR\x01\x07",                 // truncated
+        &oversize,
+        &trailing,
+    ];
+    p.transport().peer_sends(&request_bytes(valid));
+    for bytes in junk {
+        p.transport().peer_sends(bytes);
+    }
+    p.transport().peer_sends(&[0xaa; 200]); // longer than the buffer: cut short, still junk
+    assert_eq!(p.0.poll_reclaim(), Some(valid), "junk replaces nothing");
+    let stats = p.stats();
+    assert_eq!((stats.reclaim_requests, stats.reclaim_malformed), (1, 9));
+    assert_eq!(stats.calls(), 0, "reclaim messages are not publish calls");
+}
+
+#[test]
+fn a_request_stays_pending_until_its_id_is_acknowledged() {
+    let mut p = Fake::connected(unlimited());
+    let r = request(42, 1 << 20, 2000);
+    p.transport().peer_sends(&request_bytes(r));
+    assert_eq!(p.0.poll_reclaim(), Some(r));
+    assert_eq!(p.0.poll_reclaim(), Some(r), "still pending, nothing new");
+    assert_eq!(p.0.pending_reclaim(), Some(r));
+    assert_eq!(p.stats().reclaim_requests, 1, "counted once");
+    // Acknowledging another id sends it but leaves the pending one alone.
+    assert_eq!(p.0.acknowledge(41), Ok(()));
+    assert_eq!(p.0.pending_reclaim(), Some(r));
+    assert_eq!(p.0.acknowledge(42), Ok(()));
+    assert_eq!(p.0.pending_reclaim(), None);
+    assert_eq!(p.0.poll_reclaim(), None);
+    assert_eq!(p.stats().acks_sent, 2);
+}
+
+#[test]
+fn acknowledge_sends_exactly_the_ack_bytes_at_once() {
+    let mut p = Fake::connected(behaviour::config());
+    assert_eq!(p.publish_at(ms(0), 1, 1), Sent);
+    let seq = p.next_seq();
+    // At once, twice in the same millisecond: not rate-limited.
+    assert_eq!(p.0.acknowledge(1), Ok(()));
+    assert_eq!(p.0.acknowledge(u64::MAX), Ok(()));
+    let messages = p.transport().take_messages();
+    assert_eq!(messages.len(), 3);
+    assert!(Frame::decode(&messages[0]).is_ok());
+    assert_eq!(messages[1], [0x4d, 0x41, 0x01, 0x01]);
+    assert_eq!(ReclaimAck::decode(&messages[1]), Ok(ReclaimAck { id: 1 }));
+    assert_eq!(messages[2].len(), MAX_ACK_LEN);
+    assert_eq!(
+        ReclaimAck::decode(&messages[2]),
+        Ok(ReclaimAck { id: u64::MAX })
+    );
+    // No sequence number used, and the frame schedule did not move.
+    assert_eq!(p.next_seq(), seq);
+    let stats = p.stats();
+    assert_eq!((stats.sent, stats.acks_sent, stats.acks_dropped), (1, 2, 0));
+    assert_eq!(p.publish_at(ms(1), 1, 1), PublishOutcome::Suppressed);
+}
+
+#[test]
+fn a_failed_acknowledgement_keeps_the_request_pending_to_retry() {
+    let mut p = Fake::connected(unlimited());
+    let r = request(3, 0, 10);
+    p.transport().peer_sends(&request_bytes(r));
+    assert_eq!(p.0.poll_reclaim(), Some(r));
+    p.transport().fail_next_send(SendError::Full);
+    assert_eq!(p.0.acknowledge(3), Err(SendError::Full));
+    assert_eq!(p.0.pending_reclaim(), Some(r));
+    p.transport().fail_next_send(SendError::Other);
+    assert_eq!(p.0.acknowledge(3), Err(SendError::Other));
+    assert_eq!(p.0.acknowledge(3), Ok(()));
+    assert_eq!(p.0.pending_reclaim(), None);
+    let stats = p.stats();
+    assert_eq!((stats.acks_sent, stats.acks_dropped), (1, 2));
+    assert!(
+        p.is_connected(),
+        "an acknowledgement does not change the channel"
+    );
+}
+
+#[test]
+fn a_closed_channel_is_not_read_nor_written_for_reclaim() {
+    for mut p in [
+        Fake::connected(unlimited()),
+        Fake::reconnecting(unlimited()),
+    ] {
+        let r = request(9, 100, 100);
+        p.transport().peer_sends(&request_bytes(r));
+        assert_eq!(p.0.poll_reclaim(), Some(r));
+        p.peer_goes_away();
+        assert_eq!(p.publish_at(ms(0), 1, 1), Dropped(DropReason::Disconnected));
+        p.transport().peer_sends(&request_bytes(request(10, 0, 0)));
+        let (sends, recvs) = (p.transport().try_sends, p.transport().try_recvs);
+        assert_eq!(p.0.acknowledge(9), Err(SendError::Closed));
+        assert_eq!(p.0.poll_reclaim(), Some(r), "pending stays, nothing read");
+        assert_eq!(p.transport().try_sends, sends);
+        assert_eq!(p.transport().try_recvs, recvs);
+        assert_eq!(p.transport().unread_by_publisher(), 1);
+        assert_eq!(p.0.pending_reclaim(), Some(r));
+        assert_eq!(p.stats().acks_dropped, 1);
+    }
+}
+
+#[test]
+fn a_closure_seen_by_a_poll_is_left_to_the_next_frame() {
+    let mut p = Fake::reconnecting(unlimited());
+    p.peer_goes_away();
+    assert_eq!(p.0.poll_reclaim(), None);
+    assert_eq!(p.transport().try_recvs, 1);
+    assert!(p.is_connected(), "the core only learns from a frame");
+    assert_eq!(p.publish_at(ms(0), 1, 1), Dropped(DropReason::Disconnected));
+    assert!(!p.is_connected());
+}
+
+#[test]
+fn a_poll_takes_at_most_its_bound_of_messages() {
+    let mut p = Fake::connected(unlimited());
+    let extra = 4;
+    for id in 0..(MAX_RECLAIM_READS_PER_POLL + extra) as u64 {
+        p.transport().peer_sends(&request_bytes(request(id, id, 0)));
+    }
+    let bound = MAX_RECLAIM_READS_PER_POLL as u64;
+    assert_eq!(p.0.poll_reclaim().map(|r| r.id), Some(bound - 1));
+    assert_eq!(p.transport().try_recvs, bound);
+    assert_eq!(p.transport().unread_by_publisher(), extra);
+    assert_eq!(
+        p.0.poll_reclaim().map(|r| r.id),
+        Some(bound + extra as u64 - 1)
+    );
+    assert_eq!(p.stats().reclaim_requests, bound + extra as u64);
+}
+
+#[test]
+fn a_receive_error_ends_the_poll_and_loses_nothing() {
+    let mut p = Fake::connected(unlimited());
+    let r = request(5, 5, 5);
+    p.transport().peer_sends(&request_bytes(r));
+    p.transport().fail_next_recv(RecvError::Other);
+    assert_eq!(p.0.poll_reclaim(), None);
+    assert_eq!(p.transport().unread_by_publisher(), 1);
+    assert_eq!(p.0.poll_reclaim(), Some(r));
+    assert!(p.is_connected());
+}

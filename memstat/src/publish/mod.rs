@@ -22,6 +22,11 @@
 //!   [`PublishOutcome`] and never blocks, allocates or panics;
 //! - poll: [`PublisherCore::next_due`] tells an event loop how long it may wait before
 //!   calling again so that its service never looks silent;
+//! - reclaim: [`PublisherCore::poll_reclaim`] takes oomd's reclaim requests off the
+//!   transport (at most [`MAX_RECLAIM_READS_PER_POLL`] messages per call; the latest request
+//!   wins and stays pending until acknowledged), [`PublisherCore::pending_reclaim`] returns
+//!   it without I/O, and [`PublisherCore::acknowledge`] sends its acknowledgement at once;
+//!   none of them blocks, allocates or panics, and none needs `now`;
 //! - getters: [`stats`](PublisherCore::stats), [`next_seq`](PublisherCore::next_seq),
 //!   [`is_connected`](PublisherCore::is_connected), [`config`](PublisherCore::config),
 //!   [`transport`](PublisherCore::transport).
@@ -46,8 +51,9 @@
 //!    is sent, so a peer that accepts and at once hangs up cannot make the publisher spin. A
 //!    transport that cannot reconnect is never called again.
 //!
-//! Every call lands in exactly one of [`PublisherStats::sent`],
-//! [`suppressed`](PublisherStats::suppressed) or one `dropped_*` counter.
+//! Every `publish_at` call lands in exactly one of [`PublisherStats::sent`],
+//! [`suppressed`](PublisherStats::suppressed) or one `dropped_*` counter. Reclaim messages
+//! and acknowledgements are counted apart (`reclaim_*`, `acks_*`).
 
 // Every module but `unix` (which adopts an inherited fd) forbids `unsafe` in its own file.
 mod config;
@@ -67,9 +73,10 @@ mod unix;
 
 pub use self::config::PublisherConfig;
 pub use self::publisher_core::PublisherCore;
+pub use self::publisher_core::MAX_RECLAIM_READS_PER_POLL;
 pub use self::stats::{DropReason, PublishOutcome, PublisherStats};
 pub use self::timestamp::Timestamp;
-pub use self::transport::{ReconnectFailed, SendError, Transport};
+pub use self::transport::{ReconnectFailed, RecvError, SendError, Transport};
 
 #[cfg(feature = "std")]
 pub use self::growth::{GrowthPublisher, DEFAULT_PACING as DEFAULT_GROWTH_PACING};

@@ -4,15 +4,15 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    FromEnvError, PublishOutcome, PublisherConfig, PublisherCore, PublisherStats, Timestamp,
-    UnixTransport,
+    FromEnvError, PublishOutcome, PublisherConfig, PublisherCore, PublisherStats, SendError,
+    Timestamp, UnixTransport,
 };
-use crate::CountingAlloc;
+use crate::{CountingAlloc, ReclaimRequest};
 
 /// Sends memstat frames to oomd over a Unix `SOCK_SEQPACKET` socket: rate-limited,
 /// non-blocking, allocation-free once built.
@@ -47,8 +47,35 @@ use crate::CountingAlloc;
 ///   event loops), [`publish`](Self::publish) reads `Instant::now()`,
 ///   [`publish_from`](Self::publish_from) reads a [`CountingAlloc`];
 /// - poll: [`next_due`](Self::next_due);
+/// - reclaim requests from oomd: [`reclaim_fd`](Self::reclaim_fd) (to watch),
+///   [`poll_reclaim`](Self::poll_reclaim), [`pending_reclaim`](Self::pending_reclaim),
+///   [`acknowledge`](Self::acknowledge);
 /// - getters: [`stats`](Self::stats), [`next_seq`](Self::next_seq),
 ///   [`is_connected`](Self::is_connected), [`config`](Self::config).
+///
+/// # Reclaim requests
+///
+/// oomd may ask the service to free memory with a [`ReclaimRequest`] on the same socket. A
+/// service with an event loop registers [`reclaim_fd`](Self::reclaim_fd) for readability
+/// and, when it is readable, calls [`poll_reclaim`](Self::poll_reclaim); the request returned
+/// stays pending (the latest wins) until [`acknowledge`](Self::acknowledge) sends its id
+/// back. Free memory, publish a fresh frame, *then* acknowledge: oomd judges by frames and
+/// the kernel's figure, never by the acknowledgement alone.
+///
+/// ```no_run
+/// use memstat::publish::PublisherConfig;
+/// use memstat::Publisher;
+///
+/// # fn free_down_to(_: u64) -> (u64, u64) { (0, 0) }
+/// let mut publisher = Publisher::from_env(PublisherConfig::default())?;
+/// // ... when `publisher.reclaim_fd()` is readable in the service's poll set:
+/// if let Some(request) = publisher.poll_reclaim() {
+///     let (current, peak) = free_down_to(request.target_bytes);
+///     let _ = publisher.publish(current, peak);
+///     let _ = publisher.acknowledge(request.id);
+/// }
+/// # Ok::<(), memstat::publish::FromEnvError>(())
+/// ```
 ///
 /// # Time
 ///
@@ -120,6 +147,44 @@ impl Publisher {
     #[must_use]
     pub fn next_due(&self, now: Instant) -> Duration {
         self.core.next_due(self.timestamp(now))
+    }
+
+    /// Takes what reclaim requests oomd sent and returns the pending one (the newest not yet
+    /// acknowledged); never blocks, never allocates. See [`PublisherCore::poll_reclaim`].
+    pub fn poll_reclaim(&mut self) -> Option<ReclaimRequest> {
+        self.core.poll_reclaim()
+    }
+
+    /// The pending reclaim request, without reading the socket. See
+    /// [`PublisherCore::pending_reclaim`].
+    #[must_use]
+    pub fn pending_reclaim(&self) -> Option<ReclaimRequest> {
+        self.core.pending_reclaim()
+    }
+
+    /// Sends the acknowledgement of reclaim request `id` now (not rate-limited); on success
+    /// the request is no longer pending, on failure it stays pending to be acknowledged
+    /// again. Publish a fresh frame first. See [`PublisherCore::acknowledge`].
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] while the socket is closed (the socket is not touched), or what
+    /// the send said: [`SendError::Full`], [`SendError::Closed`], [`SendError::Other`].
+    pub fn acknowledge(&mut self, id: u64) -> Result<(), SendError> {
+        self.core.acknowledge(id)
+    }
+
+    /// The fd to register, for readability, in the service's own event loop: it turns
+    /// readable when oomd sent something (a reclaim request), and then
+    /// [`poll_reclaim`](Self::poll_reclaim) takes it. `None` while disconnected.
+    ///
+    /// In path mode ([`connect`](Self::connect), [`ENV_SOCKET`](super::ENV_SOCKET)) a
+    /// reconnection, made by [`publish`](Self::publish), replaces the socket and so changes
+    /// the fd: fetch it again after `publish` and re-register it if it changed. In fd mode it
+    /// never changes, and turns `None` for good once the peer is gone.
+    #[must_use]
+    pub fn reclaim_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.core.transport().as_fd()
     }
 
     fn timestamp(&self, now: Instant) -> Timestamp {

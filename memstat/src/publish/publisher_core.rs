@@ -10,7 +10,12 @@ use super::stats::bump;
 use super::{
     DropReason, PublishOutcome, PublisherConfig, PublisherStats, SendError, Timestamp, Transport,
 };
-use crate::{Frame, MAX_FRAME_LEN};
+use crate::{Frame, ReclaimAck, ReclaimRequest, MAX_ACK_LEN, MAX_FRAME_LEN, MAX_REQUEST_LEN};
+
+/// The most messages one [`PublisherCore::poll_reclaim`] takes from the transport, so that a
+/// peer flooding the channel cannot keep the service in the call; the rest wait for the next
+/// poll.
+pub const MAX_RECLAIM_READS_PER_POLL: usize = 16;
 
 /// Sends memstat frames through a [`Transport`]: rate-limited, numbered, never queued, and
 /// counted. It reads no clock and does no I/O of its own; the caller passes `now`.
@@ -52,6 +57,8 @@ pub struct PublisherCore<T> {
     stats: PublisherStats,
     /// Where each frame is encoded: nothing is allocated per call.
     buf: [u8; MAX_FRAME_LEN],
+    /// The newest reclaim request received and not acknowledged yet.
+    pending: Option<ReclaimRequest>,
 }
 
 impl<T: Transport> PublisherCore<T> {
@@ -67,6 +74,7 @@ impl<T: Transport> PublisherCore<T> {
             next_seq: 0,
             stats: PublisherStats::ZERO,
             buf: [0; MAX_FRAME_LEN],
+            pending: None,
         }
     }
 
@@ -154,6 +162,105 @@ impl<T: Transport> PublisherCore<T> {
         }
     }
 
+    /// Takes what reclaim requests oomd sent and returns the one pending: the newest not yet
+    /// acknowledged. Never blocks (as long as the transport does not), never allocates, never
+    /// panics, and needs no `now`.
+    ///
+    /// It takes at most [`MAX_RECLAIM_READS_PER_POLL`] messages from the transport
+    /// ([`Transport::try_recv`], into a buffer of [`MAX_REQUEST_LEN`]` + 1` bytes on the
+    /// stack), fewer if the transport has no more queued or fails. Each message that decodes
+    /// as a [`ReclaimRequest`] replaces the pending one (**the latest wins**: oomd's newest
+    /// request supersedes its older ones) and is counted in
+    /// [`PublisherStats::reclaim_requests`]; any other message (garbage, a frame, a truncated
+    /// or oversize message) is counted in [`PublisherStats::reclaim_malformed`] and ignored.
+    ///
+    /// The request returned stays pending, and is returned by every later call (and by
+    /// [`pending_reclaim`](Self::pending_reclaim)), until [`acknowledge`](Self::acknowledge)
+    /// sends an acknowledgement quoting its id, or a newer request replaces it.
+    ///
+    /// While the channel is closed as far as the core knows ([`is_connected`](Self::is_connected)
+    /// false) the transport is not called, and a pending request stays pending. A closure the
+    /// transport reports here does not change the core's state: the next frame finds it.
+    pub fn poll_reclaim(&mut self) -> Option<ReclaimRequest> {
+        if self.link.is_up() {
+            let mut buf = [0u8; MAX_REQUEST_LEN + 1];
+            for _ in 0..MAX_RECLAIM_READS_PER_POLL {
+                let len = match self.transport.try_recv(&mut buf) {
+                    Ok(Some(len)) => len,
+                    Ok(None) | Err(_) => break,
+                };
+                // A message longer than the buffer was cut short; longer than a request, it
+                // cannot be one either way.
+                let request = buf
+                    .get(..len)
+                    .filter(|_| len <= MAX_REQUEST_LEN)
+                    .and_then(|bytes| ReclaimRequest::decode(bytes).ok());
+                match request {
+                    Some(request) => {
+                        bump(&mut self.stats.reclaim_requests);
+                        self.pending = Some(request);
+                    }
+                    None => bump(&mut self.stats.reclaim_malformed),
+                }
+            }
+        }
+        self.pending
+    }
+
+    /// The pending reclaim request (see [`poll_reclaim`](Self::poll_reclaim)), without
+    /// looking at the transport.
+    #[must_use]
+    pub fn pending_reclaim(&self) -> Option<ReclaimRequest> {
+        self.pending
+    }
+
+    /// Sends the acknowledgement of reclaim request `id` ([`ReclaimAck`]) at once, with one
+    /// [`Transport::try_send`]: not rate-limited, not a frame (it uses no sequence number and
+    /// changes nothing in the frame schedule). Never blocks (as long as the transport does
+    /// not), never allocates, never panics.
+    ///
+    /// Publish a fresh frame *before* acknowledging: oomd checks the outcome with frames and
+    /// the kernel's figure, and never believes the acknowledgement alone.
+    ///
+    /// If the transport took it and `id` is the pending request's, that request is no longer
+    /// pending. If it failed, nothing changes: the request stays pending and the service may
+    /// acknowledge again (for example after its next `publish_at`). Any `id` may be
+    /// acknowledged; one that is not pending leaves the pending request alone. Counted in
+    /// [`PublisherStats::acks_sent`] or [`PublisherStats::acks_dropped`].
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] without calling the transport while the channel is closed as far
+    /// as the core knows ([`is_connected`](Self::is_connected) false: backing off, or closed
+    /// for good); otherwise what `try_send` said. A closure reported here does not change the
+    /// core's state (the next frame finds it).
+    pub fn acknowledge(&mut self, id: u64) -> Result<(), SendError> {
+        let result = self.send_ack(id);
+        match result {
+            Ok(()) => {
+                bump(&mut self.stats.acks_sent);
+                if self.pending.is_some_and(|pending| pending.id == id) {
+                    self.pending = None;
+                }
+            }
+            Err(_) => bump(&mut self.stats.acks_dropped),
+        }
+        result
+    }
+
+    fn send_ack(&mut self, id: u64) -> Result<(), SendError> {
+        if !self.link.is_up() {
+            return Err(SendError::Closed);
+        }
+        let mut buf = [0u8; MAX_ACK_LEN];
+        // Cannot fail: the buffer is MAX_ACK_LEN long.
+        let len = ReclaimAck { id }
+            .encode(&mut buf)
+            .map_err(|_| SendError::Other)?;
+        let bytes = buf.get(..len).ok_or(SendError::Other)?;
+        self.transport.try_send(bytes)
+    }
+
     /// How long from `now` until a call sends even if the figures did not change (the
     /// heartbeat, or the first frame): an event loop that waits should call
     /// [`publish_at`](Self::publish_at) again within this, so that its service never looks
@@ -212,6 +319,7 @@ impl<T: fmt::Debug> fmt::Debug for PublisherCore<T> {
             .field("link", &self.link)
             .field("next_seq", &self.next_seq)
             .field("stats", &self.stats)
+            .field("pending_reclaim", &self.pending)
             .finish_non_exhaustive()
     }
 }

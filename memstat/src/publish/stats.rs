@@ -34,9 +34,10 @@ pub enum DropReason {
     Error = 4,
 }
 
-/// Counters of everything a publisher did. Every call lands in exactly one of `sent`,
-/// `suppressed` or one `dropped_*` counter; the others count alongside. Counters saturate
-/// at `u64::MAX`.
+/// Counters of everything a publisher did. Every `publish_at` call lands in exactly one of
+/// `sent`, `suppressed` or one `dropped_*` counter; the others count alongside (the reclaim
+/// counters, last, count messages received and acknowledgements, which are not publish
+/// calls and are not in [`calls`](Self::calls)). Counters saturate at `u64::MAX`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PublisherStats {
@@ -61,6 +62,16 @@ pub struct PublisherStats {
     /// Calls whose `now` was earlier than the moment the last frame was built: counted as no
     /// time passing since that frame.
     pub time_went_backwards: u64,
+    /// Reclaim requests received (each one, including those a newer one replaced before the
+    /// service saw them).
+    pub reclaim_requests: u64,
+    /// Messages received that were not a valid reclaim request (garbage, frames,
+    /// acknowledgements, truncated or oversize messages): ignored.
+    pub reclaim_malformed: u64,
+    /// Acknowledgements the transport took.
+    pub acks_sent: u64,
+    /// Acknowledgements not sent: the transport refused them, or the channel was closed.
+    pub acks_dropped: u64,
 }
 
 impl PublisherStats {
@@ -76,6 +87,10 @@ impl PublisherStats {
         reconnects: 0,
         peak_clamped: 0,
         time_went_backwards: 0,
+        reclaim_requests: 0,
+        reclaim_malformed: 0,
+        acks_sent: 0,
+        acks_dropped: 0,
     };
 
     /// All frames dropped, whatever the reason.
@@ -87,7 +102,7 @@ impl PublisherStats {
             .saturating_add(self.dropped_error)
     }
 
-    /// Every call counted: `sent + suppressed + dropped()`.
+    /// Every `publish_at` call counted: `sent + suppressed + dropped()`.
     #[must_use]
     pub fn calls(&self) -> u64 {
         self.sent

@@ -21,6 +21,17 @@
 /// replaced: after [`SendError::Closed`] every frame is dropped as
 /// [`DropReason::Disconnected`](super::DropReason::Disconnected) without calling the
 /// transport again.
+///
+/// Receiving is optional too: oomd may send the service [reclaim
+/// requests](crate::ReclaimRequest) on the same channel. A transport whose channel carries
+/// messages back implements [`try_recv`](Self::try_recv), which the core calls from
+/// [`PublisherCore::poll_reclaim`](super::PublisherCore::poll_reclaim) (never from
+/// `publish_at`), and [`try_send`](Self::try_send) also carries the service's
+/// [acknowledgements](crate::ReclaimAck), from
+/// [`PublisherCore::acknowledge`](super::PublisherCore::acknowledge). The default receives
+/// nothing. A transport that reports a closure from `try_recv` (or from an acknowledgement's
+/// `try_send`) should report it again from the next `try_send`: the core changes the
+/// channel's state, and starts a backoff, only from what a frame's `try_send` says.
 pub trait Transport {
     /// Offers `frame` as one message, now. Must not block.
     ///
@@ -50,6 +61,23 @@ pub trait Transport {
     fn reconnect(&mut self) -> Result<(), ReconnectFailed> {
         Err(ReconnectFailed)
     }
+
+    /// Takes one message the peer sent, if one is queued, into the front of `buf`. Must not
+    /// block. Default: `Ok(None)`, nothing is ever received.
+    ///
+    /// Returns `Ok(None)` when nothing is queued now, and `Ok(Some(len))` with the message's
+    /// *real* length when one was taken: `len` may exceed `buf.len()`, and then the message
+    /// was truncated to `buf.len()` bytes (and is gone: a message is taken whole or not at
+    /// all, like a send). A message of length 0 is a message, not the end of the channel.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Closed`] if the peer is gone (nothing more will arrive on this channel);
+    /// [`RecvError::Other`] for anything else. Either way nothing was taken.
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        let _ = buf;
+        Ok(None)
+    }
 }
 
 /// Why a [`Transport`] could not send a frame. The numbers are stable (a transport over
@@ -70,6 +98,18 @@ pub enum SendError {
     Other = 3,
 }
 
+/// Why a [`Transport`] could not receive a message. The numbers are stable (a transport over
+/// another OS's IPC may carry them); new variants are only appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[repr(u8)]
+pub enum RecvError {
+    /// The peer is gone: nothing more will arrive on this channel.
+    Closed = 1,
+    /// Any other failure; the channel is kept.
+    Other = 2,
+}
+
 /// A reconnection attempt opened no channel. The core doubles its wait (up to
 /// [`backoff_max`](super::PublisherConfig::backoff_max)) before the next attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +125,15 @@ impl core::fmt::Display for SendError {
     }
 }
 
+impl core::fmt::Display for RecvError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Closed => "channel closed",
+            Self::Other => "receive failed",
+        })
+    }
+}
+
 impl core::fmt::Display for ReconnectFailed {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("reconnection failed")
@@ -93,6 +142,9 @@ impl core::fmt::Display for ReconnectFailed {
 
 #[cfg(feature = "std")]
 impl std::error::Error for SendError {}
+
+#[cfg(feature = "std")]
+impl std::error::Error for RecvError {}
 
 #[cfg(feature = "std")]
 impl std::error::Error for ReconnectFailed {}

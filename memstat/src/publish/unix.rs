@@ -12,15 +12,16 @@
 //!   identifies the sender by its peer credentials. When the connection breaks the core's
 //!   backoff decides when [`reconnect`](Transport::reconnect) opens a new one.
 //!
-//! Sends use `MSG_DONTWAIT | MSG_NOSIGNAL` and reconnection sockets are non-blocking, so
-//! nothing here waits, whether or not the socket itself is blocking; nothing here allocates
-//! after construction.
+//! Sends use `MSG_DONTWAIT | MSG_NOSIGNAL`, receives (oomd's reclaim requests)
+//! `MSG_DONTWAIT | MSG_TRUNC`, and reconnection sockets are non-blocking, so nothing here
+//! waits, whether or not the socket itself is blocking; nothing here allocates after
+//! construction.
 
 use std::error::Error;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
-use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,10 +29,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rustix::fs::{fstat, FileType};
 use rustix::io::{fcntl_getfd, fcntl_setfd, Errno, FdFlags};
 use rustix::net::{
-    self as socket, sockopt, AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    self as socket, sockopt, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags,
+    SocketType,
 };
 
-use super::{ReconnectFailed, SendError, Transport};
+use super::{ReconnectFailed, RecvError, SendError, Transport};
 
 /// Environment variable holding the number of an inherited, connected `SOCK_SEQPACKET` fd.
 pub const ENV_FD: &str = "OOMD_MEMSTAT_FD";
@@ -183,6 +185,14 @@ impl UnixTransport {
         self.socket.is_some()
     }
 
+    /// The socket, to watch for readability (oomd's reclaim requests) in the service's own
+    /// event loop; `None` while disconnected. In path mode a reconnection replaces the
+    /// socket, so the fd changes: fetch it again after each send.
+    #[must_use]
+    pub fn as_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.socket.as_ref().map(AsFd::as_fd)
+    }
+
     /// The path it reconnects to (path mode), `None` in fd mode.
     #[must_use]
     pub fn reconnect_path(&self) -> Option<&Path> {
@@ -213,6 +223,33 @@ impl Transport for UnixTransport {
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// One `recv` with `MSG_DONTWAIT | MSG_TRUNC`, so the length returned is the message's
+    /// real one even when `buf` was too short for it. `EAGAIN` is `Ok(None)`. A `SOCK_SEQPACKET`
+    /// receive returns 0 both for an empty message and at the end of the channel: it is the
+    /// end ([`RecvError::Closed`], and the socket is closed, so the next send says
+    /// [`SendError::Closed`] and the core reacts) only if the peer shut its end
+    /// (`POLLRDHUP`) and nothing is left queued; otherwise it is an empty message,
+    /// `Ok(Some(0))`. A disconnection error is `Closed` too; any other error is
+    /// [`RecvError::Other`]. Without a socket: `Closed`.
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        let Some(fd) = &self.socket else {
+            return Err(RecvError::Closed);
+        };
+        match socket::recv(fd, &mut *buf, RecvFlags::DONTWAIT | RecvFlags::TRUNC) {
+            Ok((_, 0)) if peer_hung_up(fd.as_fd()) => {
+                self.socket = None;
+                Err(RecvError::Closed)
+            }
+            Ok((_, len)) => Ok(Some(len)),
+            Err(e) if would_block(e.raw_os_error()) || e == Errno::INTR => Ok(None),
+            Err(e) if is_disconnection(e) => {
+                self.socket = None;
+                Err(RecvError::Closed)
+            }
+            Err(_) => Err(RecvError::Other),
         }
     }
 
@@ -262,6 +299,24 @@ fn send_error(e: Errno) -> SendError {
         e if is_disconnection(e) => SendError::Closed,
         _ => SendError::Other,
     }
+}
+
+/// Whether the peer of a socket whose receive just returned 0 shut its end and left nothing
+/// queued: a real end of the channel, not an empty message. One `poll` with a zero timeout
+/// and one `ioctl(FIONREAD)`; no allocation. (Empty messages sent just before a hang-up are
+/// taken for the end: they would only have been ignored.)
+fn peer_hung_up(fd: BorrowedFd<'_>) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::RDHUP)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let shut = matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP);
+    shut && rustix::io::ioctl_fionread(fd).is_ok_and(|queued| queued == 0)
 }
 
 /// Errors after which the socket is useless and (path mode) worth replacing.

@@ -1,12 +1,17 @@
-//! `FakeTransport`: an in-memory channel with a bounded queue, for testing the publisher core
-//! without sockets. Sending never allocates (the queue is a fixed array), so the no-allocation
-//! test can use it too.
+//! `FakeTransport`: an in-memory channel with a bounded queue each way, for testing the
+//! publisher core without sockets. Sending and receiving never allocate (the queues are fixed
+//! arrays), so the no-allocation test can use it too.
 
-use memstat::publish::{ReconnectFailed, SendError, Transport};
+use memstat::publish::{ReconnectFailed, RecvError, SendError, Transport};
 use memstat::{Frame, MAX_FRAME_LEN};
 
 /// Frames the channel holds before it is full. Small, so that tests reach `Full` quickly.
 pub(crate) const CAPACITY: usize = 32;
+
+/// Messages the receiver can queue towards the publisher.
+pub(crate) const INBOX: usize = 64;
+/// The bytes kept of each message the receiver sends; a longer one keeps its real length.
+const INBOX_BYTES: usize = 64;
 
 /// One end of an imaginary IPC channel; the test plays the receiver through its methods.
 #[derive(Debug)]
@@ -28,6 +33,14 @@ pub(crate) struct FakeTransport {
     pub(crate) try_sends: u64,
     /// Calls to `reconnect`.
     pub(crate) reconnect_calls: u64,
+    /// What the receiver sent the publisher, not yet taken: bytes kept, real length.
+    inbox: [([u8; INBOX_BYTES], usize); INBOX],
+    inbox_head: usize,
+    inbox_len: usize,
+    /// The error the next `try_recv` returns, whatever is queued.
+    fail_next_recv: Option<RecvError>,
+    /// Calls to `try_recv`.
+    pub(crate) try_recvs: u64,
 }
 
 impl FakeTransport {
@@ -44,7 +57,45 @@ impl FakeTransport {
             fail_next: None,
             try_sends: 0,
             reconnect_calls: 0,
+            inbox: [([0; INBOX_BYTES], 0); INBOX],
+            inbox_head: 0,
+            inbox_len: 0,
+            fail_next_recv: None,
+            try_recvs: 0,
         }
+    }
+
+    /// The receiver sends the publisher `message` (any bytes, any length; dropped if the
+    /// inbox is full).
+    pub(crate) fn peer_sends(&mut self, message: &[u8]) {
+        if self.inbox_len == INBOX {
+            return;
+        }
+        let slot = &mut self.inbox[(self.inbox_head + self.inbox_len) % INBOX];
+        let kept = message.len().min(INBOX_BYTES);
+        slot.0[..kept].copy_from_slice(&message[..kept]);
+        slot.1 = message.len();
+        self.inbox_len += 1;
+    }
+
+    /// The next `try_recv` fails with `error`.
+    pub(crate) fn fail_next_recv(&mut self, error: RecvError) {
+        self.fail_next_recv = Some(error);
+    }
+
+    /// Messages the receiver sent that the publisher has not taken.
+    pub(crate) fn unread_by_publisher(&self) -> usize {
+        self.inbox_len
+    }
+
+    /// Every message queued, as bytes, in order (frames and acknowledgements alike); the
+    /// queue is then empty.
+    pub(crate) fn take_messages(&mut self) -> Vec<Vec<u8>> {
+        let mut messages = Vec::with_capacity(self.len);
+        while let Some((bytes, len)) = self.pop() {
+            messages.push(bytes[..len].to_vec());
+        }
+        messages
     }
 
     /// The receiver closes its end and, if it could be reconnected to, stops listening. What
@@ -114,6 +165,28 @@ impl Transport for FakeTransport {
 
     fn can_reconnect(&self) -> bool {
         self.can_reconnect
+    }
+
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        self.try_recvs += 1;
+        if let Some(error) = self.fail_next_recv.take() {
+            return Err(error);
+        }
+        if self.inbox_len == 0 {
+            // What was queued before the receiver went away stays readable.
+            return if self.open {
+                Ok(None)
+            } else {
+                Err(RecvError::Closed)
+            };
+        }
+        let (bytes, len) = self.inbox[self.inbox_head];
+        self.inbox_head = (self.inbox_head + 1) % INBOX;
+        self.inbox_len -= 1;
+        // Like `MSG_TRUNC`: the real length, whatever fits.
+        let kept = len.min(INBOX_BYTES).min(buf.len());
+        buf[..kept].copy_from_slice(&bytes[..kept]);
+        Ok(Some(len))
     }
 
     fn reconnect(&mut self) -> Result<(), ReconnectFailed> {
