@@ -19,6 +19,9 @@ impl Authority for Unreachable {
     fn request_termination(&mut self, request: TerminationRequest) {
         black_box(request);
     }
+    fn request_reclaim(&mut self, request: oomd::ReclaimRequest) {
+        black_box(request);
+    }
 }
 
 const MIB: u64 = 1 << 20;

@@ -12,6 +12,8 @@
 
 use memstat::SubjectId;
 
+use crate::Tick;
+
 /// Identifies one termination request. Issued by the core in increasing order (wrapping after
 /// 2^32 requests, far beyond any run).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,12 +53,42 @@ pub struct TerminationRequest {
     pub bytes: u64,
 }
 
-/// The process authority as the core sees it.
+/// What the core asks a subject, through whoever carries its memstat channel: reclaim down
+/// to `target_bytes` by `deadline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ReclaimRequest {
+    /// The subject asked.
+    pub subject: SubjectId,
+    /// The request's id, which its acknowledgement quotes: the tick it was made (a subject
+    /// has at most one request per incident, and incidents begin at distinct ticks).
+    pub id: u64,
+    /// The bytes it should be at or below (its enforced figure: the report, and the kernel
+    /// figure too where that is enforced).
+    pub target_bytes: u64,
+    /// The tick by which it must be.
+    pub deadline: Tick,
+    /// The same deadline as a span from now, in ticks (the edge turns it into time with the
+    /// policy's `sample_period_ms`).
+    pub deadline_ticks: u32,
+    /// Sequence number of the [`EventKind::ReclaimRequested`](crate::EventKind) event that
+    /// records this request.
+    pub audit_seq: u64,
+}
+
+/// Where the core's requests go: the process authority's terminations, and the reclaim
+/// requests that a subject's memstat channel carries (the edge routes each).
 pub trait Authority {
     /// Start ending `request.subject`. Must not block. The outcome comes back later as inputs:
     /// one [`Answer`] for the ticket, then [`Input::Exited`](crate::Input::Exited) when the
     /// subject is gone. The core logs the request *before* calling this.
     fn request_termination(&mut self, request: TerminationRequest);
+
+    /// Ask `request.subject` to reclaim. Must not block. Nothing comes back but what the
+    /// subject sends ([`Input::ReclaimAck`](crate::Input::ReclaimAck), and its frames, which
+    /// are what the core judges); a request that cannot be delivered is simply missed. The core
+    /// logs the request *before* calling this.
+    fn request_reclaim(&mut self, request: ReclaimRequest);
 }
 
 /// The authority's answer to one request.

@@ -38,6 +38,9 @@ const _: () = assert!(MAX_KILL_WINDOW_TICKS <= u32::MAX as u64);
 /// needs at least one tick to be observed.
 pub const MAX_EXIT_DEADLINE_TICKS: u64 = 3_600_000;
 
+/// Longest reclaim deadline, in ticks: the exit deadline's bound.
+pub const MAX_RECLAIM_DEADLINE_TICKS: u32 = MAX_EXIT_DEADLINE_TICKS as u32;
+
 /// The last tick: the core's clock stops here. A later tick is taken as this one (logged as
 /// `TickClamped`, answered `InputError::TickBeyondEnd`), and a resume past it resumes here, so
 /// that every deadline and window the core reckons from its clock (each at most
@@ -50,6 +53,7 @@ const _: () = assert!(
     MAX_TICK.checked_add(MAX_KILL_WINDOW_TICKS).is_some()
         && MAX_SOFT_GRACE_TICKS <= MAX_KILL_WINDOW_TICKS
         && MAX_EXIT_DEADLINE_TICKS <= MAX_KILL_WINDOW_TICKS
+        && MAX_EXIT_DEADLINE_TICKS <= u32::MAX as u64
         && MAX_REPORT_STALE_TICKS as u64 <= MAX_KILL_WINDOW_TICKS,
     "every span reckoned from a tick at MAX_TICK fits in a u64"
 );

@@ -30,7 +30,7 @@ impl KillBudget {
 
     /// Whether one more kill may be decided at `now`.
     pub(crate) fn allows(&self, now: Tick, policy: &Policy) -> bool {
-        self.used(now, policy.kill_window_ticks) < usize::from(policy.kill_budget)
+        self.used(now, u64::from(policy.kill_window_ticks)) < usize::from(policy.kill_budget)
     }
 
     /// Remembers a kill decided at `at`.
@@ -45,7 +45,7 @@ impl KillBudget {
 mod tests {
     use super::*;
 
-    fn policy(budget: u16, window: u64) -> Policy {
+    fn policy(budget: u16, window: u32) -> Policy {
         Policy {
             kill_budget: budget,
             kill_window_ticks: window,

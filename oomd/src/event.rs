@@ -69,11 +69,14 @@ pub enum Rejection {
     TrailingBytes = 10,
     /// `peak_bytes < current_bytes`.
     Inconsistent = 11,
+    /// A reclaim acknowledgement that quotes no pending request of its sender (late,
+    /// duplicated or made up).
+    UnexpectedAck = 12,
 }
 
 impl Rejection {
     /// How many reasons there are.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
     /// Every reason, in discriminant order.
     pub const ALL: [Rejection; Self::COUNT] = [
         Self::UnknownSender,
@@ -88,6 +91,7 @@ impl Rejection {
         Self::Malformed,
         Self::TrailingBytes,
         Self::Inconsistent,
+        Self::UnexpectedAck,
     ];
 
     /// The word traces use.
@@ -106,6 +110,7 @@ impl Rejection {
             Self::Malformed => "malformed",
             Self::TrailingBytes => "trailing-bytes",
             Self::Inconsistent => "inconsistent",
+            Self::UnexpectedAck => "unexpected-ack",
         }
     }
 
@@ -309,6 +314,45 @@ pub enum EventKind {
         /// The tick of its last accepted frame, or of its registration if it never had one.
         since: Tick,
     },
+    /// A subject that crossed its soft limit is asked to reclaim. Logged before the request
+    /// is handed out; its id is the event's tick.
+    ReclaimRequested {
+        /// Who.
+        subject: SubjectId,
+        /// The bytes it is asked to be at or below.
+        target: u64,
+        /// The tick by which it must be.
+        deadline: Tick,
+    },
+    /// Observe-only: the reclaim request that would have been made (nothing is sent).
+    ReclaimWouldRequest {
+        /// Who.
+        subject: SubjectId,
+        /// The target.
+        target: u64,
+        /// The deadline.
+        deadline: Tick,
+    },
+    /// The subject acknowledged its pending reclaim request (a claim: only its figures count).
+    ReclaimAcknowledged {
+        /// Who.
+        subject: SubjectId,
+    },
+    /// The enforced bytes reached the target by the deadline: the incident ends, no kill.
+    ReclaimMet {
+        /// Who.
+        subject: SubjectId,
+        /// Its enforced bytes.
+        bytes: u64,
+    },
+    /// The deadline passed above the target (or the hard limit came first, or reclaim was
+    /// turned off): the incident goes on as without reclaim.
+    ReclaimMissed {
+        /// Who.
+        subject: SubjectId,
+        /// Its enforced bytes.
+        bytes: u64,
+    },
 }
 
 /// A fieldless mirror of [`EventKind`], for per-kind counters.
@@ -341,11 +385,16 @@ pub enum EventTag {
     ReportStale,
     Resumed,
     KillAdopted,
+    ReclaimRequested,
+    ReclaimWouldRequest,
+    ReclaimAcknowledged,
+    ReclaimMet,
+    ReclaimMissed,
 }
 
 impl EventTag {
     /// How many kinds there are.
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 29;
 }
 
 impl EventKind {
@@ -377,6 +426,11 @@ impl EventKind {
             Self::ReportStale { .. } => EventTag::ReportStale,
             Self::Resumed { .. } => EventTag::Resumed,
             Self::KillAdopted { .. } => EventTag::KillAdopted,
+            Self::ReclaimRequested { .. } => EventTag::ReclaimRequested,
+            Self::ReclaimWouldRequest { .. } => EventTag::ReclaimWouldRequest,
+            Self::ReclaimAcknowledged { .. } => EventTag::ReclaimAcknowledged,
+            Self::ReclaimMet { .. } => EventTag::ReclaimMet,
+            Self::ReclaimMissed { .. } => EventTag::ReclaimMissed,
         }
     }
 }

@@ -40,6 +40,19 @@ pub enum Input {
         /// 64 bytes).
         discarded: u16,
     },
+    /// A reclaim acknowledgement (`memstat::ReclaimAck`) arrived on a subject's memstat
+    /// channel. `sender` is who the transport authenticated. It is a claim: the core notes it
+    /// (one event per request) and still judges the request on the subject's figures alone.
+    /// An acknowledgement quoting no pending request is rejected as
+    /// [`Rejection::UnexpectedAck`](crate::Rejection::UnexpectedAck); undecodable bytes as the
+    /// decode error says. Not subject to the frame budget: at most one is taken per request,
+    /// and the edge bounds how many packets it reads per tick.
+    ReclaimAck {
+        /// The authenticated sender.
+        sender: SubjectId,
+        /// The bytes as received.
+        payload: Payload,
+    },
     /// A trusted kernel figure for a subject (e.g. cgroup `memory.current`, or VmRSS summed
     /// over its processes). Optional: the core works with frames alone.
     KernelReading {
@@ -209,6 +222,14 @@ impl Payload {
     #[must_use]
     pub const fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Decodes a reclaim acknowledgement, rejecting oversize input before reading it.
+    pub fn decode_ack(&self) -> Result<memstat::ReclaimAck, memstat::DecodeError> {
+        match self.bytes.get(..self.len()) {
+            Some(bytes) => memstat::ReclaimAck::decode(bytes),
+            None => Err(memstat::DecodeError::Oversize { len: self.len() }),
+        }
     }
 
     /// Decodes the frame, rejecting oversize input before reading it.

@@ -24,7 +24,9 @@
 //!   [`Input::Tick`]; other inputs only record facts.
 //! - **Output**: termination requests are handed to the [`Authority`] passed to `handle`,
 //!   always *after* the [`EventKind::KillDecided`] and [`EventKind::KillRequested`] events
-//!   are in the log (audit before action).
+//!   are in the log (audit before action); so are reclaim requests ([`ReclaimRequest`],
+//!   after [`EventKind::ReclaimRequested`]), which the edge carries on the subject's memstat
+//!   channel.
 //! - **Getters**: [`Watchdog::events`], [`Watchdog::subject`], [`Watchdog::subjects`],
 //!   [`Watchdog::counters`], [`Watchdog::policy`], [`Watchdog::now`].
 //!
@@ -51,6 +53,7 @@
 //! struct Recorder(Vec<oomd::TerminationRequest>);
 //! impl oomd::Authority for Recorder {
 //!     fn request_termination(&mut self, r: oomd::TerminationRequest) { self.0.push(r) }
+//!     fn request_reclaim(&mut self, _: oomd::ReclaimRequest) {}
 //! }
 //!
 //! let hog = SubjectId::from_name("hog");
@@ -100,7 +103,7 @@ pub mod trace;
 mod watchdog;
 
 pub use authority::{
-    Answer, Authority, RefusalReason, TerminationMode, TerminationRequest, Ticket,
+    Answer, Authority, ReclaimRequest, RefusalReason, TerminationMode, TerminationRequest, Ticket,
 };
 pub use counters::Counters;
 pub use event::{

@@ -31,8 +31,10 @@ pub struct Policy {
     /// At most this many kills may be decided in any `kill_window_ticks` consecutive ticks;
     /// further kills are throttled until the window allows them.
     pub kill_budget: u16,
-    /// The length of the kill-budget window, in ticks.
-    pub kill_window_ticks: u64,
+    /// The length of the kill-budget window, in ticks. (A `u32`, like `report_stale_ticks`,
+    /// to keep every input within 64 bytes; its bound, [`bounds::MAX_KILL_WINDOW_TICKS`],
+    /// fits.)
+    pub kill_window_ticks: u32,
     /// Frames accepted per sender per tick; more are rejected as over budget.
     pub frame_budget_per_tick: u16,
     /// When true, a subject's enforced bytes are the larger of its report and its kernel
@@ -61,6 +63,18 @@ pub struct Policy {
         serde(default = "defaults::enforce_kernel_when_silent")
     )]
     pub enforce_kernel_when_silent: bool,
+    /// Ask before killing: when non-zero, a subject crossing its soft limit is first asked to
+    /// reclaim down to this percentage of its soft limit (`1..=99`), and its soft grace does
+    /// not end in a kill before `reclaim_deadline_ticks` have passed; a reclaim met in time
+    /// ends the incident without a kill. `0` (the default) turns reclaim requests off. The
+    /// hard limit kills at once either way (`docs/policy.md`, "Reclaim").
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub reclaim_target_percent: u8,
+    /// Ticks a subject asked to reclaim has to reach its target, from the request (the soft
+    /// crossing). `1..=`[`bounds::MAX_RECLAIM_DEADLINE_TICKS`]. (A `u32` to keep every input
+    /// within 64 bytes.)
+    #[cfg_attr(feature = "serde", serde(default = "defaults::reclaim_deadline_ticks"))]
+    pub reclaim_deadline_ticks: u32,
 }
 
 /// Defaults of the keys added after the first version, for recorded runs that lack them.
@@ -72,18 +86,25 @@ mod defaults {
     pub(super) fn enforce_kernel_when_silent() -> bool {
         true
     }
+    pub(super) fn reclaim_deadline_ticks() -> u32 {
+        super::DEFAULT_RECLAIM_DEADLINE_TICKS
+    }
 }
 
 /// `Policy::default().report_stale_ticks`: 5 s at the default 100 ms tick, five times the
 /// publisher's default heartbeat (`memstat::publish::PublisherConfig::heartbeat`, 1 s).
 const DEFAULT_REPORT_STALE_TICKS: u32 = 50;
 
+/// `Policy::default().reclaim_deadline_ticks`: 3 s at the default 100 ms tick.
+const DEFAULT_RECLAIM_DEADLINE_TICKS: u32 = 30;
+
 const MIB: u64 = 1024 * 1024;
 
 impl Default for Policy {
     /// A conservative default: soft 256 MiB, hard 512 MiB, 100 ms ticks, a 5 s soft grace
     /// before a graceful kill, 2 s to exit, at most 4 kills per minute, a report stale after
-    /// 5 s of silence, and silent subjects judged on their kernel figure.
+    /// 5 s of silence, silent subjects judged on their kernel figure, and no reclaim requests
+    /// (a 3 s reclaim deadline once `reclaim_target_percent` turns them on).
     fn default() -> Self {
         Policy {
             limits: Limits {
@@ -101,6 +122,8 @@ impl Default for Policy {
             observe_only: false,
             report_stale_ticks: DEFAULT_REPORT_STALE_TICKS,
             enforce_kernel_when_silent: true,
+            reclaim_target_percent: 0,
+            reclaim_deadline_ticks: DEFAULT_RECLAIM_DEADLINE_TICKS,
         }
     }
 }
@@ -146,6 +169,10 @@ pub enum PolicyError {
     FrameBudgetOutOfRange,
     /// `report_stale_ticks` is zero or above [`bounds::MAX_REPORT_STALE_TICKS`].
     ReportStaleOutOfRange,
+    /// `reclaim_target_percent` is above 99 (the target must be below the soft limit).
+    ReclaimTargetOutOfRange,
+    /// `reclaim_deadline_ticks` is zero or above [`bounds::MAX_RECLAIM_DEADLINE_TICKS`].
+    ReclaimDeadlineOutOfRange,
     /// The subject of a limits override is not registered.
     UnknownSubject,
     /// Every slot of the override table ([`bounds::MAX_OVERRIDES`]) is taken.
@@ -166,6 +193,8 @@ impl PolicyError {
             Self::KillWindowOutOfRange => "kill_window_ticks",
             Self::FrameBudgetOutOfRange => "frame_budget_per_tick",
             Self::ReportStaleOutOfRange => "report_stale_ticks",
+            Self::ReclaimTargetOutOfRange => "reclaim_target_percent",
+            Self::ReclaimDeadlineOutOfRange => "reclaim_deadline_ticks",
             Self::UnknownSubject | Self::TooManyOverrides => "subject",
         }
     }
@@ -182,7 +211,9 @@ impl core::fmt::Display for PolicyError {
             | Self::KillBudgetOutOfRange
             | Self::KillWindowOutOfRange
             | Self::FrameBudgetOutOfRange
-            | Self::ReportStaleOutOfRange => "is out of range",
+            | Self::ReportStaleOutOfRange
+            | Self::ReclaimDeadlineOutOfRange => "is out of range",
+            Self::ReclaimTargetOutOfRange => "must be 0 (off) or 1..=99 (percent of soft_bytes)",
             Self::UnknownSubject => "is not registered",
             Self::TooManyOverrides => "cannot have its own limits: the override table is full",
         };
@@ -210,6 +241,14 @@ impl Limits {
         Ok(())
     }
 
+    /// The bytes a subject is asked to reclaim down to: `percent` of the soft limit, rounded
+    /// down (exact for every `u64`).
+    #[must_use]
+    pub const fn reclaim_target(&self, percent: u8) -> u64 {
+        let p = percent as u64;
+        self.soft_bytes / 100 * p + self.soft_bytes % 100 * p / 100
+    }
+
     /// Bytes below which a subject over soft is re-armed (see [`bounds::SOFT_REARM_DIVISOR`]).
     #[must_use]
     pub const fn soft_rearm_bytes(&self) -> u64 {
@@ -229,7 +268,9 @@ impl Policy {
         if self.kill_budget == 0 || self.kill_budget > bounds::MAX_KILL_BUDGET {
             return Err(PolicyError::KillBudgetOutOfRange);
         }
-        if self.kill_window_ticks == 0 || self.kill_window_ticks > bounds::MAX_KILL_WINDOW_TICKS {
+        if self.kill_window_ticks == 0
+            || u64::from(self.kill_window_ticks) > bounds::MAX_KILL_WINDOW_TICKS
+        {
             return Err(PolicyError::KillWindowOutOfRange);
         }
         if self.frame_budget_per_tick == 0 || self.frame_budget_per_tick > bounds::MAX_FRAME_BUDGET
@@ -239,6 +280,14 @@ impl Policy {
         if self.report_stale_ticks == 0 || self.report_stale_ticks > bounds::MAX_REPORT_STALE_TICKS
         {
             return Err(PolicyError::ReportStaleOutOfRange);
+        }
+        if self.reclaim_target_percent > 99 {
+            return Err(PolicyError::ReclaimTargetOutOfRange);
+        }
+        if self.reclaim_deadline_ticks == 0
+            || self.reclaim_deadline_ticks > bounds::MAX_RECLAIM_DEADLINE_TICKS
+        {
+            return Err(PolicyError::ReclaimDeadlineOutOfRange);
         }
         Ok(())
     }
@@ -257,7 +306,7 @@ mod tests {
     fn nonsense_is_refused_with_the_key_at_fault() {
         let ok = Policy::default();
         type Breakage = fn(&mut Policy);
-        let cases: [(Breakage, PolicyError); 11] = [
+        let cases: [(Breakage, PolicyError); 14] = [
             (|p| p.limits.hard_bytes = 0, PolicyError::HardZero),
             (
                 |p| p.limits.soft_bytes = p.limits.hard_bytes + 1,
@@ -296,12 +345,40 @@ mod tests {
                 |p| p.report_stale_ticks = bounds::MAX_REPORT_STALE_TICKS + 1,
                 PolicyError::ReportStaleOutOfRange,
             ),
+            (
+                |p| p.reclaim_target_percent = 100,
+                PolicyError::ReclaimTargetOutOfRange,
+            ),
+            (
+                |p| p.reclaim_deadline_ticks = 0,
+                PolicyError::ReclaimDeadlineOutOfRange,
+            ),
+            (
+                |p| p.reclaim_deadline_ticks = bounds::MAX_RECLAIM_DEADLINE_TICKS + 1,
+                PolicyError::ReclaimDeadlineOutOfRange,
+            ),
         ];
         for (break_it, expected) in cases {
             let mut p = ok;
             break_it(&mut p);
             assert_eq!(p.validate(), Err(expected), "{p:?}");
         }
+    }
+
+    #[test]
+    fn the_reclaim_target_is_a_floor_of_the_percentage_of_soft() {
+        let mut l = Policy::default().limits;
+        l.soft_bytes = 1000;
+        assert_eq!(l.reclaim_target(75), 750);
+        l.soft_bytes = 999;
+        assert_eq!(l.reclaim_target(50), 499);
+        assert_eq!(l.reclaim_target(0), 0);
+        l.soft_bytes = u64::MAX;
+        assert_eq!(
+            l.reclaim_target(99),
+            (u128::from(u64::MAX) * 99 / 100) as u64
+        );
+        assert!(l.reclaim_target(99) < l.soft_bytes);
     }
 
     #[test]

@@ -23,8 +23,14 @@ pub(crate) struct Action {
     /// The deadline of the pending request (of this mode) has passed: a graceful request is
     /// escalated to a forced one, a forced one has failed.
     pub(crate) deadline_passed: Option<TerminationMode>,
+    /// The pending reclaim request is settled: met (the incident ends without a kill) or
+    /// missed (the incident goes on under the ordinary rules).
+    pub(crate) reclaim: Option<Reclaim>,
     /// The incident begins or ends.
     pub(crate) incident: Option<Incident>,
+    /// The incident that begins asks the subject to reclaim (reclaim is on and no hard-limit
+    /// kill is due at once).
+    pub(crate) request_reclaim: bool,
     /// Back from throttled to idle: the kill is no longer due.
     pub(crate) unthrottle: bool,
     /// A kill is due and the kill state lets it be decided now.
@@ -41,13 +47,25 @@ pub(crate) enum Incident {
     Ends,
 }
 
+/// How a pending reclaim request was settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reclaim {
+    /// The enforced bytes are at or below the target, by the deadline.
+    Met,
+    /// The deadline passed above the target, the hard limit was reached first, or reclaim
+    /// was turned off while the request was pending.
+    Missed,
+}
+
 impl Action {
     /// Nothing to do.
     pub(crate) const NONE: Action = Action {
         underreport: None,
         report_stale: false,
         deadline_passed: None,
+        reclaim: None,
         incident: None,
+        request_reclaim: false,
         unthrottle: false,
         kill: None,
     };
@@ -59,7 +77,9 @@ impl Action {
         self.underreport.is_none()
             && !self.report_stale
             && self.deadline_passed.is_none()
+            && self.reclaim.is_none()
             && self.incident.is_none()
+            && !self.request_reclaim
             && !self.unthrottle
             && self.kill.is_none()
     }
@@ -69,7 +89,11 @@ impl Action {
 /// figure (`s.enforced(policy, now)`, computed once by the caller, which sorts on it too).
 ///
 /// The rules, in order: an under-report starts or ends; a report turns stale; a pending kill
-/// waits for its deadline and nothing else; otherwise the incident begins (at soft) or ends
+/// waits for its deadline and nothing else; a pending reclaim request is met (at or below its
+/// target: the incident ends, nothing is due), waits (only the hard limit can make a kill due;
+/// the incident does not end on the re-arm threshold) or is missed (its deadline passed, or the
+/// hard limit was reached: the ordinary rules go on); otherwise the incident begins (at soft,
+/// asking for a reclaim when reclaim is on and no hard-limit kill is due at once) or ends
 /// (below the re-arm threshold), and a kill is due at hard, or once over soft for the soft
 /// grace (when there is one), if the kill state allows it: idle or throttled; refused, once
 /// the retry time has come; would-kill, once observe-only mode is off. Denied and failed
@@ -105,10 +129,25 @@ pub(crate) fn next_action(
     let below_soft = bytes < limits.soft_bytes;
     if over_soft_since.is_none() && below_soft && matches!(s.kill, KillState::Idle) {
         // The steady state of almost every subject: nothing open, nothing due (below soft
-        // is below hard, and with no incident no grace runs).
+        // is below hard, and with no incident no grace runs, and no reclaim is pending).
         return action;
     }
-    if below_soft && bytes < limits.soft_rearm_bytes() {
+    let mut reclaim_waits = false;
+    if let (Some(_), Some(since)) = (s.reclaim_pending(), over_soft_since) {
+        let percent = policy.reclaim_target_percent;
+        let deadline = since.plus(u64::from(policy.reclaim_deadline_ticks));
+        if percent > 0 && bytes <= limits.reclaim_target(percent) {
+            action.reclaim = Some(Reclaim::Met);
+            action.incident = Some(Incident::Ends);
+            return action;
+        }
+        if percent == 0 || now >= deadline || bytes >= limits.hard_bytes {
+            action.reclaim = Some(Reclaim::Missed);
+        } else {
+            reclaim_waits = true;
+        }
+    }
+    if below_soft && bytes < limits.soft_rearm_bytes() && !reclaim_waits {
         // The incident ends (or a kill state left without one is cleared): everything
         // re-arms to idle, and nothing is due so far below soft.
         action.incident = Some(Incident::Ends);
@@ -117,8 +156,12 @@ pub(crate) fn next_action(
     if over_soft_since.is_none() && !below_soft {
         action.incident = Some(Incident::Begins);
         over_soft_since = Some(now);
+        action.request_reclaim = policy.reclaim_target_percent > 0 && bytes < limits.hard_bytes;
     }
-    match (kill_reason(bytes, over_soft_since, limits, now), s.kill) {
+    let reason = kill_reason(bytes, over_soft_since, limits, now)
+        // While a reclaim request waits, only the hard limit kills.
+        .filter(|&r| !reclaim_waits || r == KillReason::HardLimit);
+    match (reason, s.kill) {
         (None, KillState::Throttled { .. }) => action.unthrottle = true,
         (Some(reason), KillState::Idle | KillState::Throttled { .. }) => {
             action.kill = Some(reason);

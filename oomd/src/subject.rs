@@ -91,6 +91,11 @@ impl Flags {
     const STALE_NOTED: u16 = 1 << 7;
     /// The coalesced latest frame of the current tick was taken.
     const LATEST_TAKEN: u16 = 1 << 8;
+    /// A reclaim request (or, observe-only, a would-request) of the current incident is
+    /// waiting for its target or its deadline. Its id is the incident's start tick.
+    const RECLAIM_PENDING: u16 = 1 << 9;
+    /// The subject acknowledged the pending reclaim request.
+    const RECLAIM_ACKED: u16 = 1 << 10;
 
     const fn get(self, bit: u16) -> bool {
         self.0 & bit != 0
@@ -207,6 +212,27 @@ impl Subject {
     pub(crate) fn set_latest_taken(&mut self, on: bool) {
         self.flags.set(Flags::LATEST_TAKEN, on);
     }
+    /// The id of the pending reclaim request (the tick of its incident's start), if one is
+    /// pending.
+    #[inline]
+    pub(crate) fn reclaim_pending(&self) -> Option<u64> {
+        if self.flags.get(Flags::RECLAIM_PENDING) {
+            self.over_soft_since().map(|t| t.0)
+        } else {
+            None
+        }
+    }
+    /// A reclaim request went out (`true`), or the pending one was met or missed (`false`).
+    pub(crate) fn set_reclaim_pending(&mut self, on: bool) {
+        self.flags.set(Flags::RECLAIM_PENDING, on);
+        self.flags.set(Flags::RECLAIM_ACKED, false);
+    }
+    pub(crate) const fn reclaim_acked(&self) -> bool {
+        self.flags.get(Flags::RECLAIM_ACKED)
+    }
+    pub(crate) fn set_reclaim_acked(&mut self) {
+        self.flags.set(Flags::RECLAIM_ACKED, true);
+    }
     /// Whether the subject should have reported by `now` and has not: it runs, it reports,
     /// and its silence is at least `stale_ticks` long.
     #[inline]
@@ -228,9 +254,11 @@ impl Subject {
     pub(crate) fn over_soft_since(&self) -> Option<Tick> {
         self.opt(Flags::OVER_SOFT, self.over_soft_since)
     }
+    /// Begins (`Some`) or ends (`None`) an incident; either way no reclaim is pending.
     pub(crate) fn set_over_soft_since(&mut self, since: Option<Tick>) {
         self.over_soft_since = since.unwrap_or(Tick::ZERO);
         self.flags.set(Flags::OVER_SOFT, since.is_some());
+        self.set_reclaim_pending(false);
     }
 
     /// The figure limits are enforced on at `now`: the report, or the larger of the report
@@ -290,6 +318,9 @@ pub struct SubjectStatus {
     pub over_soft_since: Option<Tick>,
     /// Kill state.
     pub kill: KillState,
+    /// The pending reclaim request, if any: its id (the tick it was made) and whether the
+    /// subject acknowledged it.
+    pub reclaim: Option<(u64, bool)>,
     /// Last accepted sequence number.
     pub last_seq: Option<u64>,
     /// Frames accepted in the current tick.

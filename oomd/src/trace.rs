@@ -254,5 +254,32 @@ pub fn write_line<W: Write + ?Sized, N: SubjectNames + ?Sized>(
             mode.as_str(),
             if acknowledged { " (acknowledged)" } else { "" }
         ),
+        EventKind::ReclaimRequested {
+            subject,
+            target,
+            deadline,
+        } => write!(
+            w,
+            "oomd: reclaim requested app={} target={target} deadline={deadline}",
+            n(subject)
+        ),
+        EventKind::ReclaimWouldRequest {
+            subject,
+            target,
+            deadline,
+        } => write!(
+            w,
+            "oomd: reclaim would-request app={} target={target} deadline={deadline}",
+            n(subject)
+        ),
+        EventKind::ReclaimAcknowledged { subject } => {
+            write!(w, "oomd: reclaim acknowledged app={}", n(subject))
+        }
+        EventKind::ReclaimMet { subject, bytes } => {
+            write!(w, "oomd: reclaim met app={} bytes={bytes}", n(subject))
+        }
+        EventKind::ReclaimMissed { subject, bytes } => {
+            write!(w, "oomd: reclaim missed app={} bytes={bytes}", n(subject))
+        }
     }
 }

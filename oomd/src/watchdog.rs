@@ -9,13 +9,14 @@ use crate::budget::KillBudget;
 use crate::counters::bump;
 use crate::event::EventLog;
 use crate::frames::{accept_frame, Budget};
-use crate::rules::{next_action, Action, Incident};
+use crate::rules::{next_action, Action, Incident, Reclaim};
 use crate::subject::Subject;
 use crate::table::SubjectTable;
 use crate::{
     bounds, Answer, Authority, Counters, DenyReason, EventKind, Events, Input, KillReason,
-    KillState, Limits, Payload, Policy, PolicyError, PolicyUpdate, Registration, RegistrationError,
-    Rejection, Restore, SubjectStatus, TerminationMode, TerminationRequest, Tick, Ticket,
+    KillState, Limits, Payload, Policy, PolicyError, PolicyUpdate, ReclaimRequest, Registration,
+    RegistrationError, Rejection, Restore, SubjectStatus, TerminationMode, TerminationRequest,
+    Tick, Ticket,
 };
 
 /// Why an input was not taken as given. The core has already counted it (and, where the
@@ -154,6 +155,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 payload,
                 discarded,
             } => self.on_latest_frame(sender, &payload, discarded, authority),
+            Input::ReclaimAck { sender, payload } => self.on_reclaim_ack(sender, &payload),
             Input::KernelReading { subject, bytes } => self.on_reading(subject, bytes, authority),
             Input::Register(r) => self.on_register(r),
             Input::Unregister(id) => self.on_unregister(id),
@@ -267,6 +269,25 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 Err(InputError::Frame(reason))
             }
         }
+    }
+
+    fn on_reclaim_ack(&mut self, sender: SubjectId, payload: &Payload) -> Result<(), InputError> {
+        let row = self.table.find(sender).map(|i| (i, *self.table.row(i)));
+        let reason = match row {
+            None => Rejection::UnknownSender,
+            Some((_, s)) if !s.running() => Rejection::NotRunning,
+            Some((i, s)) => match payload.decode_ack() {
+                Err(e) => Rejection::from_decode(e),
+                Ok(ack) if s.reclaim_pending() == Some(ack.id) && !s.reclaim_acked() => {
+                    self.table.row_mut(i).set_reclaim_acked();
+                    self.emit(EventKind::ReclaimAcknowledged { subject: sender });
+                    return Ok(());
+                }
+                Ok(_) => Rejection::UnexpectedAck,
+            },
+        };
+        self.reject(sender, reason);
+        Err(InputError::Frame(reason))
     }
 
     fn on_reading<A: Authority + ?Sized>(
@@ -396,7 +417,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 self.emit(EventKind::KillAcknowledged { subject, ticket });
             }
             Answer::Refused(reason) => {
-                let retry_at = self.now.plus(self.policy.kill_window_ticks);
+                let retry_at = self.now.plus(u64::from(self.policy.kill_window_ticks));
                 self.table.row_mut(i).kill = KillState::Refused { retry_at };
                 self.emit(EventKind::KillRefused {
                     subject,
@@ -616,6 +637,16 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 }
             }
         }
+        match action.reclaim {
+            Some(Reclaim::Met) => {
+                self.emit(EventKind::ReclaimMet { subject: id, bytes });
+            }
+            Some(Reclaim::Missed) => {
+                self.table.row_mut(i).set_reclaim_pending(false);
+                self.emit(EventKind::ReclaimMissed { subject: id, bytes });
+            }
+            None => {}
+        }
         match action.incident {
             Some(Incident::Begins) => {
                 self.table.row_mut(i).set_over_soft_since(Some(now));
@@ -625,6 +656,9 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                     bytes,
                     soft,
                 });
+                if action.request_reclaim {
+                    self.request_reclaim(i, authority);
+                }
             }
             Some(Incident::Ends) => {
                 let s = self.table.row_mut(i);
@@ -685,6 +719,39 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             reason,
         });
         self.request(i, TerminationMode::Graceful, bytes, authority);
+    }
+
+    /// Row `i`'s incident began at this tick: logs the reclaim request, records it as pending,
+    /// then hands it out; in observe-only mode logs the would-request and hands out nothing
+    /// (it is pending all the same, so that the rest of the run is what it would be).
+    fn request_reclaim<A: Authority + ?Sized>(&mut self, i: usize, authority: &mut A) {
+        let percent = self.policy.reclaim_target_percent;
+        let deadline_ticks = self.policy.reclaim_deadline_ticks;
+        let target = self.limits(i).reclaim_target(percent);
+        let deadline = self.now.plus(u64::from(deadline_ticks));
+        let subject = self.table.id(i);
+        self.table.row_mut(i).set_reclaim_pending(true);
+        if self.policy.observe_only {
+            self.emit(EventKind::ReclaimWouldRequest {
+                subject,
+                target,
+                deadline,
+            });
+            return;
+        }
+        let audit_seq = self.emit(EventKind::ReclaimRequested {
+            subject,
+            target,
+            deadline,
+        });
+        authority.request_reclaim(ReclaimRequest {
+            subject,
+            id: self.now.0,
+            target_bytes: target,
+            deadline,
+            deadline_ticks,
+            audit_seq,
+        });
     }
 
     /// Logs a request, records it as pending, then hands it to the authority.
@@ -779,6 +846,7 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             has_override: self.table.has_override(i),
             over_soft_since: s.over_soft_since(),
             kill: s.kill,
+            reclaim: s.reclaim_pending().map(|id| (id, s.reclaim_acked())),
             last_seq: s.last_seq(),
             frames_this_tick: s.frames_this_tick,
         }

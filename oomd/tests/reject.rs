@@ -19,6 +19,9 @@ mod reject {
         fn request_termination(&mut self, request: TerminationRequest) {
             self.0.push(request);
         }
+        fn request_reclaim(&mut self, request: oomd::ReclaimRequest) {
+            panic!("reclaim is off in these tests: {request:?}");
+        }
     }
 
     struct Names(&'static [&'static str]);

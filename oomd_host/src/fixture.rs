@@ -17,20 +17,25 @@ use std::fmt::Write as _;
 use memstat::{Frame, SubjectId, MAX_FRAME_LEN};
 use oomd::{
     Answer, Authority, Event, EventTag, Input, InputError, Limits, Payload, Policy, PolicyUpdate,
-    RefusalReason, Registration, SubjectClass, SubjectStatus, TerminationRequest, Tick, Ticket,
-    Watchdog,
+    ReclaimRequest, RefusalReason, Registration, SubjectClass, SubjectStatus, TerminationRequest,
+    Tick, Ticket, Watchdog,
 };
 
 /// An authority that only remembers what it was asked, in order.
 #[derive(Debug, Default, Clone)]
 pub struct RecordingAuthority {
-    /// Every request, in the order the core made them.
+    /// Every termination request, in the order the core made them.
     pub requests: Vec<TerminationRequest>,
+    /// Every reclaim request, in the order the core made them.
+    pub reclaims: Vec<ReclaimRequest>,
 }
 
 impl Authority for RecordingAuthority {
     fn request_termination(&mut self, request: TerminationRequest) {
         self.requests.push(request);
+    }
+    fn request_reclaim(&mut self, request: ReclaimRequest) {
+        self.reclaims.push(request);
     }
 }
 
@@ -88,6 +93,8 @@ pub fn small_policy() -> Policy {
         observe_only: false,
         report_stale_ticks: 20,
         enforce_kernel_when_silent: true,
+        reclaim_target_percent: 0,
+        reclaim_deadline_ticks: 4,
     }
 }
 

@@ -23,7 +23,14 @@
 //!     an incident, idle while a kill is due, or pending past its deadline (the tick skips
 //!     subjects with nothing to do; this proves that it never skips one with something due);
 //!     and a frame or kernel reading that puts its subject at or over hard leaves it not idle
-//!     (the kill is decided in that input);
+//!     (the kill is decided in that input); and no reclaim request waits past its deadline, or
+//!     at or below its target, or with reclaim turned off;
+//! 11. no kill in an incident whose reclaim was met: a met reclaim ends the incident, and a
+//!     kill (or would-kill) of that subject needs a new crossing first;
+//! 12. with reclaim on, every crossing below hard asks for a reclaim (a would-request in
+//!     observe-only mode) in the same step, each handed-out request right after its audit
+//!     record and never in observe-only mode, and a soft-grace kill in an incident that asked
+//!     comes only after that request was missed;
 //!
 //! and, throughout, no panic.
 
@@ -159,12 +166,22 @@ pub enum Op {
     Observe(bool),
     Budget {
         budget: u16,
-        window: u64,
+        window: u32,
     },
     EnforceKernel(bool),
     Silence {
         judge_on_kernel: bool,
         stale_ticks: u32,
+    },
+    /// Reclaim on (`percent > 0`) or off, with a deadline.
+    Reclaim {
+        percent: u8,
+        deadline: u32,
+    },
+    /// An acknowledgement: of the pending request (`quote_pending`), or of a made-up id.
+    Ack {
+        who: usize,
+        quote_pending: bool,
     },
     /// The watchdog dies and a new one takes over from the audit log and the authority.
     Crash,
@@ -228,6 +245,12 @@ pub struct Checker {
     incarnations: Vec<(Policy, Vec<Input>)>,
     /// The policy the current run started with.
     started_with: Option<Policy>,
+    /// Subjects whose reclaim was met, until their next crossing (invariant 11).
+    met: BTreeSet<SubjectId>,
+    /// Subjects whose current incident asked for a reclaim: whether it was missed yet
+    /// (invariant 12).
+    asked: BTreeMap<SubjectId, bool>,
+    reclaims_seen: usize,
 }
 
 impl Checker {
@@ -386,6 +409,27 @@ impl Checker {
                 report_stale_ticks: stale_ticks,
                 ..*wd.policy()
             })),
+            Op::Reclaim { percent, deadline } => Input::SetPolicy(PolicyUpdate::Global(Policy {
+                reclaim_target_percent: percent,
+                reclaim_deadline_ticks: deadline,
+                ..*wd.policy()
+            })),
+            Op::Ack { who, quote_pending } => {
+                let pending = wd.subject(id(who)).and_then(|s| s.reclaim).map(|r| r.0);
+                let id_quoted = match pending {
+                    Some(id) if quote_pending => id,
+                    Some(id) => id.wrapping_add(1),
+                    None => self.now,
+                };
+                let mut buf = [0; memstat::MAX_ACK_LEN];
+                let n = memstat::ReclaimAck { id: id_quoted }
+                    .encode(&mut buf)
+                    .expect("fits");
+                Input::ReclaimAck {
+                    sender: id(who),
+                    payload: Payload::new(&buf[..n]),
+                }
+            }
             Op::Crash => return None, // not an input: see `Checker::crash`
             Op::Raw(Input::Restore(_)) => return None,
             Op::Raw(input) => input,
@@ -517,8 +561,13 @@ impl Checker {
             }
         }
 
-        // 7. Rejected frames change nothing but the sender's per-tick frame count.
-        if let (Input::Frame { .. } | Input::LatestFrame { .. }, Err(_)) = (input, result) {
+        // 7. Rejected frames (and acknowledgements) change nothing but the sender's per-tick
+        // frame count.
+        if let (
+            Input::Frame { .. } | Input::LatestFrame { .. } | Input::ReclaimAck { .. },
+            Err(_),
+        ) = (input, result)
+        {
             let without_count = |mut s: SubjectStatus| {
                 s.frames_this_tick = 0;
                 s
@@ -537,9 +586,22 @@ impl Checker {
         // 10. Nothing due is left undone by a tick.
         if let Input::Tick(_) = input {
             let now = wd.now();
+            let policy = *wd.policy();
             for st in wd.subjects().filter(|st| st.running) {
                 let l = st.limits;
                 let pending = matches!(st.kill, KillState::Pending { .. });
+                let reclaim_waits = st.reclaim.is_some();
+                if let Some((id, _)) = st.reclaim {
+                    ensure!(
+                        policy.reclaim_target_percent > 0
+                            && now.0 < id + u64::from(policy.reclaim_deadline_ticks)
+                            && st.enforced_bytes > l.reclaim_target(policy.reclaim_target_percent)
+                            && st.over_soft_since == Some(Tick(id)),
+                        "a reclaim request left waiting after tick {}: {:?}",
+                        now.0,
+                        st
+                    );
+                }
                 ensure!(
                     pending || st.enforced_bytes < l.soft_bytes || st.over_soft_since.is_some(),
                     "over soft without an incident after tick {}: {:?}",
@@ -547,9 +609,10 @@ impl Checker {
                     st
                 );
                 let due = st.enforced_bytes >= l.hard_bytes
-                    || st.over_soft_since.is_some_and(|since| {
-                        l.soft_grace_ticks > 0 && now.since(since) >= l.soft_grace_ticks
-                    });
+                    || (!reclaim_waits
+                        && st.over_soft_since.is_some_and(|since| {
+                            l.soft_grace_ticks > 0 && now.since(since) >= l.soft_grace_ticks
+                        }));
                 ensure!(
                     !(due && st.kill == KillState::Idle),
                     "a due kill left idle after tick {}: {:?}",
@@ -593,16 +656,79 @@ impl Checker {
         self.log.extend_from_slice(&new);
 
         let policy = *wd.policy();
-        for e in &new {
+        for (k, e) in new.iter().enumerate() {
             match e.kind {
+                EventKind::SoftExceeded { subject, bytes, .. } => {
+                    self.met.remove(&subject);
+                    self.asked.remove(&subject);
+                    // 12. With reclaim on, a crossing below hard asks in the same step.
+                    let hard = wd
+                        .subject(subject)
+                        .map_or(u64::MAX, |s| s.limits.hard_bytes);
+                    if policy.reclaim_target_percent > 0 && bytes < hard {
+                        let asked = new.get(k + 1).map(|e| e.kind);
+                        ensure!(
+                            matches!(asked, Some(EventKind::ReclaimRequested { subject: s, .. }
+                                | EventKind::ReclaimWouldRequest { subject: s, .. }) if s == subject),
+                            "a crossing below hard with reclaim on asked nothing: {:?}",
+                            asked
+                        );
+                    }
+                }
+                EventKind::ReclaimRequested { subject, .. }
+                | EventKind::ReclaimWouldRequest { subject, .. } => {
+                    ensure!(
+                        matches!(e.kind, EventKind::ReclaimRequested { .. }) != policy.observe_only,
+                        "a reclaim request and observe-only disagree: {:?}",
+                        e
+                    );
+                    self.asked.insert(subject, false);
+                }
+                EventKind::ReclaimMissed { subject, .. } => {
+                    ensure!(
+                        self.asked.contains_key(&subject),
+                        "missed without a request"
+                    );
+                    self.asked.insert(subject, true);
+                }
+                EventKind::ReclaimMet { subject, .. } => {
+                    ensure!(
+                        self.asked.remove(&subject).is_some(),
+                        "met without a request"
+                    );
+                    self.met.insert(subject);
+                }
+                EventKind::Registered { subject, .. } => {
+                    self.met.remove(&subject);
+                    self.asked.remove(&subject);
+                }
                 // 2. Budget.
-                EventKind::KillDecided { .. } | EventKind::WouldKill { .. } => {
+                EventKind::KillDecided {
+                    subject, reason, ..
+                }
+                | EventKind::WouldKill {
+                    subject, reason, ..
+                } => {
+                    // 11. No kill in an incident whose reclaim was met.
+                    ensure!(
+                        !self.met.contains(&subject),
+                        "a kill after a met reclaim, with no new crossing: {:?}",
+                        e
+                    );
+                    // 12. A soft-grace kill in an incident that asked waits for the miss.
+                    if reason == oomd::KillReason::SoftGrace {
+                        ensure!(
+                            self.asked.get(&subject).copied().unwrap_or(true),
+                            "a soft-grace kill while the reclaim request waits: {:?}",
+                            e
+                        );
+                    }
                     self.decisions.push(e.tick.0);
                     let t = e.tick.0;
                     let in_window = self
                         .decisions
                         .iter()
-                        .filter(|&&d| d <= t && t - d < policy.kill_window_ticks)
+                        .filter(|&&d| d <= t && t - d < u64::from(policy.kill_window_ticks))
                         .count();
                     ensure!(
                         in_window <= usize::from(policy.kill_budget),
@@ -689,6 +815,27 @@ impl Checker {
             self.incident.entry(r.subject).or_default().push(r.ticket);
         }
         self.requests_seen = authority.requests.len();
+        for r in &authority.reclaims[self.reclaims_seen..] {
+            // 12, and 5 for reclaims: audit before action, never in observe-only mode.
+            ensure!(
+                !policy.observe_only,
+                "a reclaim request in observe-only mode"
+            );
+            let audit = new.iter().find(|e| e.seq == r.audit_seq);
+            ensure_eq!(
+                audit.map(|e| (e.tick.0, e.kind)),
+                Some((
+                    r.id,
+                    EventKind::ReclaimRequested {
+                        subject: r.subject,
+                        target: r.target_bytes,
+                        deadline: r.deadline
+                    }
+                )),
+                "a reclaim request without its audit record in this step"
+            );
+        }
+        self.reclaims_seen = authority.reclaims.len();
         Ok(())
     }
 
@@ -716,6 +863,7 @@ impl Checker {
         }
         ensure_eq!(&self.log, &again);
         ensure_eq!(authority.requests, replay_authority.requests);
+        ensure_eq!(authority.reclaims, replay_authority.reclaims);
         Ok(())
     }
 

@@ -36,12 +36,16 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..3u64).prop_map(|by| Op::TickBack { by }),
         4 => any::<usize>().prop_map(|pick| Op::Accept { pick }),
         1 => any::<usize>().prop_map(|pick| Op::Refuse { pick }),
-        3 => who.prop_map(|who| Op::Exit { who }),
+        3 => who.clone().prop_map(|who| Op::Exit { who }),
         1 => any::<bool>().prop_map(Op::Observe),
-        1 => (1..4u16, 1..15u64).prop_map(|(budget, window)| Op::Budget { budget, window }),
+        1 => (1..4u16, 1..15u32).prop_map(|(budget, window)| Op::Budget { budget, window }),
         1 => any::<bool>().prop_map(Op::EnforceKernel),
         1 => (any::<bool>(), 1..12u32)
             .prop_map(|(judge_on_kernel, stale_ticks)| Op::Silence { judge_on_kernel, stale_ticks }),
+        2 => (prop_oneof![Just(0u8), 50..90u8], 1..6u32)
+            .prop_map(|(percent, deadline)| Op::Reclaim { percent, deadline }),
+        3 => (who.clone(), prop::bool::weighted(0.8))
+            .prop_map(|(who, quote_pending)| Op::Ack { who, quote_pending }),
         1 => Just(Op::Crash),
     ]
 }
@@ -113,6 +117,11 @@ fn the_model_reaches_the_interesting_states() {
         oomd::EventTag::ReportStale,
         oomd::EventTag::Resumed,
         oomd::EventTag::KillAdopted,
+        oomd::EventTag::ReclaimRequested,
+        oomd::EventTag::ReclaimWouldRequest,
+        oomd::EventTag::ReclaimAcknowledged,
+        oomd::EventTag::ReclaimMet,
+        oomd::EventTag::ReclaimMissed,
     ] {
         assert!(seen.contains(&tag), "the generator never produced {tag:?}");
     }

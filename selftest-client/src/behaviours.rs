@@ -22,7 +22,7 @@ fn hog_limits(s: &Session) -> Limits {
 /// What every hog is made to grow by.
 const INJECT: u64 = 32 * MIB;
 /// The kill window of the rate-limit behaviour, in ticks.
-const RATE_WINDOW: u64 = 50;
+const RATE_WINDOW: u32 = 50;
 
 /// One behaviour the selftest proves.
 #[derive(Debug, Clone, Copy)]
@@ -359,7 +359,7 @@ fn rate_limit(s: &mut Session) -> Step {
         )?;
         let ta = confirmed_kill(s, from, "rate-hog-a")?;
         let tb = confirmed_kill(s, from, "rate-hog-b")?;
-        if tb < ta.saturating_add(RATE_WINDOW) {
+        if tb < ta.saturating_add(u64::from(RATE_WINDOW)) {
             return Err(format!(
                 "rate-hog-b was decided {} ticks after rate-hog-a with a window of {RATE_WINDOW}",
                 tb.saturating_sub(ta)

@@ -399,6 +399,8 @@ fn print_policy(doc: &PolicyDocument) {
             "enforce_kernel_when_silent = {}",
             p.enforce_kernel_when_silent
         );
+        println!("reclaim_target_percent = {}", p.reclaim_target_percent);
+        println!("reclaim_deadline_ticks = {}", p.reclaim_deadline_ticks);
     }
     for entry in &doc.services {
         let Some(l) = &entry.limits else { continue };

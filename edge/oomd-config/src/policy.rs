@@ -167,6 +167,8 @@ pub struct PolicyTable {
     observe_only: Option<bool>,
     report_stale_ticks: Option<u32>,
     enforce_kernel_when_silent: Option<bool>,
+    reclaim_target_percent: Option<u64>,
+    reclaim_deadline_ticks: Option<u64>,
 }
 
 /// A `[service.<name>]` table as written: each key set overrides the global limits.
@@ -195,7 +197,12 @@ impl PolicyTable {
         set(&mut l.exit_deadline_ticks, self.exit_deadline_ticks);
         set(&mut p.sample_period_ms, self.sample_period_ms);
         set(&mut p.kill_budget, self.kill_budget);
-        set(&mut p.kill_window_ticks, self.kill_window_ticks);
+        let out_of_range = |e: PolicyError| move |_| policy_key("policy", e);
+        set(
+            &mut p.kill_window_ticks,
+            narrow(self.kill_window_ticks)
+                .map_err(out_of_range(PolicyError::KillWindowOutOfRange))?,
+        );
         set(&mut p.frame_budget_per_tick, self.frame_budget_per_tick);
         set(&mut p.enforce_kernel, self.enforce_kernel);
         set(
@@ -208,9 +215,25 @@ impl PolicyTable {
             &mut p.enforce_kernel_when_silent,
             self.enforce_kernel_when_silent,
         );
+        set(
+            &mut p.reclaim_target_percent,
+            narrow(self.reclaim_target_percent)
+                .map_err(out_of_range(PolicyError::ReclaimTargetOutOfRange))?,
+        );
+        set(
+            &mut p.reclaim_deadline_ticks,
+            narrow(self.reclaim_deadline_ticks)
+                .map_err(out_of_range(PolicyError::ReclaimDeadlineOutOfRange))?,
+        );
         p.validate().map_err(|e| policy_key("policy", e))?;
         Ok(p)
     }
+}
+
+/// A key read as a `u64` (so that any integer parses and a huge one gets the key's own
+/// range error) into its narrower field.
+fn narrow<T: TryFrom<u64>>(value: Option<u64>) -> Result<Option<T>, T::Error> {
+    value.map(T::try_from).transpose()
 }
 
 fn set<T>(field: &mut T, value: Option<T>) {
@@ -257,6 +280,49 @@ pub fn check_name(name: &str, key: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reclaim_keys_are_read_and_checked() {
+        let file = PolicyFile::parse(
+            "[policy]\nreclaim_target_percent = 75\nreclaim_deadline_ticks = 40\n",
+        )
+        .expect("valid");
+        assert_eq!(file.policy.reclaim_target_percent, 75);
+        assert_eq!(file.policy.reclaim_deadline_ticks, 40);
+        assert_eq!(
+            PolicyFile::parse("")
+                .expect("valid")
+                .policy
+                .reclaim_target_percent,
+            0,
+            "off by default"
+        );
+        for (text, key) in [
+            (
+                "reclaim_target_percent = 100",
+                "policy.reclaim_target_percent",
+            ),
+            (
+                "reclaim_target_percent = 300",
+                "policy.reclaim_target_percent",
+            ),
+            (
+                "reclaim_deadline_ticks = 0",
+                "policy.reclaim_deadline_ticks",
+            ),
+            (
+                "reclaim_deadline_ticks = 99999999999",
+                "policy.reclaim_deadline_ticks",
+            ),
+            (
+                "kill_window_ticks = 99999999999",
+                "policy.kill_window_ticks",
+            ),
+        ] {
+            let e = PolicyFile::parse(&format!("[policy]\n{text}\n")).expect_err(text);
+            assert!(e.to_string().contains(key), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn sizes_take_integers_and_binary_units() {

@@ -139,6 +139,7 @@ fn the_largest_messages_round_trip_within_the_bound() {
     struct Nobody;
     impl oomd::Authority for Nobody {
         fn request_termination(&mut self, _: TerminationRequest) {}
+        fn request_reclaim(&mut self, _: oomd::ReclaimRequest) {}
     }
     let reg = oomd::Registration {
         subject,
@@ -271,7 +272,9 @@ fn a_full_policy_document_fits_in_one_message() {
     let mut doc = PolicyDocument {
         global: Some(Policy {
             limits,
-            kill_window_ticks: u64::MAX,
+            kill_window_ticks: u32::MAX,
+            reclaim_target_percent: u8::MAX,
+            reclaim_deadline_ticks: u32::MAX,
             underreport_margin_bytes: u64::MAX,
             sample_period_ms: u32::MAX,
             report_stale_ticks: u32::MAX,

@@ -254,6 +254,7 @@ mod tests {
     struct NoAuthority;
     impl oomd::Authority for NoAuthority {
         fn request_termination(&mut self, _: oomd::TerminationRequest) {}
+        fn request_reclaim(&mut self, _: oomd::ReclaimRequest) {}
     }
 
     fn ev(seq: u64, tick: u64, kind: EventKind) -> Event {

@@ -1,0 +1,529 @@
+//! Ask before killing: the reclaim request, its acknowledgement, and how a request ends.
+
+use memstat::{Frame, ReclaimAck, SubjectId};
+use oomd::{
+    Authority, EventKind, Input, InputError, KillReason, Limits, Payload, Policy, PolicyUpdate,
+    ReclaimRequest, Registration, Rejection, SubjectClass, TerminationRequest, Tick, Watchdog,
+};
+
+const SOFT: u64 = 1000;
+const HARD: u64 = 2000;
+const TARGET: u64 = 750; // 75 % of soft
+const DEADLINE: u32 = 5;
+
+/// Every output, in order, with the number of events logged when it was handed out.
+#[derive(Default)]
+struct Outputs {
+    kills: Vec<(TerminationRequest, u64)>,
+    reclaims: Vec<(ReclaimRequest, u64)>,
+    events_at_call: u64,
+}
+
+impl Authority for Outputs {
+    fn request_termination(&mut self, r: TerminationRequest) {
+        self.kills.push((r, self.events_at_call));
+    }
+    fn request_reclaim(&mut self, r: ReclaimRequest) {
+        self.reclaims.push((r, self.events_at_call));
+    }
+}
+
+struct Rig {
+    wd: Watchdog<8, 256>,
+    out: Outputs,
+    seq: u64,
+    now: u64,
+}
+
+fn hog() -> SubjectId {
+    SubjectId::from_name("hog")
+}
+
+fn policy(grace: u64) -> Policy {
+    Policy {
+        limits: Limits {
+            soft_bytes: SOFT,
+            hard_bytes: HARD,
+            soft_grace_ticks: grace,
+            exit_deadline_ticks: 3,
+        },
+        reclaim_target_percent: 75,
+        reclaim_deadline_ticks: DEADLINE,
+        report_stale_ticks: 1000,
+        ..Policy::default()
+    }
+}
+
+impl Rig {
+    fn new(policy: Policy, critical: bool) -> Rig {
+        let mut rig = Rig {
+            wd: Watchdog::new(policy).expect("valid"),
+            out: Outputs::default(),
+            seq: 0,
+            now: 0,
+        };
+        let reg = Registration {
+            subject: hog(),
+            class: SubjectClass::Standard,
+            critical,
+            reports: true,
+        };
+        rig.feed(Input::Register(reg)).expect("registers");
+        rig
+    }
+
+    fn feed(&mut self, input: Input) -> Result<(), InputError> {
+        // Outputs are handed out during the call: this is how many events existed before it.
+        self.out.events_at_call = self.wd.next_event_seq();
+        self.wd.handle(input, &mut self.out)
+    }
+
+    fn report(&mut self, bytes: u64) {
+        self.seq += 1;
+        let frame = Frame {
+            seq: self.seq,
+            current_bytes: bytes,
+            peak_bytes: bytes.max(HARD * 4),
+            claimed_subject: None,
+        };
+        let mut buf = [0; memstat::MAX_FRAME_LEN];
+        let n = frame.encode(&mut buf).expect("fits");
+        let payload = Payload::new(&buf[..n]);
+        self.feed(Input::Frame {
+            sender: hog(),
+            payload,
+        })
+        .expect("accepted");
+    }
+
+    fn ack(&mut self, id: u64) -> Result<(), InputError> {
+        let mut buf = [0; memstat::MAX_ACK_LEN];
+        let n = ReclaimAck { id }.encode(&mut buf).expect("fits");
+        self.feed(Input::ReclaimAck {
+            sender: hog(),
+            payload: Payload::new(&buf[..n]),
+        })
+    }
+
+    fn tick(&mut self) {
+        self.now += 1;
+        let _ = self.feed(Input::Tick(Tick(self.now)));
+    }
+
+    fn events(&self) -> Vec<(u64, EventKind)> {
+        self.wd.events(0, 256).map(|e| (e.tick.0, e.kind)).collect()
+    }
+
+    fn reclaim_events(&self) -> Vec<(u64, EventKind)> {
+        self.events()
+            .into_iter()
+            .filter(|(_, k)| {
+                matches!(
+                    k,
+                    EventKind::ReclaimRequested { .. }
+                        | EventKind::ReclaimWouldRequest { .. }
+                        | EventKind::ReclaimAcknowledged { .. }
+                        | EventKind::ReclaimMet { .. }
+                        | EventKind::ReclaimMissed { .. }
+                        | EventKind::KillDecided { .. }
+                        | EventKind::KillDenied { .. }
+                        | EventKind::WouldKill { .. }
+                )
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_crossing_asks_for_the_target_audited_before_the_request_goes_out() {
+    let mut rig = Rig::new(policy(2), false);
+    rig.tick(); // 1
+    rig.report(SOFT + 10);
+    assert!(
+        rig.out.reclaims.is_empty(),
+        "decided at the tick, not on the frame"
+    );
+    rig.tick(); // 2: the crossing
+    let (request, events_before) = rig.out.reclaims[0];
+    assert_eq!(
+        request,
+        ReclaimRequest {
+            subject: hog(),
+            id: 2,
+            target_bytes: TARGET,
+            deadline: Tick(2 + u64::from(DEADLINE)),
+            deadline_ticks: DEADLINE,
+            audit_seq: request.audit_seq,
+        }
+    );
+    let logged = rig
+        .wd
+        .events(request.audit_seq, 1)
+        .next()
+        .expect("the audit record exists");
+    assert_eq!(
+        logged.kind,
+        EventKind::ReclaimRequested {
+            subject: hog(),
+            target: TARGET,
+            deadline: Tick(7),
+        }
+    );
+    assert!(
+        request.audit_seq >= events_before,
+        "logged in the same call"
+    );
+    let mut line = String::new();
+    oomd::trace::write_line(&mut line, &logged.kind, &()).expect("writes");
+    assert_eq!(
+        line,
+        format!(
+            "oomd: reclaim requested app={} target=750 deadline=7",
+            hog()
+        )
+    );
+    assert_eq!(
+        rig.wd.subject(hog()).expect("known").reclaim,
+        Some((2, false))
+    );
+}
+
+#[test]
+fn a_cooperative_subject_meets_its_target_and_is_not_killed() {
+    // The soft grace (2 ticks) is shorter than the deadline: without reclaim the kill would be
+    // decided at tick 4.
+    let mut rig = Rig::new(policy(2), false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.tick(); // 2: requested
+    rig.ack(2).expect("the pending request");
+    assert_eq!(
+        rig.wd.subject(hog()).expect("known").reclaim,
+        Some((2, true))
+    );
+    rig.tick(); // 3
+    rig.tick(); // 4: grace over, reclaim still waiting: no kill
+    rig.report(TARGET);
+    rig.tick(); // 5: met
+    for _ in 0..20 {
+        rig.tick();
+    }
+    assert_eq!(
+        rig.reclaim_events(),
+        vec![
+            (
+                2,
+                EventKind::ReclaimRequested {
+                    subject: hog(),
+                    target: TARGET,
+                    deadline: Tick(7)
+                }
+            ),
+            (2, EventKind::ReclaimAcknowledged { subject: hog() }),
+            (
+                5,
+                EventKind::ReclaimMet {
+                    subject: hog(),
+                    bytes: TARGET
+                }
+            ),
+        ]
+    );
+    assert!(rig.out.kills.is_empty());
+    let status = rig.wd.subject(hog()).expect("known");
+    assert_eq!((status.over_soft_since, status.reclaim), (None, None));
+
+    // The next crossing is a new incident and a new request.
+    rig.report(SOFT);
+    rig.tick();
+    assert_eq!(rig.out.reclaims.len(), 2);
+    assert_eq!(rig.out.reclaims[1].0.id, rig.now);
+}
+
+#[test]
+fn a_stubborn_subject_is_killed_once_the_deadline_passes() {
+    for (grace, kill_at) in [(2, 7), (9, 11)] {
+        let mut rig = Rig::new(policy(grace), false);
+        rig.tick();
+        rig.report(SOFT + 10);
+        rig.tick(); // 2: requested, deadline 7
+        rig.ack(2).expect("acknowledges");
+        while rig.now < kill_at + 1 {
+            rig.tick();
+        }
+        let events = rig.reclaim_events();
+        assert_eq!(
+            events[2],
+            (
+                7,
+                EventKind::ReclaimMissed {
+                    subject: hog(),
+                    bytes: SOFT + 10
+                }
+            ),
+            "grace {grace}: {events:?}"
+        );
+        assert_eq!(
+            events[3],
+            (
+                kill_at,
+                EventKind::KillDecided {
+                    subject: hog(),
+                    bytes: SOFT + 10,
+                    reason: KillReason::SoftGrace
+                }
+            ),
+            "grace {grace}: the later of the grace and the deadline"
+        );
+        assert_eq!(rig.out.kills.len(), 1);
+    }
+}
+
+#[test]
+fn a_liar_is_judged_on_the_kernel_figure_when_it_is_enforced() {
+    let mut p = policy(2);
+    p.enforce_kernel = true;
+    let mut rig = Rig::new(p, false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.feed(Input::KernelReading {
+        subject: hog(),
+        bytes: SOFT + 10,
+    })
+    .expect("running");
+    rig.tick(); // 2: requested
+    rig.ack(2).expect("acknowledges");
+    rig.report(TARGET); // the claim
+    rig.tick(); // 3: the kernel still charges it SOFT + 10: not met
+    while rig.now < 8 {
+        rig.tick();
+    }
+    let events = rig.reclaim_events();
+    assert!(
+        !events
+            .iter()
+            .any(|(_, k)| matches!(k, EventKind::ReclaimMet { .. })),
+        "{events:?}"
+    );
+    assert!(events.contains(&(
+        7,
+        EventKind::ReclaimMissed {
+            subject: hog(),
+            bytes: SOFT + 10
+        }
+    )));
+    assert_eq!(rig.out.kills.len(), 1, "killed at the deadline");
+
+    // Without kernel enforcement the same lie is believed: this is what enforcement buys.
+    let mut rig = Rig::new(policy(2), false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.tick();
+    rig.report(TARGET);
+    rig.tick();
+    assert!(matches!(
+        rig.reclaim_events().last(),
+        Some((3, EventKind::ReclaimMet { .. }))
+    ));
+}
+
+#[test]
+fn the_hard_limit_kills_at_once_while_a_reclaim_waits() {
+    let mut rig = Rig::new(policy(2), false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.tick(); // 2: requested
+    rig.ack(2).expect("acknowledges");
+    rig.report(HARD); // decided in this input, before any tick
+    let events = rig.reclaim_events();
+    assert_eq!(
+        &events[2..],
+        &[
+            (
+                2,
+                EventKind::ReclaimMissed {
+                    subject: hog(),
+                    bytes: HARD
+                }
+            ),
+            (
+                2,
+                EventKind::KillDecided {
+                    subject: hog(),
+                    bytes: HARD,
+                    reason: KillReason::HardLimit
+                }
+            ),
+        ]
+    );
+    assert_eq!(rig.out.kills.len(), 1);
+
+    // A crossing straight to hard asks for nothing: the kill is due at once.
+    let mut rig = Rig::new(policy(2), false);
+    rig.tick();
+    rig.report(HARD);
+    assert_eq!(rig.out.kills.len(), 1);
+    assert!(rig.out.reclaims.is_empty());
+}
+
+#[test]
+fn a_critical_subject_is_asked_and_never_killed() {
+    let mut rig = Rig::new(policy(2), true);
+    rig.tick();
+    rig.report(SOFT + 10);
+    while rig.now < 10 {
+        rig.tick();
+    }
+    let kinds: Vec<_> = rig
+        .reclaim_events()
+        .into_iter()
+        .map(|(t, k)| (t, k.tag()))
+        .collect();
+    use oomd::EventTag as T;
+    assert_eq!(
+        kinds,
+        vec![
+            (2, T::ReclaimRequested),
+            (7, T::ReclaimMissed),
+            (7, T::KillDenied)
+        ]
+    );
+    assert_eq!(rig.out.reclaims.len(), 1);
+    assert!(rig.out.kills.is_empty());
+}
+
+#[test]
+fn observe_only_logs_the_would_request_and_sends_nothing() {
+    let mut p = policy(2);
+    p.observe_only = true;
+    let mut rig = Rig::new(p, false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    while rig.now < 8 {
+        rig.tick();
+    }
+    let kinds: Vec<_> = rig
+        .reclaim_events()
+        .into_iter()
+        .map(|(t, k)| (t, k.tag()))
+        .collect();
+    use oomd::EventTag as T;
+    assert_eq!(
+        kinds,
+        vec![
+            (2, T::ReclaimWouldRequest),
+            (7, T::ReclaimMissed),
+            (7, T::WouldKill)
+        ]
+    );
+    assert!(rig.out.reclaims.is_empty() && rig.out.kills.is_empty());
+}
+
+#[test]
+fn acknowledgements_that_quote_no_pending_request_are_rejected() {
+    let mut rig = Rig::new(policy(2), false);
+    rig.tick();
+    let unexpected = Err(InputError::Frame(Rejection::UnexpectedAck));
+    assert_eq!(rig.ack(1), unexpected, "nothing pending");
+    rig.report(SOFT + 10);
+    rig.tick(); // 2: requested
+    assert_eq!(rig.ack(3), unexpected, "another id");
+    assert_eq!(rig.ack(2), Ok(()));
+    assert_eq!(rig.ack(2), unexpected, "a duplicate");
+    assert_eq!(
+        rig.feed(Input::ReclaimAck {
+            sender: hog(),
+            payload: Payload::new(b"MA\x01"),
+        }),
+        Err(InputError::Frame(Rejection::Truncated))
+    );
+    assert_eq!(
+        rig.feed(Input::ReclaimAck {
+            sender: SubjectId::from_name("stranger"),
+            payload: Payload::new(b"MA\x01\x02"),
+        }),
+        Err(InputError::Frame(Rejection::UnknownSender))
+    );
+    let c = rig.wd.counters();
+    assert_eq!(c.rejected(Rejection::UnexpectedAck), 3);
+    assert_eq!(c.rejected(Rejection::Truncated), 1);
+    // Only one acknowledgement was taken.
+    let acks = rig
+        .events()
+        .iter()
+        .filter(|(_, k)| matches!(k, EventKind::ReclaimAcknowledged { .. }))
+        .count();
+    assert_eq!(acks, 1);
+}
+
+#[test]
+fn below_the_rearm_but_above_the_target_is_not_met_and_not_killed() {
+    let rearm = policy(2).limits.soft_rearm_bytes();
+    assert!(TARGET < rearm - 1);
+    let mut rig = Rig::new(policy(2), false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.tick(); // 2: requested
+    rig.report(rearm - 1);
+    rig.tick(); // 3: the incident stays open while the request waits
+    assert!(rig
+        .wd
+        .subject(hog())
+        .expect("known")
+        .over_soft_since
+        .is_some());
+    while rig.now < 9 {
+        rig.tick();
+    }
+    let kinds: Vec<_> = rig
+        .reclaim_events()
+        .into_iter()
+        .map(|(t, k)| (t, k.tag()))
+        .collect();
+    use oomd::EventTag as T;
+    assert_eq!(kinds, vec![(2, T::ReclaimRequested), (7, T::ReclaimMissed)]);
+    assert!(
+        rig.out.kills.is_empty(),
+        "below soft by the deadline: the incident ends"
+    );
+    assert_eq!(rig.wd.subject(hog()).expect("known").over_soft_since, None);
+}
+
+#[test]
+fn turning_reclaim_off_settles_a_pending_request_as_missed() {
+    let mut rig = Rig::new(policy(50), false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.tick(); // 2: requested
+    let mut off = policy(50);
+    off.reclaim_target_percent = 0;
+    rig.feed(Input::SetPolicy(PolicyUpdate::Global(off)))
+        .expect("valid");
+    rig.tick();
+    let kinds: Vec<_> = rig
+        .reclaim_events()
+        .into_iter()
+        .map(|(t, k)| (t, k.tag()))
+        .collect();
+    use oomd::EventTag as T;
+    assert_eq!(kinds, vec![(2, T::ReclaimRequested), (3, T::ReclaimMissed)]);
+    assert_eq!(rig.wd.subject(hog()).expect("known").reclaim, None);
+}
+
+#[test]
+fn with_reclaim_off_nothing_is_asked() {
+    let mut p = policy(2);
+    p.reclaim_target_percent = 0;
+    let mut rig = Rig::new(p, false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    while rig.now < 5 {
+        rig.tick();
+    }
+    assert!(rig.out.reclaims.is_empty());
+    assert_eq!(
+        rig.out.kills.len(),
+        1,
+        "killed at the end of the grace, as before"
+    );
+}
