@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use memstat::{SubjectId, MAX_FRAME_LEN};
 use oomd::{
-    Answer, Authority, Input, InputError, PolicyUpdate, RefusalReason, Registration, Restore,
-    TerminationMode, TerminationRequest, Tick, Ticket, Watchdog,
+    Answer, Authority, Input, InputError, PolicyUpdate, ReclaimRequest, RefusalReason,
+    Registration, Restore, TerminationMode, TerminationRequest, Tick, Ticket, Watchdog,
 };
 use oomd_proto::admission::{self, SocketAccess};
 use oomd_proto::{
@@ -152,6 +152,20 @@ struct KnownService {
     pushed_before: bool,
     /// The `memory.high` last written (`Some(None)`: `max`), `None` before the first.
     brake: Option<Option<u64>>,
+    /// The reclaim request last sent on its memstat channel, and when: its acknowledgement
+    /// is timed from this (one note per request, `reclaim round trip`).
+    reclaim_sent: Option<(u64, Instant)>,
+}
+
+/// The input a packet from `sender`'s memstat channel makes: a reclaim acknowledgement (by its
+/// magic, `memstat::ACK_MAGIC`) or a frame (everything else, garbage included, which the
+/// core rejects and counts).
+fn packet_input(sender: SubjectId, payload: oomd::Payload) -> Input {
+    if memstat::is_ack(payload.kept()) {
+        Input::ReclaimAck { sender, payload }
+    } else {
+        Input::Frame { sender, payload }
+    }
 }
 
 /// Whether the peer of a socket that just returned 0 shut its end and left nothing queued: a
@@ -217,6 +231,7 @@ impl Src {
 /// events of that call are in the audit log and the log is on disk (`Service::feed`).
 struct AuthorityTx<'a> {
     queue: &'a mut heapless::Vec<TerminationRequest, SUBJECTS>,
+    reclaims: &'a mut heapless::Vec<ReclaimRequest, SUBJECTS>,
 }
 
 impl Authority for AuthorityTx<'_> {
@@ -224,6 +239,11 @@ impl Authority for AuthorityTx<'_> {
         // One call of the core makes at most one request per subject, and the queue is
         // emptied after every call: it has room for every subject.
         let _ = self.queue.push(request);
+    }
+
+    fn request_reclaim(&mut self, request: ReclaimRequest) {
+        // At most one per subject per call, and emptied after every call, like the queue.
+        let _ = self.reclaims.push(request);
     }
 }
 
@@ -266,6 +286,9 @@ pub struct Service {
     /// Requests of the current call of the core, sent once the audit log is on disk.
     queue: heapless::Vec<TerminationRequest, SUBJECTS>,
     unsent: heapless::Vec<Ticket, SUBJECTS>,
+    /// Reclaim requests of the current call of the core, sent on each service's memstat
+    /// channel once the audit log is on disk.
+    reclaims: heapless::Vec<ReclaimRequest, SUBJECTS>,
     tick: u64,
     /// The durable audit log, and what it told at start.
     audit: Option<AuditLog>,
@@ -352,6 +375,7 @@ impl Service {
             lens: [0; BATCH],
             queue: heapless::Vec::new(),
             unsent: heapless::Vec::new(),
+            reclaims: heapless::Vec::new(),
             tick: 0,
             audit,
             recovered,
@@ -513,10 +537,15 @@ impl Service {
         }
         let mut tx = AuthorityTx {
             queue: &mut self.queue,
+            reclaims: &mut self.reclaims,
         };
         let result = self.wd.handle(input, &mut tx);
         self.drain_events();
         self.send_queued();
+        self.send_reclaims();
+        if let (Input::ReclaimAck { sender, .. }, Ok(())) = (input, result) {
+            self.note_round_trip(sender);
+        }
         if self.brakes_stale {
             self.set_brakes();
         }
@@ -562,9 +591,75 @@ impl Service {
             // A refusal makes no request.
             let mut tx = AuthorityTx {
                 queue: &mut self.queue,
+                reclaims: &mut self.reclaims,
             };
             let _ = self.wd.handle(answer, &mut tx);
             self.drain_events();
+        }
+    }
+
+    /// Sends the reclaim requests of the last call of the core on each service's memstat
+    /// channel, after syncing the audit log. Never blocks: a request the channel cannot take
+    /// now (the service does not read it, or has gone) is noted and not retried; the core
+    /// judges the service on its figures at the deadline whatever became of the message.
+    fn send_reclaims(&mut self) {
+        if self.reclaims.is_empty() {
+            return;
+        }
+        if let Some(audit) = &mut self.audit {
+            audit.sync();
+        }
+        let period = u64::from(self.wd.policy().sample_period_ms);
+        while let Some(r) = self.reclaims.pop() {
+            let Some(slot) = self.slots.iter_mut().find(|s| s.id == r.subject) else {
+                continue;
+            };
+            let message = memstat::ReclaimRequest {
+                id: r.id,
+                target_bytes: r.target_bytes,
+                deadline_ms: u32::try_from(u64::from(r.deadline_ticks).saturating_mul(period))
+                    .unwrap_or(u32::MAX),
+            };
+            let mut buf = [0u8; memstat::MAX_REQUEST_LEN];
+            let sent = match (message.encode(&mut buf), &slot.memstat) {
+                (Ok(n), Some(fd)) => rustix::net::send(
+                    fd,
+                    &buf[..n],
+                    rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+                (Ok(_), None) => Err("no memstat channel".to_owned()),
+                (Err(e), _) => Err(format!("{e:?}")),
+            };
+            match sent {
+                Ok(()) => {
+                    slot.reclaim_sent = Some((r.id, Instant::now()));
+                    self.out.note(format_args!(
+                        "oomd: reclaim request id={} sent to {}",
+                        r.id, slot.name
+                    ));
+                }
+                Err(e) => self.out.note(format_args!(
+                    "oomd: could not send reclaim request id={} to {}: {e}",
+                    r.id, slot.name
+                )),
+            }
+        }
+    }
+
+    /// The core took `sender`'s acknowledgement of its pending reclaim request: notes how
+    /// long the round trip took, from the request's send to the acknowledgement's read.
+    fn note_round_trip(&mut self, sender: SubjectId) {
+        let Some(slot) = self.slots.iter_mut().find(|s| s.id == sender) else {
+            return;
+        };
+        if let Some((id, at)) = slot.reclaim_sent.take() {
+            self.out.note(format_args!(
+                "oomd: reclaim round trip app={} id={id} us={}",
+                slot.name,
+                at.elapsed().as_micros()
+            ));
         }
     }
 
@@ -758,6 +853,7 @@ impl Service {
             pushed_at: None,
             pushed_before: false,
             brake: None,
+            reclaim_sent: None,
         };
         let at = match self.slots.iter().position(|s| s.id == subject) {
             Some(i) => {
@@ -1011,7 +1107,7 @@ impl Service {
                     slot.frames_read = slot.frames_read.saturating_add(1);
                 }
                 let payload = oomd::Payload::truncated(&self.frames[j], self.lens[j]);
-                let _ = self.feed(Input::Frame { sender, payload });
+                let _ = self.feed(packet_input(sender, payload));
             }
             if let Some(why) = batch.hung_up {
                 self.close_memstat(i, why);
@@ -1042,6 +1138,9 @@ impl Service {
                 .and_then(|fd| rustix::io::ioctl_fionread(fd).ok())
                 .unwrap_or(0);
             let mut newest: Option<(usize, [u8; MAX_FRAME_LEN + 1])> = None;
+            // Acknowledgements are not figures: the newest of them is fed besides the newest
+            // frame, so that coalescing never drops the one a service sent.
+            let mut newest_ack: Option<(usize, [u8; MAX_FRAME_LEN + 1])> = None;
             let mut read = 0usize;
             let mut consumed = 0u64;
             let mut hung_up = None;
@@ -1051,8 +1150,14 @@ impl Service {
                 for &len in &self.lens[..batch.frames] {
                     consumed = consumed.saturating_add(len as u64);
                 }
-                if let Some(last) = batch.frames.checked_sub(1) {
-                    newest = Some((self.lens[last], self.frames[last]));
+                for j in 0..batch.frames {
+                    let kept = &self.frames[j][..self.lens[j].min(MAX_FRAME_LEN + 1)];
+                    let entry = Some((self.lens[j], self.frames[j]));
+                    if memstat::is_ack(kept) {
+                        newest_ack = entry;
+                    } else {
+                        newest = entry;
+                    }
                 }
                 if batch.hung_up.is_some() {
                     hung_up = batch.hung_up;
@@ -1062,9 +1167,14 @@ impl Service {
                     break; // the queue is empty
                 }
             }
+            let fed = usize::from(newest.is_some()) + usize::from(newest_ack.is_some());
+            if let Some((len, kept)) = newest_ack {
+                let payload = oomd::Payload::truncated(&kept, len);
+                let _ = self.feed(Input::ReclaimAck { sender, payload });
+            }
             if let Some((len, kept)) = newest {
                 let payload = oomd::Payload::truncated(&kept, len);
-                let discarded = u16::try_from(read - 1).unwrap_or(u16::MAX);
+                let discarded = u16::try_from(read - fed).unwrap_or(u16::MAX);
                 let _ = self.feed(Input::LatestFrame {
                     sender,
                     payload,
