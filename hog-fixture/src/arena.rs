@@ -26,7 +26,7 @@ impl std::error::Error for AllocError {}
 /// Every chunk is a `Vec<u8>` of exactly its length, allocated through the global allocator
 /// (so a `CountingAlloc` counts it in full) and **written in full** with [`FILL`] before it is
 /// kept, so the kernel backs (and charges) every page of it: the resident set really grows.
-/// The arena never shrinks; it is freed when dropped.
+/// It shrinks only when asked ([`Arena::pop_chunk`], a reclaim), and is freed when dropped.
 ///
 /// A [`Probe`] ([`Arena::set_probe`]) may split the writing of a chunk in two and be called
 /// back in between: how `--mark-bytes` logs the moment a byte count is reached to the page.
@@ -144,6 +144,19 @@ impl Arena {
         self.chunks.push(chunk);
         self.held += bytes;
         Ok(())
+    }
+
+    /// Frees the newest chunk; returns its bytes (0 when empty). The bytes go back to the
+    /// allocator (and, for chunks of a page or more, to the kernel: the system allocator
+    /// maps such blocks on their own).
+    pub fn pop_chunk(&mut self) -> u64 {
+        let Some(chunk) = self.chunks.pop() else {
+            return 0;
+        };
+        let bytes = chunk.len() as u64;
+        drop(chunk);
+        self.held -= bytes;
+        bytes
     }
 
     /// Whether every page of every chunk holds [`FILL`] (one byte looked at per page): a

@@ -40,6 +40,35 @@ impl Mode {
     }
 }
 
+/// What the hog does when oomd asks it to reclaim (`--reclaim`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum Reclaim {
+    /// Never reads oomd's requests (a service that does not know the contract).
+    Ignore,
+    /// Frees arena chunks until its allocator holds at most the target, publishes, then
+    /// acknowledges.
+    Cooperative,
+    /// Acknowledges and frees nothing.
+    Stubborn,
+    /// Acknowledges, and from then on reports at most the target while keeping every byte:
+    /// caught only by the kernel figure, where oomd enforces it.
+    Liar,
+}
+
+impl Reclaim {
+    /// The name used on the command line and in the log.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ignore => "ignore",
+            Self::Cooperative => "cooperative",
+            Self::Stubborn => "stubborn",
+            Self::Liar => "liar",
+        }
+    }
+}
+
 /// How forker children escape the hog's process group and session (`--child-escape`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 #[non_exhaustive]
@@ -118,6 +147,9 @@ pub struct Args {
     /// Forker mode: how the children leave the hog's process group and session.
     #[arg(long, value_enum, value_name = "HOW", default_value_t = Escape::None)]
     pub child_escape: Escape,
+    /// What to do with oomd's reclaim requests, which arrive on the memstat channel.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = Reclaim::Ignore)]
+    pub reclaim: Reclaim,
     /// Do not grow by timer: grow only on `grow <bytes>` messages on --control.
     #[arg(long, requires = "control")]
     pub grow_on_inject: bool,
@@ -195,6 +227,20 @@ impl Args {
                 self.mode.as_str()
             )));
         }
+        if self.reclaim != Reclaim::Ignore && (self.no_publish || self.publish_on_growth) {
+            return Err(UsageError(format!(
+                "--reclaim {} needs the hog's own publisher: not with --no-publish or \
+                 --publish-on-growth",
+                self.reclaim.as_str()
+            )));
+        }
+        if self.reclaim != Reclaim::Ignore && self.mode != Mode::Honest {
+            return Err(UsageError(format!(
+                "--reclaim {} only applies to --mode honest (mode is {})",
+                self.reclaim.as_str(),
+                self.mode.as_str()
+            )));
+        }
         if self.no_publish && matches!(self.mode, Mode::Under | Mode::Spoof | Mode::Flood) {
             return Err(UsageError(format!(
                 "--no-publish makes --mode {} meaningless: it is about what is published",
@@ -249,7 +295,24 @@ mod tests {
         assert!(!args.grow_on_inject && !args.ignore_sigterm && !args.no_publish);
         assert!(!args.child && !args.require_publisher);
         assert_eq!((args.mark_bytes, args.mark_base.as_deref()), (None, None));
+        assert_eq!(args.reclaim, Reclaim::Ignore);
         assert_eq!(args.check(), Ok(()));
+    }
+
+    #[test]
+    fn reclaim_modes_need_the_hogs_own_honest_publisher() {
+        for how in ["cooperative", "stubborn", "liar"] {
+            assert_eq!(parse(&["--reclaim", how]).unwrap().check(), Ok(()), "{how}");
+            for other in [
+                &["--no-publish"][..],
+                &["--publish-on-growth"],
+                &["--mode", "under"],
+            ] {
+                let args = parse(&[&["--reclaim", how][..], other].concat()).unwrap();
+                assert!(args.check().is_err(), "{how} {other:?}");
+            }
+        }
+        assert!(parse(&["--reclaim", "maybe"]).is_err());
     }
 
     #[test]

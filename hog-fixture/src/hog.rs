@@ -212,6 +212,12 @@ impl Hog {
         &self.arena
     }
 
+    /// Frees the arena's newest chunk (a reclaim); returns its bytes, 0 when the arena is
+    /// empty. Growth goes on as before: a hog asked to reclaim may grow again.
+    pub fn free_chunk(&mut self) -> u64 {
+        self.arena.pop_chunk()
+    }
+
     /// Where the hog is.
     #[must_use]
     pub fn state(&self) -> State {

@@ -108,6 +108,8 @@ pub struct Reported {
 pub struct Reporter {
     publisher: Option<Publisher>,
     policy: Policy,
+    /// A liar's promise: never report more than this (`--reclaim liar`, once asked).
+    cap: Option<u64>,
 }
 
 impl Reporter {
@@ -115,7 +117,41 @@ impl Reporter {
     /// the environment).
     #[must_use]
     pub fn new(publisher: Option<Publisher>, policy: Policy) -> Self {
-        Self { publisher, policy }
+        Self {
+            publisher,
+            policy,
+            cap: None,
+        }
+    }
+
+    /// From now on, report at most `cap` bytes whatever the allocator holds (the liar).
+    pub fn cap_reports_at(&mut self, cap: u64) {
+        self.cap = Some(cap);
+    }
+
+    /// The descriptor oomd's reclaim requests arrive on, for the wait (`None` without a
+    /// publisher, or while it is disconnected).
+    #[must_use]
+    pub fn reclaim_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.publisher.as_ref().and_then(Publisher::reclaim_fd)
+    }
+
+    /// The newest reclaim request not yet acknowledged (reads what oomd sent, without
+    /// blocking).
+    pub fn poll_reclaim(&mut self) -> Option<memstat::ReclaimRequest> {
+        self.publisher.as_mut().and_then(Publisher::poll_reclaim)
+    }
+
+    /// Acknowledges request `id`.
+    ///
+    /// # Errors
+    ///
+    /// What the publisher says; `Closed` without a publisher.
+    pub fn acknowledge(&mut self, id: u64) -> Result<(), memstat::publish::SendError> {
+        match self.publisher.as_mut() {
+            Some(p) => p.acknowledge(id),
+            None => Err(memstat::publish::SendError::Closed),
+        }
     }
 
     /// Whether frames go anywhere.
@@ -151,13 +187,16 @@ impl Reporter {
         };
         let before = publisher.stats();
         for _ in 0..offered {
-            let _ = match self.policy.mode {
-                Mode::Under => {
+            let _ = match (self.cap, self.policy.mode) {
+                (Some(cap), _) => {
+                    publisher.publish(alloc.live_bytes().min(cap), alloc.peak_bytes())
+                }
+                (None, Mode::Under) => {
                     let (current, peak) =
                         self.policy.figures(alloc.live_bytes(), alloc.peak_bytes());
                     publisher.publish(current, peak)
                 }
-                _ => publisher.publish_from(alloc),
+                (None, _) => publisher.publish_from(alloc),
             };
         }
         let after = publisher.stats();

@@ -24,7 +24,7 @@ use rustix::io::Errno;
 
 use crate::arena::{AllocError, Arena};
 use crate::bounds::{MAX_CONTROL_LEN, MAX_WAIT_MS};
-use crate::cli::{Args, Escape, Mode, UsageError};
+use crate::cli::{Args, Escape, Mode, Reclaim, UsageError};
 use crate::control::{parse_command, Command as ControlCommand};
 use crate::hog::{Action, Grew, Hog};
 use crate::log::Logger;
@@ -157,7 +157,7 @@ fn run(args: &Args, alloc: &'static HogAlloc, log: &Logger) -> Result<(), RunErr
     let control = args.control.as_deref().map(Control::bind).transpose()?;
     log.line(format_args!(
         "start mode={} chunk={} max={} start={} growth={} linger_ms={} lifetime_ms={} \
-         publisher={source} control={} ignore_sigterm={}",
+         publisher={source} control={} ignore_sigterm={} reclaim={}",
         args.mode.as_str(),
         args.chunk,
         args.max,
@@ -172,6 +172,7 @@ fn run(args: &Args, alloc: &'static HogAlloc, log: &Logger) -> Result<(), RunErr
             .as_deref()
             .map_or("none".into(), Path::to_string_lossy),
         args.ignore_sigterm,
+        args.reclaim.as_str(),
     ));
     let children = match args.mode {
         Mode::Forker => Children::spawn(args, started, log)?,
@@ -209,7 +210,14 @@ fn run(args: &Args, alloc: &'static HogAlloc, log: &Logger) -> Result<(), RunErr
                 if let Some(due) = reporter.next_due(Instant::now()) {
                     timeout = timeout.min(due);
                 }
-                let woke = wait(timeout, control.as_ref(), sigterm.as_ref())?;
+                let reclaim_fd = match args.reclaim {
+                    Reclaim::Ignore => None,
+                    _ => reporter.reclaim_fd(),
+                };
+                let woke = wait(timeout, control.as_ref(), sigterm.as_ref(), reclaim_fd)?;
+                if woke.reclaim {
+                    answer_reclaim(args.reclaim, &mut hog, &mut reporter, alloc, log);
+                }
                 if reporter.next_due(Instant::now()) == Some(Duration::ZERO) {
                     reporter.heartbeat(alloc);
                 }
@@ -247,6 +255,48 @@ fn run(args: &Args, alloc: &'static HogAlloc, log: &Logger) -> Result<(), RunErr
     Ok(())
 }
 
+/// oomd's reclaim request (the newest, if several queued) is answered as `--reclaim` says,
+/// then acknowledged: the figures go out first, so that oomd has them when the
+/// acknowledgement arrives (it judges the figures, never the acknowledgement).
+fn answer_reclaim(
+    how: Reclaim,
+    hog: &mut Hog,
+    reporter: &mut Reporter,
+    alloc: &HogAlloc,
+    log: &Logger,
+) {
+    let Some(request) = reporter.poll_reclaim() else {
+        return;
+    };
+    let before = alloc.live_bytes();
+    match how {
+        Reclaim::Ignore => return,
+        Reclaim::Cooperative => {
+            while alloc.live_bytes() > request.target_bytes && hog.free_chunk() > 0 {}
+        }
+        Reclaim::Stubborn => {}
+        Reclaim::Liar => reporter.cap_reports_at(request.target_bytes),
+    }
+    log.line(format_args!(
+        "reclaim request id={} target={} deadline_ms={} answer={} alloc_before={before} \
+         alloc={} held={}",
+        request.id,
+        request.target_bytes,
+        request.deadline_ms,
+        how.as_str(),
+        alloc.live_bytes(),
+        hog.arena().held(),
+    ));
+    publish(reporter, alloc, log);
+    match reporter.acknowledge(request.id) {
+        Ok(()) => log.line(format_args!("reclaim acknowledged id={}", request.id)),
+        Err(e) => log.line(format_args!(
+            "reclaim acknowledgement id={} not sent: {e}",
+            request.id
+        )),
+    }
+}
+
 /// A forker child: holds `--child-bytes` touched bytes, publishes nothing, and exits 0 when
 /// `--lifetime-ms` (the parent's remaining lifetime when it spawned us) has passed. With
 /// `--child-escape setsid` it first moves to a session of its own; with `double-fork` it is
@@ -282,7 +332,7 @@ fn run_child(args: &Args, log: &Logger) -> Result<(), RunError> {
         if now >= lifetime {
             break;
         }
-        let woke = wait(lifetime - now, None, sigterm.as_ref())?;
+        let woke = wait(lifetime - now, None, sigterm.as_ref(), None)?;
         if let (true, Some(sigterm)) = (woke.sigterm, &sigterm) {
             sigterm.drain(log);
         }
@@ -393,14 +443,17 @@ fn open_publisher(
 struct Woke {
     control: bool,
     sigterm: bool,
+    reclaim: bool,
 }
 
 /// Waits at most `timeout` (rounded up to a millisecond, and at most [`MAX_WAIT_MS`]) for the
-/// control socket or the SIGTERM signalfd to become readable.
+/// control socket, the SIGTERM signalfd or the memstat channel (oomd's reclaim requests) to
+/// become readable.
 fn wait(
     timeout: Duration,
     control: Option<&Control>,
     sigterm: Option<&IgnoredSigterm>,
+    reclaim: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<Woke, RunError> {
     let ms = timeout.as_micros().div_ceil(1000);
     let ms = u16::try_from(ms).unwrap_or(u16::MAX).min(MAX_WAIT_MS);
@@ -410,35 +463,43 @@ fn wait(
     };
     let timeout = Some(&timeout);
     let readable = |fd: &PollFd<'_>| fd.revents().intersects(PollFlags::IN | PollFlags::ERR);
-    let result = match (control, sigterm) {
-        (None, None) => poll(&mut [], timeout).map(|_| Woke::default()),
-        (Some(c), None) => {
-            let mut fds = [PollFd::from_borrowed_fd(c.socket.as_fd(), PollFlags::IN)];
-            poll(&mut fds, timeout).map(|_| Woke {
-                control: readable(&fds[0]),
-                sigterm: false,
-            })
-        }
-        (None, Some(s)) => {
-            let mut fds = [PollFd::from_borrowed_fd(s.fd.as_fd(), PollFlags::IN)];
-            poll(&mut fds, timeout).map(|_| Woke {
-                control: false,
-                sigterm: readable(&fds[0]),
-            })
-        }
-        (Some(c), Some(s)) => {
-            let mut fds = [
-                PollFd::from_borrowed_fd(c.socket.as_fd(), PollFlags::IN),
-                PollFd::from_borrowed_fd(s.fd.as_fd(), PollFlags::IN),
-            ];
-            poll(&mut fds, timeout).map(|_| Woke {
-                control: readable(&fds[0]),
-                sigterm: readable(&fds[1]),
-            })
-        }
+    // The descriptors there are, packed at the front of a fixed array (no allocation: the
+    // hog's allocator figures are what it publishes).
+    let sources = [
+        control.map(|c| c.socket.as_fd()),
+        sigterm.map(|s| s.fd.as_fd()),
+        reclaim,
+    ];
+    let Some(filler) = sources.iter().flatten().next().copied() else {
+        return match poll(&mut [], timeout) {
+            Ok(_) | Err(Errno::INTR) => Ok(Woke::default()),
+            Err(e) => Err(RunError::Wait(e)),
+        };
     };
-    match result {
-        Ok(woke) => Ok(woke),
+    let mut fds: [PollFd<'_>; 3] =
+        core::array::from_fn(|_| PollFd::from_borrowed_fd(filler, PollFlags::IN));
+    let mut which = [0usize; 3];
+    let mut n = 0;
+    for (source, fd) in sources.iter().enumerate() {
+        if let Some(fd) = fd {
+            fds[n] = PollFd::from_borrowed_fd(*fd, PollFlags::IN);
+            which[n] = source;
+            n += 1;
+        }
+    }
+    match poll(&mut fds[..n], timeout) {
+        Ok(_) => {
+            let mut woke = Woke::default();
+            for (fd, &source) in fds[..n].iter().zip(&which) {
+                let hit = readable(fd);
+                match source {
+                    0 => woke.control |= hit,
+                    1 => woke.sigterm |= hit,
+                    _ => woke.reclaim |= hit,
+                }
+            }
+            Ok(woke)
+        }
         Err(Errno::INTR) => Ok(Woke::default()),
         Err(e) => Err(RunError::Wait(e)),
     }

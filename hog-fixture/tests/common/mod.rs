@@ -255,6 +255,13 @@ impl Frames {
     /// The next frame, or `None` at EOF (the hog and everything holding its end exited) or
     /// at `deadline`.
     pub(crate) fn next_before(&mut self, deadline: Instant) -> Option<Frame> {
+        self.next_message_before(deadline)
+            .map(|m| Frame::decode(&m).expect("a valid frame"))
+    }
+
+    /// The next message of any kind (a frame, a reclaim acknowledgement), as its bytes, or
+    /// `None` at EOF or at `deadline`.
+    pub(crate) fn next_message_before(&mut self, deadline: Instant) -> Option<Vec<u8>> {
         let mut buf = [0u8; MAX_FRAME_LEN + 1];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -274,11 +281,18 @@ impl Frames {
             }
             match recv(&self.fd, &mut buf, RecvFlags::DONTWAIT) {
                 Ok((0, _)) => return None,
-                Ok((n, _)) => return Some(Frame::decode(&buf[..n]).expect("a valid frame")),
+                Ok((n, _)) => return Some(buf[..n].to_vec()),
                 Err(Errno::AGAIN | Errno::INTR) => continue,
                 Err(e) => panic!("recv: {e}"),
             }
         }
+    }
+
+    /// Sends one message to the hog (a reclaim request, as oomd would).
+    pub(crate) fn send(&self, message: &[u8]) {
+        let sent = rustix::net::send(&self.fd, message, rustix::net::SendFlags::DONTWAIT)
+            .expect("the hog's socket takes it");
+        assert_eq!(sent, message.len());
     }
 
     /// The next frame; panics if none comes before the deadline.
