@@ -37,6 +37,12 @@ SELFTEST: oom escape kill ok
 oomd: ready
 oomd: kill app=restart-hog bytes=33555393
 SELFTEST: oom watchdog restart ok
+oomd: reclaim met app=reclaim-hog bytes=3146409
+SELFTEST: oom reclaim ok
+oomd: kill app=reclaim-stubborn-hog bytes=12583593
+SELFTEST: oom reclaim missed ok
+oomd: kill app=reclaim-liar-hog bytes=13631488
+SELFTEST: oom reclaim liar ok
 oomd: kill app=rate-hog-a bytes=33555277
 oomd: kill app=rate-hog-b bytes=33555277
 SELFTEST: oom rate limit ok
@@ -60,9 +66,9 @@ expect() {
 }
 
 passing_markers | crlf >"$DIR/raw"
-expect "a passing boot" verdict_of 0 "all 11 markers seen"
+expect "a passing boot" verdict_of 0 "all 14 markers seen"
 { passing_markers; filler 200000; } | crlf >"$DIR/raw"
-expect "a passing boot with a long tail" verdict_of 0 "all 11 markers seen"
+expect "a passing boot with a long tail" verdict_of 0 "all 14 markers seen"
 
 # The false negative of old: every marker near the start of a long log, checked many times.
 { passing_markers; filler 300000; } | crlf >"$DIR/long"
@@ -98,12 +104,17 @@ expect "the guest stopped after Completed without a marker" verdict_final 1 "mis
 { passing_markers | sed -n '1,5p'; } | crlf >"$DIR/raw"
 expect "the guest stopped early" verdict_final 3 "stopped early; missing: SELFTEST: oom reject spoof ok"
 passing_markers | crlf >"$DIR/raw"
-expect "a complete passing log" verdict_final 0 "all 11 markers seen"
+expect "a complete passing log" verdict_final 0 "all 14 markers seen"
 
 passing_markers | sed -e 's/rate-hog-a/rate-hog-X/' -e 's/rate-hog-b/rate-hog-a/' -e 's/rate-hog-X/rate-hog-b/' | crlf >"$DIR/raw"
 expect "the rate-limit kills in the other order" verdict_of 1 'out of order: "oomd: kill app=rate-hog-a bytes="'
 passing_markers | sed -e '/^SELFTEST: oom kill ok/d' -e 's/^oomd: ready/oomd: ready\nSELFTEST: oom kill ok/' | crlf >"$DIR/raw"
 expect "a kill confirmed before its kill line" verdict_of 1 'out of order: "oomd: kill app=hog bytes="'
+
+passing_markers | sed 's/^SELFTEST: oom reclaim ok/oomd: kill decided app=reclaim-hog bytes=12583593 reason=soft-grace\n&/' | crlf >"$DIR/raw"
+expect "the cooperative hog's kill decided" verdict_of 1 "failure pattern: oomd: kill decided app=reclaim-hog "
+passing_markers | sed -e '/^oomd: kill app=reclaim-stubborn-hog/d' -e 's/^SELFTEST: oom reclaim liar ok/oomd: kill app=reclaim-stubborn-hog bytes=1\n&/' | crlf >"$DIR/raw"
+expect "the stubborn hog's marker before its kill" verdict_of 1 'out of order: "oomd: kill app=reclaim-stubborn-hog bytes="'
 
 # Two boots whose byte counts differ have the same contract sequence.
 passing_markers | crlf >"$DIR/a.raw"
@@ -112,8 +123,8 @@ verdict_clean "$DIR/a.raw" "$DIR/a"
 verdict_clean "$DIR/b.raw" "$DIR/b"
 checks=$((checks + 1))
 if [ "$(verdict_contract "$DIR/a")" = "$(verdict_contract "$DIR/b")" ] &&
-    [ "$(verdict_contract "$DIR/a" | wc -l)" = 20 ]; then
-    printf 'test-verdict: ok the contract sequence ignores byte counts (20 lines)\n'
+    [ "$(verdict_contract "$DIR/a" | wc -l)" = 25 ]; then
+    printf 'test-verdict: ok the contract sequence ignores byte counts (25 lines)\n'
 else
     printf 'test-verdict: FAIL the contract sequences differ\n'
     failures=$((failures + 1))

@@ -14,7 +14,7 @@
 
 /// How every event line starts (after `oomd: `), as `oomd::trace::write_line` writes them;
 /// a test renders every event kind and checks it is recognized.
-const EVENT_PREFIXES: [&str; 23] = [
+const EVENT_PREFIXES: [&str; 28] = [
     "register app=",
     "register refused (",
     "unregister app=",
@@ -38,6 +38,11 @@ const EVENT_PREFIXES: [&str; 23] = [
     "policy refused (",
     "report stale app=",
     "resumed tick=",
+    "reclaim requested app=",
+    "reclaim would-request app=",
+    "reclaim acknowledged app=",
+    "reclaim met app=",
+    "reclaim missed app=",
 ];
 
 /// The one event kind not in [`EVENT_PREFIXES`] because it needs its own word boundary.
@@ -398,7 +403,29 @@ oomd: exited app=hog\r
                 mode: oomd::TerminationMode::Forced,
                 acknowledged: true,
             },
+            EventKind::ReclaimRequested {
+                subject: s,
+                target: 1,
+                deadline: Tick(2),
+            },
+            EventKind::ReclaimWouldRequest {
+                subject: s,
+                target: 1,
+                deadline: Tick(2),
+            },
+            EventKind::ReclaimAcknowledged { subject: s },
+            EventKind::ReclaimMet {
+                subject: s,
+                bytes: 1,
+            },
+            EventKind::ReclaimMissed {
+                subject: s,
+                bytes: 1,
+            },
         ];
+        // Every kind there is: a kind added to the core without a prefix here fails this.
+        let tags: std::collections::BTreeSet<_> = kinds.iter().map(EventKind::tag).collect();
+        assert_eq!(tags.len(), oomd::EventTag::COUNT, "{tags:?}");
         let names = crate::fixture::TraceNames::default();
         for kind in kinds {
             let mut line = String::new();
@@ -412,6 +439,9 @@ oomd: exited app=hog\r
             "oomd: kill report app=x reason=hard-limit bytes=1",
             "oomd: request ticket=1 sent to execd",
             "oomd: memstat channel of x closed by the service",
+            "oomd: reclaim request id=5 sent to x",
+            "oomd: could not send reclaim request id=5 to x: no memstat channel",
+            "oomd: reclaim round trip app=x id=5 us=900",
             "execd: started oomd pid=1",
         ] {
             assert!(!is_event_line(note), "taken for an event: {note}");

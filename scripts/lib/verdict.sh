@@ -19,12 +19,16 @@ VERDICT_REQUIRED=(
     "SELFTEST: oom tree kill ok"
     "SELFTEST: oom escape kill ok"
     "SELFTEST: oom watchdog restart ok"
+    "SELFTEST: oom reclaim ok"
+    "SELFTEST: oom reclaim missed ok"
+    "SELFTEST: oom reclaim liar ok"
     "SELFTEST: oom rate limit ok"
     "SELFTEST: Completed"
 )
 # Lines that fail the run wherever they appear. A kernel OOM kill means the kernel, not oomd,
-# did the job: that is a fake success.
-VERDICT_FAILURE_PATTERNS='FAIL|Kernel panic|KVM internal error|Out of memory: Killed process|Memory cgroup out of memory'
+# did the job: that is a fake success. The cooperative reclaim hog kept its word: a kill of it
+# decided at any time is a broken promise of oomd's.
+VERDICT_FAILURE_PATTERNS='FAIL|Kernel panic|KVM internal error|Out of memory: Killed process|Memory cgroup out of memory|oomd: kill decided app=reclaim-hog '
 # Pairs "earlier|later" that must appear in this order (cause before effect, and the one order
 # the contract markers have on every boot).
 VERDICT_ORDER=(
@@ -32,6 +36,9 @@ VERDICT_ORDER=(
     "oomd: kill app=hog bytes=|SELFTEST: oom kill ok"
     "oomd: kill denied (subject=critical-hog reason=critical)|SELFTEST: oom deny critical ok"
     "oomd: kill app=restart-hog bytes=|SELFTEST: oom watchdog restart ok"
+    "oomd: reclaim met app=reclaim-hog|SELFTEST: oom reclaim ok"
+    "oomd: kill app=reclaim-stubborn-hog bytes=|SELFTEST: oom reclaim missed ok"
+    "oomd: kill app=reclaim-liar-hog bytes=|SELFTEST: oom reclaim liar ok"
     "oomd: kill app=rate-hog-a bytes=|oomd: kill app=rate-hog-b bytes="
     "oomd: kill app=rate-hog-b bytes=|SELFTEST: oom rate limit ok"
 )

@@ -24,6 +24,14 @@ const INJECT: u64 = 32 * MIB;
 /// The kill window of the rate-limit behaviour, in ticks.
 const RATE_WINDOW: u32 = 50;
 
+/// The reclaim behaviours' contract: a hog at three quarters of its hard limit (over soft)
+/// is asked to reclaim to half of its soft limit within [`RECLAIM_DEADLINE`] ticks (2 s at the
+/// guest's 20 ms tick); its soft grace, [`RECLAIM_GRACE`], is much shorter, so that without
+/// the request it would have been killed long before the deadline.
+const RECLAIM_PERCENT: u8 = 50;
+const RECLAIM_DEADLINE: u32 = 100;
+const RECLAIM_GRACE: u64 = 10;
+
 /// One behaviour the selftest proves.
 #[derive(Debug, Clone, Copy)]
 pub struct Behaviour {
@@ -34,7 +42,7 @@ pub struct Behaviour {
 }
 
 /// Every behaviour, in the order they run (rate limit last: it changes the kill budget).
-pub const ALL: [Behaviour; 9] = [
+pub const ALL: [Behaviour; 12] = [
     Behaviour {
         name: "oom kill",
         run: kill,
@@ -66,6 +74,18 @@ pub const ALL: [Behaviour; 9] = [
     Behaviour {
         name: "oom watchdog restart",
         run: watchdog_restart,
+    },
+    Behaviour {
+        name: "oom reclaim",
+        run: reclaim_met,
+    },
+    Behaviour {
+        name: "oom reclaim missed",
+        run: reclaim_missed,
+    },
+    Behaviour {
+        name: "oom reclaim liar",
+        run: reclaim_liar,
     },
     Behaviour {
         name: "oom rate limit",
@@ -369,4 +389,192 @@ fn rate_limit(s: &mut Session) -> Step {
     })();
     s.set_policy(saved)?;
     result
+}
+
+/// Runs `body` with reclaim requests on (and kernel figures enforced when `enforce_kernel`),
+/// then puts the policy back whatever happened.
+fn with_reclaim(
+    s: &mut Session,
+    enforce_kernel: bool,
+    body: impl FnOnce(&mut Session) -> Step,
+) -> Step {
+    let saved = s.policy()?;
+    s.set_policy(oomd::Policy {
+        reclaim_target_percent: RECLAIM_PERCENT,
+        reclaim_deadline_ticks: RECLAIM_DEADLINE,
+        enforce_kernel,
+        ..saved
+    })?;
+    let result = body(s);
+    s.set_policy(saved)?;
+    result
+}
+
+/// Starts reclaim hog `name` with a soft grace of [`RECLAIM_GRACE`], pushes it over soft
+/// (below hard), and waits for oomd's request and the hog's acknowledgement, in that order.
+/// Returns the request's tick (its id) and target.
+fn asked_to_reclaim(s: &mut Session, from: usize, name: &str) -> Result<(u64, u64), String> {
+    s.forget_exit(name);
+    s.spawn(name)?;
+    s.wait_reporting(name)?;
+    let limits = Limits {
+        soft_grace_ticks: RECLAIM_GRACE,
+        ..hog_limits(s)
+    };
+    s.set_limits(name, limits)?;
+    s.inject(name, limits.hard_bytes / 4 * 3)?;
+    let subject = id(name);
+    let requested = s.wait_event(
+        from,
+        &format!("the reclaim request to {name}"),
+        |k| matches!(k, EventKind::ReclaimRequested { subject: x, .. } if *x == subject),
+    )?;
+    let acked = s.wait_event(
+        from,
+        &format!("{name}'s acknowledgement"),
+        |k| matches!(k, EventKind::ReclaimAcknowledged { subject: x } if *x == subject),
+    )?;
+    let events = s.events_since(from);
+    let request = &events[requested - from].event;
+    let EventKind::ReclaimRequested { target, .. } = request.kind else {
+        return Err("not a request".into());
+    };
+    if target != limits.reclaim_target(RECLAIM_PERCENT) || acked < requested {
+        return Err(format!(
+            "{name} was asked for {target} bytes (expected {}), acknowledged at #{acked}",
+            limits.reclaim_target(RECLAIM_PERCENT)
+        ));
+    }
+    Ok((request.tick.0, target))
+}
+
+/// Waits until oomd accepted a frame of `name` at tick `tick` or later: its clock has reached
+/// `tick`, so everything due by then has been decided. (The hog heartbeats every second.)
+fn wait_frame_at(s: &mut Session, name: &str, tick: u64) -> Step {
+    let deadline = std::time::Instant::now() + s.settings.step_timeout;
+    loop {
+        let st = s
+            .status(name)?
+            .ok_or_else(|| format!("oomd forgot {name}"))?;
+        if st.last_frame_at.is_some_and(|t| t.0 >= tick) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline || !st.running {
+            return Err(format!(
+                "no frame of {name} accepted at tick {tick} or later: {st:?}"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A missed reclaim ends in a confirmed kill for the soft grace, decided at the deadline or
+/// later, never before; checks the order miss → decision → confirmation.
+fn killed_after_missing(s: &mut Session, from: usize, name: &str, asked_at: u64) -> Step {
+    let subject = id(name);
+    let confirmed = s.wait_event(
+        from,
+        &format!("kill of {name}"),
+        |k| matches!(k, EventKind::KillConfirmed { subject: x, .. } if *x == subject),
+    )?;
+    s.wait_exit(name)?;
+    let events = s.events_since(from);
+    let at = |want: &dyn Fn(&EventKind) -> bool| events.iter().position(|e| want(&e.event.kind));
+    let missed = at(&|k| matches!(k, EventKind::ReclaimMissed { subject: x, .. } if *x == subject));
+    let decided = at(
+        &|k| matches!(k, EventKind::KillDecided { subject: x, reason: oomd::KillReason::SoftGrace, .. } if *x == subject),
+    );
+    match (missed, decided) {
+        (Some(m), Some(d)) if m < d && from + d < confirmed => {
+            let tick = events[d].event.tick.0;
+            let deadline = asked_at + u64::from(RECLAIM_DEADLINE);
+            if tick < deadline {
+                return Err(format!(
+                    "{name} was killed at tick {tick}, before its reclaim deadline {deadline}"
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(format!(
+            "{name}'s reclaim was not missed, then a soft-grace kill decided, then confirmed"
+        )),
+    }
+}
+
+/// `reclaim-hog` (cooperative) is asked, frees down to the target, and is not killed: its
+/// reclaim is met, its incident ends, no kill of it is decided (even once its soft grace has
+/// long passed), and execd still runs it.
+fn reclaim_met(s: &mut Session) -> Step {
+    let name = "reclaim-hog";
+    with_reclaim(s, false, |s| {
+        let from = s.mark()?;
+        let (asked_at, target) = asked_to_reclaim(s, from, name)?;
+        let subject = id(name);
+        let met = s.wait_event(
+            from,
+            "reclaim-hog's met reclaim",
+            |k| matches!(k, EventKind::ReclaimMet { subject: x, .. } if *x == subject),
+        )?;
+        let met_bytes = match s.events_since(from)[met - from].event.kind {
+            EventKind::ReclaimMet { bytes, .. } => bytes,
+            _ => u64::MAX,
+        };
+        if met_bytes > target {
+            return Err(format!(
+                "met at {met_bytes} bytes, above the target {target}"
+            ));
+        }
+        // Past the end of the soft grace: the kill a reclaim-less oomd would have decided.
+        wait_frame_at(s, name, asked_at + RECLAIM_GRACE * 3)?;
+        let killed = s.events_since(from).iter().any(
+            |e| matches!(e.event.kind, EventKind::KillDecided { subject: x, .. } if x == subject),
+        );
+        if killed {
+            return Err("a kill of reclaim-hog was decided".into());
+        }
+        let status = s.status(name)?.ok_or("oomd forgot reclaim-hog")?;
+        if status.over_soft_since.is_some() || status.enforced_bytes > target {
+            return Err(format!("reclaim-hog is still in its incident: {status:?}"));
+        }
+        if s.service(name)?.pid.is_none() {
+            return Err("reclaim-hog is not running any more".into());
+        }
+        Ok(())
+    })
+}
+
+/// `reclaim-stubborn-hog` acknowledges and frees nothing: its reclaim is missed at the
+/// deadline and it is killed for its soft grace then, not before.
+fn reclaim_missed(s: &mut Session) -> Step {
+    let name = "reclaim-stubborn-hog";
+    with_reclaim(s, false, |s| {
+        let from = s.mark()?;
+        let (asked_at, _) = asked_to_reclaim(s, from, name)?;
+        killed_after_missing(s, from, name, asked_at)
+    })
+}
+
+/// `reclaim-liar-hog` acknowledges and reports the target while keeping every byte: with
+/// kernel figures enforced, its reclaim is missed on the kernel figure and it is killed.
+fn reclaim_liar(s: &mut Session) -> Step {
+    let name = "reclaim-liar-hog";
+    with_reclaim(s, true, |s| {
+        let from = s.mark()?;
+        let (asked_at, target) = asked_to_reclaim(s, from, name)?;
+        // The lie is seen: a report at or below the target while the kernel charges more.
+        let deadline = std::time::Instant::now() + s.settings.step_timeout;
+        loop {
+            let st = s.status(name)?.ok_or("oomd forgot reclaim-liar-hog")?;
+            if st.reported_bytes.is_some_and(|r| r <= target)
+                && st.kernel_bytes.is_some_and(|k| k > target)
+            {
+                break;
+            }
+            if std::time::Instant::now() >= deadline || !st.running {
+                return Err(format!("the liar's report and kernel figure: {st:?}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        killed_after_missing(s, from, name, asked_at)
+    })
 }

@@ -103,6 +103,9 @@ fn every_behaviour_is_proven_on_real_processes() {
         "SELFTEST: oom tree kill ok",
         "SELFTEST: oom escape kill ok",
         "SELFTEST: oom watchdog restart ok",
+        "SELFTEST: oom reclaim ok",
+        "SELFTEST: oom reclaim missed ok",
+        "SELFTEST: oom reclaim liar ok",
         "SELFTEST: oom rate limit ok",
         "SELFTEST: Completed",
     ] {
@@ -127,6 +130,12 @@ fn every_behaviour_is_proven_on_real_processes() {
     assert!(
         log.lines()
             .any(|l| l == "oomd: kill denied (subject=critical-hog reason=critical)"),
+        "{context}"
+    );
+    // The reclaim request reached the hog and its acknowledgement came back, timed by oomd.
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("oomd: reclaim round trip app=reclaim-hog id=")),
         "{context}"
     );
     // The run was deterministic: each recording oomd made (the first run's, kept as `.1` when

@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{policy, Rig};
 use memstat::SubjectId;
@@ -836,4 +836,97 @@ fn a_policy_document_with_one_bad_table_changes_nothing() {
         .lines()
         .iter()
         .any(|l| l.starts_with("oomd: policy changed")));
+}
+
+fn reclaim_policy() -> Policy {
+    Policy {
+        limits: oomd::Limits {
+            soft_grace_ticks: 10, // 50 ms at the rig's 5 ms tick: far shorter than the deadline
+            ..policy().limits
+        },
+        reclaim_target_percent: 50,
+        reclaim_deadline_ticks: 40, // 200 ms
+        ..policy()
+    }
+}
+
+/// The reclaim request oomd sent `hog` on its memstat channel.
+fn reclaim_request(rig: &mut Rig, hog: SubjectId) -> memstat::ReclaimRequest {
+    let bytes = rig
+        .recv_on_channel(hog, WAIT)
+        .expect("a reclaim request on the memstat channel");
+    memstat::ReclaimRequest::decode(&bytes).expect("a valid reclaim request")
+}
+
+fn ack(rig: &mut Rig, hog: SubjectId, id: u64) {
+    let mut buf = [0; memstat::MAX_ACK_LEN];
+    let n = memstat::ReclaimAck { id }.encode(&mut buf).expect("fits");
+    rig.send_raw(hog, &buf[..n]);
+}
+
+#[test]
+fn a_service_over_soft_is_asked_on_its_channel_and_spared_when_it_reclaims() {
+    let mut rig = Rig::new("reclaim-met", reclaim_policy());
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 1_500, None);
+    let request = reclaim_request(&mut rig, hog);
+    assert_eq!(request.target_bytes, 500, "50 % of soft");
+    assert_eq!(request.deadline_ms, 200, "40 ticks of 5 ms");
+    // The service frees memory, reports it, then acknowledges.
+    rig.publish(hog, 400, None);
+    ack(&mut rig, hog, request.id);
+    // Past the deadline and the soft grace: nothing is asked of execd.
+    assert_eq!(rig.next_request(Duration::from_millis(400)), None);
+    let lines = rig.lines();
+    for want in [
+        "oomd: reclaim requested app=hog target=500 deadline=",
+        "oomd: reclaim acknowledged app=hog",
+        "oomd: reclaim met app=hog bytes=400",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "{want}: {lines:#?}"
+        );
+    }
+    assert!(!lines.iter().any(|l| l.contains("kill")), "{lines:#?}");
+}
+
+#[test]
+fn a_service_that_acknowledges_and_keeps_its_memory_is_killed_after_the_deadline() {
+    let mut rig = Rig::new("reclaim-missed", reclaim_policy());
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 1_500, None);
+    let request = reclaim_request(&mut rig, hog);
+    let asked = Instant::now();
+    ack(&mut rig, hog, request.id);
+    // Garbage and made-up acknowledgements change nothing and cost the sender only rejections.
+    for id in 0..200u64 {
+        ack(&mut rig, hog, request.id.wrapping_add(1 + id));
+    }
+    rig.send_raw(hog, b"MA\x01");
+    let Some(ToAuthority::Terminate(kill)) = rig.next_request(WAIT) else {
+        panic!("no kill after the missed reclaim");
+    };
+    assert!(
+        asked.elapsed() >= Duration::from_millis(150),
+        "killed {:?} after the request, before the 200 ms deadline",
+        asked.elapsed()
+    );
+    assert_eq!(kill.subject, hog);
+    let lines = rig.lines();
+    let at = |want: &str| lines.iter().position(|l| l.starts_with(want));
+    let missed = at("oomd: reclaim missed app=hog bytes=1500").expect("missed");
+    let decided = at("oomd: kill decided app=hog bytes=1500 reason=soft-grace").expect("decided");
+    assert!(missed < decided, "{lines:#?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("oomd: reclaim acknowledged"))
+            .count(),
+        1
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("reason=unexpected-ack")),
+        "{lines:#?}"
+    );
 }

@@ -97,7 +97,7 @@ fn who(u: &mut Unstructured<'_>) -> Result<usize> {
 /// core must cope with anything (memory figures, garbage payloads, ticks, tickets), and raw
 /// inputs built by no rule.
 pub fn op(u: &mut Unstructured<'_>) -> Result<Op> {
-    Ok(match u.int_in_range(0..=20u8)? {
+    Ok(match u.int_in_range(0..=22u8)? {
         0 => Op::Register {
             who: who(u)?,
             critical: u.arbitrary()?,
@@ -164,6 +164,18 @@ pub fn op(u: &mut Unstructured<'_>) -> Result<Op> {
             stale_ticks: u.int_in_range(1..=11)?,
         },
         18 => Op::Crash,
+        19 => Op::Reclaim {
+            percent: if u.ratio(1, 3)? {
+                0
+            } else {
+                u.int_in_range(1..=99)?
+            },
+            deadline: u.int_in_range(1..=6)?,
+        },
+        20 => Op::Ack {
+            who: who(u)?,
+            quote_pending: u.ratio(4, 5)?,
+        },
         _ => Op::Raw(raw_input(u)?),
     })
 }
@@ -190,8 +202,12 @@ fn raw_input(u: &mut Unstructured<'_>) -> Result<Input> {
             Payload::new(kept)
         })
     };
-    Ok(match u.int_in_range(0..=9u8)? {
+    Ok(match u.int_in_range(0..=10u8)? {
         0 => Input::Tick(Tick(u.arbitrary()?)),
+        9 => Input::ReclaimAck {
+            sender: subject(u)?,
+            payload: payload(u)?,
+        },
         1 => Input::Frame {
             sender: subject(u)?,
             payload: payload(u)?,

@@ -219,6 +219,27 @@ impl Rig {
         rustix::net::send(&entry.2, bytes, rustix::net::SendFlags::empty()).expect("sent");
     }
 
+    /// Steps the service until a message arrives on `subject`'s end of its memstat channel
+    /// (what oomd sends the service: a reclaim request), or the deadline passes.
+    pub fn recv_on_channel(&mut self, subject: SubjectId, within: Duration) -> Option<Vec<u8>> {
+        let end = Instant::now() + within;
+        let mut buf = [0u8; 64];
+        while Instant::now() < end {
+            self.step();
+            let entry = self
+                .seqs
+                .iter()
+                .find(|(s, _, _)| *s == subject)
+                .expect("started");
+            match rustix::net::recv(&entry.2, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Some(buf[..n].to_vec()),
+                Err(rustix::io::Errno::AGAIN) => {}
+                Err(e) => panic!("memstat channel: {e}"),
+            }
+        }
+        None
+    }
+
     /// The next frame of `subject` carries sequence number `seq`.
     pub fn set_seq(&mut self, subject: SubjectId, seq: u64) {
         let entry = self
