@@ -35,7 +35,7 @@ use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visi
 use serde::Deserialize;
 
 use crate::sim::{
-    self, AuthoritySpec, Delay, ReportMode, Run, SimError, SubjectSpec,
+    self, AuthoritySpec, Delay, ReclaimMode, ReportMode, Run, SimError, SubjectSpec,
     SUPPORTED_SUBJECT_CAPACITIES,
 };
 
@@ -349,6 +349,17 @@ struct RawSubject {
     limits: Option<LimitsTable>,
     kernel_overhead: Option<Size>,
     restart_after: Option<u64>,
+    reclaim: Option<ReclaimWord>,
+    reclaim_delay_ticks: Option<u64>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum ReclaimWord {
+    Ignore,
+    Cooperative,
+    Stubborn,
+    Liar,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -624,6 +635,40 @@ impl RawSubject {
                 "must be at least 1",
             ));
         }
+        let reclaim = match self.reclaim {
+            None | Some(ReclaimWord::Ignore) => ReclaimMode::Ignore,
+            Some(ReclaimWord::Cooperative) => ReclaimMode::Cooperative,
+            Some(ReclaimWord::Stubborn) => ReclaimMode::Stubborn,
+            Some(ReclaimWord::Liar) => ReclaimMode::Liar,
+        };
+        if reclaim != ReclaimMode::Ignore && report == ReportMode::Silent {
+            return Err(ConfigError::invalid(
+                key("reclaim"),
+                format!(
+                    "a silent subject has no memstat channel: it cannot hear a reclaim request, \
+                     so reclaim = {:?} needs another report mode",
+                    reclaim.as_str()
+                ),
+            ));
+        }
+        let reclaim_delay =
+            match self.reclaim_delay_ticks {
+                None => 1,
+                Some(_) if reclaim == ReclaimMode::Ignore => return Err(ConfigError::invalid(
+                    key("reclaim_delay_ticks"),
+                    "has no effect unless `reclaim` is \"cooperative\", \"stubborn\" or \"liar\"",
+                )),
+                Some(n @ 1..=MAX_DELAY_TICKS) => n,
+                Some(_) => {
+                    return Err(ConfigError::invalid(
+                        key("reclaim_delay_ticks"),
+                        format!(
+                        "must be in 1..={MAX_DELAY_TICKS} (an answer comes in a later tick than \
+                         its request)"
+                    ),
+                    ))
+                }
+            };
         Ok(SubjectSpec {
             name: self.name.clone(),
             class: match self.class.unwrap_or(ClassWord::Standard) {
@@ -641,6 +686,8 @@ impl RawSubject {
             limits,
             kernel_overhead: self.kernel_overhead.map_or(0, |s| s.0),
             restart_after: self.restart_after,
+            reclaim,
+            reclaim_delay,
         })
     }
 }

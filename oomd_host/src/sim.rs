@@ -15,10 +15,14 @@
 //!      override, `Input::SetPolicy`) and holds `start_bytes`;
 //!    - otherwise, if it is running, it grows by `growth_per_tick` plus a draw in
 //!      `0..=jitter`, capped at `max_bytes`;
+//!    - if it is running and a reclaim request is due for it (see below), it carries it out
+//!      as its [`ReclaimMode`] says, before publishing;
 //!    - if it is running, it sends its frames according to its [`ReportMode`]
 //!      (`Input::Frame`, the sender being the subject itself: the transport authenticated it),
 //!      then, when the scenario has kernel readings, `Input::KernelReading` of held bytes plus
-//!      its `kernel_overhead`.
+//!      its `kernel_overhead`;
+//!    - last, if a reclaim request was due and its mode answers, `Input::ReclaimAck` quoting
+//!      the request's id: a service publishes what it did, then acknowledges.
 //! 2. **The fake authority delivers** every answer and exit due at `t`, oldest first
 //!    (`Input::Answer`, `Input::Exited`). A subject that exits stops growing and publishing.
 //! 3. **Time advances**: `Input::Tick(Tick(t))`.
@@ -28,6 +32,11 @@
 //! in the same input) and of step 3 (kills due at the tick), from tick `t`: an answer with
 //! no delay is delivered in step 2 of the same tick.
 //!
+//! Reclaim requests the core makes are routed, at the same two points, to the subject they
+//! name, if it is running; one made during tick `t` is due in step 1 of tick
+//! `t + reclaim_delay` (see [`SubjectSpec::reclaim_delay`]), and is dropped if by then the
+//! subject has exited (or exited and restarted: a request is for the instance it was made to).
+//!
 //! Every input is recorded, and the event log is drained after every input, so none is lost
 //! to the ring (a loss would be an error, [`SimError::EventsLost`]).
 
@@ -35,10 +44,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use memstat::{Frame, SubjectId, MAX_FRAME_LEN};
+use memstat::{ReclaimAck, MAX_ACK_LEN};
 use oomd::{
     Answer, Counters, Event, EventTag, Input, InputError, Limits, Payload, Policy, PolicyError,
-    PolicyUpdate, RefusalReason, Registration, Rejection, SubjectClass, TerminationMode,
-    TerminationRequest, Tick, Watchdog,
+    PolicyUpdate, ReclaimRequest, RefusalReason, Registration, Rejection, SubjectClass,
+    TerminationMode, TerminationRequest, Tick, Watchdog,
 };
 
 use crate::fixture::{render, RecordingAuthority, TraceNames};
@@ -161,6 +171,42 @@ impl ReportMode {
     }
 }
 
+/// How a subject answers the reclaim requests the core sends it.
+///
+/// Every mode but [`Ignore`](Self::Ignore) acknowledges a request (`Input::ReclaimAck` with
+/// the request's id) in step 1 of the tick it is due, after the subject's frames and kernel
+/// reading; what differs is what it does to its memory, and what it reports afterwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReclaimMode {
+    /// Never answers, never frees anything: the core's request goes unheard.
+    #[default]
+    Ignore,
+    /// Frees down to the target (held bytes become `min(held, target_bytes)`) before it
+    /// publishes, then acknowledges. It keeps its `growth_per_tick` afterwards: a subject that
+    /// grows on may cross soft again.
+    Cooperative,
+    /// Acknowledges and changes nothing.
+    Stubborn,
+    /// Acknowledges and frees nothing, but from then on (until it restarts) its frames report
+    /// at most the target (the figure its report mode gives, capped at `target_bytes`; garbage
+    /// frames are garbage either way). Its kernel reading stays what it holds plus its
+    /// `kernel_overhead`, so only a policy that enforces kernel readings catches it.
+    Liar,
+}
+
+impl ReclaimMode {
+    /// The word scenario files use.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ignore => "ignore",
+            Self::Cooperative => "cooperative",
+            Self::Stubborn => "stubborn",
+            Self::Liar => "liar",
+        }
+    }
+}
+
 /// One virtual subject and its script.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubjectSpec {
@@ -188,6 +234,12 @@ pub struct SubjectSpec {
     pub kernel_overhead: u64,
     /// Started again this many ticks after it exits.
     pub restart_after: Option<u64>,
+    /// How it answers reclaim requests.
+    pub reclaim: ReclaimMode,
+    /// Ticks from a reclaim request to its answer: a request made during tick `t` is carried
+    /// out and acknowledged in step 1 of tick `t + reclaim_delay` (0 is taken as 1: step 1 of
+    /// tick `t` has passed when the core asks).
+    pub reclaim_delay: u64,
 }
 
 impl SubjectSpec {
@@ -207,6 +259,8 @@ impl SubjectSpec {
             limits: None,
             kernel_overhead: 0,
             restart_after: None,
+            reclaim: ReclaimMode::Ignore,
+            reclaim_delay: 1,
         }
     }
 
@@ -456,6 +510,12 @@ impl Driver {
         &self.authority.requests
     }
 
+    /// Every reclaim request the core made so far.
+    #[must_use]
+    pub fn reclaims(&self) -> &[ReclaimRequest] {
+        &self.authority.reclaims
+    }
+
     /// Every event so far.
     #[must_use]
     pub fn events(&self) -> &[Event] {
@@ -476,6 +536,7 @@ impl Driver {
             inputs: self.inputs,
             events: self.events,
             requests: self.authority.requests,
+            reclaims: self.authority.reclaims,
             undelivered: 0,
         })
     }
@@ -534,6 +595,8 @@ pub struct Run {
     pub events: Vec<Event>,
     /// Every termination request, in order.
     pub requests: Vec<TerminationRequest>,
+    /// Every reclaim request, in order.
+    pub reclaims: Vec<ReclaimRequest>,
     /// The watchdog's counters at the end.
     pub counters: Counters,
     /// Answers and exits the fake authority still had due after the last tick.
@@ -578,6 +641,11 @@ impl Run {
             escalated: c.events(EventTag::KillEscalated),
             failed: c.events(EventTag::KillFailed),
             would_kill: c.events(EventTag::WouldKill),
+            reclaim_requested: c.events(EventTag::ReclaimRequested),
+            reclaim_would_request: c.events(EventTag::ReclaimWouldRequest),
+            reclaim_acknowledged: c.events(EventTag::ReclaimAcknowledged),
+            reclaim_met: c.events(EventTag::ReclaimMet),
+            reclaim_missed: c.events(EventTag::ReclaimMissed),
             rejected: Rejection::ALL.map(|r| (r, c.rejected(r))),
             policies_refused: c.policies_refused,
             undelivered: self.undelivered,
@@ -610,6 +678,16 @@ pub struct Summary {
     pub failed: u64,
     /// Observe-only would-kills.
     pub would_kill: u64,
+    /// Reclaim requests made.
+    pub reclaim_requested: u64,
+    /// Observe-only would-request reclaims.
+    pub reclaim_would_request: u64,
+    /// Reclaim requests acknowledged.
+    pub reclaim_acknowledged: u64,
+    /// Reclaim requests met (incident ended without a kill).
+    pub reclaim_met: u64,
+    /// Reclaim requests missed.
+    pub reclaim_missed: u64,
     /// Frames rejected, by reason.
     pub rejected: [(Rejection, u64); Rejection::COUNT],
     /// Policy changes the core refused (a limits override when its table is full, say): the
@@ -638,6 +716,17 @@ impl fmt::Display for Summary {
             self.failed,
             self.would_kill
         )?;
+        if self.reclaim_requested + self.reclaim_would_request > 0 {
+            writeln!(
+                f,
+                "reclaims: requested={} would-request={} acknowledged={} met={} missed={}",
+                self.reclaim_requested,
+                self.reclaim_would_request,
+                self.reclaim_acknowledged,
+                self.reclaim_met,
+                self.reclaim_missed
+            )?;
+        }
         let total: u64 = self.rejected.iter().map(|(_, n)| n).sum();
         write!(f, "frames rejected: {total}")?;
         for (reason, n) in self.rejected.iter().filter(|(_, n)| *n > 0) {
@@ -674,6 +763,10 @@ struct Live<'a> {
     start_at: Option<u64>,
     held: u64,
     next_seq: u64,
+    /// Reclaim requests routed to this instance, with the tick each is due, in the order made.
+    reclaims: Vec<(u64, ReclaimRequest)>,
+    /// A liar's cap on what it reports: the target of the last request it answered.
+    lie: Option<u64>,
 }
 
 /// Something the fake authority will report.
@@ -775,6 +868,8 @@ pub fn run(setup: &Setup) -> Result<Run, SimError> {
             start_at: Some(spec.start_tick),
             held: 0,
             next_seq: 1,
+            reclaims: Vec::new(),
+            lie: None,
         })
         .collect();
     let mut authority = FakeAuthority {
@@ -793,12 +888,23 @@ pub fn run(setup: &Setup) -> Result<Run, SimError> {
             }
             *seen = d.requests().len();
         };
+    // Every reclaim request goes to the live subject it names.
+    let mut reclaims_seen = 0;
+    let route_new = |seen: &mut usize, t: u64, d: &Driver, l: &mut [Live<'_>]| {
+        for &request in &d.reclaims()[*seen..] {
+            if let Some(s) = l.iter_mut().find(|s| s.id == request.subject) {
+                s.on_reclaim_request(t, request);
+            }
+        }
+        *seen = d.reclaims().len();
+    };
     for t in 1..=setup.ticks {
         // 1. Subjects publish; a frame or reading over hard is decided in its input.
         for subject in &mut live {
             subject.step(t, setup.kernel_readings, &mut driver)?;
         }
         schedule_new(&mut seen, t, &driver, &mut authority, &live);
+        route_new(&mut reclaims_seen, t, &driver, &mut live);
         // 2. The authority delivers what is due.
         while let Some(delivery) = authority.next_due(t) {
             match delivery {
@@ -825,6 +931,7 @@ pub fn run(setup: &Setup) -> Result<Run, SimError> {
         // 3. Time advances; the core may ask for terminations.
         let _ = driver.feed(Input::Tick(Tick(t)));
         schedule_new(&mut seen, t, &driver, &mut authority, &live);
+        route_new(&mut reclaims_seen, t, &driver, &mut live);
     }
 
     let mut run = driver.finish(setup.names())?;
@@ -833,7 +940,17 @@ pub fn run(setup: &Setup) -> Result<Run, SimError> {
 }
 
 impl Live<'_> {
-    /// Step 1 of tick `t` for this subject: start or grow, then publish.
+    /// Takes a reclaim request the core made during tick `t`, if this subject answers them
+    /// and is running (it is for this instance: a restart drops it).
+    fn on_reclaim_request(&mut self, t: u64, request: ReclaimRequest) {
+        if self.running && self.spec.reclaim != ReclaimMode::Ignore {
+            let due = t.saturating_add(self.spec.reclaim_delay.max(1));
+            self.reclaims.push((due, request));
+        }
+    }
+
+    /// Step 1 of tick `t` for this subject: start or grow, carry out the reclaim requests due,
+    /// publish, then acknowledge them.
     fn step(&mut self, t: u64, kernel: bool, driver: &mut Driver) -> Result<(), SimError> {
         let spec = self.spec;
         if !self.running && self.start_at == Some(t) {
@@ -852,11 +969,30 @@ impl Live<'_> {
         } else {
             return Ok(());
         }
+        let due = self.reclaims.iter().take_while(|(at, _)| *at <= t).count();
+        let answered: Vec<ReclaimRequest> = self.reclaims.drain(..due).map(|(_, r)| r).collect();
+        for request in &answered {
+            match spec.reclaim {
+                ReclaimMode::Cooperative => self.held = self.held.min(request.target_bytes),
+                ReclaimMode::Liar => self.lie = Some(request.target_bytes),
+                ReclaimMode::Stubborn | ReclaimMode::Ignore => {}
+            }
+        }
         self.publish(driver)?;
         if kernel {
             let _ = driver.feed(Input::KernelReading {
                 subject: self.id,
                 bytes: self.held.saturating_add(spec.kernel_overhead),
+            });
+        }
+        for request in &answered {
+            let mut buf = [0; MAX_ACK_LEN];
+            let n = ReclaimAck { id: request.id }
+                .encode(&mut buf)
+                .map_err(SimError::Encode)?;
+            let _ = driver.feed(Input::ReclaimAck {
+                sender: self.id,
+                payload: Payload::new(&buf[..n]),
             });
         }
         Ok(())
@@ -868,6 +1004,8 @@ impl Live<'_> {
         self.start_at = None;
         self.generation += 1;
         self.next_seq = 1;
+        self.reclaims.clear();
+        self.lie = None;
         self.held = spec
             .max_bytes
             .map_or(spec.start_bytes, |max| spec.start_bytes.min(max));
@@ -919,6 +1057,7 @@ impl Live<'_> {
             ReportMode::Spoof { claim } => (1, self.held, SubjectId::from_name(claim)),
             ReportMode::Flood { frames } => (*frames, self.held, self.id),
         };
+        let bytes = self.lie.map_or(bytes, |cap| bytes.min(cap));
         // The simulator's edge reads a sender as the Linux edge does: at most the frame budget
         // in a tick, then, of what queued beyond it, only the newest, as a latest frame.
         let frames = u64::from(frames);

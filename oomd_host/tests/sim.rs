@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use oomd::{EventKind, Input, Rejection};
+use oomd::{EventKind, Input, Rejection, Tick};
 use oomd_host::scenario::{ExpectFailure, Scenario};
-use oomd_host::sim::{self, Run};
+use oomd_host::sim::{self, ReclaimMode, Run};
 
 fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
@@ -56,6 +56,7 @@ fn every_shipped_scenario_parses_and_meets_its_expectations() {
         "underreport.toml",
         "escalation.toml",
         "observe-only.toml",
+        "reclaim.toml",
     ] {
         assert!(
             paths.iter().any(|p| p.ends_with(required)),
@@ -95,6 +96,7 @@ fn a_scenario_run_twice_gives_byte_identical_traces_and_inputs() {
         assert_eq!(first.inputs, second.inputs, "{}", path.display());
         assert_eq!(first.events, second.events, "{}", path.display());
         assert_eq!(first.requests, second.requests, "{}", path.display());
+        assert_eq!(first.reclaims, second.reclaims, "{}", path.display());
     }
 }
 
@@ -133,6 +135,12 @@ fn hog_hard_kill_trace_is_stable() {
 fn rate_limit_trace_is_stable() {
     let run = load("rate-limit.toml").run().expect("runs").run;
     insta::assert_snapshot!("rate_limit", run.trace());
+}
+
+#[test]
+fn reclaim_trace_is_stable() {
+    let run = load("reclaim.toml").run().expect("runs").run;
+    insta::assert_snapshot!("reclaim", run.trace());
 }
 
 #[test]
@@ -396,6 +404,311 @@ fn setup_can_be_built_in_code_too() {
     setup.subjects[0].start_bytes = 1 << 40;
     let run = sim::run(&setup).expect("runs");
     assert!(run.trace().contains("oomd: kill decided app=a"));
+}
+
+// ----- reclaim requests -------------------------------------------------------------------------
+
+/// One subject between soft and hard with kernel readings (held bytes, no overhead): asked for
+/// `percent` of soft (50: 500 bytes) by tick 1 + 5, with a soft grace of 2 ticks, so that a
+/// kill not waiting for an answer would come at tick 3.
+fn one_asked(subject_keys: &str, percent: u8, enforce_kernel: bool) -> String {
+    format!(
+        r#"
+        name = "reclaim-one"
+        ticks = 12
+        kernel_readings = true
+        [policy]
+        soft_bytes = 1000
+        hard_bytes = 4000
+        soft_grace_ticks = 2
+        underreport_margin_bytes = 100
+        reclaim_target_percent = {percent}
+        reclaim_deadline_ticks = 5
+        enforce_kernel = {enforce_kernel}
+        [[subject]]
+        name = "svc"
+        start_bytes = 2000
+        {subject_keys}
+        "#
+    )
+}
+
+fn acks(run: &Run) -> Vec<u64> {
+    run.inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::ReclaimAck { payload, .. } => Some(payload.decode_ack().expect("valid ack").id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn line_with<'a>(trace: &'a str, text: &str) -> Option<&'a str> {
+    trace.lines().find(|l| l.contains(text))
+}
+
+#[test]
+fn a_cooperative_subject_is_spared_where_one_that_ignores_the_request_is_killed() {
+    let spared = run_text(&one_asked("reclaim = \"cooperative\"", 50, true));
+    let trace = spared.trace();
+    assert_eq!(spared.reclaims.len(), 1, "{trace}");
+    let request = spared.reclaims[0];
+    assert_eq!(
+        (request.id, request.target_bytes, request.deadline),
+        (1, 500, Tick(6))
+    );
+    assert_eq!(acks(&spared), [1]);
+    assert!(
+        line_with(&trace, "t=1 #3 oomd: reclaim acknowledged app=svc").is_some(),
+        "{trace}"
+    );
+    assert!(
+        line_with(&trace, "t=2 #4 oomd: reclaim met app=svc bytes=500").is_some(),
+        "{trace}"
+    );
+    assert!(spared.requests.is_empty(), "{trace}");
+    assert!(!trace.contains("kill"), "{trace}");
+
+    // The same subject, deaf to the request: the request is missed at its deadline, and the
+    // soft grace (long over) kills at once.
+    let deaf = run_text(&one_asked("reclaim = \"ignore\"", 50, true));
+    let trace = deaf.trace();
+    assert!(acks(&deaf).is_empty());
+    assert!(!trace.contains("reclaim acknowledged"), "{trace}");
+    assert!(
+        line_with(&trace, "t=6 #3 oomd: reclaim missed app=svc bytes=2000").is_some(),
+        "{trace}"
+    );
+    assert!(
+        line_with(
+            &trace,
+            "t=6 #4 oomd: kill decided app=svc bytes=2000 reason=soft-grace"
+        )
+        .is_some(),
+        "{trace}"
+    );
+    assert!(trace.contains("oomd: kill app=svc bytes=2000"), "{trace}");
+
+    // And with reclaim off, the cooperative subject is never asked: killed at the end of its
+    // soft grace.
+    let unasked = run_text(&one_asked("reclaim = \"cooperative\"", 0, true));
+    let trace = unasked.trace();
+    assert!(unasked.reclaims.is_empty() && acks(&unasked).is_empty());
+    assert!(!trace.contains("reclaim"), "{trace}");
+    assert!(
+        line_with(
+            &trace,
+            "t=3 #2 oomd: kill decided app=svc bytes=2000 reason=soft-grace"
+        )
+        .is_some(),
+        "{trace}"
+    );
+    assert!(trace.contains("oomd: kill app=svc bytes=2000"), "{trace}");
+}
+
+#[test]
+fn a_liar_is_caught_by_the_kernel_figure_only() {
+    // Not enforced: the report is judged, and the report is the lie.
+    let believed = run_text(&one_asked("reclaim = \"liar\"", 50, false));
+    let trace = believed.trace();
+    assert_eq!(acks(&believed), [1]);
+    assert!(
+        trace.contains("oomd: under-report app=svc reported=500 kernel=2000"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("oomd: reclaim met app=svc bytes=500"),
+        "{trace}"
+    );
+    assert!(believed.requests.is_empty(), "{trace}");
+    assert!(!trace.contains("kill"), "{trace}");
+
+    // Enforced: the kernel's figure (what it holds) stays over the target.
+    let caught = run_text(&one_asked("reclaim = \"liar\"", 50, true));
+    let trace = caught.trace();
+    assert!(!trace.contains("reclaim met"), "{trace}");
+    for text in [
+        "oomd: reclaim acknowledged app=svc",
+        "oomd: under-report app=svc reported=500 kernel=2000",
+        "t=6 #5 oomd: reclaim missed app=svc bytes=2000",
+        "oomd: kill decided app=svc bytes=2000 reason=soft-grace",
+        "oomd: kill app=svc bytes=2000",
+    ] {
+        assert!(line_with(&trace, text).is_some(), "{text:?} in\n{trace}");
+    }
+    // It reported the target from the tick it answered, and its kernel reading never moved.
+    let reported: Vec<u64> = caught
+        .inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Frame { payload, .. } => Some(payload.decode().expect("frame").current_bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported[..3], [2000, 500, 500]);
+    assert!(caught.inputs.iter().all(|i| match i {
+        Input::KernelReading { bytes, .. } => *bytes == 2000,
+        _ => true,
+    }));
+}
+
+#[test]
+fn a_stubborn_subject_acknowledges_and_is_killed_at_the_deadline() {
+    let run = run_text(&one_asked("reclaim = \"stubborn\"", 50, true));
+    let trace = run.trace();
+    assert_eq!(acks(&run), [1]);
+    for text in [
+        "t=1 #3 oomd: reclaim acknowledged app=svc",
+        "t=6 #4 oomd: reclaim missed app=svc bytes=2000",
+        "t=6 #5 oomd: kill decided app=svc bytes=2000 reason=soft-grace",
+        "oomd: kill app=svc bytes=2000",
+    ] {
+        assert!(line_with(&trace, text).is_some(), "{text:?} in\n{trace}");
+    }
+}
+
+#[test]
+fn the_answer_comes_in_step_one_of_the_due_tick_after_the_subjects_own_inputs() {
+    let run = run_text(&one_asked(
+        "reclaim = \"cooperative\"\nreclaim_delay_ticks = 3",
+        50,
+        true,
+    ));
+    // Asked at tick 1: the inputs of tick 4, between Tick(3) and Tick(4).
+    let from = run
+        .inputs
+        .iter()
+        .position(|i| *i == Input::Tick(Tick(3)))
+        .expect("tick 3");
+    let to = run
+        .inputs
+        .iter()
+        .position(|i| *i == Input::Tick(Tick(4)))
+        .expect("tick 4");
+    let step: Vec<String> = run.inputs[from + 1..to]
+        .iter()
+        .map(|i| match i {
+            Input::Frame { payload, .. } => {
+                format!("frame {}", payload.decode().expect("frame").current_bytes)
+            }
+            Input::KernelReading { bytes, .. } => format!("kernel {bytes}"),
+            Input::ReclaimAck { payload, .. } => {
+                format!("ack {}", payload.decode_ack().expect("ack").id)
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    // Freed before publishing; the acknowledgement last.
+    assert_eq!(step, ["frame 500", "kernel 500", "ack 1"]);
+    assert_eq!(acks(&run), [1]);
+    let trace = run.trace();
+    assert!(
+        line_with(&trace, "t=3 #3 oomd: reclaim acknowledged app=svc").is_some(),
+        "{trace}"
+    );
+    assert!(
+        line_with(&trace, "t=4 #4 oomd: reclaim met app=svc bytes=500").is_some(),
+        "{trace}"
+    );
+}
+
+#[test]
+fn a_request_is_answered_only_by_the_instance_it_was_made_to() {
+    // The answer would come 10 ticks after each request; each instance is killed at its
+    // deadline (5 ticks) and restarted, so every answer falls due for an instance that is gone.
+    let run = run_text(&format!(
+        "{}restart_after = 1\n",
+        one_asked(
+            "reclaim = \"cooperative\"\nreclaim_delay_ticks = 10",
+            50,
+            true
+        )
+        .replace("ticks = 12", "ticks = 20")
+    ));
+    let trace = run.trace();
+    let ids: Vec<u64> = run.reclaims.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [1, 9, 17], "{trace}");
+    assert!(acks(&run).is_empty(), "{trace}");
+    assert!(!trace.contains("reclaim acknowledged"), "{trace}");
+    assert_eq!(run.summary().confirmed, 2, "{trace}");
+}
+
+#[test]
+fn reclaim_keys_are_read_and_checked() {
+    for (word, mode) in [
+        ("ignore", ReclaimMode::Ignore),
+        ("cooperative", ReclaimMode::Cooperative),
+        ("stubborn", ReclaimMode::Stubborn),
+        ("liar", ReclaimMode::Liar),
+    ] {
+        let scenario = Scenario::parse(&format!("{MINIMAL}reclaim = \"{word}\"\n")).expect("valid");
+        let subject = &scenario.setup.subjects[0];
+        assert_eq!(
+            (subject.reclaim, subject.reclaim_delay),
+            (mode, 1),
+            "{word}"
+        );
+        assert_eq!(mode.as_str(), word);
+    }
+    let scenario = Scenario::parse(&format!(
+        "{MINIMAL}reclaim = \"stubborn\"\nreclaim_delay_ticks = 4\n"
+    ))
+    .expect("valid");
+    assert_eq!(scenario.setup.subjects[0].reclaim_delay, 4);
+    let defaults = Scenario::parse(MINIMAL).expect("valid").setup.subjects[0].clone();
+    assert_eq!(
+        (defaults.reclaim, defaults.reclaim_delay),
+        (ReclaimMode::Ignore, 1)
+    );
+
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "reclaim = \"maybe\"",
+            "subject[0].reclaim",
+            "unknown variant",
+        ),
+        ("reclaim = 1", "subject[0].reclaim", "wanted string"),
+        (
+            "reclaim = \"cooperative\"\nreport = \"silent\"",
+            "subject[0].reclaim",
+            "silent",
+        ),
+        (
+            "reclaim_delay_ticks = 2",
+            "subject[0].reclaim_delay_ticks",
+            "has no effect",
+        ),
+        (
+            "reclaim = \"ignore\"\nreclaim_delay_ticks = 2",
+            "subject[0].reclaim_delay_ticks",
+            "has no effect",
+        ),
+        (
+            "reclaim = \"liar\"\nreclaim_delay_ticks = 0",
+            "subject[0].reclaim_delay_ticks",
+            "must be in 1..=",
+        ),
+        (
+            "reclaim = \"liar\"\nreclaim_delay_ticks = 1000001",
+            "subject[0].reclaim_delay_ticks",
+            "must be in 1..=",
+        ),
+        (
+            "reclaim = \"liar\"\nreclaim_delay_ticks = -1",
+            "subject[0].reclaim_delay_ticks",
+            "",
+        ),
+    ];
+    for (extra, key, words) in cases {
+        let e = parse_err(&format!("{MINIMAL}{extra}\n"));
+        assert_eq!(e.key(), *key, "{extra:?}: {e}");
+        assert!(e.to_string().contains(words), "{extra:?}: {e}");
+    }
+    // A silent subject that ignores requests is fine.
+    Scenario::parse(&format!(
+        "{MINIMAL}report = \"silent\"\nreclaim = \"ignore\"\n"
+    ))
+    .expect("valid");
 }
 
 // ----- bad scenario files -----------------------------------------------------------------------
