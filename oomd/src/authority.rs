@@ -60,8 +60,9 @@ pub struct TerminationRequest {
 pub struct ReclaimRequest {
     /// The subject asked.
     pub subject: SubjectId,
-    /// The request's id, which its acknowledgement quotes: the tick it was made (a subject
-    /// has at most one request per incident, and incidents begin at distinct ticks).
+    /// The request's id, which its acknowledgement quotes: the tick it was made. A subject has
+    /// at most one request per incident and never two at one tick, so the ids of one channel
+    /// never repeat.
     pub id: u64,
     /// The bytes it should be at or below (its enforced figure: the report, and the kernel
     /// figure too where that is enforced).

@@ -38,6 +38,16 @@ const _: () = assert!(MAX_KILL_WINDOW_TICKS <= u32::MAX as u64);
 /// needs at least one tick to be observed.
 pub const MAX_EXIT_DEADLINE_TICKS: u64 = 3_600_000;
 
+/// Highest reclaim target, as a percentage of the soft limit: below the re-arm threshold
+/// (`soft − soft/`[`SOFT_REARM_DIVISOR`], 93.75 %), so that a subject that met its reclaim is
+/// out of its incident, not hovering at its soft limit.
+pub const MAX_RECLAIM_TARGET_PERCENT: u8 = 93;
+
+const _: () = assert!(
+    (MAX_RECLAIM_TARGET_PERCENT as u64) * SOFT_REARM_DIVISOR < 100 * (SOFT_REARM_DIVISOR - 1),
+    "the highest reclaim target is below the re-arm threshold"
+);
+
 /// Longest reclaim deadline, in ticks: the exit deadline's bound.
 pub const MAX_RECLAIM_DEADLINE_TICKS: u32 = MAX_EXIT_DEADLINE_TICKS as u32;
 

@@ -64,7 +64,8 @@ pub struct Policy {
     )]
     pub enforce_kernel_when_silent: bool,
     /// Ask before killing: when non-zero, a subject crossing its soft limit is first asked to
-    /// reclaim down to this percentage of its soft limit (`1..=99`), and its soft grace does
+    /// reclaim down to this percentage of its soft limit
+    /// (`1..=`[`bounds::MAX_RECLAIM_TARGET_PERCENT`]), and its soft grace does
     /// not end in a kill before `reclaim_deadline_ticks` have passed; a reclaim met in time
     /// ends the incident without a kill. `0` (the default) turns reclaim requests off. The
     /// hard limit kills at once either way (`docs/policy.md`, "Reclaim").
@@ -169,7 +170,8 @@ pub enum PolicyError {
     FrameBudgetOutOfRange,
     /// `report_stale_ticks` is zero or above [`bounds::MAX_REPORT_STALE_TICKS`].
     ReportStaleOutOfRange,
-    /// `reclaim_target_percent` is above 99 (the target must be below the soft limit).
+    /// `reclaim_target_percent` is above [`bounds::MAX_RECLAIM_TARGET_PERCENT`] (the target
+    /// must be below the re-arm threshold, so that a met reclaim leaves the incident for good).
     ReclaimTargetOutOfRange,
     /// `reclaim_deadline_ticks` is zero or above [`bounds::MAX_RECLAIM_DEADLINE_TICKS`].
     ReclaimDeadlineOutOfRange,
@@ -213,7 +215,9 @@ impl core::fmt::Display for PolicyError {
             | Self::FrameBudgetOutOfRange
             | Self::ReportStaleOutOfRange
             | Self::ReclaimDeadlineOutOfRange => "is out of range",
-            Self::ReclaimTargetOutOfRange => "must be 0 (off) or 1..=99 (percent of soft_bytes)",
+            Self::ReclaimTargetOutOfRange => {
+                "must be 0 (off) or 1..=93 (percent of soft_bytes, below the re-arm threshold)"
+            }
             Self::UnknownSubject => "is not registered",
             Self::TooManyOverrides => "cannot have its own limits: the override table is full",
         };
@@ -281,7 +285,7 @@ impl Policy {
         {
             return Err(PolicyError::ReportStaleOutOfRange);
         }
-        if self.reclaim_target_percent > 99 {
+        if self.reclaim_target_percent > bounds::MAX_RECLAIM_TARGET_PERCENT {
             return Err(PolicyError::ReclaimTargetOutOfRange);
         }
         if self.reclaim_deadline_ticks == 0
@@ -346,7 +350,7 @@ mod tests {
                 PolicyError::ReportStaleOutOfRange,
             ),
             (
-                |p| p.reclaim_target_percent = 100,
+                |p| p.reclaim_target_percent = bounds::MAX_RECLAIM_TARGET_PERCENT + 1,
                 PolicyError::ReclaimTargetOutOfRange,
             ),
             (

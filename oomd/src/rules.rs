@@ -55,6 +55,9 @@ pub(crate) enum Reclaim {
     /// The deadline passed above the target, the hard limit was reached first, or reclaim
     /// was turned off while the request was pending.
     Missed,
+    /// A would-request is pending and observe-only mode is off: the incident starts afresh
+    /// now, with a real request.
+    Reissue,
 }
 
 impl Action {
@@ -90,10 +93,12 @@ impl Action {
 ///
 /// The rules, in order: an under-report starts or ends; a report turns stale; a pending kill
 /// waits for its deadline and nothing else; a pending reclaim request is met (at or below its
-/// target: the incident ends, nothing is due), waits (only the hard limit can make a kill due;
+/// target: the incident ends, nothing is due), is made for real (a would-request, once
+/// observe-only mode is off: the incident starts afresh), waits (only the hard limit can make a kill due;
 /// the incident does not end on the re-arm threshold) or is missed (its deadline passed, or the
 /// hard limit was reached: the ordinary rules go on); otherwise the incident begins (at soft,
-/// asking for a reclaim when reclaim is on and no hard-limit kill is due at once) or ends
+/// asking for a reclaim when reclaim is on, no hard-limit kill is due at once and no reclaim
+/// of the subject was met in the last kill window) or ends
 /// (below the re-arm threshold), and a kill is due at hard, or once over soft for the soft
 /// grace (when there is one), if the kill state allows it: idle or throttled; refused, once
 /// the retry time has come; would-kill, once observe-only mode is off. Denied and failed
@@ -141,7 +146,14 @@ pub(crate) fn next_action(
             action.incident = Some(Incident::Ends);
             return action;
         }
-        if percent == 0 || now >= deadline || bytes >= limits.hard_bytes {
+        if percent == 0 || bytes >= limits.hard_bytes {
+            action.reclaim = Some(Reclaim::Missed);
+        } else if s.reclaim_would() && !policy.observe_only {
+            // Observe-only was turned off: the subject was never asked. It is asked now, for
+            // real, with a deadline (and a soft grace) from now.
+            action.reclaim = Some(Reclaim::Reissue);
+            return action;
+        } else if now >= deadline {
             action.reclaim = Some(Reclaim::Missed);
         } else {
             reclaim_waits = true;
@@ -156,7 +168,14 @@ pub(crate) fn next_action(
     if over_soft_since.is_none() && !below_soft {
         action.incident = Some(Incident::Begins);
         over_soft_since = Some(now);
-        action.request_reclaim = policy.reclaim_target_percent > 0 && bytes < limits.hard_bytes;
+        // One request per kill window at most: a subject asked less than a window ago (and
+        // whose reclaim was met) has its ordinary soft grace this time, so that reclaiming just in time
+        // and growing straight back cannot keep it over soft for good.
+        let asked_lately = s
+            .reclaim_met()
+            .is_some_and(|asked| now.since(Tick(asked)) < u64::from(policy.kill_window_ticks));
+        action.request_reclaim =
+            policy.reclaim_target_percent > 0 && bytes < limits.hard_bytes && !asked_lately;
     }
     let reason = kill_reason(bytes, over_soft_since, limits, now)
         // While a reclaim request waits, only the hard limit kills.

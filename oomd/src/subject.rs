@@ -94,8 +94,14 @@ impl Flags {
     /// A reclaim request (or, observe-only, a would-request) of the current incident is
     /// waiting for its target or its deadline. Its id is the incident's start tick.
     const RECLAIM_PENDING: u16 = 1 << 9;
-    /// The subject acknowledged the pending reclaim request.
+    /// The subject acknowledged the pending reclaim request (or the last met one).
     const RECLAIM_ACKED: u16 = 1 << 10;
+    /// No incident is open and `over_soft_since` holds the id (the tick) of the last reclaim
+    /// request that was met (the field is free between incidents): the next crossing within
+    /// a kill window of it asks for nothing, and a late acknowledgement of it is taken.
+    const RECLAIM_MET: u16 = 1 << 11;
+    /// The pending request is an observe-only would-request: nothing was sent.
+    const RECLAIM_WOULD: u16 = 1 << 12;
 
     const fn get(self, bit: u16) -> bool {
         self.0 & bit != 0
@@ -222,10 +228,16 @@ impl Subject {
             None
         }
     }
-    /// A reclaim request went out (`true`), or the pending one was met or missed (`false`).
-    pub(crate) fn set_reclaim_pending(&mut self, on: bool) {
-        self.flags.set(Flags::RECLAIM_PENDING, on);
+    /// A reclaim request went out (`Some(would)`: `would` for an observe-only would-request),
+    /// or the pending one was settled (`None`).
+    pub(crate) fn set_reclaim_pending(&mut self, sent: Option<bool>) {
+        self.flags.set(Flags::RECLAIM_PENDING, sent.is_some());
+        self.flags.set(Flags::RECLAIM_WOULD, sent == Some(true));
         self.flags.set(Flags::RECLAIM_ACKED, false);
+    }
+    /// The pending request is a would-request (nothing was sent).
+    pub(crate) const fn reclaim_would(&self) -> bool {
+        self.flags.get(Flags::RECLAIM_WOULD)
     }
     pub(crate) const fn reclaim_acked(&self) -> bool {
         self.flags.get(Flags::RECLAIM_ACKED)
@@ -254,11 +266,33 @@ impl Subject {
     pub(crate) fn over_soft_since(&self) -> Option<Tick> {
         self.opt(Flags::OVER_SOFT, self.over_soft_since)
     }
-    /// Begins (`Some`) or ends (`None`) an incident; either way no reclaim is pending.
+    /// Begins (`Some`) or ends (`None`) an incident; either way no reclaim is pending, and
+    /// the last met request is forgotten.
     pub(crate) fn set_over_soft_since(&mut self, since: Option<Tick>) {
         self.over_soft_since = since.unwrap_or(Tick::ZERO);
         self.flags.set(Flags::OVER_SOFT, since.is_some());
-        self.set_reclaim_pending(false);
+        self.flags.set(Flags::RECLAIM_MET, false);
+        self.set_reclaim_pending(None);
+    }
+    /// The incident ends because its pending reclaim request was met: the request's id (the
+    /// incident's start) and whether it was acknowledged stay, in the incident's own field,
+    /// free until the next crossing.
+    pub(crate) fn end_incident_reclaim_met(&mut self) {
+        let id = self.over_soft_since;
+        let acked = self.reclaim_acked();
+        self.set_over_soft_since(None);
+        self.over_soft_since = id;
+        self.flags.set(Flags::RECLAIM_MET, true);
+        self.flags.set(Flags::RECLAIM_ACKED, acked);
+    }
+    /// The id (tick) of the last met reclaim request, if no incident began since.
+    #[inline]
+    pub(crate) fn reclaim_met(&self) -> Option<u64> {
+        if self.flags.get(Flags::RECLAIM_MET) && !self.flags.get(Flags::OVER_SOFT) {
+            Some(self.over_soft_since.0)
+        } else {
+            None
+        }
     }
 
     /// The figure limits are enforced on at `now`: the report, or the larger of the report

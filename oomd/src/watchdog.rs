@@ -278,7 +278,12 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             Some((_, s)) if !s.running() => Rejection::NotRunning,
             Some((i, s)) => match payload.decode_ack() {
                 Err(e) => Rejection::from_decode(e),
-                Ok(ack) if s.reclaim_pending() == Some(ack.id) && !s.reclaim_acked() => {
+                // The pending request, or the last met one (its acknowledgement may come after
+                // the frame that met it was judged), once.
+                Ok(ack)
+                    if (s.reclaim_pending() == Some(ack.id) || s.reclaim_met() == Some(ack.id))
+                        && !s.reclaim_acked() =>
+                {
                     self.table.row_mut(i).set_reclaim_acked();
                     self.emit(EventKind::ReclaimAcknowledged { subject: sender });
                     return Ok(());
@@ -642,8 +647,12 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
                 self.emit(EventKind::ReclaimMet { subject: id, bytes });
             }
             Some(Reclaim::Missed) => {
-                self.table.row_mut(i).set_reclaim_pending(false);
+                self.table.row_mut(i).set_reclaim_pending(None);
                 self.emit(EventKind::ReclaimMissed { subject: id, bytes });
+            }
+            Some(Reclaim::Reissue) => {
+                self.table.row_mut(i).set_over_soft_since(Some(now));
+                self.request_reclaim(i, authority);
             }
             None => {}
         }
@@ -662,7 +671,11 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             }
             Some(Incident::Ends) => {
                 let s = self.table.row_mut(i);
-                s.set_over_soft_since(None);
+                if action.reclaim == Some(Reclaim::Met) {
+                    s.end_incident_reclaim_met();
+                } else {
+                    s.set_over_soft_since(None);
+                }
                 s.kill = KillState::Idle;
             }
             None => {}
@@ -730,7 +743,9 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
         let target = self.limits(i).reclaim_target(percent);
         let deadline = self.now.plus(u64::from(deadline_ticks));
         let subject = self.table.id(i);
-        self.table.row_mut(i).set_reclaim_pending(true);
+        self.table
+            .row_mut(i)
+            .set_reclaim_pending(Some(self.policy.observe_only));
         if self.policy.observe_only {
             self.emit(EventKind::ReclaimWouldRequest {
                 subject,

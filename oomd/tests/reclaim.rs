@@ -233,11 +233,153 @@ fn a_cooperative_subject_meets_its_target_and_is_not_killed() {
     let status = rig.wd.subject(hog()).expect("known");
     assert_eq!((status.over_soft_since, status.reclaim), (None, None));
 
-    // The next crossing is a new incident and a new request.
+    // A crossing within a kill window of the met reclaim asks for nothing: the soft grace runs
+    // as without reclaim (reclaiming just in time, then growing straight back, buys nothing).
     rig.report(SOFT);
+    rig.tick(); // 26: crossing
+    assert_eq!(rig.out.reclaims.len(), 1);
     rig.tick();
+    rig.tick(); // 28: grace over
+    assert!(matches!(
+        rig.reclaim_events().last(),
+        Some((
+            28,
+            EventKind::KillDecided {
+                reason: KillReason::SoftGrace,
+                ..
+            }
+        ))
+    ));
+}
+
+/// A rig with a kill window of 10 ticks whose subject was asked at tick 2 and met at 3, then
+/// crosses soft again at tick `cross_at`.
+fn met_then_crossing_at(cross_at: u64) -> Rig {
+    let mut p = policy(2);
+    p.kill_window_ticks = 10;
+    let mut rig = Rig::new(p, false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.tick(); // 2: requested
+    rig.report(TARGET);
+    rig.tick(); // 3: met
+    while rig.now < cross_at - 1 {
+        rig.tick();
+    }
+    rig.report(SOFT);
+    rig.tick(); // the crossing
+    rig
+}
+
+#[test]
+fn one_request_per_kill_window_counted_from_the_met_request() {
+    // Asked at tick 2: a crossing at 11 is within the window, one at 12 is not.
+    let rig = met_then_crossing_at(11);
+    assert_eq!(rig.out.reclaims.len(), 1, "asked again within the window");
+    let rig = met_then_crossing_at(12);
     assert_eq!(rig.out.reclaims.len(), 2);
-    assert_eq!(rig.out.reclaims[1].0.id, rig.now);
+    assert_eq!(rig.out.reclaims[1].0.id, 12);
+    assert!(rig.out.kills.is_empty());
+
+    // The crossing that was not asked forgets the met request: the one after it is asked.
+    let mut rig = met_then_crossing_at(5);
+    assert_eq!(rig.out.reclaims.len(), 1);
+    rig.report(TARGET);
+    rig.tick(); // 6: below the re-arm threshold: the incident ends
+    rig.report(SOFT);
+    rig.tick(); // 7: crossing
+    assert_eq!(rig.out.reclaims.len(), 2);
+}
+
+#[test]
+fn an_acknowledgement_that_comes_after_the_met_frame_is_taken_once() {
+    let mut rig = Rig::new(policy(2), false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.tick(); // 2: requested
+    rig.report(TARGET);
+    rig.tick(); // 3: met, before the acknowledgement was read
+    assert_eq!(rig.ack(2), Ok(()));
+    assert_eq!(
+        rig.ack(2),
+        Err(InputError::Frame(Rejection::UnexpectedAck)),
+        "once"
+    );
+    let kinds: Vec<_> = rig
+        .reclaim_events()
+        .into_iter()
+        .map(|(t, k)| (t, k.tag()))
+        .collect();
+    use oomd::EventTag as T;
+    assert_eq!(
+        kinds,
+        vec![
+            (2, T::ReclaimRequested),
+            (3, T::ReclaimMet),
+            (3, T::ReclaimAcknowledged)
+        ]
+    );
+}
+
+#[test]
+fn turning_observe_only_off_asks_for_real_with_a_fresh_deadline() {
+    let mut p = policy(2);
+    p.observe_only = true;
+    let mut rig = Rig::new(p, false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.tick(); // 2: would-request, deadline 7
+    p.observe_only = false;
+    rig.feed(Input::SetPolicy(PolicyUpdate::Global(p)))
+        .expect("valid");
+    rig.tick(); // 3: asked for real, deadline 8; the incident starts afresh
+    assert_eq!(rig.out.reclaims.len(), 1);
+    assert_eq!(rig.out.reclaims[0].0.id, 3);
+    assert_eq!(
+        rig.out.reclaims[0].0.deadline,
+        Tick(3 + u64::from(DEADLINE))
+    );
+    while rig.now < 9 {
+        rig.tick();
+    }
+    let kinds: Vec<_> = rig
+        .reclaim_events()
+        .into_iter()
+        .map(|(t, k)| (t, k.tag()))
+        .collect();
+    use oomd::EventTag as T;
+    assert_eq!(
+        kinds,
+        vec![
+            (2, T::ReclaimWouldRequest),
+            (3, T::ReclaimRequested),
+            (8, T::ReclaimMissed),
+            (8, T::KillDecided)
+        ],
+        "never killed before the deadline it was given"
+    );
+}
+
+#[test]
+fn a_restarted_subject_is_asked_afresh() {
+    let mut rig = Rig::new(policy(2), false);
+    rig.tick();
+    rig.report(SOFT + 10);
+    rig.tick(); // 2: requested
+    rig.report(TARGET);
+    rig.tick(); // 3: met
+    rig.feed(Input::Exited(hog())).expect("running");
+    let reg = Registration {
+        subject: hog(),
+        class: SubjectClass::Standard,
+        critical: false,
+        reports: true,
+    };
+    rig.feed(Input::Register(reg)).expect("registers");
+    rig.seq = 0;
+    rig.report(SOFT + 10);
+    rig.tick(); // 4: a new process, a new request
+    assert_eq!(rig.out.reclaims.len(), 2);
 }
 
 #[test]

@@ -27,8 +27,9 @@
 //!     at or below its target, or with reclaim turned off;
 //! 11. no kill in an incident whose reclaim was met: a met reclaim ends the incident, and a
 //!     kill (or would-kill) of that subject needs a new crossing first;
-//! 12. with reclaim on, every crossing below hard asks for a reclaim (a would-request in
-//!     observe-only mode) in the same step, each handed-out request right after its audit
+//! 12. a crossing asks for a reclaim (a would-request in observe-only mode) in the same step
+//!     exactly when reclaim is on, the crossing is below hard and the subject was not asked
+//!     less than a kill window before with its reclaim met, each handed-out request right after its audit
 //!     record and never in observe-only mode, and a soft-grace kill in an incident that asked
 //!     comes only after that request was missed;
 //!
@@ -249,7 +250,10 @@ pub struct Checker {
     met: BTreeSet<SubjectId>,
     /// Subjects whose current incident asked for a reclaim: whether it was missed yet
     /// (invariant 12).
-    asked: BTreeMap<SubjectId, bool>,
+    asked: BTreeMap<SubjectId, (bool, u64)>,
+    /// The tick of each subject's last met reclaim request, until its next crossing
+    /// (invariant 12).
+    met_at: BTreeMap<SubjectId, u64>,
     reclaims_seen: usize,
 }
 
@@ -661,19 +665,23 @@ impl Checker {
                 EventKind::SoftExceeded { subject, bytes, .. } => {
                     self.met.remove(&subject);
                     self.asked.remove(&subject);
-                    // 12. With reclaim on, a crossing below hard asks in the same step.
+                    // 12. With reclaim on, a crossing below hard asks in the same step, unless
+                    // the subject's reclaim was met less than a kill window ago.
                     let hard = wd
                         .subject(subject)
                         .map_or(u64::MAX, |s| s.limits.hard_bytes);
-                    if policy.reclaim_target_percent > 0 && bytes < hard {
-                        let asked = new.get(k + 1).map(|e| e.kind);
-                        ensure!(
-                            matches!(asked, Some(EventKind::ReclaimRequested { subject: s, .. }
-                                | EventKind::ReclaimWouldRequest { subject: s, .. }) if s == subject),
-                            "a crossing below hard with reclaim on asked nothing: {:?}",
-                            asked
-                        );
-                    }
+                    let lately = self.met_at.remove(&subject).is_some_and(|t| {
+                        e.tick.0.saturating_sub(t) < u64::from(policy.kill_window_ticks)
+                    });
+                    let next = new.get(k + 1).map(|e| e.kind);
+                    let asked = matches!(next, Some(EventKind::ReclaimRequested { subject: s, .. }
+                        | EventKind::ReclaimWouldRequest { subject: s, .. }) if s == subject);
+                    ensure_eq!(
+                        asked,
+                        policy.reclaim_target_percent > 0 && bytes < hard && !lately,
+                        "a crossing asked (or not) against the rule; next event {:?}",
+                        next
+                    );
                 }
                 EventKind::ReclaimRequested { subject, .. }
                 | EventKind::ReclaimWouldRequest { subject, .. } => {
@@ -682,25 +690,26 @@ impl Checker {
                         "a reclaim request and observe-only disagree: {:?}",
                         e
                     );
-                    self.asked.insert(subject, false);
+                    self.asked.insert(subject, (false, e.tick.0));
                 }
                 EventKind::ReclaimMissed { subject, .. } => {
-                    ensure!(
-                        self.asked.contains_key(&subject),
-                        "missed without a request"
-                    );
-                    self.asked.insert(subject, true);
+                    let asked = self.asked.get_mut(&subject);
+                    ensure!(asked.is_some(), "missed without a request");
+                    if let Some(asked) = asked {
+                        asked.0 = true;
+                    }
                 }
                 EventKind::ReclaimMet { subject, .. } => {
-                    ensure!(
-                        self.asked.remove(&subject).is_some(),
-                        "met without a request"
-                    );
+                    let asked = self.asked.remove(&subject);
+                    ensure!(asked.is_some(), "met without a request");
                     self.met.insert(subject);
+                    self.met_at
+                        .insert(subject, asked.map_or(e.tick.0, |(_, at)| at));
                 }
                 EventKind::Registered { subject, .. } => {
                     self.met.remove(&subject);
                     self.asked.remove(&subject);
+                    self.met_at.remove(&subject);
                 }
                 // 2. Budget.
                 EventKind::KillDecided {
@@ -718,7 +727,7 @@ impl Checker {
                     // 12. A soft-grace kill in an incident that asked waits for the miss.
                     if reason == oomd::KillReason::SoftGrace {
                         ensure!(
-                            self.asked.get(&subject).copied().unwrap_or(true),
+                            self.asked.get(&subject).map_or(true, |a| a.0),
                             "a soft-grace kill while the reclaim request waits: {:?}",
                             e
                         );

@@ -524,8 +524,13 @@ fn reclaim_met(s: &mut Session) -> Step {
                 "met at {met_bytes} bytes, above the target {target}"
             ));
         }
-        // Past the end of the soft grace: the kill a reclaim-less oomd would have decided.
-        wait_frame_at(s, name, asked_at + RECLAIM_GRACE * 3)?;
+        // Past the end of the soft grace (the kill a reclaim-less oomd would have decided) and
+        // past the reclaim deadline (a missed reclaim's).
+        wait_frame_at(
+            s,
+            name,
+            asked_at + u64::from(RECLAIM_DEADLINE) + RECLAIM_GRACE,
+        )?;
         let killed = s.events_since(from).iter().any(
             |e| matches!(e.event.kind, EventKind::KillDecided { subject: x, .. } if x == subject),
         );

@@ -157,6 +157,27 @@ struct KnownService {
     reclaim_sent: Option<(u64, Instant)>,
 }
 
+/// Why a reclaim request did not reach its service's channel (noted, never allocating).
+#[derive(Debug, Clone, Copy)]
+enum Unsent {
+    /// The service has no memstat channel (any more).
+    NoChannel,
+    /// The request did not encode (cannot happen: the buffer is `MAX_REQUEST_LEN` long).
+    Encode,
+    /// The socket refused it (its queue is full: the service does not read it; or it is gone).
+    Send(Errno),
+}
+
+impl core::fmt::Display for Unsent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoChannel => f.write_str("no memstat channel"),
+            Self::Encode => f.write_str("it does not encode"),
+            Self::Send(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// The input a packet from `sender`'s memstat channel makes: a reclaim acknowledgement (by its
 /// magic, `memstat::ACK_MAGIC`) or a frame (everything else, garbage included, which the
 /// core rejects and counts).
@@ -543,8 +564,10 @@ impl Service {
         self.drain_events();
         self.send_queued();
         self.send_reclaims();
-        if let (Input::ReclaimAck { sender, .. }, Ok(())) = (input, result) {
-            self.note_round_trip(sender);
+        if let (Input::ReclaimAck { sender, payload }, Ok(())) = (input, result) {
+            if let Ok(ack) = payload.decode_ack() {
+                self.note_round_trip(sender, ack.id);
+            }
         }
         if self.brakes_stale {
             self.set_brakes();
@@ -628,9 +651,9 @@ impl Service {
                     rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
                 )
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
-                (Ok(_), None) => Err("no memstat channel".to_owned()),
-                (Err(e), _) => Err(format!("{e:?}")),
+                .map_err(Unsent::Send),
+                (Ok(_), None) => Err(Unsent::NoChannel),
+                (Err(_), _) => Err(Unsent::Encode),
             };
             match sent {
                 Ok(()) => {
@@ -648,18 +671,22 @@ impl Service {
         }
     }
 
-    /// The core took `sender`'s acknowledgement of its pending reclaim request: notes how
-    /// long the round trip took, from the request's send to the acknowledgement's read.
-    fn note_round_trip(&mut self, sender: SubjectId) {
+    /// The core took `sender`'s acknowledgement of reclaim request `id`: notes how long the
+    /// round trip took, from the request's send to the acknowledgement's read, if it is the
+    /// request this oomd sent last on that channel.
+    fn note_round_trip(&mut self, sender: SubjectId, id: u64) {
         let Some(slot) = self.slots.iter_mut().find(|s| s.id == sender) else {
             return;
         };
-        if let Some((id, at)) = slot.reclaim_sent.take() {
-            self.out.note(format_args!(
-                "oomd: reclaim round trip app={} id={id} us={}",
-                slot.name,
-                at.elapsed().as_micros()
-            ));
+        if let Some((sent, at)) = slot.reclaim_sent {
+            if sent == id {
+                slot.reclaim_sent = None;
+                self.out.note(format_args!(
+                    "oomd: reclaim round trip app={} id={id} us={}",
+                    slot.name,
+                    at.elapsed().as_micros()
+                ));
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! After start-up the service does not allocate: frames (empty packets and bursts past the
 //! frame budget too), ticks, kernel readings (the memory of a real process tree, read at every
-//! tick), kills, answers, exits, restarts, control requests and the input recording are all
-//! handled in memory sized at start.
+//! tick), reclaim requests and their acknowledgements, kills, answers, exits, restarts, control
+//! requests and the input recording are all handled in memory sized at start.
 //!
 //! A counting global allocator counts every allocation made inside `Service::step`: the rig
 //! steps the service only through a counting stepper, so registrations, control replies,
@@ -62,15 +62,29 @@ fn counted_step(svc: &mut Service) -> Result<(), ServiceError> {
 }
 
 /// One incident: the hog starts, sends an empty packet and a burst past its frame budget
-/// (paused, drained, coalesced), grows past hard, is requested, accepted, exits; then status
-/// and events are read over the control socket.
-fn cycle(rig: &mut Rig) {
+/// (paused, drained, coalesced), crosses soft and is asked to reclaim on its channel,
+/// acknowledges and meets it, then grows past hard, is requested, accepted, exits; then status
+/// and events are read over the control socket. Returns whether the reclaim request came.
+fn cycle(rig: &mut Rig) -> bool {
     let hog = rig.start("hog", false);
     rig.send_raw(hog, &[]);
     for bytes in 0..20 {
         rig.publish(hog, bytes, Some(hog));
     }
     rig.pump_for(Duration::from_millis(12));
+    rig.publish(hog, 1_500, Some(hog));
+    let asked = rig
+        .recv_on_channel(hog, Duration::from_secs(5))
+        .and_then(|bytes| memstat::ReclaimRequest::decode(&bytes).ok());
+    if let Some(request) = asked {
+        rig.publish(hog, 400, Some(hog));
+        let mut buf = [0; memstat::MAX_ACK_LEN];
+        let n = memstat::ReclaimAck { id: request.id }
+            .encode(&mut buf)
+            .expect("fits");
+        rig.send_raw(hog, &buf[..n]);
+        rig.pump_for(Duration::from_millis(12));
+    }
     for bytes in [500, 1_500, 2_500, 9_000] {
         rig.publish(hog, bytes, Some(hog));
         rig.pump_for(Duration::from_millis(3));
@@ -92,6 +106,7 @@ fn cycle(rig: &mut Rig) {
         limit: 64,
     });
     rig.pump_for(Duration::from_millis(10));
+    asked.is_some()
 }
 
 /// Sends the process's stdout and stderr to /dev/null until the returned guard is dropped:
@@ -171,7 +186,12 @@ fn main() {
     for log in [LogFormat::None, LogFormat::Text, LogFormat::Json] {
         let counted = {
             let _quiet = Quiet::new();
-            let mut rig = Rig::recording(&format!("no-alloc-{log:?}"), policy(), log);
+            let policy = oomd::Policy {
+                reclaim_target_percent: 50,
+                reclaim_deadline_ticks: 200,
+                ..policy()
+            };
+            let mut rig = Rig::recording(&format!("no-alloc-{log:?}"), policy, log);
             rig.stepper = counted_step;
             let db = rig.start_as("db", true, tree.pid());
             // Wait (bounded) until the tree has its child and oomd has read its memory.
@@ -183,11 +203,11 @@ fn main() {
                 );
                 rig.pump_for(Duration::from_millis(10));
             }
-            cycle(&mut rig); // warm-up: first use of every path
+            assert!(cycle(&mut rig), "no reclaim request"); // warm-up: every path once
             ALLOCATIONS.store(0, Ordering::SeqCst);
             for i in 0..20 {
                 rig.publish(db, 10 + i, None);
-                cycle(&mut rig);
+                assert!(cycle(&mut rig), "no reclaim request in cycle {i}");
             }
             let counted = ALLOCATIONS.load(Ordering::SeqCst);
             // The figure was read all along (the tree still runs).
