@@ -149,23 +149,26 @@ fn a_tree_holding_memory_shows_it_in_its_members() {
         1,
     );
     let tree = Tree::new();
-    let held = || {
+    let members = || {
         let mut buf = [0; 8];
         let n = tree.descendants(f.pid, &mut buf).unwrap();
-        buf[..n]
-            .iter()
-            .filter_map(|&p| mem::resident(p).ok())
-            .map(mem::Resident::bytes)
-            .sum::<u64>()
+        buf[..n].to_vec()
     };
-    wait_until("dd holds its 24 MiB buffer", || held() >= 24 << 20);
-    let mut buf = [0; 8];
-    let n = tree.descendants(f.pid, &mut buf).unwrap();
-    let dd = buf[..n]
-        .iter()
-        .copied()
-        .find(|&p| mem::resident(p).is_ok_and(|r| r.bytes() >= 24 << 20))
-        .expect("one member holds it all");
+    let holder = || {
+        members()
+            .into_iter()
+            .find(|&p| mem::resident(p).is_ok_and(|r| r.bytes() >= 24 << 20))
+    };
+    // Wait for one member to hold it all: dd fills its buffer as it reads, so the members'
+    // sum can reach 24 MiB (dd's part so far plus the shells') before dd alone does.
+    wait_until("dd holds its 24 MiB buffer", || holder().is_some());
+    let dd = holder().expect("one member holds it all");
+    let held: u64 = members()
+        .into_iter()
+        .filter_map(|p| mem::resident(p).ok())
+        .map(mem::Resident::bytes)
+        .sum();
+    assert!(held >= 24 << 20, "the members hold {held} bytes");
     let r = mem::resident(dd).unwrap();
     assert!(matches!(r, mem::Resident::Pss(_)), "{r:?}");
     // Its pages are private: PSS and RSS agree on them.
