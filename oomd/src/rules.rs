@@ -94,12 +94,12 @@ impl Action {
 /// The rules, in order: an under-report starts or ends; a report turns stale; a pending kill
 /// waits for its deadline and nothing else; a pending reclaim request is met (at or below its
 /// target: the incident ends, nothing is due), is made for real (a would-request, once
-/// observe-only mode is off: the incident starts afresh), waits (only the hard limit can make a kill due;
-/// the incident does not end on the re-arm threshold) or is missed (its deadline passed, or the
-/// hard limit was reached: the ordinary rules go on); otherwise the incident begins (at soft,
-/// asking for a reclaim when reclaim is on, no hard-limit kill is due at once and no reclaim
-/// of the subject was met in the last kill window) or ends
-/// (below the re-arm threshold), and a kill is due at hard, or once over soft for the soft
+/// observe-only mode is off: the incident starts afresh), waits (only the hard limit can make
+/// a kill due; the incident does not end on the re-arm threshold) or is missed (its deadline
+/// passed, or the hard limit was reached: the ordinary rules go on); otherwise the incident
+/// begins (at soft, asking for a reclaim when reclaim is on, no hard-limit kill is due at once
+/// and the subject was not asked, and met, in the last kill window) or ends (below the re-arm
+/// threshold), and a kill is due at hard, or once over soft for the soft
 /// grace (when there is one), if the kill state allows it: idle or throttled; refused, once
 /// the retry time has come; would-kill, once observe-only mode is off. Denied and failed
 /// wait for the incident to end.
@@ -138,7 +138,9 @@ pub(crate) fn next_action(
         return action;
     }
     let mut reclaim_waits = false;
-    if let (Some(_), Some(since)) = (s.reclaim_pending(), over_soft_since) {
+    if let Some(id) = s.reclaim_pending() {
+        // The request's id is its incident's start.
+        let since = Tick(id);
         let percent = policy.reclaim_target_percent;
         let deadline = since.plus(u64::from(policy.reclaim_deadline_ticks));
         if percent > 0 && bytes <= limits.reclaim_target(percent) {
@@ -169,8 +171,8 @@ pub(crate) fn next_action(
         action.incident = Some(Incident::Begins);
         over_soft_since = Some(now);
         // One request per kill window at most: a subject asked less than a window ago (and
-        // whose reclaim was met) has its ordinary soft grace this time, so that reclaiming just in time
-        // and growing straight back cannot keep it over soft for good.
+        // whose reclaim was met) has its ordinary soft grace this time, so that reclaiming
+        // just in time and growing straight back cannot keep it over soft for good.
         let asked_lately = s
             .reclaim_met()
             .is_some_and(|asked| now.since(Tick(asked)) < u64::from(policy.kill_window_ticks));

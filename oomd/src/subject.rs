@@ -276,10 +276,11 @@ impl Subject {
     }
     /// The incident ends because its pending reclaim request was met: the request's id (the
     /// incident's start) and whether it was acknowledged stay, in the incident's own field,
-    /// free until the next crossing.
+    /// free until the next crossing (a would-request counts as acknowledged: nothing was sent,
+    /// so nothing may acknowledge it).
     pub(crate) fn end_incident_reclaim_met(&mut self) {
         let id = self.over_soft_since;
-        let acked = self.reclaim_acked();
+        let acked = self.reclaim_acked() || self.reclaim_would();
         self.set_over_soft_since(None);
         self.over_soft_since = id;
         self.flags.set(Flags::RECLAIM_MET, true);

@@ -279,10 +279,12 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             Some((i, s)) => match payload.decode_ack() {
                 Err(e) => Rejection::from_decode(e),
                 // The pending request, or the last met one (its acknowledgement may come after
-                // the frame that met it was judged), once.
+                // the frame that met it was judged), once; never a would-request, which was
+                // not sent (its id is a tick: guessable, not received).
                 Ok(ack)
                     if (s.reclaim_pending() == Some(ack.id) || s.reclaim_met() == Some(ack.id))
-                        && !s.reclaim_acked() =>
+                        && !s.reclaim_acked()
+                        && !s.reclaim_would() =>
                 {
                     self.table.row_mut(i).set_reclaim_acked();
                     self.emit(EventKind::ReclaimAcknowledged { subject: sender });

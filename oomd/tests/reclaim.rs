@@ -114,6 +114,30 @@ impl Rig {
         self.wd.events(0, 256).map(|e| (e.tick.0, e.kind)).collect()
     }
 
+    /// A rig whose subject crossed soft (by 10 bytes) at tick 2 and was asked to reclaim then.
+    fn asked(policy: Policy, critical: bool) -> Rig {
+        let mut rig = Rig::new(policy, critical);
+        rig.tick();
+        rig.report(SOFT + 10);
+        rig.tick();
+        rig
+    }
+
+    /// Ticks until the clock reads `tick`.
+    fn run_to(&mut self, tick: u64) {
+        while self.now < tick {
+            self.tick();
+        }
+    }
+
+    /// The tags of [`reclaim_events`](Self::reclaim_events), with their ticks.
+    fn tags(&self) -> Vec<(u64, oomd::EventTag)> {
+        self.reclaim_events()
+            .into_iter()
+            .map(|(t, k)| (t, k.tag()))
+            .collect()
+    }
+
     fn reclaim_events(&self) -> Vec<(u64, EventKind)> {
         self.events()
             .into_iter()
@@ -192,10 +216,7 @@ fn a_crossing_asks_for_the_target_audited_before_the_request_goes_out() {
 fn a_cooperative_subject_meets_its_target_and_is_not_killed() {
     // The soft grace (2 ticks) is shorter than the deadline: without reclaim the kill would be
     // decided at tick 4.
-    let mut rig = Rig::new(policy(2), false);
-    rig.tick();
-    rig.report(SOFT + 10);
-    rig.tick(); // 2: requested
+    let mut rig = Rig::asked(policy(2), false); // requested at tick 2
     rig.ack(2).expect("the pending request");
     assert_eq!(
         rig.wd.subject(hog()).expect("known").reclaim,
@@ -257,15 +278,10 @@ fn a_cooperative_subject_meets_its_target_and_is_not_killed() {
 fn met_then_crossing_at(cross_at: u64) -> Rig {
     let mut p = policy(2);
     p.kill_window_ticks = 10;
-    let mut rig = Rig::new(p, false);
-    rig.tick();
-    rig.report(SOFT + 10);
-    rig.tick(); // 2: requested
+    let mut rig = Rig::asked(p, false); // requested at tick 2
     rig.report(TARGET);
     rig.tick(); // 3: met
-    while rig.now < cross_at - 1 {
-        rig.tick();
-    }
+    rig.run_to(cross_at - 1);
     rig.report(SOFT);
     rig.tick(); // the crossing
     rig
@@ -293,10 +309,7 @@ fn one_request_per_kill_window_counted_from_the_met_request() {
 
 #[test]
 fn an_acknowledgement_that_comes_after_the_met_frame_is_taken_once() {
-    let mut rig = Rig::new(policy(2), false);
-    rig.tick();
-    rig.report(SOFT + 10);
-    rig.tick(); // 2: requested
+    let mut rig = Rig::asked(policy(2), false); // requested at tick 2
     rig.report(TARGET);
     rig.tick(); // 3: met, before the acknowledgement was read
     assert_eq!(rig.ack(2), Ok(()));
@@ -305,11 +318,7 @@ fn an_acknowledgement_that_comes_after_the_met_frame_is_taken_once() {
         Err(InputError::Frame(Rejection::UnexpectedAck)),
         "once"
     );
-    let kinds: Vec<_> = rig
-        .reclaim_events()
-        .into_iter()
-        .map(|(t, k)| (t, k.tag()))
-        .collect();
+    let kinds = rig.tags();
     use oomd::EventTag as T;
     assert_eq!(
         kinds,
@@ -339,14 +348,8 @@ fn turning_observe_only_off_asks_for_real_with_a_fresh_deadline() {
         rig.out.reclaims[0].0.deadline,
         Tick(3 + u64::from(DEADLINE))
     );
-    while rig.now < 9 {
-        rig.tick();
-    }
-    let kinds: Vec<_> = rig
-        .reclaim_events()
-        .into_iter()
-        .map(|(t, k)| (t, k.tag()))
-        .collect();
+    rig.run_to(9);
+    let kinds = rig.tags();
     use oomd::EventTag as T;
     assert_eq!(
         kinds,
@@ -362,10 +365,7 @@ fn turning_observe_only_off_asks_for_real_with_a_fresh_deadline() {
 
 #[test]
 fn a_restarted_subject_is_asked_afresh() {
-    let mut rig = Rig::new(policy(2), false);
-    rig.tick();
-    rig.report(SOFT + 10);
-    rig.tick(); // 2: requested
+    let mut rig = Rig::asked(policy(2), false); // requested at tick 2
     rig.report(TARGET);
     rig.tick(); // 3: met
     rig.feed(Input::Exited(hog())).expect("running");
@@ -385,14 +385,9 @@ fn a_restarted_subject_is_asked_afresh() {
 #[test]
 fn a_stubborn_subject_is_killed_once_the_deadline_passes() {
     for (grace, kill_at) in [(2, 7), (9, 11)] {
-        let mut rig = Rig::new(policy(grace), false);
-        rig.tick();
-        rig.report(SOFT + 10);
-        rig.tick(); // 2: requested, deadline 7
+        let mut rig = Rig::asked(policy(grace), false); // requested at tick 2
         rig.ack(2).expect("acknowledges");
-        while rig.now < kill_at + 1 {
-            rig.tick();
-        }
+        rig.run_to(kill_at + 1);
         let events = rig.reclaim_events();
         assert_eq!(
             events[2],
@@ -437,9 +432,7 @@ fn a_liar_is_judged_on_the_kernel_figure_when_it_is_enforced() {
     rig.ack(2).expect("acknowledges");
     rig.report(TARGET); // the claim
     rig.tick(); // 3: the kernel still charges it SOFT + 10: not met
-    while rig.now < 8 {
-        rig.tick();
-    }
+    rig.run_to(8);
     let events = rig.reclaim_events();
     assert!(
         !events
@@ -471,10 +464,7 @@ fn a_liar_is_judged_on_the_kernel_figure_when_it_is_enforced() {
 
 #[test]
 fn the_hard_limit_kills_at_once_while_a_reclaim_waits() {
-    let mut rig = Rig::new(policy(2), false);
-    rig.tick();
-    rig.report(SOFT + 10);
-    rig.tick(); // 2: requested
+    let mut rig = Rig::asked(policy(2), false); // requested at tick 2
     rig.ack(2).expect("acknowledges");
     rig.report(HARD); // decided in this input, before any tick
     let events = rig.reclaim_events();
@@ -513,14 +503,8 @@ fn a_critical_subject_is_asked_and_never_killed() {
     let mut rig = Rig::new(policy(2), true);
     rig.tick();
     rig.report(SOFT + 10);
-    while rig.now < 10 {
-        rig.tick();
-    }
-    let kinds: Vec<_> = rig
-        .reclaim_events()
-        .into_iter()
-        .map(|(t, k)| (t, k.tag()))
-        .collect();
+    rig.run_to(10);
+    let kinds = rig.tags();
     use oomd::EventTag as T;
     assert_eq!(
         kinds,
@@ -541,14 +525,8 @@ fn observe_only_logs_the_would_request_and_sends_nothing() {
     let mut rig = Rig::new(p, false);
     rig.tick();
     rig.report(SOFT + 10);
-    while rig.now < 8 {
-        rig.tick();
-    }
-    let kinds: Vec<_> = rig
-        .reclaim_events()
-        .into_iter()
-        .map(|(t, k)| (t, k.tag()))
-        .collect();
+    rig.run_to(8);
+    let kinds = rig.tags();
     use oomd::EventTag as T;
     assert_eq!(
         kinds,
@@ -602,10 +580,7 @@ fn acknowledgements_that_quote_no_pending_request_are_rejected() {
 fn below_the_rearm_but_above_the_target_is_not_met_and_not_killed() {
     let rearm = policy(2).limits.soft_rearm_bytes();
     assert!(TARGET < rearm - 1);
-    let mut rig = Rig::new(policy(2), false);
-    rig.tick();
-    rig.report(SOFT + 10);
-    rig.tick(); // 2: requested
+    let mut rig = Rig::asked(policy(2), false); // requested at tick 2
     rig.report(rearm - 1);
     rig.tick(); // 3: the incident stays open while the request waits
     assert!(rig
@@ -614,14 +589,8 @@ fn below_the_rearm_but_above_the_target_is_not_met_and_not_killed() {
         .expect("known")
         .over_soft_since
         .is_some());
-    while rig.now < 9 {
-        rig.tick();
-    }
-    let kinds: Vec<_> = rig
-        .reclaim_events()
-        .into_iter()
-        .map(|(t, k)| (t, k.tag()))
-        .collect();
+    rig.run_to(9);
+    let kinds = rig.tags();
     use oomd::EventTag as T;
     assert_eq!(kinds, vec![(2, T::ReclaimRequested), (7, T::ReclaimMissed)]);
     assert!(
@@ -633,20 +602,13 @@ fn below_the_rearm_but_above_the_target_is_not_met_and_not_killed() {
 
 #[test]
 fn turning_reclaim_off_settles_a_pending_request_as_missed() {
-    let mut rig = Rig::new(policy(50), false);
-    rig.tick();
-    rig.report(SOFT + 10);
-    rig.tick(); // 2: requested
+    let mut rig = Rig::asked(policy(50), false); // requested at tick 2
     let mut off = policy(50);
     off.reclaim_target_percent = 0;
     rig.feed(Input::SetPolicy(PolicyUpdate::Global(off)))
         .expect("valid");
     rig.tick();
-    let kinds: Vec<_> = rig
-        .reclaim_events()
-        .into_iter()
-        .map(|(t, k)| (t, k.tag()))
-        .collect();
+    let kinds = rig.tags();
     use oomd::EventTag as T;
     assert_eq!(kinds, vec![(2, T::ReclaimRequested), (3, T::ReclaimMissed)]);
     assert_eq!(rig.wd.subject(hog()).expect("known").reclaim, None);
@@ -659,13 +621,62 @@ fn with_reclaim_off_nothing_is_asked() {
     let mut rig = Rig::new(p, false);
     rig.tick();
     rig.report(SOFT + 10);
-    while rig.now < 5 {
-        rig.tick();
-    }
+    rig.run_to(5);
     assert!(rig.out.reclaims.is_empty());
     assert_eq!(
         rig.out.kills.len(),
         1,
         "killed at the end of the grace, as before"
+    );
+}
+
+#[test]
+fn a_would_request_cannot_be_acknowledged() {
+    // Nothing was sent, and its id is a tick anyone can guess.
+    let mut p = policy(2);
+    p.observe_only = true;
+    let mut rig = Rig::asked(p, false); // a would-request at tick 2
+    let unexpected = Err(InputError::Frame(Rejection::UnexpectedAck));
+    assert_eq!(rig.ack(2), unexpected, "while it waits");
+    rig.report(TARGET);
+    rig.tick(); // 3: met
+    assert_eq!(rig.ack(2), unexpected, "once it was met");
+    assert!(!rig
+        .tags()
+        .iter()
+        .any(|(_, t)| *t == oomd::EventTag::ReclaimAcknowledged));
+}
+
+#[test]
+fn an_exit_drops_the_pending_request_and_the_next_process_is_asked_afresh() {
+    let mut rig = Rig::asked(policy(2), false); // requested at tick 2
+    rig.feed(Input::Exited(hog())).expect("running");
+    assert_eq!(
+        rig.ack(2),
+        Err(InputError::Frame(Rejection::NotRunning)),
+        "the channel of a process that exited"
+    );
+    let reg = Registration {
+        subject: hog(),
+        class: SubjectClass::Standard,
+        critical: false,
+        reports: true,
+    };
+    rig.feed(Input::Register(reg)).expect("registers");
+    assert_eq!(
+        rig.ack(2),
+        Err(InputError::Frame(Rejection::UnexpectedAck)),
+        "the old request is not the new process's"
+    );
+    rig.seq = 0;
+    rig.report(SOFT + 10);
+    rig.tick(); // 3: a new request
+    assert_eq!(rig.out.reclaims.len(), 2);
+    assert_eq!(rig.out.reclaims[1].0.id, 3);
+    rig.run_to(9);
+    assert!(
+        rig.out.kills.len() == 1 && rig.tags().contains(&(8, oomd::EventTag::ReclaimMissed)),
+        "judged on the new deadline (3 + 5), not the old one: {:?}",
+        rig.tags()
     );
 }
