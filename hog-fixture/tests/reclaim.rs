@@ -37,6 +37,9 @@ fn ask(how: &str) -> (Vec<Frame>, Option<ReclaimAck>, u64) {
     };
     let mut buf = [0; memstat::MAX_REQUEST_LEN];
     let n = request.encode(&mut buf).unwrap();
+    // Garbage first (a truncated request, noise): counted and ignored by its publisher.
+    frames.send(b"MR\x01\xff");
+    frames.send(&[0xAB; 40]);
     frames.send(&buf[..n]);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut after = Vec::new();

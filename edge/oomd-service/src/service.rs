@@ -189,22 +189,6 @@ fn packet_input(sender: SubjectId, payload: oomd::Payload) -> Input {
     }
 }
 
-/// Whether the peer of a socket that just returned 0 shut its end and left nothing queued: a
-/// real hang-up, not an empty packet.
-fn peer_hung_up(fd: BorrowedFd<'_>) -> bool {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::RDHUP)];
-    let now = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    let shut = matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
-        && fds[0]
-            .revents()
-            .intersects(PollFlags::RDHUP | PollFlags::HUP);
-    shut && rustix::io::ioctl_fionread(fd).is_ok_and(|queued| queued == 0)
-}
-
 /// Where a ready descriptor came from: the epoll set's data word of each descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Src {
@@ -1177,14 +1161,17 @@ impl Service {
                 for &len in &self.lens[..batch.frames] {
                     consumed = consumed.saturating_add(len as u64);
                 }
-                for j in 0..batch.frames {
-                    let kept = &self.frames[j][..self.lens[j].min(MAX_FRAME_LEN + 1)];
-                    let entry = Some((self.lens[j], self.frames[j]));
-                    if memstat::is_ack(kept) {
-                        newest_ack = entry;
-                    } else {
-                        newest = entry;
-                    }
+                // The newest of each kind in this batch, copied once each.
+                let is_ack = |j: usize| {
+                    memstat::is_ack(&self.frames[j][..self.lens[j].min(MAX_FRAME_LEN + 1)])
+                };
+                let last_ack = (0..batch.frames).rev().find(|&j| is_ack(j));
+                let last_frame = (0..batch.frames).rev().find(|&j| !is_ack(j));
+                if let Some(j) = last_ack {
+                    newest_ack = Some((self.lens[j], self.frames[j]));
+                }
+                if let Some(j) = last_frame {
+                    newest = Some((self.lens[j], self.frames[j]));
                 }
                 if batch.hung_up.is_some() {
                     hung_up = batch.hung_up;
@@ -1279,8 +1266,8 @@ impl Service {
             .iter()
             .rposition(|&len| len > 0)
             .map_or(0, |last| last + 1);
-        let hung_up =
-            (frames < received && peer_hung_up(fd.as_fd())).then_some("closed by the service");
+        let hung_up = (frames < received && memstat::publish::peer_hung_up(fd.as_fd()))
+            .then_some("closed by the service");
         Batch {
             frames: if hung_up.is_some() { frames } else { received },
             hung_up,

@@ -930,3 +930,66 @@ fn a_service_that_acknowledges_and_keeps_its_memory_is_killed_after_the_deadline
         "{lines:#?}"
     );
 }
+
+#[test]
+fn a_drained_burst_of_oversized_packets_hides_neither_the_acknowledgement_nor_the_newest_frame() {
+    // Past the frame budget (8), so most of it is read by the drain before the tick, which
+    // looks at every packet's magic (oversized ones are cut to a frame and one byte) and feeds
+    // the newest acknowledgement-shaped packet and the newest other one. A sender that sends
+    // garbage after its own acknowledgement or frame only hides those from itself.
+    let mut rig = Rig::new("reclaim-burst", reclaim_policy());
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 1_500, None);
+    let request = reclaim_request(&mut rig, hog);
+    for _ in 0..20 {
+        rig.send_raw(hog, &[0xAB; 100]);
+    }
+    // A malformed acknowledgement (a varint past 64 bits) and an oversized one.
+    rig.send_raw(hog, b"MA\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff");
+    rig.send_raw(hog, &[b'M', b'A', 1, 0xAB].repeat(50));
+    ack(&mut rig, hog, request.id);
+    for _ in 0..10 {
+        rig.send_raw(hog, &[0xAB; 100]);
+    }
+    rig.publish(hog, 400, None);
+    assert_eq!(rig.next_request(Duration::from_millis(300)), None);
+    let lines = rig.lines();
+    for want in [
+        "oomd: reclaim acknowledged app=hog",
+        "oomd: reclaim met app=hog bytes=400",
+    ] {
+        assert!(lines.iter().any(|l| l == want), "{want}: {lines:#?}");
+    }
+    let counters = rig.control(&ControlRequest::Counters);
+    let [ControlReply::Counters(c)] = counters.as_slice() else {
+        panic!("{counters:#?}");
+    };
+    assert!(c.rejected[oomd::Rejection::Oversize as usize] >= 1, "{c:?}");
+    assert_eq!(c.memstat_hangups, 0, "the channel stays open");
+}
+
+#[test]
+fn a_service_that_hung_up_before_its_request_is_still_judged_at_the_deadline() {
+    // Its frame is read, then its end is closed: the request cannot be delivered (noted, not
+    // retried, never blocking), and the core still settles it on the figures it has.
+    let mut rig = Rig::new("reclaim-hung-up", reclaim_policy());
+    let hog = rig.start("hog", false);
+    rig.publish(hog, 1_500, None);
+    rig.close_channel(hog);
+    let asked = Instant::now();
+    let Some(ToAuthority::Terminate(kill)) = rig.next_request(WAIT) else {
+        panic!("no kill after the undeliverable request");
+    };
+    assert_eq!(kill.subject, hog);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        asked.elapsed()
+    );
+    let lines = rig.lines();
+    let at = |want: &str| lines.iter().position(|l| l.starts_with(want));
+    let requested = at("oomd: reclaim requested app=hog").expect("requested");
+    let missed = at("oomd: reclaim missed app=hog bytes=1500").expect("missed");
+    let decided = at("oomd: kill decided app=hog bytes=1500 reason=soft-grace").expect("decided");
+    assert!(requested < missed && missed < decided, "{lines:#?}");
+}

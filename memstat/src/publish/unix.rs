@@ -301,11 +301,13 @@ fn send_error(e: Errno) -> SendError {
     }
 }
 
-/// Whether the peer of a socket whose receive just returned 0 shut its end and left nothing
-/// queued: a real end of the channel, not an empty message. One `poll` with a zero timeout
-/// and one `ioctl(FIONREAD)`; no allocation. (Empty messages sent just before a hang-up are
-/// taken for the end: they would only have been ignored.)
-fn peer_hung_up(fd: BorrowedFd<'_>) -> bool {
+/// Whether the peer of a `SOCK_SEQPACKET` socket whose receive just returned 0 shut its end
+/// and left nothing queued: a real end of the channel, not an empty message (a receive
+/// returns 0 for both). One `poll` with a zero timeout and one `ioctl(FIONREAD)`; no
+/// allocation. (Empty messages sent just before a hang-up are taken for the end: they would
+/// only have been ignored.) Both ends of a memstat channel use it: the publisher here, oomd
+/// when it reads frames.
+pub fn peer_hung_up(fd: BorrowedFd<'_>) -> bool {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::RDHUP)];
     let now = Timespec {
