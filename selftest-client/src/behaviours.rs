@@ -108,10 +108,9 @@ fn start_hog(s: &mut Session, name: &str) -> Result<i32, String> {
     Ok(pid)
 }
 
-/// Waits until oomd confirms the kill of `name` and execd reports its exit; checks that the
-/// decision, the request and the confirmation came in that order. Returns the decision's tick.
-fn confirmed_kill(s: &mut Session, from: usize, name: &str) -> Result<u64, String> {
-    let hard = hog_limits(s).hard_bytes;
+/// Waits until oomd confirms the kill of `name` (after `from`) and execd reports its exit;
+/// returns the confirmation's index in the session's events.
+fn wait_confirmed(s: &mut Session, from: usize, name: &str) -> Result<usize, String> {
     let subject = id(name);
     let confirmed = s.wait_event(
         from,
@@ -119,6 +118,15 @@ fn confirmed_kill(s: &mut Session, from: usize, name: &str) -> Result<u64, Strin
         |k| matches!(k, EventKind::KillConfirmed { subject: x, .. } if *x == subject),
     )?;
     s.wait_exit(name)?;
+    Ok(confirmed)
+}
+
+/// Waits until oomd confirms the kill of `name` and execd reports its exit; checks that the
+/// decision, the request and the confirmation came in that order. Returns the decision's tick.
+fn confirmed_kill(s: &mut Session, from: usize, name: &str) -> Result<u64, String> {
+    let hard = hog_limits(s).hard_bytes;
+    let subject = id(name);
+    let confirmed = wait_confirmed(s, from, name)?;
     let events = s.events_since(from);
     let decided = events.iter().position(|e| {
         matches!(e.event.kind, EventKind::KillDecided { subject: x, bytes, .. } if x == subject && bytes >= hard)
@@ -472,12 +480,7 @@ fn wait_frame_at(s: &mut Session, name: &str, tick: u64) -> Step {
 /// later, never before; checks the order miss → decision → confirmation.
 fn killed_after_missing(s: &mut Session, from: usize, name: &str, asked_at: u64) -> Step {
     let subject = id(name);
-    let confirmed = s.wait_event(
-        from,
-        &format!("kill of {name}"),
-        |k| matches!(k, EventKind::KillConfirmed { subject: x, .. } if *x == subject),
-    )?;
-    s.wait_exit(name)?;
+    let confirmed = wait_confirmed(s, from, name)?;
     let events = s.events_since(from);
     let at = |want: &dyn Fn(&EventKind) -> bool| events.iter().position(|e| want(&e.event.kind));
     let missed = at(&|k| matches!(k, EventKind::ReclaimMissed { subject: x, .. } if *x == subject));
