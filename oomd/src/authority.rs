@@ -67,11 +67,9 @@ pub struct ReclaimRequest {
     /// The bytes it should be at or below (its enforced figure: the report, and the kernel
     /// figure too where that is enforced).
     pub target_bytes: u64,
-    /// The tick by which it must be.
+    /// The tick by which it must be (`deadline.since(Tick(id))` ticks from the request: the
+    /// edge turns that span into time with the policy's `sample_period_ms`).
     pub deadline: Tick,
-    /// The same deadline as a span from now, in ticks (the edge turns it into time with the
-    /// policy's `sample_period_ms`).
-    pub deadline_ticks: u32,
     /// Sequence number of the [`EventKind::ReclaimRequested`](crate::EventKind) event that
     /// records this request.
     pub audit_seq: u64,

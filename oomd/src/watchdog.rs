@@ -766,7 +766,6 @@ impl<const SUBJECTS: usize, const EVENTS: usize> Watchdog<SUBJECTS, EVENTS> {
             id: self.now.0,
             target_bytes: target,
             deadline,
-            deadline_ticks,
             audit_seq,
         });
     }

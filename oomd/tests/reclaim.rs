@@ -176,7 +176,6 @@ fn a_crossing_asks_for_the_target_audited_before_the_request_goes_out() {
             id: 2,
             target_bytes: TARGET,
             deadline: Tick(2 + u64::from(DEADLINE)),
-            deadline_ticks: DEADLINE,
             audit_seq: request.audit_seq,
         }
     );

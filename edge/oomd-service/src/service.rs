@@ -624,7 +624,7 @@ impl Service {
             let message = memstat::ReclaimRequest {
                 id: r.id,
                 target_bytes: r.target_bytes,
-                deadline_ms: u32::try_from(u64::from(r.deadline_ticks).saturating_mul(period))
+                deadline_ms: u32::try_from(r.deadline.since(Tick(r.id)).saturating_mul(period))
                     .unwrap_or(u32::MAX),
             };
             let mut buf = [0u8; memstat::MAX_REQUEST_LEN];
