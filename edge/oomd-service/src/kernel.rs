@@ -16,7 +16,7 @@
 //!   so it is read through a [`proctree::Meter`]: every tick walks the tree and sums the
 //!   resident pages (cheap); the PSS sum is read again when the service gained or lost a
 //!   process, when its RSS moved by more than [`proctree::PSS_TOLERANCE`] (1 MiB), and at
-//!   least every [`proctree::PSS_MAX_AGE`] (1 s); in between, the figure is the last PSS sum
+//!   least every [`proctree::PSS_MAX_AGE`] (10 s); in between, the figure is the last PSS sum
 //!   moved by the RSS change. The meter keeps the `/proc` files of each service open between
 //!   ticks (`stat` and the main thread's `children` of the shim and of up to
 //!   [`proctree::MEMBERS_KEPT`] processes, at most [`proctree::KEPT_FILES`] files in all):

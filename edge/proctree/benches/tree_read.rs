@@ -1,7 +1,7 @@
 //! What the oomd service pays per tick and per service in process-group mode, for a root with
 //! three children holding 30 MiB each, with each method: the [`proctree::Meter`] it uses (a
-//! walk and `statm` per member, PSS again once a second); a full read of every member's PSS
-//! (`mem::tree_resident`); and their parts. And the meter on what a service looks like: a
+//! walk and `statm` per member, PSS again at least every `PSS_MAX_AGE`); a full read of every
+//! member's PSS (`mem::tree_resident`); and their parts. And the meter on what a service looks like: a
 //! single-threaded root (execd's shim) with one child holding 30 MiB (`meter/1x30MiB`), with
 //! its `/proc` files kept open between reads and with none kept (`meter_by_path/1x30MiB`).
 //!
@@ -112,7 +112,8 @@ fn tree_read(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("tree_read");
     for (name, tree) in &methods {
-        // What a tick costs the oomd service: the meter, PSS read again once a second.
+        // What a tick costs the oomd service: the meter, PSS read again at least every
+        // `PSS_MAX_AGE`, which few of the iterations meet: a tick between full reads.
         let mut meter = proctree::Meter::<4>::new();
         group.bench_function(format!("{name}/meter/3x30MiB"), |b| {
             b.iter(|| {

@@ -32,8 +32,11 @@ use crate::{Error, Method, Pid, Tree};
 /// is read again: one MiB (a hog's chunk, or a real service's slow drift, re-reads at once).
 pub const PSS_TOLERANCE: u64 = 1 << 20;
 
-/// How long a tree's last PSS sum is used at most, whatever its RSS does.
-pub const PSS_MAX_AGE: Duration = Duration::from_secs(1);
+/// How long a tree's last PSS sum is used at most, whatever its RSS does: what bounds how late
+/// a change of sharing alone (no member and no RSS change) is seen. Ten seconds: the page walk
+/// of a full read was a quarter of the idle oomd service's CPU time at one second
+/// (`docs/perf.md`), and a sharing change alone moves a tree's figure by what it shares.
+pub const PSS_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// How long a tree may go unread before its kept files are closed when another tree needs
 /// room in the budget (a service that ended is not read again).
