@@ -26,8 +26,8 @@
 #                setup. oomd kills through execd.
 #   oomd-silent  the same with a hog that never publishes (--no-publish, and memstat = false in
 #                the manifest: no channel), judged on its kernel figure (memory.current at each
-#                tick, and at once on a memory.high event: oomd's brake at hard + 4 MiB, which it
-#                sets only where the kernel figure decides).
+#                tick, and at once on a memory.high event: oomd's brake at hard, which it sets
+#                only where the kernel figure decides).
 # Every oomd run starts a fresh execd and oomd with no audit log (nothing to resume: the kill
 # budget of the previous runs would carry over).
 #

@@ -1,19 +1,31 @@
 //! The kernel brake and the kernel push, for services execd placed in a cgroup (v2).
 //!
-//! - **Brake.** For a service with a hard limit, oomd sets its cgroup's `memory.high` a little
-//!   above hard: `hard + max(hard / 16, 2 MiB)` ([`high_for`]). Past `memory.high` the kernel
-//!   reclaims from the group and then throttles its allocating tasks, so a runaway is slowed
-//!   down instead of outrunning the kill; the headroom keeps an honest service whose report
-//!   trails the kernel's charge (by one publish quantum and the page tables, stacks and
-//!   allocator overhead its allocator never sees) from being stalled just under its kill.
+//! - **Brake.** For a service with a hard limit whose kill the kernel figure decides (the
+//!   policy enforces it, `enforce_kernel`, or the service does not report), oomd sets its
+//!   cgroup's `memory.high` to the hard limit itself ([`high_for`]). Past `memory.high` the
+//!   kernel reclaims from the group and then throttles its allocating tasks, so a runaway is
+//!   slowed down instead of outrunning the kill, and the `high` event it raises there is the
+//!   push below: the crossing is decided when the kernel sees it, on a group that can barely
+//!   grow any more. The brake sits exactly at the kill: the kernel figure that reaches it is
+//!   killed (so the brake cannot hold a runaway just under its kill), and a group whose
+//!   charge the kernel can reclaim (page cache) is held at its limit by reclaim instead of
+//!   being killed for its cache. (The first version set it at `hard + max(hard / 16, 2 MiB)`;
+//!   that headroom let a runaway gain it before the brake, about 5 MiB over a 64 MiB hard
+//!   limit in the guest, `docs/perf.md`, and bought nothing where the kernel figure decides.)
 //!   Never `memory.max`: that would have the kernel kill the service, and oomd would report
-//!   a kill it did not make. The brake is set only where the kernel figure can decide the
-//!   kill: the policy enforces it (`enforce_kernel`), or the service does not report. A
-//!   reporting service judged on its report alone gets none: throttled at the brake before
-//!   its report reached hard (an allocation that stalls before the service publishes), it
-//!   would be held there and never killed (the boot selftest's rate-limit hogs did exactly
-//!   that). Critical services, services in observe-only mode and services without a hard
-//!   limit (`hard_bytes = u64::MAX`) get `max` too. The brake follows every policy change.
+//!   a kill it did not make. A reporting service judged on its report alone gets no brake:
+//!   its report trails the kernel's charge (by one publish quantum and the page tables,
+//!   stacks and allocator overhead its allocator never sees), so throttled at any brake near
+//!   hard it could be held there with its report below hard and never killed (the boot
+//!   selftest's rate-limit hogs did exactly that) — until its kill is decided.
+//! - **Brake at the kill.** Once a kill of a service is decided (the request is out and the
+//!   service has not exited, or the kill budget holds the kill back), its `memory.high` is set
+//!   to hard whatever judges it ([`wanted`]): the kill can no longer be prevented by it, and
+//!   from the decision to the exit (tens of milliseconds through execd, under TCG) a runaway
+//!   grows no further than the kernel lets past `memory.high`, instead of by its rate times
+//!   that time. A kill refused or failed lifts it again (to what the rest asks).
+//! - Critical services, services in observe-only mode and services without a hard limit
+//!   (`hard_bytes = u64::MAX`) get `max`. The brake follows every policy change.
 //! - **Push.** oomd watches the group's `memory.events` (`POLLPRI`, which the kernel raises
 //!   when a counter changes); a new `high` event makes oomd read the group's `memory.current`
 //!   at once and feed it as a kernel reading, so a crossing is decided then (at most one such
@@ -31,17 +43,38 @@ use rustix::io::Errno;
 
 use crate::kernel::{CgroupPath, Cursor};
 
-const MIB: u64 = 1 << 20;
-/// The brake's headroom over hard, at least.
-pub(crate) const MIN_HEADROOM: u64 = 2 * MIB;
-/// The brake's headroom over hard, as a fraction of hard (1/16), when that is more.
-pub(crate) const HEADROOM_DIVISOR: u64 = 16;
-
-/// The `memory.high` for a hard limit: `None` means `max` (no brake) for a service without a
-/// hard limit.
+/// The `memory.high` for a hard limit: the limit itself, or `None` (`max`, no brake) for a
+/// service without a hard limit.
 #[must_use]
 pub(crate) fn high_for(hard: u64) -> Option<u64> {
-    (hard != u64::MAX).then(|| hard.saturating_add((hard / HEADROOM_DIVISOR).max(MIN_HEADROOM)))
+    (hard != u64::MAX).then_some(hard)
+}
+
+/// What decides a service's brake.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Judged {
+    /// Its hard limit (`u64::MAX`: none).
+    pub(crate) hard: u64,
+    /// Critical, or the policy observes only: oomd acts on nothing of it.
+    pub(crate) exempt: bool,
+    /// Its kernel figure is enforced (`enforce_kernel`, or it does not report).
+    pub(crate) kernel_decides: bool,
+    /// A kill of it is decided: requested and not yet over, or held back by the kill budget.
+    pub(crate) killing: bool,
+}
+
+/// The `memory.high` a service should have (`None`: `max`): at hard where its kernel figure
+/// decides its kill, and for any service whose kill is decided (the brake at the kill: from
+/// the request to the exit, or while the kill budget holds the kill back, the service cannot
+/// outgrow its limit by more than the kernel lets past `memory.high`; its report cannot be
+/// held below hard by it, since its kill is already decided).
+#[must_use]
+pub(crate) fn wanted(j: Judged) -> Option<u64> {
+    if j.exempt || !(j.kernel_decides || j.killing) {
+        None
+    } else {
+        high_for(j.hard)
+    }
 }
 
 /// Writes `memory.high` of `<root>/<dir>`: `high` bytes, or `max` for `None`.
@@ -114,13 +147,41 @@ fn parse_high(text: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
+    const MIB: u64 = 1 << 20;
+
     #[test]
-    fn the_brake_is_a_little_above_hard_and_none_without_a_hard_limit() {
-        assert_eq!(high_for(16 * MIB), Some(18 * MIB));
-        assert_eq!(high_for(64 * MIB), Some(68 * MIB));
-        assert_eq!(high_for(2_000), Some(2_000 + MIN_HEADROOM));
-        assert_eq!(high_for(u64::MAX - 1), Some(u64::MAX));
+    fn the_brake_is_at_hard_and_none_without_a_hard_limit() {
+        assert_eq!(high_for(16 * MIB), Some(16 * MIB));
+        assert_eq!(high_for(64 * MIB), Some(64 * MIB));
+        assert_eq!(high_for(2_000), Some(2_000));
+        assert_eq!(high_for(u64::MAX - 1), Some(u64::MAX - 1));
         assert_eq!(high_for(u64::MAX), None);
+    }
+
+    #[test]
+    fn a_brake_where_the_kernel_figure_decides_or_a_kill_is_decided_and_never_when_exempt() {
+        let j = |exempt, kernel_decides, killing| Judged {
+            hard: 64 * MIB,
+            exempt,
+            kernel_decides,
+            killing,
+        };
+        assert_eq!(wanted(j(false, true, false)), Some(64 * MIB));
+        assert_eq!(wanted(j(false, false, true)), Some(64 * MIB));
+        assert_eq!(wanted(j(false, true, true)), Some(64 * MIB));
+        // Judged on its report, and nothing decided: throttled below its kill, it could be
+        // held there.
+        assert_eq!(wanted(j(false, false, false)), None);
+        for kernel_decides in [false, true] {
+            for killing in [false, true] {
+                assert_eq!(wanted(j(true, kernel_decides, killing)), None);
+            }
+        }
+        let unlimited = Judged {
+            hard: u64::MAX,
+            ..j(false, true, true)
+        };
+        assert_eq!(wanted(unlimited), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use memstat::{SubjectId, MAX_FRAME_LEN};
 use oomd::{
-    Answer, Authority, Input, InputError, PolicyUpdate, ReclaimRequest, RefusalReason,
+    Answer, Authority, Input, InputError, KillState, PolicyUpdate, ReclaimRequest, RefusalReason,
     Registration, Restore, TerminationMode, TerminationRequest, Tick, Ticket, Watchdog,
 };
 use oomd_proto::admission::{self, SocketAccess};
@@ -730,7 +730,16 @@ impl Service {
             };
             let mut now = None;
             for event in page {
-                if matches!(event.kind, oomd::EventKind::PolicyChanged { .. }) {
+                // What moves a brake: the policy, and a kill decided or given up.
+                if matches!(
+                    event.kind,
+                    oomd::EventKind::PolicyChanged { .. }
+                        | oomd::EventKind::KillRequested { .. }
+                        | oomd::EventKind::KillThrottled { .. }
+                        | oomd::EventKind::KillRefused { .. }
+                        | oomd::EventKind::KillFailed { .. }
+                        | oomd::EventKind::KillAdopted { .. }
+                ) {
                     self.brakes_stale = true;
                 }
                 self.out.event(&event, &self.names);
@@ -954,11 +963,8 @@ impl Service {
         }
     }
 
-    /// Sets every running cgroup service's `memory.high` to what its limits and the policy
-    /// ask (`brake::high_for`), where it changed: only where the kernel figure can decide its
-    /// kill (the policy enforces it, or the service does not report), since past the brake
-    /// the kernel throttles it and its own report may never reach hard; `max` for critical
-    /// services and in observe-only mode.
+    /// Sets every running cgroup service's `memory.high` to what its limits, its kill state
+    /// and the policy ask ([`brake::wanted`]), where it changed.
     fn set_brakes(&mut self) {
         self.brakes_stale = false;
         let policy = self.wd.policy();
@@ -971,12 +977,15 @@ impl Service {
             let Some(status) = self.wd.subject(slot.id) else {
                 continue;
             };
-            let kernel_decides = enforce_kernel || !status.reports;
-            let want = if status.critical || observe_only || !kernel_decides {
-                None
-            } else {
-                brake::high_for(status.limits.hard_bytes)
-            };
+            let want = brake::wanted(brake::Judged {
+                hard: status.limits.hard_bytes,
+                exempt: status.critical || observe_only,
+                kernel_decides: enforce_kernel || !status.reports,
+                killing: matches!(
+                    status.kill,
+                    KillState::Throttled { .. } | KillState::Pending { .. }
+                ),
+            });
             if slot.brake == Some(want) {
                 continue;
             }

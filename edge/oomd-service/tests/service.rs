@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{policy, Rig};
 use memstat::SubjectId;
-use oomd::{Answer, Policy, PolicyError, PolicyUpdate, TerminationMode};
+use oomd::{Answer, Policy, PolicyError, PolicyUpdate, RefusalReason, TerminationMode};
 use oomd_proto::{
     ControlError, ControlReply, ControlRequest, ExitStatus, FromAuthority, ToAuthority,
 };
@@ -184,7 +184,7 @@ fn memory_high(rig: &Rig, name: &str) -> String {
 }
 
 #[test]
-fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the_policy() {
+fn a_service_in_a_cgroup_is_braked_at_hard_and_the_brake_follows_the_policy() {
     // The kernel figure decides (enforce_kernel): the brake holds a runaway until its kill.
     let kernel = Policy {
         enforce_kernel: true,
@@ -192,8 +192,8 @@ fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the
     };
     let mut rig = Rig::new("brake", kernel);
     let hog = rig.start_in_cgroup("hog", false);
-    // hard 2000 bytes: the minimum headroom, 2 MiB.
-    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 2_000 + 2 * MIB));
+    // At the hard limit itself (2000 bytes): where the kernel figure is killed.
+    assert_eq!(memory_high(&rig, "hog"), "2000\n");
 
     let set = |rig: &mut Rig, update| {
         assert_eq!(
@@ -206,20 +206,20 @@ fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the
         hard_bytes: hard,
         ..policy().limits
     };
-    // The global limits move: hard 64 MiB, headroom 1/16 = 4 MiB.
+    // The global limits move: hard 64 MiB.
     let global = Policy {
         limits: limits(32 * MIB, 64 * MIB),
         ..kernel
     };
     set(&mut rig, PolicyUpdate::Global(global));
-    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 68 * MIB));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 64 * MIB));
     // Its own limits win.
     let own = PolicyUpdate::SubjectLimits {
         subject: hog,
         limits: Some(limits(8 * MIB, 16 * MIB)),
     };
     set(&mut rig, own);
-    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 18 * MIB));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 16 * MIB));
     // No hard limit: no brake.
     let unlimited = PolicyUpdate::SubjectLimits {
         subject: hog,
@@ -228,7 +228,7 @@ fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the
     set(&mut rig, unlimited);
     assert_eq!(memory_high(&rig, "hog"), "max\n");
     set(&mut rig, own);
-    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 18 * MIB));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 16 * MIB));
     // Observe-only acts on nothing, the kernel's brake included.
     let observe = Policy {
         observe_only: true,
@@ -237,7 +237,7 @@ fn a_service_in_a_cgroup_is_braked_a_little_above_hard_and_the_brake_follows_the
     set(&mut rig, PolicyUpdate::Global(observe));
     assert_eq!(memory_high(&rig, "hog"), "max\n");
     set(&mut rig, PolicyUpdate::Global(global));
-    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 18 * MIB));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 16 * MIB));
     // Judged on its report alone, a reporting service is not braked: throttled before its
     // report reached hard, it would never be killed.
     let reports_only = Policy {
@@ -353,6 +353,55 @@ fn each_tick_reads_the_memory_current_of_a_service_in_a_cgroup() {
     assert!(rig
         .lines()
         .contains(&"oomd: kill decided app=hog bytes=7000 reason=hard-limit".to_string()));
+}
+
+#[test]
+fn a_reporting_service_is_braked_at_hard_from_its_kill_decision_and_a_refusal_lifts_it() {
+    // Judged on its report (the default): no brake while nothing is decided.
+    let mut rig = Rig::new("brake-kill", policy());
+    let hog = rig.start_in_cgroup("hog", false);
+    assert_eq!(memory_high(&rig, "hog"), "max\n");
+    rig.publish(hog, 5_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    // From the request on, the kernel holds it at its hard limit until it exits.
+    assert_eq!(memory_high(&rig, "hog"), "2000\n");
+    // A refused kill takes the brake off again: the kill is no longer decided.
+    rig.tell(&FromAuthority::Answer {
+        ticket: request.ticket,
+        answer: Answer::Refused(RefusalReason::NotPermitted),
+    });
+    rig.pump_for(Duration::from_millis(20));
+    assert_eq!(memory_high(&rig, "hog"), "max\n");
+}
+
+#[test]
+fn a_kill_held_back_by_the_budget_brakes_its_service_meanwhile() {
+    let one = Policy {
+        kill_budget: 1,
+        ..policy()
+    };
+    let mut rig = Rig::new("brake-throttled", one);
+    let first = rig.start_in_cgroup("first", false);
+    let second = rig.start_in_cgroup("second", false);
+    rig.publish(first, 5_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    assert_eq!(request.subject, first);
+    rig.publish(second, 5_000, None);
+    rig.pump_for(Duration::from_millis(30));
+    assert!(
+        rig.lines()
+            .iter()
+            .any(|l| l.starts_with("oomd: kill throttled app=second")),
+        "{:#?}",
+        rig.lines()
+    );
+    // Its kill is due and waits for the budget: the kernel holds it at hard until then.
+    assert_eq!(memory_high(&rig, "second"), "2000\n");
+    assert_eq!(memory_high(&rig, "first"), "2000\n");
 }
 
 #[test]
