@@ -22,6 +22,8 @@ use memstat::SubjectId;
 use oomd::{Event, EventKind, KillReason, Tick, Watchdog};
 use oomd_proto::{KillReport, Span, MAX_KILL_REPORTS};
 
+use crate::reserved::Reserved;
+
 /// When something happened: the core's tick and the service's clock.
 #[derive(Debug, Clone, Copy)]
 struct Stamp {
@@ -76,10 +78,20 @@ impl Incident {
 }
 
 /// Open incidents and the last reports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct KillReports<const N: usize> {
-    open: heapless::Vec<Incident, N>,
+    /// Room for `N`, reserved at start (resident as incidents open).
+    open: Reserved<Incident>,
     done: heapless::Deque<KillReport, MAX_KILL_REPORTS>,
+}
+
+impl<const N: usize> Default for KillReports<N> {
+    fn default() -> Self {
+        KillReports {
+            open: Reserved::with_capacity(N),
+            done: heapless::Deque::new(),
+        }
+    }
 }
 
 impl<const N: usize> KillReports<N> {
@@ -193,7 +205,7 @@ impl<const N: usize> KillReports<N> {
     }
 
     fn close(&mut self, subject: SubjectId) {
-        self.open.retain(|i| i.subject != subject);
+        self.open.retain_mut(|i| i.subject != subject);
     }
 }
 

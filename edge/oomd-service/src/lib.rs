@@ -31,6 +31,7 @@ mod names;
 mod output;
 mod policies;
 mod record;
+mod reserved;
 mod service;
 
 pub use control::{DEFAULT_IDLE_TIMEOUT, MAX_CLIENTS, UNPRIVILEGED_MAX};

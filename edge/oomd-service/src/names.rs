@@ -6,16 +6,19 @@ use memstat::SubjectId;
 use oomd::trace::SubjectNames as _;
 use oomd_proto::{KillReport, KillReportView, Name};
 
-/// Up to `N` names; lookups are linear (registration-time sized, rare on the hot path).
+use crate::reserved::Reserved;
+
+/// Up to `oomd::bounds::DEFAULT_SUBJECTS` names; lookups are linear (registration-time sized,
+/// rare on the hot path).
 #[derive(Debug, Clone)]
 pub struct ServiceNames {
-    entries: heapless::Vec<(SubjectId, Name), { oomd::bounds::DEFAULT_SUBJECTS }>,
+    entries: Reserved<(SubjectId, Name)>,
 }
 
 impl Default for ServiceNames {
     fn default() -> Self {
         ServiceNames {
-            entries: heapless::Vec::new(),
+            entries: Reserved::with_capacity(oomd::bounds::DEFAULT_SUBJECTS),
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::kernel::{self, Source};
 use crate::kill_report::KillReports;
 use crate::policies::{Refusal, ServiceLimitsTable};
 use crate::record::Recorder;
+use crate::reserved::Reserved;
 use crate::{LogFormat, Output, RecordTo, ServiceNames};
 
 /// Packets read from one paused channel just before a tick, at most: more than its socket can
@@ -244,8 +245,8 @@ fn heartbeat_due(since_last: Duration) -> bool {
 /// Takes the core's requests during one call of the core. They are sent only after the
 /// events of that call are in the audit log and the log is on disk (`Service::feed`).
 struct AuthorityTx<'a> {
-    queue: &'a mut heapless::Vec<TerminationRequest, SUBJECTS>,
-    reclaims: &'a mut heapless::Vec<ReclaimRequest, SUBJECTS>,
+    queue: &'a mut Reserved<TerminationRequest>,
+    reclaims: &'a mut Reserved<ReclaimRequest>,
 }
 
 impl Authority for AuthorityTx<'_> {
@@ -289,7 +290,9 @@ pub struct Service {
     /// The signals that ask for a policy reload (`SIGHUP`), once [`reload_on`](Self::reload_on)
     /// gave them.
     reload_signals: Option<nix::sys::signalfd::SignalFd>,
-    slots: heapless::Vec<KnownService, SUBJECTS>,
+    /// The big tables are [`Reserved`]: their room is allocated at start and made resident
+    /// as services use it (`docs/perf.md`, the daemon's memory).
+    slots: Reserved<KnownService>,
     pub(crate) names: ServiceNames,
     pub(crate) rx: Receiver,
     pub(crate) tx: [u8; MAX_MESSAGE_LEN],
@@ -298,11 +301,11 @@ pub struct Service {
     frames: [[u8; MAX_FRAME_LEN + 1]; BATCH],
     lens: [usize; BATCH],
     /// Requests of the current call of the core, sent once the audit log is on disk.
-    queue: heapless::Vec<TerminationRequest, SUBJECTS>,
+    queue: Reserved<TerminationRequest>,
     unsent: heapless::Vec<Ticket, SUBJECTS>,
     /// Reclaim requests of the current call of the core, sent on each service's memstat
     /// channel once the audit log is on disk.
-    reclaims: heapless::Vec<ReclaimRequest, SUBJECTS>,
+    reclaims: Reserved<ReclaimRequest>,
     tick: u64,
     /// The durable audit log, and what it told at start.
     audit: Option<AuditLog>,
@@ -381,15 +384,15 @@ impl Service {
             timer,
             epoll,
             reload_signals: None,
-            slots: heapless::Vec::new(),
+            slots: Reserved::with_capacity(SUBJECTS),
             names: ServiceNames::default(),
             rx: Receiver::new(),
             tx: [0; MAX_MESSAGE_LEN],
             frames: [[0; MAX_FRAME_LEN + 1]; BATCH],
             lens: [0; BATCH],
-            queue: heapless::Vec::new(),
+            queue: Reserved::with_capacity(SUBJECTS),
             unsent: heapless::Vec::new(),
-            reclaims: heapless::Vec::new(),
+            reclaims: Reserved::with_capacity(SUBJECTS),
             tick: 0,
             audit,
             recovered,
