@@ -153,6 +153,53 @@ fn a_kill_confirmed_before_the_crash_is_not_confirmed_again() {
 }
 
 #[test]
+fn a_restarted_oomd_adopting_a_kill_in_flight_brakes_its_service_again() {
+    // Judged on its report: braked only because its kill is decided.
+    let mut rig = Rig::recording("restart-brake", policy(), LogFormat::None);
+    let hog = rig.start_in_cgroup("hog", false);
+    let high = |rig: &Rig| {
+        std::fs::read_to_string(rig.cgroup("hog").join("memory.high")).expect("memory.high")
+    };
+    rig.publish(hog, 5_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    rig.tell(&FromAuthority::Answer {
+        ticket: request.ticket,
+        answer: Answer::Accepted,
+    });
+    assert_eq!(high(&rig), "2000\n");
+
+    // oomd dies with the kill in flight; the new one finds the group with no brake (the
+    // stand-in is made again) and learns from execd that the termination goes on.
+    rig.crash_and_restart();
+    rig.start_in_cgroup("hog", false);
+    assert_eq!(
+        high(&rig),
+        "max\n",
+        "judged on its report, nothing decided yet"
+    );
+    rig.tell(&FromAuthority::Terminating {
+        subject: hog,
+        ticket: request.ticket,
+        mode: TerminationMode::Graceful,
+        accepted: true,
+        bytes: request.bytes,
+    });
+    rig.pump_for(Duration::from_millis(20));
+    let lines = rig.lines();
+    assert_eq!(count(&lines, "oomd: kill adopted"), 1, "{lines:#?}");
+    assert_eq!(high(&rig), "2000\n", "the adopted kill brakes it again");
+    // Its exit ends the kill; nothing is written to the group after it.
+    rig.tell(&FromAuthority::Exited {
+        subject: hog,
+        status: ExitStatus::Signal(15),
+    });
+    rig.pump_for(Duration::from_millis(20));
+    assert_eq!(count(&rig.lines(), "oomd: kill app=hog bytes=5000"), 1);
+}
+
+#[test]
 fn the_kill_budget_counts_the_kills_before_the_crash() {
     let budget = Policy {
         kill_budget: 1,

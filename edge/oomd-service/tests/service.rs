@@ -377,6 +377,32 @@ fn a_reporting_service_is_braked_at_hard_from_its_kill_decision_and_a_refusal_li
 }
 
 #[test]
+fn a_brake_that_cannot_be_written_does_not_stop_the_kill() {
+    let mut rig = Rig::new("brake-unwritable", policy());
+    let hog = rig.start_in_cgroup("hog", false);
+    // The group's memory.high is gone (the cgroup went away, or was never ours to write).
+    std::fs::remove_file(rig.cgroup("hog").join("memory.high")).expect("remove");
+    rig.publish(hog, 5_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the kill waits for no brake");
+    };
+    assert_eq!(request.subject, hog);
+    // Nothing made the file: oomd writes, it never creates.
+    assert!(!rig.cgroup("hog").join("memory.high").exists());
+    rig.tell(&FromAuthority::Answer {
+        ticket: request.ticket,
+        answer: Answer::Accepted,
+    });
+    rig.tell(&FromAuthority::Exited {
+        subject: hog,
+        status: ExitStatus::Signal(9),
+    });
+    assert!(rig
+        .lines()
+        .contains(&"oomd: kill app=hog bytes=5000".to_string()));
+}
+
+#[test]
 fn a_kill_held_back_by_the_budget_brakes_its_service_meanwhile() {
     let one = Policy {
         kill_budget: 1,
