@@ -46,9 +46,10 @@ pub const ENV_CONTROL_SOCKET: &str = "OOMD_CONTROL_SOCKET";
 pub const DEFAULT_EXECD_SOCKET: &str = "/run/oomd/execd.sock";
 /// Where the oomd service listens unless told otherwise.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/oomd/oomd.sock";
-/// The oomd service sends [`ToAuthority::Heartbeat`] at least this often, and no more often
-/// than every half of it: on a wake of its loop (a tick, a frame) once half of it has passed,
-/// so at its default tick the heartbeat needs no wake of its own.
+/// The oomd service sends [`ToAuthority::Heartbeat`] at least this often: on a wake of its
+/// loop (a tick, a frame) once half of it has passed, and on every tick when the next tick
+/// would come too late, so at its default tick the heartbeat rides on the tick and needs no
+/// wake of its own.
 pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 /// execd ends a watchdog whose last heartbeat is older than this (unless its manifest says
 /// otherwise): five heartbeats.

@@ -233,13 +233,17 @@ impl Src {
     }
 }
 
-/// Whether a wake `since_last` after the last heartbeat sends the next one: once half of
-/// `HEARTBEAT_INTERVAL` has passed. The loop wakes for a heartbeat only when the whole interval
-/// is up; with this, the heartbeat rides on the tick's wake (or a frame's) whenever one comes
-/// in the second half of the interval, instead of waking the loop a second time a few
-/// microseconds after it: at the default 100 ms tick, ten wakes a second instead of twenty.
-fn heartbeat_due(since_last: Duration) -> bool {
-    since_last >= oomd_proto::HEARTBEAT_INTERVAL / 2
+/// Whether a wake `since_last` after the last heartbeat sends the next one. A tick's wake
+/// (`tick_period` apart) also sends it when the next tick would come after the heartbeat is
+/// due: at the default 100 ms tick, every tick, so the heartbeat locks onto the tick and never
+/// needs a wake of its own, whatever its phase. Any wake (a frame, a client, a faster tick)
+/// sends it once half of `HEARTBEAT_INTERVAL` has passed, which bounds how many a flood of
+/// wakes makes. The loop still wakes for a heartbeat when the whole interval is up, so the
+/// interval holds whatever the tick.
+fn heartbeat_due(since_last: Duration, tick_period: Option<Duration>) -> bool {
+    let interval = oomd_proto::HEARTBEAT_INTERVAL;
+    since_last >= interval / 2
+        || tick_period.is_some_and(|p| !since_last.is_zero() && since_last + p > interval)
 }
 
 /// Takes the core's requests during one call of the core. They are sent only after the
@@ -487,7 +491,7 @@ impl Service {
             self.accept_clients();
         }
         self.expire_clients();
-        self.heartbeat();
+        self.heartbeat(ready.iter().any(|s| matches!(s, Src::Timer)));
         Ok(())
     }
 
@@ -1100,10 +1104,12 @@ impl Service {
     }
 
     /// Proves to execd that this loop runs: at least every `HEARTBEAT_INTERVAL`, on whatever
-    /// woke the loop once half of it has passed ([`heartbeat_due`]).
-    fn heartbeat(&mut self) {
+    /// woke the loop when [`heartbeat_due`] says so (`ticked`: this wake was the tick's).
+    fn heartbeat(&mut self, ticked: bool) {
         let now = Instant::now();
-        if !heartbeat_due(now.saturating_duration_since(self.last_heartbeat)) {
+        let period = self.wd.policy().sample_period_ms;
+        let tick_period = (ticked && period > 0).then(|| Duration::from_millis(period.into()));
+        if !heartbeat_due(now.saturating_duration_since(self.last_heartbeat), tick_period) {
             return;
         }
         self.last_heartbeat = now;
@@ -1380,15 +1386,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_heartbeat_rides_on_a_wake_in_the_second_half_of_its_interval() {
+    fn the_heartbeat_rides_on_the_tick_and_on_other_wakes_in_the_second_half_of_its_interval() {
         let interval = oomd_proto::HEARTBEAT_INTERVAL;
-        // The next tick's wake at the default 100 ms tick comes a little less than an
-        // interval after the heartbeat its predecessor sent: it sends the next one.
-        assert!(heartbeat_due(interval - Duration::from_micros(50)));
-        assert!(heartbeat_due(interval / 2));
-        assert!(heartbeat_due(interval));
-        // A wake soon after a heartbeat (a frame) sends none.
-        assert!(!heartbeat_due(interval / 2 - Duration::from_micros(1)));
-        assert!(!heartbeat_due(Duration::ZERO));
+        let ms = Duration::from_millis;
+        // A wake that is not a tick's (a frame, a client): from half the interval on.
+        assert!(heartbeat_due(interval - Duration::from_micros(50), None));
+        assert!(heartbeat_due(interval / 2, None));
+        assert!(heartbeat_due(interval, None));
+        assert!(!heartbeat_due(interval / 2 - Duration::from_micros(1), None));
+        assert!(!heartbeat_due(Duration::ZERO, None));
+        // At the default 100 ms tick, every tick sends it, however soon after the last
+        // heartbeat it comes (41 ms: the phase seen on the host, where the heartbeat used to
+        // wake the loop 59 ms after every tick).
+        assert!(heartbeat_due(ms(41), Some(ms(100))));
+        assert!(heartbeat_due(ms(1), Some(ms(100))));
+        // At a 20 ms tick, from half the interval on, as any wake: the third tick.
+        assert!(!heartbeat_due(ms(40), Some(ms(20))));
+        assert!(heartbeat_due(ms(60), Some(ms(20))));
+        // Never twice on one instant.
+        assert!(!heartbeat_due(Duration::ZERO, Some(ms(100))));
     }
 }
