@@ -13,11 +13,17 @@
 //!   that headroom let a runaway gain it before the brake, about 5 MiB over a 64 MiB hard
 //!   limit in the guest, `docs/perf.md`, and bought nothing where the kernel figure decides.)
 //!   Never `memory.max`: that would have the kernel kill the service, and oomd would report
-//!   a kill it did not make. A reporting service judged on its report alone gets no brake:
-//!   its report trails the kernel's charge (by one publish quantum and the page tables,
-//!   stacks and allocator overhead its allocator never sees), so throttled at any brake near
-//!   hard it could be held there with its report below hard and never killed (the boot
-//!   selftest's rate-limit hogs did exactly that) — until its kill is decided.
+//!   a kill it did not make.
+//! - **Brake above hard, for a service judged on its report.** Its report trails the kernel's
+//!   charge (by the page tables, stacks, binary and allocator overhead its allocator never
+//!   sees, and by a frame still on its way), so a brake at hard could hold it there with its
+//!   report below hard, never killed. Its brake sits at hard plus the charge its report does
+//!   not show, learnt from its kernel readings, plus a margin ([`Unseen`]): the kernel figure
+//!   reaches it about when the report reaches hard, and a runaway is throttled while the
+//!   frame that shows its crossing is on its way. A service held at that brake for two ticks
+//!   with its report below hard has the brake raised over what it holds (its unseen charge
+//!   grew), so the brake never stands in for the kill. It has none before its first kernel
+//!   reading with a report.
 //! - **Brake at the kill.** Once a kill of a service is decided (the request is out and the
 //!   service has not exited, or the kill budget holds the kill back), its `memory.high` is set
 //!   to hard whatever judges it ([`wanted`]): the kill can no longer be prevented by it, and
@@ -61,19 +67,93 @@ pub(crate) struct Judged {
     pub(crate) kernel_decides: bool,
     /// A kill of it is decided: requested and not yet over, or held back by the kill budget.
     pub(crate) killing: bool,
+    /// How far above hard the brake of a service judged on its report sits before its kill
+    /// is decided ([`Unseen::headroom`]); `None` until its charge and its report are known.
+    pub(crate) headroom: Option<u64>,
 }
 
 /// The `memory.high` a service should have (`None`: `max`): at hard where its kernel figure
 /// decides its kill, and for any service whose kill is decided (the brake at the kill: from
 /// the request to the exit, or while the kill budget holds the kill back, the service cannot
 /// outgrow its limit by more than the kernel lets past `memory.high`; its report cannot be
-/// held below hard by it, since its kill is already decided).
+/// held below hard by it, since its kill is already decided); for a service judged on its
+/// report, before that, at hard plus its headroom, once that is known.
 #[must_use]
 pub(crate) fn wanted(j: Judged) -> Option<u64> {
-    if j.exempt || !(j.kernel_decides || j.killing) {
+    if j.exempt {
         None
-    } else {
+    } else if j.kernel_decides || j.killing {
         high_for(j.hard)
+    } else {
+        let headroom = j.headroom?;
+        high_for(j.hard).map(|hard| hard.saturating_add(headroom))
+    }
+}
+
+/// Room over the unseen charge: the kernel's per-CPU charge batches (64 pages a CPU) make
+/// `memory.current` move by a few hundred KiB without the service doing anything.
+pub(crate) const MARGIN: u64 = 512 * 1024;
+/// A headroom is lowered only by this much at least, so that a gap that wavers does not
+/// rewrite the brake at every reading.
+pub(crate) const LOWER_BY: u64 = 256 * 1024;
+/// Ticks a service judged on its report may be held at its brake, its report below hard,
+/// before the brake is raised to let it through.
+pub(crate) const RELIEF_TICKS: u64 = 2;
+
+/// The charge of a service judged on its report that its report does not show (page
+/// tables, stacks, its binary, allocator overhead, page cache), learnt from its kernel
+/// readings: its brake before the kill sits at hard plus this and [`MARGIN`], so that the
+/// kernel figure reaches the brake about when the report reaches hard. A runaway is then
+/// throttled while its next frame is on its way (up to the growth publisher's pacing, 13 ms,
+/// megabytes at hundreds of MiB/s), not only from its kill decision on.
+///
+/// The headroom follows the smallest gap seen: a report that trails the charge (a frame
+/// still to come) only widens the gap, so a runaway cannot raise its own brake; a gap that
+/// shrinks by [`LOWER_BY`] lowers it. The edge reads the charge at the tick and right after
+/// each batch of frames, when the report is newest (a first reading in mid-growth, a tick
+/// after the frame, would see the growth since in the gap). A brake set too low (the unseen charge grew: a new
+/// thread's stack, memory mapped outside the allocator) would hold the service with its
+/// report below hard, never killed and never let through; so a service held at its brake
+/// ([`RELIEF_TICKS`] in a row, its report below hard all along) gets the brake raised over
+/// what the kernel holds now. Only the kill is the kernel's to hasten, never to replace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Unseen {
+    headroom: Option<u64>,
+    held_since: Option<u64>,
+}
+
+impl Unseen {
+    /// The headroom over hard; `None` before the first kernel reading with a report.
+    #[must_use]
+    pub(crate) fn headroom(self) -> Option<u64> {
+        self.headroom
+    }
+
+    /// A kernel reading `kernel` at tick `now` of a service whose report is `report` and
+    /// whose hard limit is `hard`, its brake where the headroom put it; whether the headroom
+    /// changed (and the brake must move).
+    pub(crate) fn observe(&mut self, now: u64, kernel: u64, report: u64, hard: u64) -> bool {
+        let fits = kernel.saturating_sub(report).saturating_add(MARGIN);
+        let Some(headroom) = self.headroom else {
+            self.headroom = Some(fits);
+            return true;
+        };
+        if kernel >= hard.saturating_add(headroom) && report < hard {
+            // Held at the brake with the report below hard: let through after a while.
+            let since = *self.held_since.get_or_insert(now);
+            if now.saturating_sub(since) < RELIEF_TICKS {
+                return false;
+            }
+            self.held_since = None;
+            self.headroom = Some(fits);
+            return true;
+        }
+        self.held_since = None;
+        if fits.saturating_add(LOWER_BY) <= headroom {
+            self.headroom = Some(fits);
+            return true;
+        }
+        false
     }
 }
 
@@ -165,23 +245,111 @@ mod tests {
             exempt,
             kernel_decides,
             killing,
+            headroom: None,
         };
         assert_eq!(wanted(j(false, true, false)), Some(64 * MIB));
         assert_eq!(wanted(j(false, false, true)), Some(64 * MIB));
         assert_eq!(wanted(j(false, true, true)), Some(64 * MIB));
-        // Judged on its report, and nothing decided: throttled below its kill, it could be
-        // held there.
+        // Judged on its report, nothing decided and its unseen charge not known yet: none.
         assert_eq!(wanted(j(false, false, false)), None);
+        // Known: above hard by its headroom; at hard once its kill is decided.
+        let headroom = Some(3 * MIB);
+        let known = |killing| Judged {
+            headroom,
+            ..j(false, false, killing)
+        };
+        assert_eq!(wanted(known(false)), Some(67 * MIB));
+        assert_eq!(wanted(known(true)), Some(64 * MIB));
         for kernel_decides in [false, true] {
             for killing in [false, true] {
                 assert_eq!(wanted(j(true, kernel_decides, killing)), None);
+                let exempt = Judged {
+                    headroom,
+                    ..j(true, kernel_decides, killing)
+                };
+                assert_eq!(wanted(exempt), None);
             }
         }
-        let unlimited = Judged {
-            hard: u64::MAX,
-            ..j(false, true, true)
-        };
-        assert_eq!(wanted(unlimited), None);
+        for headroom in [None, Some(MIB)] {
+            let unlimited = Judged {
+                hard: u64::MAX,
+                headroom,
+                ..j(false, false, false)
+            };
+            assert_eq!(wanted(unlimited), None);
+            assert_eq!(
+                wanted(Judged {
+                    killing: true,
+                    ..unlimited
+                }),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn the_headroom_is_the_unseen_charge_learnt_at_the_first_reading_and_lowered_by_a_smaller_gap()
+    {
+        let hard = 64 * MIB;
+        let mut u = Unseen::default();
+        assert_eq!(u.headroom(), None);
+        // 1.5 MiB of charge the report does not show.
+        assert!(u.observe(1, 11 * MIB + MIB / 2, 10 * MIB, hard));
+        assert_eq!(u.headroom(), Some(MIB + MIB / 2 + MARGIN));
+        // A report that trails its charge (a runaway's next frame on its way) widens the gap:
+        // the headroom stays, whatever the gap.
+        for (now, kernel) in [(2, 30 * MIB), (3, 50 * MIB), (4, hard)] {
+            assert!(!u.observe(now, kernel, 20 * MIB, hard));
+            assert_eq!(u.headroom(), Some(MIB + MIB / 2 + MARGIN));
+        }
+        // A gap smaller by less than LOWER_BY moves nothing; by LOWER_BY, lowers it.
+        let gap = MIB + MIB / 2 - LOWER_BY;
+        assert!(!u.observe(5, 20 * MIB + gap + 1, 20 * MIB, hard));
+        assert!(u.observe(6, 20 * MIB + gap, 20 * MIB, hard));
+        assert_eq!(u.headroom(), Some(gap + MARGIN));
+        // A report ahead of the charge (bytes allocated, not yet touched) leaves no gap: the
+        // headroom is the margin alone.
+        assert!(u.observe(7, 20 * MIB, 25 * MIB, hard));
+        assert_eq!(u.headroom(), Some(MARGIN));
+        // And no lower: the same reading again moves nothing.
+        assert!(!u.observe(8, 20 * MIB, 25 * MIB, hard));
+    }
+
+    #[test]
+    fn a_service_held_at_its_brake_with_its_report_below_hard_is_let_through_after_relief_ticks() {
+        let hard = 64 * MIB;
+        let mut u = Unseen::default();
+        assert!(u.observe(1, 20 * MIB + MIB, 20 * MIB, hard));
+        let brake = hard + MIB + MARGIN;
+        // Its unseen charge grew by 4 MiB: the kernel holds it at its brake, report 61 MiB.
+        let report = brake - 5 * MIB;
+        assert!(
+            !u.observe(10, brake, report, hard),
+            "held for the first time"
+        );
+        assert!(
+            !u.observe(11, brake + 4096, report, hard),
+            "held for a tick"
+        );
+        assert!(u.observe(10 + RELIEF_TICKS, brake, report, hard));
+        let raised = hard + u.headroom().expect("known");
+        assert!(raised > brake, "the brake rises over what the kernel holds");
+        assert_eq!(u.headroom(), Some(5 * MIB + MARGIN));
+        // Held, then not held: the count starts again.
+        let mut u = Unseen::default();
+        u.observe(1, 21 * MIB, 20 * MIB, hard);
+        assert!(!u.observe(10, brake, report, hard));
+        assert!(!u.observe(11, brake - 2 * MIB, report - 2 * MIB, hard));
+        assert!(!u.observe(12, brake, report, hard));
+        assert!(!u.observe(13, brake, report, hard));
+        assert!(u.observe(14, brake, report, hard));
+        // At the brake with its report at hard is no stall: its kill is due, nothing rises.
+        let mut u = Unseen::default();
+        u.observe(1, 21 * MIB, 20 * MIB, hard);
+        for now in 10..20 {
+            assert!(!u.observe(now, brake, hard, hard));
+        }
+        assert_eq!(u.headroom(), Some(MIB + MARGIN));
     }
 
     #[test]

@@ -153,6 +153,9 @@ struct KnownService {
     pushed_before: bool,
     /// The `memory.high` last written (`Some(None)`: `max`), `None` before the first.
     brake: Option<Option<u64>>,
+    /// The charge its report does not show, which places its brake before a kill is decided
+    /// (a service judged on its report, cgroup mode).
+    unseen: brake::Unseen,
     /// The reclaim request last sent on its memstat channel, and when: its acknowledgement
     /// is timed from this (one note per request, `reclaim round trip`).
     reclaim_sent: Option<(u64, Instant)>,
@@ -889,6 +892,7 @@ impl Service {
             pushed_at: None,
             pushed_before: false,
             brake: None,
+            unseen: brake::Unseen::default(),
             reclaim_sent: None,
         };
         let at = match self.slots.iter().position(|s| s.id == subject) {
@@ -974,43 +978,89 @@ impl Service {
     /// and the policy ask ([`brake::wanted`]), where it changed.
     fn set_brakes(&mut self) {
         self.brakes_stale = false;
+        for i in 0..self.slots.len() {
+            self.set_brake(i);
+        }
+    }
+
+    /// Sets slot `i`'s `memory.high` (if it runs in a cgroup) to what [`brake::wanted`]
+    /// says, if that changed.
+    fn set_brake(&mut self, i: usize) {
         let policy = self.wd.policy();
         let (observe_only, enforce_kernel) = (policy.observe_only, policy.enforce_kernel);
-        for i in 0..self.slots.len() {
-            let slot = &self.slots[i];
-            let (Some(dir), true) = (&slot.cgroup, slot.running) else {
-                continue;
-            };
-            let Some(status) = self.wd.subject(slot.id) else {
-                continue;
-            };
-            let want = brake::wanted(brake::Judged {
-                hard: status.limits.hard_bytes,
-                exempt: status.critical || observe_only,
-                kernel_decides: enforce_kernel || !status.reports,
-                killing: matches!(
-                    status.kill,
-                    KillState::Throttled { .. } | KillState::Pending { .. }
-                ),
-            });
-            if slot.brake == Some(want) {
-                continue;
-            }
-            let result = brake::set_high(&self.opts.cgroup_root, dir, want);
-            let name = &slot.name;
-            match (result, want) {
-                (Ok(()), Some(high)) => self
-                    .out
-                    .note(format_args!("oomd: brake app={name} memory.high={high}")),
-                (Ok(()), None) => self
-                    .out
-                    .note(format_args!("oomd: brake app={name} memory.high=max")),
-                (Err(e), _) => self
-                    .out
-                    .note(format_args!("oomd: cannot set memory.high of {name}: {e}")),
-            }
-            // A failure is told once, and tried again at the next policy change.
-            self.slots[i].brake = Some(want);
+        let slot = &self.slots[i];
+        let (Some(dir), true) = (&slot.cgroup, slot.running) else {
+            return;
+        };
+        let Some(status) = self.wd.subject(slot.id) else {
+            return;
+        };
+        let want = brake::wanted(brake::Judged {
+            hard: status.limits.hard_bytes,
+            exempt: status.critical || observe_only,
+            kernel_decides: enforce_kernel || !status.reports,
+            killing: matches!(
+                status.kill,
+                KillState::Throttled { .. } | KillState::Pending { .. }
+            ),
+            headroom: slot.unseen.headroom(),
+        });
+        if slot.brake == Some(want) {
+            return;
+        }
+        let result = brake::set_high(&self.opts.cgroup_root, dir, want);
+        let name = &slot.name;
+        match (result, want) {
+            (Ok(()), Some(high)) => self
+                .out
+                .note(format_args!("oomd: brake app={name} memory.high={high}")),
+            (Ok(()), None) => self
+                .out
+                .note(format_args!("oomd: brake app={name} memory.high=max")),
+            (Err(e), _) => self
+                .out
+                .note(format_args!("oomd: cannot set memory.high of {name}: {e}")),
+        }
+        // A failure is told once, and tried again when the brake next moves.
+        self.slots[i].brake = Some(want);
+    }
+
+    /// Feeds a kernel reading of slot `i`, and learns from it how much of the service's
+    /// charge its report does not show ([`learn_unseen`](Self::learn_unseen)).
+    fn feed_kernel_reading(&mut self, i: usize, bytes: u64) {
+        let subject = self.slots[i].id;
+        let _ = self.feed(Input::KernelReading { subject, bytes });
+        self.learn_unseen(i, bytes);
+    }
+
+    /// Right after a frame of slot `i` was fed: its group's `memory.current` (cgroup mode),
+    /// for the brake alone (it is not fed to the core), so that the gap between charge and
+    /// report is seen when the report is newest; a reading at the tick may come up to a
+    /// tick after the frame, with a runaway's growth since in the gap.
+    fn learn_unseen_at_frame(&mut self, i: usize) {
+        let Some(fd) = &self.slots[i].memory_current else {
+            return;
+        };
+        if let Some(bytes) = kernel::read_bytes(Source::CgroupFile(fd.as_fd())) {
+            self.learn_unseen(i, bytes);
+        }
+    }
+
+    /// For a service judged on its report (cgroup mode), its kernel figure `kernel` next to
+    /// its report: its brake moves with what that shows ([`brake::Unseen`]).
+    fn learn_unseen(&mut self, i: usize, kernel: u64) {
+        if self.slots[i].cgroup.is_none() {
+            return;
+        }
+        let Some(status) = self.wd.subject(self.slots[i].id) else {
+            return;
+        };
+        let (Some(report), true) = (status.reported_bytes, status.reports) else {
+            return;
+        };
+        let (now, hard) = (self.wd.now().0, status.limits.hard_bytes);
+        if self.slots[i].unseen.observe(now, kernel, report, hard) {
+            self.set_brake(i);
         }
     }
 
@@ -1041,7 +1091,7 @@ impl Service {
             return;
         }
         slot.pushed_at = Some(self.tick);
-        let (Some(dir), subject) = (&slot.cgroup, slot.id) else {
+        let Some(dir) = &slot.cgroup else {
             return;
         };
         let source = match &slot.memory_current {
@@ -1061,7 +1111,7 @@ impl Service {
                     slot.name
                 ));
             }
-            let _ = self.feed(Input::KernelReading { subject, bytes });
+            self.feed_kernel_reading(i, bytes);
         }
     }
 
@@ -1109,7 +1159,10 @@ impl Service {
         let now = Instant::now();
         let period = self.wd.policy().sample_period_ms;
         let tick_period = (ticked && period > 0).then(|| Duration::from_millis(period.into()));
-        if !heartbeat_due(now.saturating_duration_since(self.last_heartbeat), tick_period) {
+        if !heartbeat_due(
+            now.saturating_duration_since(self.last_heartbeat),
+            tick_period,
+        ) {
             return;
         }
         self.last_heartbeat = now;
@@ -1147,6 +1200,9 @@ impl Service {
                 }
                 let payload = oomd::Payload::truncated(&self.frames[j], self.lens[j]);
                 let _ = self.feed(packet_input(sender, payload));
+            }
+            if batch.frames > 0 {
+                self.learn_unseen_at_frame(i);
             }
             if let Some(why) = batch.hung_up {
                 self.close_memstat(i, why);
@@ -1222,6 +1278,7 @@ impl Service {
                     payload,
                     discarded,
                 });
+                self.learn_unseen_at_frame(i);
             }
             if let Some(why) = hung_up {
                 self.close_memstat(i, why);
@@ -1355,8 +1412,7 @@ impl Service {
                 (None, None, None) => continue,
             };
             if let Some(bytes) = kernel::read_bytes(source) {
-                let subject = slot.id;
-                let _ = self.feed(Input::KernelReading { subject, bytes });
+                self.feed_kernel_reading(i, bytes);
             }
         }
         let _ = self.feed(Input::Tick(Tick(self.tick)));
@@ -1393,7 +1449,10 @@ mod tests {
         assert!(heartbeat_due(interval - Duration::from_micros(50), None));
         assert!(heartbeat_due(interval / 2, None));
         assert!(heartbeat_due(interval, None));
-        assert!(!heartbeat_due(interval / 2 - Duration::from_micros(1), None));
+        assert!(!heartbeat_due(
+            interval / 2 - Duration::from_micros(1),
+            None
+        ));
         assert!(!heartbeat_due(Duration::ZERO, None));
         // At the default 100 ms tick, every tick sends it, however soon after the last
         // heartbeat it comes (41 ms: the phase seen on the host, where the heartbeat used to

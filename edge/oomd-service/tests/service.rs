@@ -177,6 +177,9 @@ fn a_client_reads_a_page_with_a_kill_report_whole_and_its_next_request_gets_its_
 }
 
 const MIB: u64 = 1 << 20;
+/// How far above its unseen charge the brake of a service judged on its report sits
+/// (`brake::MARGIN`).
+const MARGIN: u64 = 512 * 1024;
 
 /// The `memory.high` of `name`'s stand-in cgroup.
 fn memory_high(rig: &Rig, name: &str) -> String {
@@ -238,8 +241,9 @@ fn a_service_in_a_cgroup_is_braked_at_hard_and_the_brake_follows_the_policy() {
     assert_eq!(memory_high(&rig, "hog"), "max\n");
     set(&mut rig, PolicyUpdate::Global(global));
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 16 * MIB));
-    // Judged on its report alone, a reporting service is not braked: throttled before its
-    // report reached hard, it would never be killed.
+    // Judged on its report alone, a reporting service has no brake until oomd knows how much
+    // of its charge its report does not show (this one never reported): at hard, it could be
+    // throttled before its report reached hard and never be killed.
     let reports_only = Policy {
         enforce_kernel: false,
         ..global
@@ -367,13 +371,110 @@ fn a_reporting_service_is_braked_at_hard_from_its_kill_decision_and_a_refusal_li
     };
     // From the request on, the kernel holds it at its hard limit until it exits.
     assert_eq!(memory_high(&rig, "hog"), "2000\n");
-    // A refused kill takes the brake off again: the kill is no longer decided.
+    // A refused kill lifts the brake again, to where its report decides: the kill is no
+    // longer decided. Its kernel readings (0 bytes, under a report of 5000) showed no charge
+    // beyond the report, so that is hard plus the margin alone.
     rig.tell(&FromAuthority::Answer {
         ticket: request.ticket,
         answer: Answer::Refused(RefusalReason::NotPermitted),
     });
     rig.pump_for(Duration::from_millis(20));
-    assert_eq!(memory_high(&rig, "hog"), "max\n");
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 2_000 + MARGIN));
+}
+
+#[test]
+fn a_reporting_service_is_braked_above_hard_by_the_charge_its_report_does_not_show() {
+    let limits = oomd::Limits {
+        soft_bytes: 48 * MIB,
+        hard_bytes: 64 * MIB,
+        ..policy().limits
+    };
+    let mut rig = Rig::new("brake-unseen", Policy { limits, ..policy() });
+    let hog = rig.start_in_cgroup("hog", false);
+    let current = |rig: &Rig, bytes: u64| {
+        std::fs::write(
+            rig.cgroup("hog").join("memory.current"),
+            format!("{bytes}\n"),
+        )
+        .expect("memory.current");
+    };
+    let high = |rig: &Rig| -> u64 {
+        memory_high(rig, "hog")
+            .trim()
+            .parse()
+            .expect("a number, not max")
+    };
+    // Its kernel figure is 1.5 MiB over its report: the brake is that much over hard, and
+    // the margin. The kernel holds it when its report is about at hard, not before.
+    current(&rig, 11 * MIB + MIB / 2);
+    rig.publish(hog, 10 * MIB, None);
+    rig.pump_for(Duration::from_millis(30));
+    let brake = 64 * MIB + MIB + MIB / 2 + MARGIN;
+    assert_eq!(high(&rig), brake);
+    // A runaway whose frames trail its charge does not raise its own brake.
+    current(&rig, 40 * MIB);
+    rig.pump_for(Duration::from_millis(30));
+    assert_eq!(high(&rig), brake);
+    // Its unseen charge grew (a thread's stack, a mapping outside the allocator): held at
+    // the brake with its report below hard, it is let through, not held for good.
+    rig.publish(hog, 60 * MIB, None);
+    current(&rig, brake);
+    rig.pump_for(Duration::from_millis(40));
+    let raised = high(&rig);
+    assert!(raised > brake, "held with its report below hard: {raised}");
+    assert_eq!(raised, 64 * MIB + (brake - 60 * MIB) + MARGIN);
+    assert_eq!(
+        rig.next_request(Duration::from_millis(20)),
+        None,
+        "not over hard"
+    );
+    // Its report reaches hard: the kill, and the brake at hard from it.
+    rig.publish(hog, 64 * MIB, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    assert_eq!(request.subject, hog);
+    assert_eq!(high(&rig), 64 * MIB);
+}
+
+#[test]
+fn the_charge_a_report_does_not_show_is_read_at_its_frame_not_only_at_the_tick() {
+    // Ticks a minute apart: nothing but the frame reads memory.current.
+    let limits = oomd::Limits {
+        soft_bytes: 48 * MIB,
+        hard_bytes: 64 * MIB,
+        ..policy().limits
+    };
+    let slow = Policy {
+        limits,
+        sample_period_ms: 60_000,
+        ..policy()
+    };
+    let mut rig = Rig::new("brake-at-frame", slow);
+    let hog = rig.start_in_cgroup("hog", false);
+    let current = |rig: &Rig, bytes: u64| {
+        std::fs::write(
+            rig.cgroup("hog").join("memory.current"),
+            format!("{bytes}\n"),
+        )
+        .expect("memory.current");
+    };
+    current(&rig, 12 * MIB);
+    rig.publish(hog, 10 * MIB, None);
+    rig.pump_for(Duration::from_millis(20));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 66 * MIB + MARGIN));
+    // Read when the report is newest, the gap is the charge it does not show: a runaway's
+    // frame and its charge together keep it; a smaller gap lowers the brake.
+    current(&rig, 41 * MIB);
+    rig.publish(hog, 39 * MIB, None);
+    rig.pump_for(Duration::from_millis(20));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 66 * MIB + MARGIN));
+    current(&rig, 41 * MIB);
+    rig.publish(hog, 40 * MIB, None);
+    rig.pump_for(Duration::from_millis(20));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 65 * MIB + MARGIN));
+    // Not fed to the core: its kernel figure is still none (no tick has read one).
+    assert_eq!(kernel_bytes(&mut rig, hog), None);
 }
 
 #[test]
