@@ -209,10 +209,13 @@ run_oomd() { # cell rate chunk interval run delay_ms publishing
     grep -q "oomd: ready" /tmp/execd.log || killer=none
     report=$(sed -n 's/.*oomd: kill report app=hog .*overshoot=\([0-9-]*\) cross_to_request=\([^ ]*\) request_to_exit=\([^ ]*\).*/oomd_overshoot=\1 oomd_cross_to_request=\2 oomd_request_to_exit=\3/p' /tmp/execd.log | head -n 1)
     over_budget=$(grep -c "reason=over-budget" /tmp/execd.log)
-    # The brake oomd set on the hog (memory.high, at hard), and whether it came with the kill.
+    # The brakes oomd set on the hog (memory.high): how many, and the first one (for a
+    # reporting hog: hard plus the charge its report does not show, before the kill).
     brakes=$(grep -c "oomd: brake app=hog memory.high=[0-9]" /tmp/execd.log)
+    first=$(grep -a -o "oomd: brake app=hog memory.high=[0-9][0-9]*" /tmp/execd.log | head -n 1)
+    first=${first##*=}
     report "$cell" "$1" "$4" "$5" "$exit_ns" "$dir" "$killer" "$report" \
-        "over_budget_lines=$over_budget brake_lines=$brakes"
+        "over_budget_lines=$over_budget brake_lines=$brakes first_brake=${first:-none}"
     if [ "$killer" = none ]; then
         sed 's/^/execd: /' /tmp/execd.log
     fi
