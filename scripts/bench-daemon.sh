@@ -10,6 +10,10 @@
 #   idle       oomd at its default policy (100 ms tick) watching 3 quiet services, and earlyoom
 #              at its defaults (with --dryrun: it never signals anything) started at the same
 #              time: CPU in ms per second of wall time, over WINDOW_S (default 30) s.
+#              Next to them in the same window, the floor: `bench-probe tick-floor`, a process
+#              that only wakes on a timerfd, every 100 ms (what any daemon polling at oomd's
+#              default tick pays for its wakes alone) and every 1000 ms; and the wakes per
+#              second of oomd and earlyoom (voluntary context switches).
 #   memory     after the idle window: Anonymous and Pss (kB) of oomd and of earlyoom.
 #   service    oomd's CPU per service per tick: 20 ms ticks, 1 and then 17 quiet services,
 #              (cpu17 - cpu1) / (16 services x ticks in the window), in us.
@@ -52,6 +56,10 @@ cpu_ns() { # pid -> nanoseconds on the CPU (all threads)
     local ns
     read -r ns _ <"/proc/$1/schedstat"
     printf '%s\n' "$ns"
+}
+
+wakes() { # pid -> voluntary context switches so far (one per wake of a sleeping process)
+    sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "/proc/$1/status"
 }
 
 smaps_kb() { # pid, field (Anonymous, Pss) -> kB
@@ -127,22 +135,30 @@ EOF
 
 # ----- the four figures -------------------------------------------------------------------------
 
-run_idle() { # label -> "oomd_ms_per_s earlyoom_ms_per_s oomd_anon oomd_pss eo_anon eo_pss"
-    local dir=$WORK/$1/idle eo a0 a1 e0 e1 eo_pid
+run_idle() { # label -> "oomd_ms/s earlyoom_ms/s oomd_anon oomd_pss eo_anon eo_pss floor100_ms/s floor1000_ms/s oomd_wakes/s eo_wakes/s"
+    local dir=$WORK/$1/idle eo a0 a1 e0 e1 eo_pid f100 f1000 p0 p1 q0 q1 w0 w1 v0 v1
     start_stack "$BIN" "$dir" "$(policy 100 8)" "$(quiet_services 3)"
     "$EARLYOOM" --dryrun >"$dir/earlyoom.log" 2>&1 &
     eo_pid=$!
+    "$PROBE" tick-floor 100 &
+    f100=$!
+    "$PROBE" tick-floor 1000 &
+    f1000=$!
     sleep "$WARMUP_S"
-    a0=$(cpu_ns "$OOMD_PID") e0=$(cpu_ns "$eo_pid")
+    a0=$(cpu_ns "$OOMD_PID") e0=$(cpu_ns "$eo_pid") p0=$(cpu_ns "$f100") q0=$(cpu_ns "$f1000")
+    w0=$(wakes "$OOMD_PID") v0=$(wakes "$eo_pid")
     sleep "$WINDOW_S"
-    a1=$(cpu_ns "$OOMD_PID") e1=$(cpu_ns "$eo_pid")
+    a1=$(cpu_ns "$OOMD_PID") e1=$(cpu_ns "$eo_pid") p1=$(cpu_ns "$f100") q1=$(cpu_ns "$f1000")
+    w1=$(wakes "$OOMD_PID") v1=$(wakes "$eo_pid")
     eo="$(smaps_kb "$OOMD_PID" Anonymous) $(smaps_kb "$OOMD_PID" Pss)"
     eo="$eo $(smaps_kb "$eo_pid" Anonymous) $(smaps_kb "$eo_pid" Pss)"
-    kill "$eo_pid" 2>/dev/null || true
-    wait "$eo_pid" 2>/dev/null || true
+    kill "$eo_pid" "$f100" "$f1000" 2>/dev/null || true
+    wait "$eo_pid" "$f100" "$f1000" 2>/dev/null || true
     stop_stack
     awk -v a=$((a1 - a0)) -v e=$((e1 - e0)) -v w="$WINDOW_S" -v m="$eo" \
-        'BEGIN { printf "%.3f %.3f %s\n", a / w / 1e6, e / w / 1e6, m }'
+        -v p=$((p1 - p0)) -v q=$((q1 - q0)) -v ow=$((w1 - w0)) -v ew=$((v1 - v0)) \
+        'BEGIN { printf "%.3f %.3f %s %.3f %.3f %.1f %.1f\n", a / w / 1e6, e / w / 1e6, m,
+                 p / w / 1e6, q / w / 1e6, ow / w, ew / w }'
 }
 
 window_cpu() { # label, services count, tick ms -> oomd ns over SHORT_S
@@ -197,6 +213,8 @@ run_frame() { # label, frames per chunk, interval ms -> us per accepted frame
 
 [ -r /proc/self/schedstat ] || die "this kernel has no /proc/<pid>/schedstat"
 EARLYOOM=$(debian_package earlyoom)/usr/bin/earlyoom
+(cargo build --release --quiet -p bench-probe) >&2 || die "the build of bench-probe failed"
+PROBE=$ROOT/target/release/bench-probe
 say "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -r)"
 say "earlyoom: $("$EARLYOOM" -h 2>&1 | head -n 1)"
 labels=(current)
@@ -216,7 +234,7 @@ for run in $(seq "$RUNS"); do
     for label in "${labels[@]}"; do
         BIN=${BINS[$label]}
         r=$(run_idle "$label")
-        say "$label run $run idle: oomd/earlyoom ms per s, oomd anon/pss kB, earlyoom anon/pss kB: $r"
+        say "$label run $run idle: oomd/earlyoom ms per s, oomd anon/pss kB, earlyoom anon/pss kB, floor 100/1000 ms ms per s, oomd/earlyoom wakes per s: $r"
         IDLE[$label]+="$r"$'\n'
         r=$(run_service "$label")
         say "$label run $run service: $r us per service per tick"
@@ -235,6 +253,8 @@ for label in "${labels[@]}"; do
     printf '%s (%s runs; median (min - max)):\n' "$label" "$RUNS"
     printf '  idle CPU, oomd default tick, 3 services: %s ms/s\n' "$(col 1 <<<"${IDLE[$label]}" | median_range)"
     printf '  idle CPU, earlyoom default, same window: %s ms/s\n' "$(col 2 <<<"${IDLE[$label]}" | median_range)"
+    printf '  idle CPU, floor: a bare timerfd wake every 100 ms: %s ms/s, every 1000 ms: %s ms/s\n' "$(col 7 <<<"${IDLE[$label]}" | median_range)" "$(col 8 <<<"${IDLE[$label]}" | median_range)"
+    printf '  wakes per second, oomd / earlyoom: %s / %s\n' "$(col 9 <<<"${IDLE[$label]}" | median_range)" "$(col 10 <<<"${IDLE[$label]}" | median_range)"
     printf '  oomd anonymous / Pss: %s / %s kB\n' "$(col 3 <<<"${IDLE[$label]}" | median_range)" "$(col 4 <<<"${IDLE[$label]}" | median_range)"
     printf '  earlyoom anonymous / Pss: %s / %s kB\n' "$(col 5 <<<"${IDLE[$label]}" | median_range)" "$(col 6 <<<"${IDLE[$label]}" | median_range)"
     printf '  CPU per service per tick (20 ms): %s us\n' "$(col 1 <<<"${SERVICE[$label]}" | median_range)"

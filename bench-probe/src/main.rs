@@ -3,7 +3,12 @@
 //! ```text
 //! bench-probe wait-exit PID [TIMEOUT_MS]   # exit pid=<pid> at_ns=<CLOCK_MONOTONIC ns>
 //! bench-probe now                          # now_ns=<CLOCK_MONOTONIC ns>
+//! bench-probe tick-floor PERIOD_MS          # wakes every PERIOD_MS, does nothing, forever
 //! ```
+//!
+//! `tick-floor` is the floor `scripts/bench-daemon.sh` measures next to the daemons: a process
+//! that only wakes on a `CLOCK_MONOTONIC` timerfd every `PERIOD_MS` and reads it, which is the
+//! least any daemon polling at that period pays on this machine for its wakes alone.
 //!
 //! `wait-exit` opens a pidfd on `PID` (any process, not only a child: the hog is execd's child
 //! in oomd's runs) and waits in `poll(2)` until it is readable, which the kernel makes it when
@@ -24,7 +29,8 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
-const USAGE: &str = "usage: bench-probe wait-exit PID [TIMEOUT_MS] | bench-probe now";
+const USAGE: &str =
+    "usage: bench-probe wait-exit PID [TIMEOUT_MS] | bench-probe now | bench-probe tick-floor PERIOD_MS";
 const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 
 fn monotonic_ns() -> u64 {
@@ -57,7 +63,49 @@ fn main() -> ExitCode {
             Ok(ms) => wait_exit(pid, ms),
             Err(_) => usage(&format!("TIMEOUT_MS {timeout:?} is not a number")),
         },
+        ["tick-floor", period] => match period.parse::<u64>() {
+            Ok(ms) if (1..=60_000).contains(&ms) => tick_floor(ms),
+            _ => usage(&format!(
+                "PERIOD_MS {period:?} is not a number of 1..=60000"
+            )),
+        },
         _ => usage("unknown arguments"),
+    }
+}
+
+fn tick_floor(period_ms: u64) -> ExitCode {
+    use rustix::time::{
+        timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags,
+        TimerfdTimerFlags,
+    };
+    let timer = match timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("bench-probe: timerfd_create: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let every = Timespec {
+        tv_sec: i64::try_from(period_ms / 1000).unwrap_or(i64::MAX),
+        tv_nsec: i64::try_from((period_ms % 1000) * 1_000_000).unwrap_or(0),
+    };
+    let spec = Itimerspec {
+        it_interval: every,
+        it_value: every,
+    };
+    if let Err(e) = timerfd_settime(&timer, TimerfdTimerFlags::empty(), &spec) {
+        eprintln!("bench-probe: timerfd_settime: {e}");
+        return ExitCode::from(2);
+    }
+    let mut expirations = [0u8; 8];
+    loop {
+        match rustix::io::read(&timer, &mut expirations) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => {
+                eprintln!("bench-probe: read: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
 }
 

@@ -55,3 +55,34 @@ fn a_timeout_and_a_missing_process_are_told_apart_from_an_exit() {
     assert_eq!(probe(&["wait-exit", "0"]).0, Some(2));
     assert_eq!(probe(&["frobnicate"]).0, Some(2));
 }
+
+/// The voluntary context switches of `pid`: each wake of a process that sleeps is one.
+fn voluntary_switches(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .expect("the field")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn tick_floor_wakes_once_a_period_and_refuses_a_period_out_of_range() {
+    let mut floor = Command::new(env!("CARGO_BIN_EXE_bench-probe"))
+        .args(["tick-floor", "10"])
+        .spawn()
+        .expect("bench-probe runs");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let before = voluntary_switches(floor.id());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let woke = voluntary_switches(floor.id()) - before;
+    floor.kill().expect("ours to end");
+    floor.wait().expect("reaped");
+    // 50 periods of 10 ms: a timer that wakes it every period, not once, and not spinning.
+    assert!((35..=70).contains(&woke), "{woke} wakes in 500 ms");
+    for bad in ["0", "60001", "x", "-5"] {
+        assert_eq!(probe(&["tick-floor", bad]).0, Some(2), "{bad}");
+    }
+}
