@@ -120,6 +120,10 @@ pub(crate) const RELIEF_TICKS: u64 = 2;
 pub(crate) struct Unseen {
     headroom: Option<u64>,
     held_since: Option<u64>,
+    /// The tick it was last lowered in: once a tick at most, so that a service whose frames
+    /// swing its report (up to its frame budget a tick) moves its brake, a write to its
+    /// group, no more often than that.
+    lowered_at: Option<u64>,
 }
 
 impl Unseen {
@@ -149,8 +153,9 @@ impl Unseen {
             return true;
         }
         self.held_since = None;
-        if fits.saturating_add(LOWER_BY) <= headroom {
+        if fits.saturating_add(LOWER_BY) <= headroom && self.lowered_at != Some(now) {
             self.headroom = Some(fits);
+            self.lowered_at = Some(now);
             return true;
         }
         false
@@ -313,6 +318,22 @@ mod tests {
         assert_eq!(u.headroom(), Some(MARGIN));
         // And no lower: the same reading again moves nothing.
         assert!(!u.observe(8, 20 * MIB, 25 * MIB, hard));
+    }
+
+    #[test]
+    fn the_headroom_is_lowered_once_a_tick_at_most() {
+        let hard = 64 * MIB;
+        let mut u = Unseen::default();
+        assert!(u.observe(1, 30 * MIB, 20 * MIB, hard));
+        // A sender swinging its report up a megabyte a frame within one tick: one write.
+        assert!(u.observe(2, 30 * MIB, 21 * MIB, hard));
+        for report in 22..=28 {
+            assert!(!u.observe(2, 30 * MIB, report * MIB, hard), "{report}");
+        }
+        assert_eq!(u.headroom(), Some(9 * MIB + MARGIN));
+        // The next tick takes the smallest gap its reading shows.
+        assert!(u.observe(3, 30 * MIB, 28 * MIB, hard));
+        assert_eq!(u.headroom(), Some(2 * MIB + MARGIN));
     }
 
     #[test]
