@@ -70,6 +70,8 @@ pub(crate) struct Judged {
     /// How far above hard the brake of a service judged on its report sits before its kill
     /// is decided ([`Unseen::headroom`]); `None` until its charge and its report are known.
     pub(crate) headroom: Option<u64>,
+    /// Its report is at or over hard ([`Unseen::over_hard`]).
+    pub(crate) over_hard: bool,
 }
 
 /// The `memory.high` a service should have (`None`: `max`): at hard where its kernel figure
@@ -77,13 +79,18 @@ pub(crate) struct Judged {
 /// the request to the exit, or while the kill budget holds the kill back, the service cannot
 /// outgrow its limit by more than the kernel lets past `memory.high`; its report cannot be
 /// held below hard by it, since its kill is already decided); for a service judged on its
-/// report, before that, at hard plus its headroom, once that is known.
+/// report, before that, at hard plus its headroom, once that is known, and while its report
+/// is below hard. A report at or over hard with no kill decided (it was refused, or it
+/// failed) has none: hard plus its headroom would be below what the group holds, and a
+/// `memory.high` written below that makes the writer, oomd, reclaim the group.
 #[must_use]
 pub(crate) fn wanted(j: Judged) -> Option<u64> {
     if j.exempt {
         None
     } else if j.kernel_decides || j.killing {
         high_for(j.hard)
+    } else if j.over_hard {
+        None
     } else {
         let headroom = j.headroom?;
         high_for(j.hard).map(|hard| hard.saturating_add(headroom))
@@ -97,8 +104,23 @@ pub(crate) const MARGIN: u64 = 512 * 1024;
 /// rewrite the brake at every reading.
 pub(crate) const LOWER_BY: u64 = 256 * 1024;
 /// Ticks a service judged on its report may be held at its brake, its report below hard,
-/// before the brake is raised to let it through.
+/// before the brake is raised to let it through: readings at [`RELIEF_TICKS`] + 1 successive
+/// ticks (or `high` events between them) find it there, which is between one and three tick
+/// periods of wall time.
 pub(crate) const RELIEF_TICKS: u64 = 2;
+
+/// Where a kernel reading next to a report comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// Right after a batch of the service's frames: the report is as new as the charge, so
+    /// the gap between them is the charge the report does not show. Only these lower the
+    /// headroom.
+    AtFrame,
+    /// At a tick, or at a `high` event: the report may be up to a tick old (a service that
+    /// freed memory since shows no gap at all; a runaway shows its growth since). These
+    /// judge whether the service is held at its brake.
+    Later,
+}
 
 /// The charge of a service judged on its report that its report does not show (page
 /// tables, stacks, its binary, allocator overhead, page cache), learnt from its kernel
@@ -107,15 +129,21 @@ pub(crate) const RELIEF_TICKS: u64 = 2;
 /// throttled while its next frame is on its way (up to the growth publisher's pacing, 13 ms,
 /// megabytes at hundreds of MiB/s), not only from its kill decision on.
 ///
-/// The headroom follows the smallest gap seen: a report that trails the charge (a frame
-/// still to come) only widens the gap, so a runaway cannot raise its own brake; a gap that
-/// shrinks by [`LOWER_BY`] lowers it. The edge reads the charge at the tick and right after
-/// each batch of frames, when the report is newest (a first reading in mid-growth, a tick
-/// after the frame, would see the growth since in the gap). A brake set too low (the unseen charge grew: a new
-/// thread's stack, memory mapped outside the allocator) would hold the service with its
-/// report below hard, never killed and never let through; so a service held at its brake
-/// ([`RELIEF_TICKS`] in a row, its report below hard all along) gets the brake raised over
-/// what the kernel holds now. Only the kill is the kernel's to hasten, never to replace.
+/// - The headroom is learnt at the first reading, and then follows the smallest gap seen
+///   right after a frame ([`Reading::AtFrame`]), lowered by [`LOWER_BY`] at least and once a
+///   tick at most. A report that trails the charge only widens the gap, so it never lowers
+///   the brake; and a first reading in mid-growth, too high, is lowered at the next frame.
+/// - A brake set too low (the unseen charge grew: a new thread's stack, memory mapped
+///   outside the allocator) would hold the service with its report below hard, never killed
+///   and never let through. So a service that the readings at ticks and `high` events find
+///   at its brake (within [`LOWER_BY`] of it: reclaim keeps a group just under it) for
+///   [`RELIEF_TICKS`], its report below hard all along, gets the brake raised over what the
+///   kernel holds now. Only the kill is the kernel's to hasten, never to replace. A service
+///   whose report stays below hard while its charge grows (a liar, a publisher that stopped)
+///   raises its brake that way, two ticks at a time, without bound: it has what it had
+///   without a brake.
+/// - A report at or over hard moves nothing: its kill decides (or was refused, and then the
+///   service has no brake before the kill, [`wanted`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Unseen {
     headroom: Option<u64>,
@@ -124,6 +152,8 @@ pub(crate) struct Unseen {
     /// swing its report (up to its frame budget a tick) moves its brake, a write to its
     /// group, no more often than that.
     lowered_at: Option<u64>,
+    /// Its last report was at or over hard.
+    over_hard: bool,
 }
 
 impl Unseen {
@@ -133,32 +163,60 @@ impl Unseen {
         self.headroom
     }
 
+    /// Its last report was at or over its hard limit.
+    #[must_use]
+    pub(crate) fn over_hard(self) -> bool {
+        self.over_hard
+    }
+
     /// A kernel reading `kernel` at tick `now` of a service whose report is `report` and
-    /// whose hard limit is `hard`, its brake where the headroom put it; whether the headroom
-    /// changed (and the brake must move).
-    pub(crate) fn observe(&mut self, now: u64, kernel: u64, report: u64, hard: u64) -> bool {
+    /// whose hard limit is `hard`, its brake where the headroom put it; whether what the
+    /// brake depends on changed (and the brake must move).
+    pub(crate) fn observe(
+        &mut self,
+        now: u64,
+        kernel: u64,
+        report: u64,
+        hard: u64,
+        reading: Reading,
+    ) -> bool {
+        let over_hard = report >= hard;
+        let flipped = over_hard != self.over_hard;
+        self.over_hard = over_hard;
+        if over_hard {
+            self.held_since = None;
+            return flipped;
+        }
         let fits = kernel.saturating_sub(report).saturating_add(MARGIN);
         let Some(headroom) = self.headroom else {
             self.headroom = Some(fits);
             return true;
         };
-        if kernel >= hard.saturating_add(headroom) && report < hard {
-            // Held at the brake with the report below hard: let through after a while.
-            let since = *self.held_since.get_or_insert(now);
-            if now.saturating_sub(since) < RELIEF_TICKS {
-                return false;
+        match reading {
+            Reading::Later => {
+                let brake = hard.saturating_add(headroom);
+                if kernel.saturating_add(LOWER_BY) < brake {
+                    self.held_since = None;
+                    return flipped;
+                }
+                let since = *self.held_since.get_or_insert(now);
+                if now.saturating_sub(since) < RELIEF_TICKS {
+                    return flipped;
+                }
+                // Over what it holds now, by at least the margin over the old brake.
+                self.held_since = None;
+                self.headroom = Some(fits.max(headroom).saturating_add(MARGIN));
+                true
             }
-            self.held_since = None;
-            self.headroom = Some(fits);
-            return true;
+            Reading::AtFrame => {
+                if fits.saturating_add(LOWER_BY) <= headroom && self.lowered_at != Some(now) {
+                    self.headroom = Some(fits);
+                    self.lowered_at = Some(now);
+                    return true;
+                }
+                flipped
+            }
         }
-        self.held_since = None;
-        if fits.saturating_add(LOWER_BY) <= headroom && self.lowered_at != Some(now) {
-            self.headroom = Some(fits);
-            self.lowered_at = Some(now);
-            return true;
-        }
-        false
     }
 }
 
@@ -251,6 +309,7 @@ mod tests {
             kernel_decides,
             killing,
             headroom: None,
+            over_hard: false,
         };
         assert_eq!(wanted(j(false, true, false)), Some(64 * MIB));
         assert_eq!(wanted(j(false, false, true)), Some(64 * MIB));
@@ -259,12 +318,16 @@ mod tests {
         assert_eq!(wanted(j(false, false, false)), None);
         // Known: above hard by its headroom; at hard once its kill is decided.
         let headroom = Some(3 * MIB);
-        let known = |killing| Judged {
+        let known = |killing, over_hard| Judged {
             headroom,
+            over_hard,
             ..j(false, false, killing)
         };
-        assert_eq!(wanted(known(false)), Some(67 * MIB));
-        assert_eq!(wanted(known(true)), Some(64 * MIB));
+        assert_eq!(wanted(known(false, false)), Some(67 * MIB));
+        assert_eq!(wanted(known(true, false)), Some(64 * MIB));
+        assert_eq!(wanted(known(true, true)), Some(64 * MIB));
+        // Its report over hard and no kill decided (refused, failed): lifted.
+        assert_eq!(wanted(known(false, true)), None);
         for kernel_decides in [false, true] {
             for killing in [false, true] {
                 assert_eq!(wanted(j(true, kernel_decides, killing)), None);
@@ -292,85 +355,108 @@ mod tests {
         }
     }
 
+    use Reading::{AtFrame, Later};
+
     #[test]
-    fn the_headroom_is_the_unseen_charge_learnt_at_the_first_reading_and_lowered_by_a_smaller_gap()
-    {
+    fn the_headroom_is_the_unseen_charge_learnt_at_the_first_reading_and_lowered_at_frames() {
         let hard = 64 * MIB;
         let mut u = Unseen::default();
         assert_eq!(u.headroom(), None);
-        // 1.5 MiB of charge the report does not show.
-        assert!(u.observe(1, 11 * MIB + MIB / 2, 10 * MIB, hard));
+        // A first reading at a tick in mid-growth: 6 MiB between its report and its charge.
+        assert!(u.observe(1, 26 * MIB, 20 * MIB, hard, Later));
+        assert_eq!(u.headroom(), Some(6 * MIB + MARGIN));
+        // Read right after its next frame: 1.5 MiB of charge the report does not show.
+        assert!(u.observe(1, 31 * MIB + MIB / 2, 30 * MIB, hard, AtFrame));
         assert_eq!(u.headroom(), Some(MIB + MIB / 2 + MARGIN));
         // A report that trails its charge (a runaway's next frame on its way) widens the gap:
-        // the headroom stays, whatever the gap.
-        for (now, kernel) in [(2, 30 * MIB), (3, 50 * MIB), (4, hard)] {
-            assert!(!u.observe(now, kernel, 20 * MIB, hard));
-            assert_eq!(u.headroom(), Some(MIB + MIB / 2 + MARGIN));
+        // the headroom stays, whatever the gap, near the brake too.
+        for (now, kernel) in [(2, 50 * MIB), (3, hard), (4, hard + MIB)] {
+            for reading in [Later, AtFrame] {
+                assert!(!u.observe(now, kernel, 40 * MIB, hard, reading));
+                assert_eq!(u.headroom(), Some(MIB + MIB / 2 + MARGIN));
+            }
         }
-        // A gap smaller by less than LOWER_BY moves nothing; by LOWER_BY, lowers it.
+        // A service that freed memory and has not said so yet shows no gap at the tick: that
+        // lowers nothing.
+        assert!(!u.observe(5, 20 * MIB, 40 * MIB, hard, Later));
+        assert_eq!(u.headroom(), Some(MIB + MIB / 2 + MARGIN));
+        // At a frame, a gap smaller by less than LOWER_BY moves nothing; by LOWER_BY, lowers.
         let gap = MIB + MIB / 2 - LOWER_BY;
-        assert!(!u.observe(5, 20 * MIB + gap + 1, 20 * MIB, hard));
-        assert!(u.observe(6, 20 * MIB + gap, 20 * MIB, hard));
+        assert!(!u.observe(6, 20 * MIB + gap + 1, 20 * MIB, hard, AtFrame));
+        assert!(u.observe(7, 20 * MIB + gap, 20 * MIB, hard, AtFrame));
         assert_eq!(u.headroom(), Some(gap + MARGIN));
         // A report ahead of the charge (bytes allocated, not yet touched) leaves no gap: the
-        // headroom is the margin alone.
-        assert!(u.observe(7, 20 * MIB, 25 * MIB, hard));
+        // headroom is the margin alone, and no lower.
+        assert!(u.observe(8, 20 * MIB, 25 * MIB, hard, AtFrame));
         assert_eq!(u.headroom(), Some(MARGIN));
-        // And no lower: the same reading again moves nothing.
-        assert!(!u.observe(8, 20 * MIB, 25 * MIB, hard));
+        assert!(!u.observe(9, 20 * MIB, 25 * MIB, hard, AtFrame));
     }
 
     #[test]
     fn the_headroom_is_lowered_once_a_tick_at_most() {
         let hard = 64 * MIB;
         let mut u = Unseen::default();
-        assert!(u.observe(1, 30 * MIB, 20 * MIB, hard));
+        assert!(u.observe(1, 30 * MIB, 20 * MIB, hard, AtFrame));
         // A sender swinging its report up a megabyte a frame within one tick: one write.
-        assert!(u.observe(2, 30 * MIB, 21 * MIB, hard));
+        assert!(u.observe(2, 30 * MIB, 21 * MIB, hard, AtFrame));
         for report in 22..=28 {
-            assert!(!u.observe(2, 30 * MIB, report * MIB, hard), "{report}");
+            assert!(
+                !u.observe(2, 30 * MIB, report * MIB, hard, AtFrame),
+                "{report}"
+            );
         }
         assert_eq!(u.headroom(), Some(9 * MIB + MARGIN));
-        // The next tick takes the smallest gap its reading shows.
-        assert!(u.observe(3, 30 * MIB, 28 * MIB, hard));
+        // The next tick takes the smallest gap its frames show.
+        assert!(u.observe(3, 30 * MIB, 28 * MIB, hard, AtFrame));
         assert_eq!(u.headroom(), Some(2 * MIB + MARGIN));
     }
 
     #[test]
     fn a_service_held_at_its_brake_with_its_report_below_hard_is_let_through_after_relief_ticks() {
         let hard = 64 * MIB;
-        let mut u = Unseen::default();
-        assert!(u.observe(1, 20 * MIB + MIB, 20 * MIB, hard));
+        let learnt = || {
+            let mut u = Unseen::default();
+            assert!(u.observe(1, 21 * MIB, 20 * MIB, hard, AtFrame));
+            u
+        };
         let brake = hard + MIB + MARGIN;
-        // Its unseen charge grew by 4 MiB: the kernel holds it at its brake, report 61 MiB.
-        let report = brake - 5 * MIB;
-        assert!(
-            !u.observe(10, brake, report, hard),
-            "held for the first time"
-        );
-        assert!(
-            !u.observe(11, brake + 4096, report, hard),
-            "held for a tick"
-        );
-        assert!(u.observe(10 + RELIEF_TICKS, brake, report, hard));
+        // Its unseen charge grew by 4 MiB: the kernel holds it at its brake (or just under
+        // it, as reclaim leaves a group), its report 4 MiB below hard.
+        let report = brake - 5 * MIB - MARGIN;
+        let mut u = learnt();
+        assert!(!u.observe(10, brake, report, hard, Later), "held at first");
+        // Readings at its frames judge nothing: the count goes on.
+        assert!(!u.observe(10, brake - 3 * MIB, report, hard, AtFrame));
+        assert!(!u.observe(11, brake - LOWER_BY + 1, report, hard, Later));
+        assert!(u.observe(10 + RELIEF_TICKS, brake, report, hard, Later));
         let raised = hard + u.headroom().expect("known");
-        assert!(raised > brake, "the brake rises over what the kernel holds");
-        assert_eq!(u.headroom(), Some(5 * MIB + MARGIN));
-        // Held, then not held: the count starts again.
-        let mut u = Unseen::default();
-        u.observe(1, 21 * MIB, 20 * MIB, hard);
-        assert!(!u.observe(10, brake, report, hard));
-        assert!(!u.observe(11, brake - 2 * MIB, report - 2 * MIB, hard));
-        assert!(!u.observe(12, brake, report, hard));
-        assert!(!u.observe(13, brake, report, hard));
-        assert!(u.observe(14, brake, report, hard));
-        // At the brake with its report at hard is no stall: its kill is due, nothing rises.
-        let mut u = Unseen::default();
-        u.observe(1, 21 * MIB, 20 * MIB, hard);
-        for now in 10..20 {
-            assert!(!u.observe(now, brake, hard, hard));
+        assert!(
+            raised > brake + MARGIN,
+            "over what the kernel holds: {raised}"
+        );
+        // The gap now (5 MiB and the margin) and the margin again.
+        assert_eq!(u.headroom(), Some(5 * MIB + 3 * MARGIN));
+        // Held, then clear of the brake at a tick: the count starts again.
+        let mut u = learnt();
+        assert!(!u.observe(10, brake, report, hard, Later));
+        assert!(!u.observe(11, brake - LOWER_BY - 1, report, hard, Later));
+        assert!(!u.observe(12, brake, report, hard, Later));
+        assert!(!u.observe(13, brake, report, hard, Later));
+        assert!(u.observe(14, brake, report, hard, Later));
+        // At the brake with its report at hard is no stall: its kill is due. Nothing rises;
+        // the report's crossing of hard, both ways, is what moves the brake.
+        let mut u = learnt();
+        assert!(u.observe(10, brake, hard, hard, Later), "over hard");
+        assert!(u.over_hard());
+        for now in 11..20 {
+            assert!(!u.observe(now, brake + 9 * MIB, hard + MIB, hard, Later));
         }
         assert_eq!(u.headroom(), Some(MIB + MARGIN));
+        assert!(
+            u.observe(20, brake, hard - 1, hard, AtFrame),
+            "below hard again"
+        );
+        assert!(!u.over_hard());
     }
 
     #[test]

@@ -242,7 +242,8 @@ impl Src {
 /// needs a wake of its own, whatever its phase. Any wake (a frame, a client, a faster tick)
 /// sends it once half of `HEARTBEAT_INTERVAL` has passed, which bounds how many a flood of
 /// wakes makes. The loop still wakes for a heartbeat when the whole interval is up, so the
-/// interval holds whatever the tick.
+/// interval holds whatever the tick (and when that wake comes just before a late tick, the
+/// tick sends one more and the heartbeat is on the tick again: execd takes any number).
 fn heartbeat_due(since_last: Duration, tick_period: Option<Duration>) -> bool {
     let interval = oomd_proto::HEARTBEAT_INTERVAL;
     since_last >= interval / 2
@@ -1004,6 +1005,7 @@ impl Service {
                 KillState::Throttled { .. } | KillState::Pending { .. }
             ),
             headroom: slot.unseen.headroom(),
+            over_hard: slot.unseen.over_hard(),
         });
         if slot.brake == Some(want) {
             return;
@@ -1030,7 +1032,7 @@ impl Service {
     fn feed_kernel_reading(&mut self, i: usize, bytes: u64) {
         let subject = self.slots[i].id;
         let _ = self.feed(Input::KernelReading { subject, bytes });
-        self.learn_unseen(i, bytes);
+        self.learn_unseen(i, bytes, brake::Reading::Later);
     }
 
     /// Right after a frame of slot `i` was fed: its group's `memory.current` (cgroup mode),
@@ -1042,13 +1044,13 @@ impl Service {
             return;
         };
         if let Some(bytes) = kernel::read_bytes(Source::CgroupFile(fd.as_fd())) {
-            self.learn_unseen(i, bytes);
+            self.learn_unseen(i, bytes, brake::Reading::AtFrame);
         }
     }
 
     /// For a service judged on its report (cgroup mode), its kernel figure `kernel` next to
     /// its report: its brake moves with what that shows ([`brake::Unseen`]).
-    fn learn_unseen(&mut self, i: usize, kernel: u64) {
+    fn learn_unseen(&mut self, i: usize, kernel: u64, reading: brake::Reading) {
         if self.slots[i].cgroup.is_none() {
             return;
         }
@@ -1059,7 +1061,10 @@ impl Service {
             return;
         };
         let (now, hard) = (self.wd.now().0, status.limits.hard_bytes);
-        if self.slots[i].unseen.observe(now, kernel, report, hard) {
+        if self.slots[i]
+            .unseen
+            .observe(now, kernel, report, hard, reading)
+        {
             self.set_brake(i);
         }
     }
