@@ -1,4 +1,5 @@
-//! `bench-probe`: the stopwatch `scripts/bench-overshoot.sh` runs in its guest.
+//! `bench-probe`: the stopwatch `scripts/bench-overshoot.sh` runs in its guest, and the floor
+//! `scripts/bench-daemon.sh` measures beside the daemons.
 //!
 //! ```text
 //! bench-probe wait-exit PID [TIMEOUT_MS]   # exit pid=<pid> at_ns=<CLOCK_MONOTONIC ns>
@@ -19,7 +20,7 @@
 //! Exit status: 0 after the line; 1 on a timeout (`timeout pid=<pid>`, default 60 s); 2 for bad
 //! arguments, or when `PID` does not exist (then nothing was measured). It signals nothing.
 //!
-//! Not a benchmark harness: it measures one exit. Medians, rates and tables are the script's.
+//! Not a benchmark harness: it measures one exit, or stands for a daemon that does nothing. Medians, rates and tables are the script's.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
