@@ -20,7 +20,8 @@
 //! Exit status: 0 after the line; 1 on a timeout (`timeout pid=<pid>`, default 60 s); 2 for bad
 //! arguments, or when `PID` does not exist (then nothing was measured). It signals nothing.
 //!
-//! Not a benchmark harness: it measures one exit, or stands for a daemon that does nothing. Medians, rates and tables are the script's.
+//! Not a benchmark harness: it measures one exit, or stands for a daemon that does nothing.
+//! Medians, rates and tables are the scripts'.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
