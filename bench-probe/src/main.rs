@@ -18,7 +18,8 @@
 //! `crossed … at_ns=` line (`hog-fixture --mark-bytes`), so the two subtract.
 //!
 //! Exit status: 0 after the line; 1 on a timeout (`timeout pid=<pid>`, default 60 s); 2 for bad
-//! arguments, or when `PID` does not exist (then nothing was measured). It signals nothing.
+//! arguments, or when `PID` does not exist (then nothing was measured). `tick-floor` runs until
+//! it is ended (2 if its timer cannot be set up). It signals nothing.
 //!
 //! Not a benchmark harness: it measures one exit, or stands for a daemon that does nothing.
 //! Medians, rates and tables are the scripts'.
