@@ -1,7 +1,8 @@
 //! The kernel brake and the kernel push, for services execd placed in a cgroup (v2).
 //!
 //! - **Brake.** For a service with a hard limit whose kill the kernel figure decides (the
-//!   policy enforces it, `enforce_kernel`, or the service does not report), oomd sets its
+//!   policy enforces it, `enforce_kernel`; the service does not report; or it is silent, no
+//!   frame yet or its report gone stale, under `enforce_kernel_when_silent`), oomd sets its
 //!   cgroup's `memory.high` to the hard limit itself ([`high_for`]). Past `memory.high` the
 //!   kernel reclaims from the group and then throttles its allocating tasks, so a runaway is
 //!   slowed down instead of outrunning the kill, and the `high` event it raises there is the
@@ -63,7 +64,8 @@ pub(crate) struct Judged {
     pub(crate) hard: u64,
     /// Critical, or the policy observes only: oomd acts on nothing of it.
     pub(crate) exempt: bool,
-    /// Its kernel figure is enforced (`enforce_kernel`, or it does not report).
+    /// Its kernel figure is enforced (`enforce_kernel`; it does not report; or it is silent
+    /// under `enforce_kernel_when_silent`).
     pub(crate) kernel_decides: bool,
     /// A kill of it is decided: requested and not yet over, or held back by the kill budget.
     pub(crate) killing: bool,

@@ -156,6 +156,9 @@ struct KnownService {
     /// The charge its report does not show, which places its brake before a kill is decided
     /// (a service judged on its report, cgroup mode).
     unseen: brake::Unseen,
+    /// Its brake was last set while it was silent (no frame yet, or a stale report): its next
+    /// frame moves it.
+    brake_silent: bool,
     /// The reclaim request last sent on its memstat channel, and when: its acknowledgement
     /// is timed from this (one note per request, `reclaim round trip`).
     reclaim_sent: Option<(u64, Instant)>,
@@ -741,10 +744,12 @@ impl Service {
             };
             let mut now = None;
             for event in page {
-                // What moves a brake: the policy, and a kill decided or given up.
+                // What moves a brake: the policy, a kill decided or given up, and a report
+                // gone stale (its next frame moves it back, `brake_silent`).
                 if matches!(
                     event.kind,
                     oomd::EventKind::PolicyChanged { .. }
+                        | oomd::EventKind::ReportStale { .. }
                         | oomd::EventKind::KillRequested { .. }
                         | oomd::EventKind::KillThrottled { .. }
                         | oomd::EventKind::KillRefused { .. }
@@ -894,6 +899,7 @@ impl Service {
             pushed_before: false,
             brake: None,
             unseen: brake::Unseen::default(),
+            brake_silent: false,
             reclaim_sent: None,
         };
         let at = match self.slots.iter().position(|s| s.id == subject) {
@@ -989,17 +995,25 @@ impl Service {
     fn set_brake(&mut self, i: usize) {
         let policy = self.wd.policy();
         let (observe_only, enforce_kernel) = (policy.observe_only, policy.enforce_kernel);
-        let slot = &self.slots[i];
-        let (Some(dir), true) = (&slot.cgroup, slot.running) else {
+        let when_silent = policy.enforce_kernel_when_silent;
+        if self.slots[i].cgroup.is_none() || !self.slots[i].running {
+            return;
+        }
+        let Some(status) = self.wd.subject(self.slots[i].id) else {
             return;
         };
-        let Some(status) = self.wd.subject(slot.id) else {
+        // Silent (no frame yet, or its report went stale): the core judges it on the larger of
+        // its report and its kernel figure, and so does the brake.
+        let silent = when_silent && (status.reported_bytes.is_none() || status.report_stale);
+        self.slots[i].brake_silent = silent;
+        let slot = &self.slots[i];
+        let Some(dir) = &slot.cgroup else {
             return;
         };
         let want = brake::wanted(brake::Judged {
             hard: status.limits.hard_bytes,
             exempt: status.critical || observe_only,
-            kernel_decides: enforce_kernel || !status.reports,
+            kernel_decides: enforce_kernel || !status.reports || silent,
             killing: matches!(
                 status.kill,
                 KillState::Throttled { .. } | KillState::Pending { .. }
@@ -1208,6 +1222,9 @@ impl Service {
             }
             if batch.frames > 0 {
                 self.learn_unseen_at_frame(i);
+                if self.slots[i].brake_silent {
+                    self.set_brake(i);
+                }
             }
             if let Some(why) = batch.hung_up {
                 self.close_memstat(i, why);
@@ -1284,6 +1301,9 @@ impl Service {
                     discarded,
                 });
                 self.learn_unseen_at_frame(i);
+                if self.slots[i].brake_silent {
+                    self.set_brake(i);
+                }
             }
             if let Some(why) = hung_up {
                 self.close_memstat(i, why);

@@ -241,12 +241,20 @@ fn a_service_in_a_cgroup_is_braked_at_hard_and_the_brake_follows_the_policy() {
     assert_eq!(memory_high(&rig, "hog"), "max\n");
     set(&mut rig, PolicyUpdate::Global(global));
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 16 * MIB));
-    // Judged on its report alone, a reporting service has no brake until oomd knows how much
-    // of its charge its report does not show (this one never reported): at hard, it could be
-    // throttled before its report reached hard and never be killed.
-    let reports_only = Policy {
+    // Judged on its report: one that has not reported yet is judged on its kernel figure
+    // (enforce_kernel_when_silent, the default), so braked at hard...
+    let reports = Policy {
         enforce_kernel: false,
         ..global
+    };
+    set(&mut rig, PolicyUpdate::Global(reports));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 16 * MIB));
+    // ... and judged on its report alone, it has no brake until oomd knows how much of its
+    // charge its report does not show: at hard, it could be throttled before its report
+    // reached hard and never be killed.
+    let reports_only = Policy {
+        enforce_kernel_when_silent: false,
+        ..reports
     };
     set(&mut rig, PolicyUpdate::Global(reports_only));
     assert_eq!(memory_high(&rig, "hog"), "max\n");
@@ -361,10 +369,10 @@ fn each_tick_reads_the_memory_current_of_a_service_in_a_cgroup() {
 
 #[test]
 fn a_reporting_service_is_braked_at_hard_from_its_kill_decision_and_a_refusal_lifts_it() {
-    // Judged on its report (the default): no brake while nothing is decided.
+    // Judged on its kernel figure until its first frame (a silent service): at hard.
     let mut rig = Rig::new("brake-kill", policy());
     let hog = rig.start_in_cgroup("hog", false);
-    assert_eq!(memory_high(&rig, "hog"), "max\n");
+    assert_eq!(memory_high(&rig, "hog"), "2000\n");
     rig.publish(hog, 5_000, None);
     let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
         panic!("no termination request");
@@ -481,6 +489,36 @@ fn the_charge_a_report_does_not_show_is_read_at_its_frame_not_only_at_the_tick()
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 65 * MIB + MARGIN));
     // Not fed to the core: its kernel figure is still none (no tick has read one).
     assert_eq!(kernel_bytes(&mut rig, hog), None);
+}
+
+#[test]
+fn a_reporting_service_whose_report_goes_stale_is_braked_at_hard_until_its_next_frame() {
+    // Judged on its kernel figure while silent (enforce_kernel_when_silent, the default):
+    // braked where that figure is killed, and back above hard by its unseen charge once it
+    // reports again.
+    let stale_soon = Policy {
+        report_stale_ticks: 4,
+        ..policy()
+    };
+    let mut rig = Rig::new("brake-stale", stale_soon);
+    let hog = rig.start_in_cgroup("hog", false);
+    assert_eq!(memory_high(&rig, "hog"), "2000\n", "silent from its start");
+    rig.publish(hog, 1_500, None);
+    rig.pump_for(Duration::from_millis(3));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 2_000 + MARGIN));
+    // Four ticks (20 ms) without a frame: stale, judged on its kernel figure again.
+    rig.pump_for(Duration::from_millis(60));
+    assert!(
+        rig.lines()
+            .iter()
+            .any(|l| l.starts_with("oomd: report stale app=hog")),
+        "{:#?}",
+        rig.lines()
+    );
+    assert_eq!(memory_high(&rig, "hog"), "2000\n");
+    rig.publish(hog, 1_500, None);
+    rig.pump_for(Duration::from_millis(3));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 2_000 + MARGIN));
 }
 
 #[test]
