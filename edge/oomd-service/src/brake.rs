@@ -72,7 +72,7 @@ pub(crate) struct Judged {
     /// How far above hard the brake of a service judged on its report sits before its kill
     /// is decided ([`Unseen::headroom`]); `None` until its charge and its report are known.
     pub(crate) headroom: Option<u64>,
-    /// Its report is at or over hard ([`Unseen::over_hard`]).
+    /// Its report is at or over hard.
     pub(crate) over_hard: bool,
 }
 
@@ -154,7 +154,8 @@ pub(crate) struct Unseen {
     /// swing its report (up to its frame budget a tick) moves its brake, a write to its
     /// group, no more often than that.
     lowered_at: Option<u64>,
-    /// Its last report was at or over hard.
+    /// Its report at the last reading was at or over hard: a crossing either way is told to
+    /// the caller, whose brake depends on it ([`Judged::over_hard`]).
     over_hard: bool,
 }
 
@@ -163,12 +164,6 @@ impl Unseen {
     #[must_use]
     pub(crate) fn headroom(self) -> Option<u64> {
         self.headroom
-    }
-
-    /// Its last report was at or over its hard limit.
-    #[must_use]
-    pub(crate) fn over_hard(self) -> bool {
-        self.over_hard
     }
 
     /// A kernel reading `kernel` at tick `now` of a service whose report is `report` and
@@ -449,7 +444,6 @@ mod tests {
         // the report's crossing of hard, both ways, is what moves the brake.
         let mut u = learnt();
         assert!(u.observe(10, brake, hard, hard, Later), "over hard");
-        assert!(u.over_hard());
         for now in 11..20 {
             assert!(!u.observe(now, brake + 9 * MIB, hard + MIB, hard, Later));
         }
@@ -458,7 +452,11 @@ mod tests {
             u.observe(20, brake, hard - 1, hard, AtFrame),
             "below hard again"
         );
-        assert!(!u.over_hard());
+        // It is below hard now: a report at hard once more is a crossing again.
+        assert!(
+            u.observe(21, brake, hard, hard, AtFrame),
+            "over hard once more"
+        );
     }
 
     #[test]

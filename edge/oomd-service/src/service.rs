@@ -1019,7 +1019,9 @@ impl Service {
                 KillState::Throttled { .. } | KillState::Pending { .. }
             ),
             headroom: slot.unseen.headroom(),
-            over_hard: slot.unseen.over_hard(),
+            over_hard: status
+                .reported_bytes
+                .is_some_and(|r| r >= status.limits.hard_bytes),
         });
         if slot.brake == Some(want) {
             return;

@@ -395,22 +395,29 @@ fn a_reporting_service_is_braked_at_hard_from_its_kill_decision_and_a_refusal_li
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 2_000 + MARGIN));
 }
 
-#[test]
-fn a_reporting_service_is_braked_above_hard_by_the_charge_its_report_does_not_show() {
-    let limits = oomd::Limits {
+/// Soft 48 MiB, hard 64 MiB: room for a service's charge beside its report.
+fn limits_64_mib() -> oomd::Limits {
+    oomd::Limits {
         soft_bytes: 48 * MIB,
         hard_bytes: 64 * MIB,
         ..policy().limits
-    };
+    }
+}
+
+/// Writes `bytes` into the `memory.current` of the hog's stand-in cgroup.
+fn set_current(rig: &Rig, bytes: u64) {
+    std::fs::write(
+        rig.cgroup("hog").join("memory.current"),
+        format!("{bytes}\n"),
+    )
+    .expect("memory.current");
+}
+
+#[test]
+fn a_reporting_service_is_braked_above_hard_by_the_charge_its_report_does_not_show() {
+    let limits = limits_64_mib();
     let mut rig = Rig::new("brake-unseen", Policy { limits, ..policy() });
     let hog = rig.start_in_cgroup("hog", false);
-    let current = |rig: &Rig, bytes: u64| {
-        std::fs::write(
-            rig.cgroup("hog").join("memory.current"),
-            format!("{bytes}\n"),
-        )
-        .expect("memory.current");
-    };
     let high = |rig: &Rig| -> u64 {
         memory_high(rig, "hog")
             .trim()
@@ -419,19 +426,19 @@ fn a_reporting_service_is_braked_above_hard_by_the_charge_its_report_does_not_sh
     };
     // Its kernel figure is 1.5 MiB over its report: the brake is that much over hard, and
     // the margin. The kernel holds it when its report is about at hard, not before.
-    current(&rig, 11 * MIB + MIB / 2);
+    set_current(&rig, 11 * MIB + MIB / 2);
     rig.publish(hog, 10 * MIB, None);
     rig.pump_for(Duration::from_millis(30));
     let brake = 64 * MIB + MIB + MIB / 2 + MARGIN;
     assert_eq!(high(&rig), brake);
     // A runaway whose frames trail its charge does not raise its own brake.
-    current(&rig, 40 * MIB);
+    set_current(&rig, 40 * MIB);
     rig.pump_for(Duration::from_millis(30));
     assert_eq!(high(&rig), brake);
     // Its unseen charge grew (a thread's stack, a mapping outside the allocator): held at
     // the brake with its report below hard, it is let through, not held for good.
     rig.publish(hog, 60 * MIB, None);
-    current(&rig, brake);
+    set_current(&rig, brake);
     rig.pump_for(Duration::from_millis(40));
     let raised = high(&rig);
     assert!(raised > brake, "held with its report below hard: {raised}");
@@ -454,11 +461,7 @@ fn a_reporting_service_is_braked_above_hard_by_the_charge_its_report_does_not_sh
 #[test]
 fn the_charge_a_report_does_not_show_is_read_at_its_frame_not_only_at_the_tick() {
     // Ticks a minute apart: nothing but the frame reads memory.current.
-    let limits = oomd::Limits {
-        soft_bytes: 48 * MIB,
-        hard_bytes: 64 * MIB,
-        ..policy().limits
-    };
+    let limits = limits_64_mib();
     let slow = Policy {
         limits,
         sample_period_ms: 60_000,
@@ -466,29 +469,59 @@ fn the_charge_a_report_does_not_show_is_read_at_its_frame_not_only_at_the_tick()
     };
     let mut rig = Rig::new("brake-at-frame", slow);
     let hog = rig.start_in_cgroup("hog", false);
-    let current = |rig: &Rig, bytes: u64| {
-        std::fs::write(
-            rig.cgroup("hog").join("memory.current"),
-            format!("{bytes}\n"),
-        )
-        .expect("memory.current");
-    };
-    current(&rig, 12 * MIB);
+    set_current(&rig, 12 * MIB);
     rig.publish(hog, 10 * MIB, None);
     rig.pump_for(Duration::from_millis(20));
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 66 * MIB + MARGIN));
     // Read when the report is newest, the gap is the charge it does not show: a runaway's
     // frame and its charge together keep it; a smaller gap lowers the brake.
-    current(&rig, 41 * MIB);
+    set_current(&rig, 41 * MIB);
     rig.publish(hog, 39 * MIB, None);
     rig.pump_for(Duration::from_millis(20));
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 66 * MIB + MARGIN));
-    current(&rig, 41 * MIB);
+    set_current(&rig, 41 * MIB);
     rig.publish(hog, 40 * MIB, None);
     rig.pump_for(Duration::from_millis(20));
     assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 65 * MIB + MARGIN));
     // Not fed to the core: its kernel figure is still none (no tick has read one).
     assert_eq!(kernel_bytes(&mut rig, hog), None);
+}
+
+#[test]
+fn a_memory_current_that_lies_or_is_torn_moves_no_brake_and_the_frame_still_decides() {
+    let slow = Policy {
+        limits: limits_64_mib(),
+        sample_period_ms: 60_000,
+        ..policy()
+    };
+    let mut rig = Rig::new("brake-junk", slow);
+    let hog = rig.start_in_cgroup("hog", false);
+    set_current(&rig, 12 * MIB);
+    rig.publish(hog, 10 * MIB, None);
+    rig.pump_for(Duration::from_millis(20));
+    let brake = format!("{}\n", 66 * MIB + MARGIN);
+    assert_eq!(memory_high(&rig, "hog"), brake);
+    let file = rig.cgroup("hog").join("memory.current");
+    for junk in [
+        "",
+        "max\n",
+        "-1\n",
+        "12x\n",
+        "\u{fffd}\n",
+        "99999999999999999999999\n",
+    ] {
+        std::fs::write(&file, junk).expect("memory.current");
+        rig.publish(hog, 20 * MIB, None);
+        rig.pump_for(Duration::from_millis(5));
+        assert_eq!(memory_high(&rig, "hog"), brake, "{junk:?}");
+    }
+    // A frame over hard still decides the kill, with a torn file beside it.
+    rig.publish(hog, 64 * MIB, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    assert_eq!(request.subject, hog);
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 64 * MIB));
 }
 
 #[test]
