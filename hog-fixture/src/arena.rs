@@ -164,7 +164,7 @@ impl Arena {
     #[must_use]
     pub fn is_touched(&self) -> bool {
         self.chunks.iter().all(|c| {
-            c.iter().step_by(PAGE_SIZE).all(|&b| b == FILL) && c.last().map_or(true, |&b| b == FILL)
+            c.iter().step_by(PAGE_SIZE).all(|&b| b == FILL) && c.last().is_none_or(|&b| b == FILL)
         })
     }
 }

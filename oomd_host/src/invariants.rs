@@ -274,7 +274,7 @@ impl Checker {
     /// Turns an op into an input, using what the model knows (tickets, sequence numbers).
     pub fn input(&mut self, op: &Op, wd: &Wd, requests: &[TerminationRequest]) -> Option<Input> {
         let pick_ticket = |pick: usize| -> Ticket {
-            if requests.is_empty() || pick % 5 == 0 {
+            if requests.is_empty() || pick.is_multiple_of(5) {
                 Ticket((pick % 7) as u32) // sometimes an unknown or stale ticket
             } else {
                 requests[pick % requests.len()].ticket
@@ -727,7 +727,7 @@ impl Checker {
                     // 12. A soft-grace kill in an incident that asked waits for the miss.
                     if reason == oomd::KillReason::SoftGrace {
                         ensure!(
-                            self.asked.get(&subject).map_or(true, |a| a.0),
+                            self.asked.get(&subject).is_none_or(|a| a.0),
                             "a soft-grace kill while the reclaim request waits: {:?}",
                             e
                         );

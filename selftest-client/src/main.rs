@@ -132,7 +132,7 @@ fn main() -> ExitCode {
     let mut failed = 0;
     for b in ALL
         .iter()
-        .filter(|b| args.only.as_deref().map_or(true, |o| b.name.contains(o)))
+        .filter(|b| args.only.as_deref().is_none_or(|o| b.name.contains(o)))
     {
         match (b.run)(&mut session) {
             Ok(()) => marker(&format!("SELFTEST: {} ok", b.name)),

@@ -480,7 +480,7 @@ fn parse_entry(index: usize, value: &Value) -> Result<ServiceSpec, ManifestError
             ))
         }
     };
-    if argv.first().map_or(true, String::is_empty) {
+    if argv.first().is_none_or(String::is_empty) {
         return Err(err("argv", Problem::Empty));
     }
 

@@ -464,7 +464,7 @@ fn parse_checkpoint(bytes: &[u8], boot: &[u8; 36], out: &mut Recovered) {
     out.last_tick = Some(out.last_tick.map_or(tick, |t| t.max(tick)));
     let boot = core::str::from_utf8(boot).unwrap_or("");
     if c.boot == boot && !boot.trim().is_empty() {
-        let newer = out.last_in_this_boot.map_or(true, |(t, _)| t <= tick);
+        let newer = out.last_in_this_boot.is_none_or(|(t, _)| t <= tick);
         if newer {
             out.last_in_this_boot = Some((tick, c.ms));
         }

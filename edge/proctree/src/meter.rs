@@ -140,7 +140,7 @@ impl<const N: usize> Meter<N> {
         buf: &mut [Pid],
         now: Instant,
     ) -> Result<TreeResident, Error> {
-        if self.budget.is_full() && self.reclaim_at.map_or(true, |at| now >= at) {
+        if self.budget.is_full() && self.reclaim_at.is_none_or(|at| now >= at) {
             self.reclaim(root, now);
         }
         let children = tree.method() == Method::Children;

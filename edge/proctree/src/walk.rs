@@ -1,6 +1,5 @@
 //! Who is whose child: the `children` files of every thread, or a scan of `/proc` by parent.
 
-use core::ffi::CStr;
 use core::mem::MaybeUninit;
 use core::ops::ControlFlow;
 
@@ -37,10 +36,9 @@ impl Method {
     /// [`Method::Children`] when this kernel offers `children` files, else [`Method::Scan`].
     #[must_use]
     pub fn detect() -> Method {
-        let probe = CStr::from_bytes_with_nul(b"/proc/thread-self/children\0");
-        match probe.map(|p| rustix::fs::access(p, Access::EXISTS)) {
-            Ok(Ok(())) => Method::Children,
-            _ => Method::Scan,
+        match rustix::fs::access(c"/proc/thread-self/children", Access::EXISTS) {
+            Ok(()) => Method::Children,
+            Err(_) => Method::Scan,
         }
     }
 }

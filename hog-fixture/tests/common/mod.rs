@@ -358,7 +358,7 @@ pub(crate) fn children_of(pid: i32) -> Vec<i32> {
 /// Whether the process identified by `pid` and its `starttime` is gone: no such pid, a
 /// zombie nobody reaped yet, or a different process that reused the pid.
 pub(crate) fn is_gone(pid: i32, starttime: u64) -> bool {
-    stat(pid).map_or(true, |s| s.has_exited() || s.starttime != starttime)
+    stat(pid).is_none_or(|s| s.has_exited() || s.starttime != starttime)
 }
 
 /// What `/proc/<pid>/fd/<fd>` points at (`socket:[1234]`, …).
