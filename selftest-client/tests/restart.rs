@@ -40,13 +40,17 @@ struct Edge {
     log: PathBuf,
     bin: PathBuf,
     execd: Execd,
+    /// Removes `dir` once execd (dropped before it) and its services are gone.
+    _scratch: tempfile::TempDir,
 }
 
 impl Edge {
     fn start(bin: &Path, tag: &str, policy: &str, hog_args: &[&str]) -> Edge {
-        let dir = std::env::temp_dir().join(format!("oomd-restart-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
+        let scratch = tempfile::Builder::new()
+            .prefix(&format!("oomd-restart-{tag}-"))
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path().to_owned();
         std::fs::write(dir.join("policy.toml"), policy).expect("policy");
         let (b, d) = (bin.display(), dir.display());
         let extra: String = hog_args.iter().map(|a| format!(", \"{a}\"")).collect();
@@ -73,6 +77,7 @@ start = false
             log,
             bin: bin.to_owned(),
             execd,
+            _scratch: scratch,
         };
         edge.wait_lines("oomd: ready", 1);
         edge

@@ -98,10 +98,12 @@ fn a_number_too_large_for_toml_names_its_key() {
     assert_eq!(err.key(), "policy.kill_budget", "{err}");
 }
 
-fn temp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("oomd-policy-file-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir.join(name)
+/// A fresh directory for one test, removed with the guard.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("oomd-policy-file-")
+        .tempdir()
+        .expect("temp dir")
 }
 
 #[test]
@@ -111,6 +113,8 @@ fn only_regular_files_of_bounded_size_are_read() {
         err.to_string().contains("a device, not a regular file"),
         "{err}"
     );
+    let scratch = scratch();
+    let temp = |name: &str| scratch.path().join(name);
     let dir = temp("sub");
     std::fs::create_dir_all(&dir).expect("dir");
     let err = PolicyFile::load(&dir).expect_err("a directory");
@@ -134,8 +138,8 @@ fn only_regular_files_of_bounded_size_are_read() {
 
 #[test]
 fn a_fifo_is_refused_without_waiting_for_a_writer() {
-    let fifo = temp("policy.fifo");
-    let _ = std::fs::remove_file(&fifo);
+    let scratch = scratch();
+    let fifo = scratch.path().join("policy.fifo");
     rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RWXU).expect("mkfifo");
     // Nobody ever writes to it: a blocking open would hang this test (the harness's timeout).
     let err = PolicyFile::load(&fifo).expect_err("a FIFO");
@@ -143,5 +147,4 @@ fn a_fifo_is_refused_without_waiting_for_a_writer() {
         err.to_string().contains("a FIFO, not a regular file"),
         "{err}"
     );
-    let _ = std::fs::remove_file(&fifo);
 }

@@ -578,10 +578,14 @@ mod tests {
     use memstat::SubjectId;
     use oomd::{KillReason, TerminationMode, Ticket};
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("oomd-audit-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("audit.jsonl")
+    /// A log path in a fresh directory, removed with the guard.
+    fn temp(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("oomd-audit-{name}-"))
+            .tempdir()
+            .expect("temp dir");
+        let path = dir.path().join("audit.jsonl");
+        (dir, path)
     }
 
     fn event(seq: u64, tick: u64, kind: EventKind) -> Event {
@@ -598,7 +602,7 @@ mod tests {
 
     #[test]
     fn what_is_written_is_recovered_and_torn_lines_are_skipped() {
-        let path = temp("recover");
+        let (_dir, path) = temp("recover");
         let (mut log, first) = AuditLog::open(&path, DEFAULT_MAX_BYTES).unwrap();
         assert!(first.is_empty());
         let subject = hog();
@@ -651,7 +655,7 @@ mod tests {
 
     #[test]
     fn no_sequence_number_is_issued_twice_even_for_events_that_are_not_audited() {
-        let path = temp("checkpoint");
+        let (_dir, path) = temp("checkpoint");
         let (mut log, _) = AuditLog::open(&path, DEFAULT_MAX_BYTES).unwrap();
         let kind = EventKind::KillConfirmed {
             subject: hog(),
@@ -673,7 +677,7 @@ mod tests {
 
     #[test]
     fn the_log_is_rotated_at_its_cap_and_both_files_are_read_back() {
-        let path = temp("rotate");
+        let (_dir, path) = temp("rotate");
         let (mut log, _) = AuditLog::open(&path, 4 * 1024).unwrap();
         for seq in 0..200 {
             let kind = EventKind::KillThrottled {
@@ -693,7 +697,7 @@ mod tests {
 
     #[test]
     fn garbage_is_skipped_and_a_huge_file_is_read_only_at_its_tail() {
-        let path = temp("garbage");
+        let (_dir, path) = temp("garbage");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut junk = vec![b'x'; 3 * TAIL_BYTES as usize];
         junk.extend_from_slice(b"\n\xff\xfe not json\n{\"seq\":1}\n");
@@ -706,7 +710,7 @@ mod tests {
 
     #[test]
     fn recover_of_the_files_bytes_is_what_open_reads_back() {
-        let path = temp("recover-bytes");
+        let (_dir, path) = temp("recover-bytes");
         let (mut log, _) = AuditLog::open(&path, 4 * 1024).unwrap();
         for seq in 0..100 {
             let kind = EventKind::KillDecided {
