@@ -31,6 +31,14 @@
 //!   from the decision to the exit (tens of milliseconds through execd, under TCG) a runaway
 //!   grows no further than the kernel lets past `memory.high`, instead of by its rate times
 //!   that time. A kill refused or failed lifts it again (to what the rest asks).
+//! - **Never below the charge.** Every brake is written no lower than what the group holds
+//!   when it is written ([`not_below_charge`]): a `memory.high` below the charge has the
+//!   *writer* reclaim the difference inside its `write` (Linux 5.5 and later), so a service
+//!   holding reclaimable memory over its brake could stall its own watchdog, at the kill of a
+//!   runaway above all. Written at the charge, the group cannot grow without its own tasks
+//!   reclaiming and being throttled; it is not pushed down to the brake wanted (the kill does
+//!   that, or the next move of the brake). The file is opened `O_NONBLOCK` too, which kernels
+//!   with the non-blocking limit option honour for the growth between the read and the write.
 //! - Critical services, services in observe-only mode and services without a hard limit
 //!   (`hard_bytes = u64::MAX`) get `max`. The brake follows every policy change.
 //! - **Push.** oomd watches the group's `memory.events` (`POLLPRI`, which the kernel raises
@@ -96,6 +104,23 @@ pub(crate) fn wanted(j: Judged) -> Option<u64> {
     } else {
         let headroom = j.headroom?;
         high_for(j.hard).map(|hard| hard.saturating_add(headroom))
+    }
+}
+
+/// The `memory.high` to write for the brake `want` on a group that holds `charge` bytes now:
+/// never below that charge. A `memory.high` written below what a group holds makes the
+/// writer reclaim the difference in its `write` (cgroup v2 since Linux 5.5, with swap too, as
+/// long as reclaim makes progress), so oomd would be stalled doing the group's reclaim, at the
+/// kill of a runaway above all, for as long as that takes: a service could make its watchdog
+/// wait by holding reclaimable memory over its brake. At the charge, every further charge of
+/// the group's own tasks is over `memory.high`, so they reclaim and are throttled themselves:
+/// the group is held where it is, not pushed down to `want`. `None` (`max`) and an unknown
+/// charge leave `want` as it is.
+#[must_use]
+pub(crate) fn not_below_charge(want: Option<u64>, charge: Option<u64>) -> Option<u64> {
+    match (want, charge) {
+        (Some(high), Some(charge)) if charge > high => Some(charge),
+        _ => want,
     }
 }
 
@@ -222,10 +247,14 @@ pub(crate) fn set_high(root: &str, dir: &str, high: Option<u64>) -> Result<(), E
     let path = CgroupPath::new(root, dir, "memory.high").ok_or(Errno::NAMETOOLONG)?;
     let path = path.as_cstr().ok_or(Errno::INVAL)?;
     // O_TRUNC as a shell's `echo max > memory.high` does: cgroupfs ignores it, and a plain
-    // file (the tests' stand-in for a cgroup) holds exactly the last value.
+    // file (the tests' stand-in for a cgroup) holds exactly the last value. O_NONBLOCK: a
+    // kernel with the non-blocking limit option skips the writer's reclaim when the value is
+    // below the charge (older kernels ignore the flag; the caller never writes below the
+    // charge it read, [`not_below_charge`], but the group may grow between the read and the
+    // write).
     let fd = open(
         path,
-        OFlags::WRONLY | OFlags::TRUNC | OFlags::CLOEXEC,
+        OFlags::WRONLY | OFlags::TRUNC | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
     let mut text = [0u8; 24];
@@ -457,6 +486,21 @@ mod tests {
             u.observe(21, brake, hard, hard, AtFrame),
             "over hard once more"
         );
+    }
+
+    #[test]
+    fn a_brake_is_never_written_below_what_the_group_holds() {
+        let hard = Some(64 * MIB);
+        assert_eq!(not_below_charge(hard, Some(70 * MIB)), Some(70 * MIB));
+        assert_eq!(not_below_charge(hard, Some(64 * MIB)), hard);
+        assert_eq!(not_below_charge(hard, Some(10 * MIB)), hard);
+        assert_eq!(not_below_charge(hard, None), hard, "charge unknown");
+        assert_eq!(
+            not_below_charge(None, Some(70 * MIB)),
+            None,
+            "max stays max"
+        );
+        assert_eq!(not_below_charge(None, None), None);
     }
 
     #[test]

@@ -1007,9 +1007,6 @@ impl Service {
         let silent = when_silent && (status.reported_bytes.is_none() || status.report_stale);
         self.slots[i].brake_silent = silent;
         let slot = &self.slots[i];
-        let Some(dir) = &slot.cgroup else {
-            return;
-        };
         let want = brake::wanted(brake::Judged {
             hard: status.limits.hard_bytes,
             exempt: status.critical || observe_only,
@@ -1026,9 +1023,18 @@ impl Service {
         if slot.brake == Some(want) {
             return;
         }
-        let result = brake::set_high(&self.opts.cgroup_root, dir, want);
+        let write = brake::not_below_charge(want, want.and_then(|_| self.group_charge(i)));
+        let slot = &self.slots[i];
+        let Some(dir) = &slot.cgroup else {
+            return;
+        };
+        let result = brake::set_high(&self.opts.cgroup_root, dir, write);
         let name = &slot.name;
-        match (result, want) {
+        match (result, write) {
+            (Ok(()), Some(high)) if write != want => self.out.note(format_args!(
+                "oomd: brake app={name} memory.high={high}: at its charge, over the {} wanted",
+                want.unwrap_or(u64::MAX)
+            )),
             (Ok(()), Some(high)) => self
                 .out
                 .note(format_args!("oomd: brake app={name} memory.high={high}")),
@@ -1049,6 +1055,21 @@ impl Service {
         let subject = self.slots[i].id;
         let _ = self.feed(Input::KernelReading { subject, bytes });
         self.learn_unseen(i, bytes, brake::Reading::Later);
+    }
+
+    /// What slot `i`'s cgroup holds now, `memory.current` (`None`: not in a cgroup, or
+    /// unreadable).
+    fn group_charge(&self, i: usize) -> Option<u64> {
+        let slot = &self.slots[i];
+        let source = match (&slot.memory_current, &slot.cgroup) {
+            (Some(fd), _) => Source::CgroupFile(fd.as_fd()),
+            (None, Some(dir)) => Source::Cgroup {
+                root: &self.opts.cgroup_root,
+                dir,
+            },
+            (None, None) => return None,
+        };
+        kernel::read_bytes(source)
     }
 
     /// Right after a frame of slot `i` was fed: its group's `memory.current` (cgroup mode),
@@ -1112,17 +1133,8 @@ impl Service {
             return;
         }
         slot.pushed_at = Some(self.tick);
-        let Some(dir) = &slot.cgroup else {
-            return;
-        };
-        let source = match &slot.memory_current {
-            Some(fd) => Source::CgroupFile(fd.as_fd()),
-            None => Source::Cgroup {
-                root: &self.opts.cgroup_root,
-                dir,
-            },
-        };
-        if let Some(bytes) = kernel::read_bytes(source) {
+        if let Some(bytes) = self.group_charge(i) {
+            let slot = &mut self.slots[i];
             // Told once per run of the service: a throttled service raises events all along.
             if !slot.pushed_before {
                 slot.pushed_before = true;

@@ -317,6 +317,44 @@ fn a_storm_of_high_events_brings_one_kernel_reading_per_tick_and_garbage_brings_
 }
 
 #[test]
+fn a_brake_is_never_written_below_what_the_group_holds() {
+    // A memory.high below the group's charge would have oomd, the writer, reclaim the group
+    // in its write: a service holding reclaimable memory could stall its watchdog. Ticks a
+    // minute apart, so that only the policy moves the brake here.
+    let slow = Policy {
+        sample_period_ms: 60_000,
+        enforce_kernel: true,
+        limits: limits_64_mib(),
+        ..policy()
+    };
+    let mut rig = Rig::new("brake-charge", slow);
+    rig.start_in_cgroup("hog", false);
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 64 * MIB));
+    let hard = |rig: &mut Rig, hard_bytes| {
+        let update = PolicyUpdate::Global(Policy {
+            limits: oomd::Limits {
+                soft_bytes: hard_bytes / 2,
+                hard_bytes,
+                ..limits_64_mib()
+            },
+            ..slow
+        });
+        assert_eq!(
+            rig.control(&ControlRequest::SetPolicy(update)),
+            [ControlReply::Done]
+        );
+    };
+    // The group holds 40 MiB when hard drops to 16 MiB: braked at its charge.
+    set_current(&rig, 40 * MIB);
+    hard(&mut rig, 16 * MIB);
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 40 * MIB));
+    // Below the brake wanted, the brake is written where it is wanted.
+    set_current(&rig, 10 * MIB);
+    hard(&mut rig, 20 * MIB);
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 20 * MIB));
+}
+
+#[test]
 fn a_high_event_brings_the_kernel_figure_at_once_and_the_kill_before_any_tick() {
     // Ticks a minute apart: only the push can bring the kernel figure within the test.
     let slow = Policy {
@@ -449,13 +487,14 @@ fn a_reporting_service_is_braked_above_hard_by_the_charge_its_report_does_not_sh
         None,
         "not over hard"
     );
-    // Its report reaches hard: the kill, and the brake at hard from it.
+    // Its report reaches hard: the kill, and the brake at the kill, at hard but never below
+    // what the group holds (written lower, it would have oomd reclaim the group in its write).
     rig.publish(hog, 64 * MIB, None);
     let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
         panic!("no termination request");
     };
     assert_eq!(request.subject, hog);
-    assert_eq!(high(&rig), 64 * MIB);
+    assert_eq!(high(&rig), brake, "at its charge, over hard");
 }
 
 #[test]
