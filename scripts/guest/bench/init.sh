@@ -214,8 +214,11 @@ run_oomd() { # cell rate chunk interval run delay_ms publishing
     brakes=$(grep -c "oomd: brake app=hog memory.high=[0-9]" /tmp/execd.log)
     first=$(grep -a -o "oomd: brake app=hog memory.high=[0-9][0-9]*" /tmp/execd.log | head -n 1)
     first=${first##*=}
+    # Brakes written at the hog's charge, over the one wanted (never below what it holds).
+    at_charge=$(grep -c "oomd: brake app=hog memory.high=[0-9]*: at its charge" /tmp/execd.log)
     report "$cell" "$1" "$4" "$5" "$exit_ns" "$dir" "$killer" "$report" \
-        "over_budget_lines=$over_budget brake_lines=$brakes first_brake=${first:-none}"
+        "over_budget_lines=$over_budget brake_lines=$brakes first_brake=${first:-none}" \
+        "at_charge_lines=$at_charge"
     if [ "$killer" = none ]; then
         sed 's/^/execd: /' /tmp/execd.log
     fi
