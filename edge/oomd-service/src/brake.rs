@@ -27,18 +27,24 @@
 //!   reading with a report.
 //! - **Brake at the kill.** Once a kill of a service is decided (the request is out and the
 //!   service has not exited, or the kill budget holds the kill back), its `memory.high` is set
-//!   to hard whatever judges it ([`wanted`]): the kill can no longer be prevented by it, and
+//!   to hard whatever judges it ([`wanted`]), or to what it holds if that is more (below):
+//!   the kill can no longer be prevented by it, and
 //!   from the decision to the exit (tens of milliseconds through execd, under TCG) a runaway
 //!   grows no further than the kernel lets past `memory.high`, instead of by its rate times
 //!   that time. A kill refused or failed lifts it again (to what the rest asks).
 //! - **Never below the charge.** Every brake is written no lower than what the group holds
 //!   when it is written ([`not_below_charge`]): a `memory.high` below the charge has the
-//!   *writer* reclaim the difference inside its `write` (Linux 5.5 and later), so a service
-//!   holding reclaimable memory over its brake could stall its own watchdog, at the kill of a
-//!   runaway above all. Written at the charge, the group cannot grow without its own tasks
-//!   reclaiming and being throttled; it is not pushed down to the brake wanted (the kill does
-//!   that, or the next move of the brake). The file is opened `O_NONBLOCK` too, which kernels
-//!   with the non-blocking limit option honour for the growth between the read and the write.
+//!   *writer* reclaim the difference inside its `write` (the 6.1 kernel retries as long as
+//!   reclaim makes progress), so a service holding reclaimable memory over its brake could
+//!   stall its own watchdog, at the kill of a runaway above all. Written at the charge, every
+//!   further charge of the group is over it, so its own tasks reclaim the excess (and are
+//!   throttled when that falls behind); it is not pushed down to the brake wanted. A brake
+//!   written at the charge comes down with the charge, at the tick's readings, to the brake
+//!   wanted at the lowest. What is left is the group's growth between the read and the
+//!   write (microseconds), which a 6.1 kernel still has oomd reclaim; the file is opened
+//!   `O_NONBLOCK`, which kernels with the non-blocking limit option (2025) honour by skipping
+//!   that reclaim, and a kill's request is sent before any brake is written, so no write
+//!   holds it back.
 //! - Critical services, services in observe-only mode and services without a hard limit
 //!   (`hard_bytes = u64::MAX`) get `max`. The brake follows every policy change.
 //! - **Push.** oomd watches the group's `memory.events` (`POLLPRI`, which the kernel raises
@@ -109,13 +115,12 @@ pub(crate) fn wanted(j: Judged) -> Option<u64> {
 
 /// The `memory.high` to write for the brake `want` on a group that holds `charge` bytes now:
 /// never below that charge. A `memory.high` written below what a group holds makes the
-/// writer reclaim the difference in its `write` (cgroup v2 since Linux 5.5, with swap too, as
-/// long as reclaim makes progress), so oomd would be stalled doing the group's reclaim, at the
-/// kill of a runaway above all, for as long as that takes: a service could make its watchdog
-/// wait by holding reclaimable memory over its brake. At the charge, every further charge of
-/// the group's own tasks is over `memory.high`, so they reclaim and are throttled themselves:
-/// the group is held where it is, not pushed down to `want`. `None` (`max`) and an unknown
-/// charge leave `want` as it is.
+/// writer reclaim the difference in its `write` (with swap too, as long as reclaim makes
+/// progress), so oomd would be stalled doing the group's reclaim, at the kill of a runaway
+/// above all, for as long as that takes: a service could make its watchdog wait by holding
+/// reclaimable memory over its brake. At the charge the group is held where it is (its own
+/// tasks reclaim what they charge over it), not pushed down to `want`. `None` (`max`) and an
+/// unknown charge leave `want` as it is.
 #[must_use]
 pub(crate) fn not_below_charge(want: Option<u64>, charge: Option<u64>) -> Option<u64> {
     match (want, charge) {
@@ -249,9 +254,9 @@ pub(crate) fn set_high(root: &str, dir: &str, high: Option<u64>) -> Result<(), E
     // O_TRUNC as a shell's `echo max > memory.high` does: cgroupfs ignores it, and a plain
     // file (the tests' stand-in for a cgroup) holds exactly the last value. O_NONBLOCK: a
     // kernel with the non-blocking limit option skips the writer's reclaim when the value is
-    // below the charge (older kernels ignore the flag; the caller never writes below the
-    // charge it read, [`not_below_charge`], but the group may grow between the read and the
-    // write).
+    // below the charge (6.1 ignores the flag, and neither its open nor its write returns
+    // EAGAIN for it; the caller never writes below the charge it read, [`not_below_charge`],
+    // but the group may grow between the read and the write).
     let fd = open(
         path,
         OFlags::WRONLY | OFlags::TRUNC | OFlags::NONBLOCK | OFlags::CLOEXEC,

@@ -151,8 +151,12 @@ struct KnownService {
     pushed_at: Option<u64>,
     /// A `high` event brought a reading in this run already (the note is written once).
     pushed_before: bool,
-    /// The `memory.high` last written (`Some(None)`: `max`), `None` before the first.
+    /// The brake last set (`Some(None)`: `max`), `None` before the first: what
+    /// [`brake::wanted`] asked, which is what was written unless the group held more.
     brake: Option<Option<u64>>,
+    /// The `memory.high` written over the brake wanted because the group held more
+    /// ([`brake::not_below_charge`]); it comes down with the group's charge.
+    brake_at_charge: Option<u64>,
     /// The charge its report does not show, which places its brake before a kill is decided
     /// (a service judged on its report, cgroup mode).
     unseen: brake::Unseen,
@@ -251,6 +255,27 @@ fn heartbeat_due(since_last: Duration, tick_period: Option<Duration>) -> bool {
     let interval = oomd_proto::HEARTBEAT_INTERVAL;
     since_last >= interval / 2
         || tick_period.is_some_and(|p| !since_last.is_zero() && since_last + p > interval)
+}
+
+/// Tells what a write of the brake `write` (for the brake `want`) to a service's
+/// `memory.high` did: `oomd: brake app=… memory.high=…`, noting a brake written at the
+/// group's charge over the one wanted, or why it could not be set.
+fn tell_brake(
+    out: &mut Output,
+    name: &str,
+    result: Result<(), rustix::io::Errno>,
+    write: Option<u64>,
+    want: Option<u64>,
+) {
+    match (result, write) {
+        (Ok(()), Some(high)) if write != want => out.note(format_args!(
+            "oomd: brake app={name} memory.high={high}: at its charge, over the {} wanted",
+            want.unwrap_or(u64::MAX)
+        )),
+        (Ok(()), Some(high)) => out.note(format_args!("oomd: brake app={name} memory.high={high}")),
+        (Ok(()), None) => out.note(format_args!("oomd: brake app={name} memory.high=max")),
+        (Err(e), _) => out.note(format_args!("oomd: cannot set memory.high of {name}: {e}")),
+    }
 }
 
 /// Takes the core's requests during one call of the core. They are sent only after the
@@ -569,6 +594,8 @@ impl Service {
         };
         let result = self.wd.handle(input, &mut tx);
         self.drain_events();
+        // The requests before the brakes: a `memory.high` write may have oomd reclaim for the
+        // group (`brake.rs`), and must not hold a kill back.
         self.send_queued();
         self.send_reclaims();
         if let (Input::ReclaimAck { sender, payload }, Ok(())) = (input, result) {
@@ -898,6 +925,7 @@ impl Service {
             pushed_at: None,
             pushed_before: false,
             brake: None,
+            brake_at_charge: None,
             unseen: brake::Unseen::default(),
             brake_silent: false,
             reclaim_sent: None,
@@ -1029,24 +1057,35 @@ impl Service {
             return;
         };
         let result = brake::set_high(&self.opts.cgroup_root, dir, write);
-        let name = &slot.name;
-        match (result, write) {
-            (Ok(()), Some(high)) if write != want => self.out.note(format_args!(
-                "oomd: brake app={name} memory.high={high}: at its charge, over the {} wanted",
-                want.unwrap_or(u64::MAX)
-            )),
-            (Ok(()), Some(high)) => self
-                .out
-                .note(format_args!("oomd: brake app={name} memory.high={high}")),
-            (Ok(()), None) => self
-                .out
-                .note(format_args!("oomd: brake app={name} memory.high=max")),
-            (Err(e), _) => self
-                .out
-                .note(format_args!("oomd: cannot set memory.high of {name}: {e}")),
-        }
+        let written = result.is_ok();
+        tell_brake(&mut self.out, &slot.name, result, write, want);
         // A failure is told once, and tried again when the brake next moves.
-        self.slots[i].brake = Some(want);
+        let slot = &mut self.slots[i];
+        slot.brake = Some(want);
+        slot.brake_at_charge = write.filter(|_| written && write != want);
+    }
+
+    /// A brake written at the group's charge, over the one wanted, comes down with the
+    /// charge: at a kernel reading `charge` that finds the group [`brake::LOWER_BY`] or more
+    /// under it, to the larger of the brake wanted and that reading. Otherwise a group that
+    /// shrank after a refused kill, or after its hard limit was lowered under what it held,
+    /// would keep its brake (and its `high` events, the push) where it once was.
+    fn lower_brake_at_charge(&mut self, i: usize, charge: u64) {
+        let slot = &self.slots[i];
+        let (Some(written), Some(Some(want)), Some(dir)) =
+            (slot.brake_at_charge, slot.brake, &slot.cgroup)
+        else {
+            return;
+        };
+        if charge.saturating_add(brake::LOWER_BY) > written {
+            return;
+        }
+        let high = brake::not_below_charge(Some(want), Some(charge));
+        let result = brake::set_high(&self.opts.cgroup_root, dir, high);
+        let written = result.is_ok();
+        tell_brake(&mut self.out, &slot.name, result, high, Some(want));
+        // A failure is told once: the brake stays where it was until it next moves.
+        self.slots[i].brake_at_charge = high.filter(|&h| written && h != want);
     }
 
     /// Feeds a kernel reading of slot `i`, and learns from it how much of the service's
@@ -1055,6 +1094,7 @@ impl Service {
         let subject = self.slots[i].id;
         let _ = self.feed(Input::KernelReading { subject, bytes });
         self.learn_unseen(i, bytes, brake::Reading::Later);
+        self.lower_brake_at_charge(i, bytes);
     }
 
     /// What slot `i`'s cgroup holds now, `memory.current` (`None`: not in a cgroup, or

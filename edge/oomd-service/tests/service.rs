@@ -355,6 +355,53 @@ fn a_brake_is_never_written_below_what_the_group_holds() {
 }
 
 #[test]
+fn a_brake_written_at_the_charge_comes_down_with_the_charge() {
+    // Its kernel figure decides (enforce_kernel), so the brake wanted is hard all along: only
+    // the tick's readings can bring a brake written at the charge back down to it.
+    let kernel = Policy {
+        enforce_kernel: true,
+        limits: limits_64_mib(),
+        ..policy()
+    };
+    let mut rig = Rig::new("brake-charge-down", kernel);
+    rig.start_in_cgroup("hog", false);
+    // Its hard limit is lowered under what it holds: braked at its charge, and killed.
+    set_current(&rig, 40 * MIB);
+    let lowered = PolicyUpdate::Global(Policy {
+        limits: oomd::Limits {
+            soft_bytes: 8 * MIB,
+            hard_bytes: 16 * MIB,
+            ..limits_64_mib()
+        },
+        ..kernel
+    });
+    assert_eq!(
+        rig.control(&ControlRequest::SetPolicy(lowered)),
+        [ControlReply::Done]
+    );
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 40 * MIB));
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("no termination request");
+    };
+    // The kill is refused, and the group shrinks: its brake follows it down, to its charge...
+    rig.tell(&FromAuthority::Answer {
+        ticket: request.ticket,
+        answer: Answer::Refused(RefusalReason::NotPermitted),
+    });
+    set_current(&rig, 30 * MIB);
+    rig.pump_for(Duration::from_millis(30));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 30 * MIB));
+    // ... by LOWER_BY (256 KiB) at least: a smaller step writes nothing...
+    set_current(&rig, 30 * MIB - 128 * 1024);
+    rig.pump_for(Duration::from_millis(30));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 30 * MIB));
+    // ... and under hard, to hard, where its kernel figure is killed and the push fires.
+    set_current(&rig, 10 * MIB);
+    rig.pump_for(Duration::from_millis(30));
+    assert_eq!(memory_high(&rig, "hog"), format!("{}\n", 16 * MIB));
+}
+
+#[test]
 fn a_high_event_brings_the_kernel_figure_at_once_and_the_kill_before_any_tick() {
     // Ticks a minute apart: only the push can bring the kernel figure within the test.
     let slow = Policy {
@@ -494,6 +541,7 @@ fn a_reporting_service_is_braked_above_hard_by_the_charge_its_report_does_not_sh
         panic!("no termination request");
     };
     assert_eq!(request.subject, hog);
+    // (Its charge is still the `set_current(&rig, brake)` above.)
     assert_eq!(high(&rig), brake, "at its charge, over hard");
 }
 
