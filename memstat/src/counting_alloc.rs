@@ -114,8 +114,15 @@ impl<A, S> CountingAlloc<A, S> {
     /// caller should act now, then arm again.
     pub fn arm_growth(&self, at_bytes: u64) -> bool {
         let at = usize::try_from(at_bytes).unwrap_or(usize::MAX);
-        self.armed_at.store(at, Ordering::Relaxed);
-        if self.live.load(Ordering::Relaxed) >= at {
+        // SeqCst on this store and the load after it, and on `grow`'s add and its load of
+        // the threshold: of an arming and an allocation that race, at least one sees the
+        // other (the threshold armed, or the live bytes grown). With weaker orderings both
+        // may read the old value (a store may pass a later load, on x86 too): the arming
+        // succeeds below the new figure and the allocation does not signal, so the crossing
+        // waited for the next allocation or the heartbeat. The store also publishes the
+        // signal's state (the eventfd) to the allocating thread that loads the threshold.
+        self.armed_at.store(at, Ordering::SeqCst);
+        if self.live.load(Ordering::SeqCst) >= at {
             self.armed_at.store(usize::MAX, Ordering::Relaxed);
             return false;
         }
@@ -174,12 +181,14 @@ impl<A, S> CountingAlloc<A, S> {
 
 impl<A, S: GrowthSignal> CountingAlloc<A, S> {
     fn grow(&self, bytes: usize) {
+        // SeqCst: see `arm_growth`. (On x86 the add is a locked instruction and the load a
+        // plain one whatever the ordering.)
         let live = self
             .live
-            .fetch_add(bytes, Ordering::Relaxed)
+            .fetch_add(bytes, Ordering::SeqCst)
             .wrapping_add(bytes);
         self.peak.fetch_max(live, Ordering::Relaxed);
-        let at = self.armed_at.load(Ordering::Relaxed);
+        let at = self.armed_at.load(Ordering::SeqCst);
         // Of the allocations that see the threshold reached, the one that disarms it signals:
         // once per arming, even when threads race.
         if live >= at
