@@ -32,6 +32,19 @@
 //! ```
 //!
 //! One per allocator: a second [`start`](GrowthPublisher::start) is refused.
+//!
+//! A frame the channel did not take (a full socket, a lost peer) is owed: the thread offers
+//! the newest figures again one pacing interval later (after a full socket) or after the first
+//! reconnection backoff (after a lost peer), without waiting for the next quantum or the
+//! heartbeat.
+//!
+//! What it does not do:
+//! - It never reads oomd's reclaim requests ([`Publisher::poll_reclaim`]): the thread owns
+//!   the publisher. A service that answers them publishes itself.
+//! - After `fork()` without `exec`, the child's allocator keeps the parent's eventfd and
+//!   threshold: its first crossing wakes the parent's thread once (which publishes the
+//!   parent's figures), and the child can start no publisher of its own (its allocator has
+//!   one already). A child that publishes must `exec` (or not use a growth publisher).
 #![forbid(unsafe_code)]
 
 use std::alloc::GlobalAlloc;
@@ -42,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 
-use super::Publisher;
+use super::{DropReason, PublishOutcome, Publisher};
 use crate::{CountingAlloc, GrowthSignal};
 
 /// The growth signal of a [`CountingAlloc`] that publishes by itself: an `eventfd` the
@@ -81,16 +94,49 @@ impl GrowthPublisher {
         publisher: Publisher,
         pacing: Duration,
     ) -> io::Result<std::thread::JoinHandle<()>> {
-        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        alloc.signal().eventfd.set(fd).map_err(|_| {
+        let already = || {
             io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "this allocator already has a growth publisher",
             )
-        })?;
-        std::thread::Builder::new()
+        };
+        if alloc.signal().eventfd.get().is_some() {
+            return Err(already());
+        }
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        // The thread first, the eventfd after: a thread that cannot be spawned (a thread
+        // limit) leaves the allocator without a publisher, so that `start` can be tried
+        // again, instead of one that would refuse every later start.
+        let (go, wait_go) = std::sync::mpsc::sync_channel::<bool>(1);
+        let thread = std::thread::Builder::new()
             .name("memstat-growth".into())
-            .spawn(move || run(alloc, publisher, pacing))
+            .spawn(move || {
+                if wait_go.recv() == Ok(true) {
+                    run(alloc, publisher, pacing);
+                }
+            })?;
+        let set = alloc.signal().eventfd.set(fd).is_ok();
+        let _ = go.send(set);
+        if set {
+            Ok(thread)
+        } else {
+            // Another start won the race: this thread ends without publishing.
+            let _ = thread.join();
+            Err(already())
+        }
+    }
+}
+
+/// How soon to offer the figures again after `outcome`, however little they grow: a frame
+/// dropped (the figure it carried never arrived) is owed, so the newest figures go out as soon
+/// as the channel may take them instead of at the next quantum or heartbeat: one pacing
+/// interval (a millisecond at least) after a full socket, the first reconnection backoff after
+/// a lost peer. Otherwise nothing is owed.
+fn retry_after(outcome: PublishOutcome, pacing: Duration, publisher: &Publisher) -> Duration {
+    match outcome {
+        PublishOutcome::Sent | PublishOutcome::Suppressed => Duration::MAX,
+        PublishOutcome::Dropped(DropReason::WouldBlock) => pacing,
+        PublishOutcome::Dropped(_) => publisher.config().backoff_initial,
     }
 }
 
@@ -128,14 +174,17 @@ fn run<A: GlobalAlloc + Sync>(
         // Latest wins: within the pacing interval of the last frame, wait for its end and
         // send the figures as they are then.
         if let Some(at) = last_sent {
-            let left = (at + pacing).saturating_duration_since(Instant::now());
+            // A pacing too large to add (`Duration::MAX`) waits the pacing itself.
+            let left = at
+                .checked_add(pacing)
+                .map_or(pacing, |end| end.saturating_duration_since(Instant::now()));
             if !left.is_zero() {
                 std::thread::sleep(left);
             }
         }
         let (current, peak) = (alloc.live_bytes(), alloc.peak_bytes());
         let outcome = publisher.publish(current, peak);
-        if matches!(outcome, super::PublishOutcome::Sent) {
+        if matches!(outcome, PublishOutcome::Sent) {
             last_sent = Some(Instant::now());
         }
         // The next frame is due one quantum past the figure just offered; if the live bytes
@@ -143,13 +192,14 @@ fn run<A: GlobalAlloc + Sync>(
         // frame went out, a millisecond later after one was dropped (a full socket is not
         // spun on).
         if !alloc.arm_growth(current.saturating_add(quantum)) {
-            if !matches!(outcome, super::PublishOutcome::Sent) {
+            if !matches!(outcome, PublishOutcome::Sent) {
                 std::thread::sleep(Duration::from_millis(1));
             }
             continue;
         }
         let wait = publisher
             .next_due(Instant::now())
+            .min(retry_after(outcome, pacing, &publisher))
             .max(Duration::from_millis(1));
         let timeout = rustix::time::Timespec {
             tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
