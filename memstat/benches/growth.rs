@@ -5,13 +5,15 @@
 //! What is allocated is kept, so the quantum is small: 1 KiB.
 
 use std::alloc::System;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use memstat::publish::{GrowthPublisher, PublisherConfig};
-use memstat::{CountingAlloc, Frame, Publisher, MAX_FRAME_LEN};
+use memstat::publish::GrowthPublisher;
+use memstat::{CountingAlloc, Frame, MAX_FRAME_LEN};
+
+#[path = "../tests/growth_rig/mod.rs"]
+mod growth_rig;
 
 #[global_allocator]
 static ALLOC: CountingAlloc<System, GrowthPublisher> =
@@ -36,17 +38,7 @@ fn growth(c: &mut Criterion) {
     let (tx, rx) = UnixDatagram::pair().expect("socketpair");
     rx.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    let config = PublisherConfig {
-        quantum: QUANTUM,
-        heartbeat: Duration::from_secs(3600),
-        ..PublisherConfig::default()
-    };
-    GrowthPublisher::start_paced(
-        &ALLOC,
-        Publisher::from_fd(OwnedFd::from(tx), config),
-        Duration::ZERO,
-    )
-    .expect("started");
+    growth_rig::start(&ALLOC, tx, QUANTUM, Duration::ZERO);
     let mut buf = [0u8; MAX_FRAME_LEN + 1];
     let mut held: Vec<Vec<u8>> = Vec::with_capacity(1 << 20);
     c.bench_function("growth/allocation_to_frame_received/1KiB", |b| {

@@ -4,12 +4,13 @@
 
 use std::alloc::System;
 use std::io::ErrorKind;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use memstat::publish::{GrowthPublisher, PublisherConfig};
-use memstat::{CountingAlloc, Frame, Publisher, MAX_FRAME_LEN};
+use memstat::publish::GrowthPublisher;
+use memstat::{CountingAlloc, Frame, MAX_FRAME_LEN};
+
+mod growth_rig;
 
 #[global_allocator]
 static ALLOC: CountingAlloc<System, GrowthPublisher> =
@@ -27,17 +28,7 @@ fn a_frame_dropped_on_a_full_socket_is_sent_again_with_the_newest_figure() {
     rx.set_nonblocking(true).expect("nonblocking");
     // No heartbeat within the test, and growth far below a quantum after the burst: only a
     // retry of the dropped frame can bring its figure.
-    let config = PublisherConfig {
-        quantum: QUANTUM,
-        heartbeat: Duration::from_secs(3600),
-        ..PublisherConfig::default()
-    };
-    GrowthPublisher::start_paced(
-        &ALLOC,
-        Publisher::from_fd(OwnedFd::from(tx), config),
-        PACING,
-    )
-    .expect("started");
+    growth_rig::start(&ALLOC, tx, QUANTUM, PACING);
     let mut buf = [0u8; MAX_FRAME_LEN + 1];
     // The first frame.
     let deadline = Instant::now() + Duration::from_secs(5);

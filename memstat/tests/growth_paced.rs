@@ -3,12 +3,13 @@
 //! the figure the burst ended at. (Its own test binary: one growth publisher per allocator.)
 
 use std::alloc::System;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use memstat::publish::{GrowthPublisher, PublisherConfig};
-use memstat::{CountingAlloc, Frame, Publisher, MAX_FRAME_LEN};
+use memstat::publish::GrowthPublisher;
+use memstat::{CountingAlloc, Frame, MAX_FRAME_LEN};
+
+mod growth_rig;
 
 #[global_allocator]
 static ALLOC: CountingAlloc<System, GrowthPublisher> =
@@ -21,17 +22,7 @@ const PACING: Duration = Duration::from_millis(50);
 fn a_burst_of_crossings_brings_one_frame_per_interval_and_then_its_latest_figure() {
     let (tx, rx) = UnixDatagram::pair().expect("socketpair");
     rx.set_nonblocking(true).expect("nonblocking");
-    let config = PublisherConfig {
-        quantum: QUANTUM,
-        heartbeat: Duration::from_secs(3600),
-        ..PublisherConfig::default()
-    };
-    GrowthPublisher::start_paced(
-        &ALLOC,
-        Publisher::from_fd(OwnedFd::from(tx), config),
-        PACING,
-    )
-    .expect("started");
+    growth_rig::start(&ALLOC, tx, QUANTUM, PACING);
     let mut buf = [0u8; MAX_FRAME_LEN + 1];
     let mut frames = |until: Instant| -> Vec<Frame> {
         let mut got = Vec::new();
