@@ -476,6 +476,13 @@ impl Execd {
         };
         let pair = |wanted: bool| wanted.then(oomd_proto::seqpacket_pair).transpose();
         let memstat = pair(spec.memstat).map_err(|e| failed(self, "socketpair", &e))?;
+        // oomd's end refuses descriptors from the service before the service holds its end:
+        // a descriptor oomd does not take is released in oomd's thread, where its release can
+        // block (`memstat::publish::refuse_descriptors`). A kernel without the option (before
+        // 6.16) cannot refuse them; oomd says so.
+        if let Some((watchdog_end, _)) = &memstat {
+            let _ = memstat::publish::refuse_descriptors(watchdog_end.as_fd());
+        }
         let authority =
             pair(spec.role == Some(Role::Watchdog)).map_err(|e| failed(self, "socketpair", &e))?;
         let cgroup = match &self.cgroups {

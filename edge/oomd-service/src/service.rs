@@ -378,6 +378,10 @@ impl Service {
         let listener = admission::listen_with(&opts.control_socket, opts.control_access)
             .map_err(setup("the control socket"))?;
         oomd_proto::set_nonblocking(&listener).map_err(setup("the control socket"))?;
+        // Control clients may be anyone local: the kernel refuses descriptors they pass (set
+        // on the listener, which its connections inherit, and again on each one accepted).
+        let refuses_descriptors =
+            memstat::publish::refuse_descriptors(listener.as_fd()).unwrap_or(false);
         let timer = timerfd_create(
             TimerfdClockId::Monotonic,
             TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
@@ -444,6 +448,13 @@ impl Service {
             .arm_timer()
             .map_err(|e| ServiceError::Setup("the tick timer", e.into()))?;
         service.resume();
+        if !refuses_descriptors {
+            service.out.note(format_args!(
+                "oomd: this kernel cannot refuse descriptors passed on oomd's sockets \
+                 (SO_PASSRIGHTS, Linux 6.16): a control client or a service that passes one \
+                 can stall oomd while the kernel releases it"
+            ));
+        }
         let p = service.wd.policy();
         let (soft, hard, period) = (p.limits.soft_bytes, p.limits.hard_bytes, p.sample_period_ms);
         service.out.note(format_args!(
@@ -894,6 +905,9 @@ impl Service {
                     "oomd: cannot use the memstat channel of {name}"
                 ));
             }
+            // execd set it before the service held its end; a channel from an older execd
+            // gets it now.
+            let _ = memstat::publish::refuse_descriptors(fd.as_fd());
         }
         self.names.insert(subject, &name);
         if let Some(r) = &mut self.recorder {

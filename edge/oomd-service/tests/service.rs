@@ -1333,3 +1333,43 @@ fn a_service_that_hung_up_before_its_request_is_still_judged_at_the_deadline() {
     let decided = at("oomd: kill decided app=hog bytes=1500 reason=soft-grace").expect("decided");
     assert!(requested < missed && missed < decided, "{lines:#?}");
 }
+
+/// Whether this kernel can refuse passed descriptors (`SO_PASSRIGHTS`, Linux 6.16).
+fn kernel_refuses_descriptors() -> bool {
+    let (probe, _peer) = oomd_proto::seqpacket_pair().expect("socketpair");
+    memstat::publish::refuse_descriptors(std::os::fd::AsFd::as_fd(&probe)).expect("setsockopt")
+}
+
+/// Whether a send failed because the receiving socket refuses descriptors.
+fn refused(sent: Result<(), oomd_proto::WireError>) -> bool {
+    matches!(sent, Err(oomd_proto::WireError::Io(e)) if e.raw_os_error() == Some(1 /* EPERM */))
+}
+
+#[test]
+fn a_descriptor_passed_on_a_memstat_channel_or_the_control_socket_is_refused() {
+    // A descriptor oomd does not take is released in oomd's thread when the message that
+    // carries it is read, and its release can block (a TCP socket with unsent data and
+    // SO_LINGER waits out its linger time there): one packet would stall the watchdog.
+    if !kernel_refuses_descriptors() {
+        println!("skipped: this kernel has no SO_PASSRIGHTS (Linux 6.16)");
+        return;
+    }
+    use std::os::fd::AsFd;
+    let mut rig = Rig::new("descriptors", policy());
+    let hog = rig.start("hog", false);
+    let (passed, _other) = oomd_proto::seqpacket_pair().expect("socketpair");
+    // A service, on its memstat channel.
+    let sent = oomd_proto::send(rig.channel(hog), b"frame", &[passed.as_fd()]);
+    assert!(refused(sent), "the channel took a descriptor");
+    // Anyone local, on the control socket, before oomd accepted the connection: refused by
+    // the listener's setting, which the connection inherits.
+    let client = oomd_proto::connect(&rig.dir.join("oomd.sock")).expect("connect");
+    let sent = oomd_proto::send(client.as_fd(), b"request", &[passed.as_fd()]);
+    assert!(refused(sent), "the control socket took a descriptor");
+    // Without one, both go on as before.
+    rig.publish(hog, 5_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(WAIT) else {
+        panic!("the frame after the refused packet decided nothing");
+    };
+    assert_eq!(request.subject, hog);
+}

@@ -84,5 +84,6 @@ pub use self::growth::{GrowthPublisher, DEFAULT_PACING as DEFAULT_GROWTH_PACING}
 pub use self::publisher::Publisher;
 #[cfg(feature = "std")]
 pub use self::unix::{
-    io_would_block, peer_hung_up, would_block, FromEnvError, UnixTransport, ENV_FD, ENV_SOCKET,
+    io_would_block, peer_hung_up, refuse_descriptors, would_block, FromEnvError, UnixTransport,
+    ENV_FD, ENV_SOCKET,
 };

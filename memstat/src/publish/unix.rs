@@ -387,6 +387,72 @@ fn adopt_inherited_fd(value: &OsStr) -> Result<OwnedFd, FromEnvError> {
     Ok(owned)
 }
 
+/// Makes the kernel refuse descriptors passed to the socket `fd` (`SO_PASSRIGHTS` off, Linux
+/// 6.16 and later): a peer's `sendmsg` with `SCM_RIGHTS` then fails with `EPERM` at the
+/// sender, and nothing is queued. Returns `Ok(false)` on a kernel (or an architecture) without
+/// the option.
+///
+/// Why a reader of an untrusted peer wants this: a descriptor passed in a message is the
+/// reader's once the message is received, and one it does not take (no control buffer, as
+/// oomd reads frames) is released in the reader's own thread right after the receive. Its
+/// release can block: a TCP socket with unsent data and `SO_LINGER` set waits out the linger
+/// time in it, so one packet could stall the reader, and an event loop with it. On a kernel
+/// without the option that stays possible; oomd says so once at start.
+pub fn refuse_descriptors(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // `SO_PASSRIGHTS` is 83 in asm-generic/socket.h, which these architectures use; the others
+    // (alpha, mips, parisc, sparc) number it otherwise and are not targets of this project.
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    ))]
+    {
+        const SO_PASSRIGHTS: libc::c_int = 83;
+        let off: libc::c_int = 0;
+        let len = libc::socklen_t::try_from(core::mem::size_of::<libc::c_int>())
+            .expect("an int's size fits a socklen_t");
+        #[allow(unsafe_code)]
+        // SAFETY: `fd` is a borrowed, open descriptor for the whole call; the option value
+        // points at `off`, a live `c_int` of exactly `len` bytes, which the kernel only reads.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                libc::SOL_SOCKET,
+                SO_PASSRIGHTS,
+                core::ptr::from_ref(&off).cast(),
+                len,
+            )
+        };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOPROTOOPT) {
+            return Ok(false);
+        }
+        Err(e)
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    )))]
+    {
+        let _ = fd;
+        Ok(false)
+    }
+}
+
 /// Borrows the inherited number `fd` (not 0..=2) to ask the kernel whether it is open and
 /// what it is, before anything owns it.
 #[allow(unsafe_code)]

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -207,6 +207,16 @@ impl Rig {
         let mut buf = [0; MAX_FRAME_LEN];
         let n = frame.encode(&mut buf).expect("valid");
         rustix::net::send(&entry.2, &buf[..n], rustix::net::SendFlags::empty()).expect("sent");
+    }
+
+    /// The service's end of `subject`'s memstat channel.
+    pub fn channel(&self, subject: SubjectId) -> BorrowedFd<'_> {
+        let entry = self
+            .seqs
+            .iter()
+            .find(|(s, _, _)| *s == subject)
+            .expect("started");
+        entry.2.as_fd()
     }
 
     /// The service `subject` sends these raw bytes as one packet on its own channel.
