@@ -972,6 +972,13 @@ impl Service {
             critical,
             reports,
         }));
+        // A restart within a tick keeps the frames the core already took from the subject in
+        // it (a restart buys no fresh budget): the new channel is read from there, so that a
+        // frame past the budget is paused and coalesced at the tick like any other, not fed
+        // and rejected (and the newest figure never counted).
+        if let (Some(i), Some(status)) = (at, self.wd.subject(subject)) {
+            self.slots[i].frames_read = status.frames_this_tick;
+        }
         // Its own limits, from the policy file or `oomctl policy set`, kept while it was not
         // running.
         if let (Ok(()), Some(limits)) = (registered, self.policies.get(subject)) {

@@ -1373,3 +1373,40 @@ fn a_descriptor_passed_on_a_memstat_channel_or_the_control_socket_is_refused() {
     };
     assert_eq!(request.subject, hog);
 }
+
+#[test]
+fn a_service_restarted_within_a_tick_keeps_its_budget_and_its_newest_frame_still_counts() {
+    // The core keeps a subject's frame count for the tick across a restart (a restart loop
+    // buys no fresh budget). The new channel is read from that count: its frames past the
+    // budget wait for the tick and the newest counts there. Read from zero, they were fed
+    // over budget, rejected, and the frame over hard below was never decided.
+    let slow = Policy {
+        sample_period_ms: 1_000,
+        ..policy()
+    };
+    let budget = slow.frame_budget_per_tick;
+    let mut rig = Rig::new("restart-budget", slow);
+    let hog = rig.start("hog", false);
+    for _ in 0..budget {
+        rig.publish(hog, 100, None);
+    }
+    rig.pump_for(Duration::from_millis(10));
+    rig.tell(&FromAuthority::Exited {
+        subject: hog,
+        status: ExitStatus::Signal(15),
+    });
+    assert_eq!(rig.start("hog", false), hog);
+    rig.publish(hog, 5_000, None);
+    let Some(ToAuthority::Terminate(request)) = rig.next_request(Duration::from_millis(2_500))
+    else {
+        panic!("the restarted service's frame over hard was never decided");
+    };
+    assert_eq!(request.subject, hog);
+    assert!(
+        !rig.lines()
+            .iter()
+            .any(|l| l.starts_with("oomd: frame rejected (over-budget")),
+        "a frame of the restarted service was fed over budget: {:?}",
+        rig.lines()
+    );
+}
