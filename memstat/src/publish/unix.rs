@@ -401,7 +401,7 @@ fn adopt_inherited_fd(value: &OsStr) -> Result<OwnedFd, FromEnvError> {
 pub fn refuse_descriptors(fd: BorrowedFd<'_>) -> io::Result<bool> {
     // `SO_PASSRIGHTS` is 83 in asm-generic/socket.h, which these architectures use; the others
     // (alpha, mips, parisc, sparc) number it otherwise and are not targets of this project.
-    #[cfg(all(
+    const GENERIC_NUMBERING: bool = cfg!(all(
         target_os = "linux",
         any(
             target_arch = "x86_64",
@@ -410,47 +410,34 @@ pub fn refuse_descriptors(fd: BorrowedFd<'_>) -> io::Result<bool> {
             target_arch = "arm",
             target_arch = "riscv64"
         )
-    ))]
-    {
-        const SO_PASSRIGHTS: libc::c_int = 83;
-        let off: libc::c_int = 0;
-        let len = libc::socklen_t::try_from(core::mem::size_of::<libc::c_int>())
-            .expect("an int's size fits a socklen_t");
-        #[allow(unsafe_code)]
-        // SAFETY: `fd` is a borrowed, open descriptor for the whole call; the option value
-        // points at `off`, a live `c_int` of exactly `len` bytes, which the kernel only reads.
-        let rc = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                libc::SOL_SOCKET,
-                SO_PASSRIGHTS,
-                core::ptr::from_ref(&off).cast(),
-                len,
-            )
-        };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ENOPROTOOPT) {
-            return Ok(false);
-        }
-        Err(e)
+    ));
+    const SO_PASSRIGHTS: libc::c_int = 83;
+    if !GENERIC_NUMBERING {
+        return Ok(false);
     }
-    #[cfg(not(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "x86",
-            target_arch = "aarch64",
-            target_arch = "arm",
-            target_arch = "riscv64"
+    let off: libc::c_int = 0;
+    let len = libc::socklen_t::try_from(core::mem::size_of::<libc::c_int>())
+        .expect("an int's size fits a socklen_t");
+    #[allow(unsafe_code)]
+    // SAFETY: `fd` is a borrowed, open descriptor for the whole call; the option value points
+    // at `off`, a live `c_int` of exactly `len` bytes, which the kernel only reads.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::SOL_SOCKET,
+            SO_PASSRIGHTS,
+            core::ptr::from_ref(&off).cast(),
+            len,
         )
-    )))]
-    {
-        let _ = fd;
-        Ok(false)
+    };
+    if rc == 0 {
+        return Ok(true);
     }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENOPROTOOPT) {
+        return Ok(false);
+    }
+    Err(e)
 }
 
 /// Borrows the inherited number `fd` (not 0..=2) to ask the kernel whether it is open and
