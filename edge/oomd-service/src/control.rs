@@ -109,8 +109,6 @@ impl Service {
         let now = Instant::now();
         while let Ok(fd) = oomd_proto::accept(&self.listener) {
             let _ = oomd_proto::set_nonblocking(&fd);
-            // Inherited from the listener where the kernel has it; set again all the same.
-            let _ = memstat::publish::refuse_descriptors(fd.as_fd());
             let cred = admission::peer_cred(&fd).unwrap_or(PeerCred::NOBODY);
             let privileged = self.control.access.permits(&cred);
             let seats: [Option<Seat>; MAX_CLIENTS] =

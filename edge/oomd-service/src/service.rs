@@ -257,27 +257,6 @@ fn heartbeat_due(since_last: Duration, tick_period: Option<Duration>) -> bool {
         || tick_period.is_some_and(|p| !since_last.is_zero() && since_last + p > interval)
 }
 
-/// Tells what a write of the brake `write` (for the brake `want`) to a service's
-/// `memory.high` did: `oomd: brake app=… memory.high=…`, noting a brake written at the
-/// group's charge over the one wanted, or why it could not be set.
-fn tell_brake(
-    out: &mut Output,
-    name: &str,
-    result: Result<(), rustix::io::Errno>,
-    write: Option<u64>,
-    want: Option<u64>,
-) {
-    match (result, write) {
-        (Ok(()), Some(high)) if write != want => out.note(format_args!(
-            "oomd: brake app={name} memory.high={high}: at its charge, over the {} wanted",
-            want.unwrap_or(u64::MAX)
-        )),
-        (Ok(()), Some(high)) => out.note(format_args!("oomd: brake app={name} memory.high={high}")),
-        (Ok(()), None) => out.note(format_args!("oomd: brake app={name} memory.high=max")),
-        (Err(e), _) => out.note(format_args!("oomd: cannot set memory.high of {name}: {e}")),
-    }
-}
-
 /// Takes the core's requests during one call of the core. They are sent only after the
 /// events of that call are in the audit log and the log is on disk (`Service::feed`).
 struct AuthorityTx<'a> {
@@ -379,7 +358,8 @@ impl Service {
             .map_err(setup("the control socket"))?;
         oomd_proto::set_nonblocking(&listener).map_err(setup("the control socket"))?;
         // Control clients may be anyone local: the kernel refuses descriptors they pass (set
-        // on the listener, which its connections inherit, and again on each one accepted).
+        // on the listener; every connection inherits it from there, even one that sends
+        // before it is accepted).
         let refuses_descriptors =
             memstat::publish::refuse_descriptors(listener.as_fd()).unwrap_or(false);
         let timer = timerfd_create(
@@ -1073,17 +1053,37 @@ impl Service {
             return;
         }
         let write = brake::not_below_charge(want, want.and_then(|_| self.group_charge(i)));
+        self.write_brake(i, write, want);
+        // A failure is told once, and tried again when the brake next moves.
+        self.slots[i].brake = Some(want);
+    }
+
+    /// Writes `write` to slot `i`'s `memory.high` for the brake `want` (more, when the group
+    /// held more: [`brake::not_below_charge`]), says what it did, and keeps what was written
+    /// over `want` for [`lower_brake_at_charge`](Self::lower_brake_at_charge).
+    fn write_brake(&mut self, i: usize, write: Option<u64>, want: Option<u64>) {
         let slot = &self.slots[i];
         let Some(dir) = &slot.cgroup else {
             return;
         };
         let result = brake::set_high(&self.opts.cgroup_root, dir, write);
-        let written = result.is_ok();
-        tell_brake(&mut self.out, &slot.name, result, write, want);
-        // A failure is told once, and tried again when the brake next moves.
-        let slot = &mut self.slots[i];
-        slot.brake = Some(want);
-        slot.brake_at_charge = write.filter(|_| written && write != want);
+        let name = &slot.name;
+        match (&result, write) {
+            (Ok(()), Some(high)) if write != want => self.out.note(format_args!(
+                "oomd: brake app={name} memory.high={high}: at its charge, over the {} wanted",
+                want.unwrap_or(u64::MAX)
+            )),
+            (Ok(()), Some(high)) => self
+                .out
+                .note(format_args!("oomd: brake app={name} memory.high={high}")),
+            (Ok(()), None) => self
+                .out
+                .note(format_args!("oomd: brake app={name} memory.high=max")),
+            (Err(e), _) => self
+                .out
+                .note(format_args!("oomd: cannot set memory.high of {name}: {e}")),
+        }
+        self.slots[i].brake_at_charge = write.filter(|_| result.is_ok() && write != want);
     }
 
     /// A brake written at the group's charge, over the one wanted, comes down with the
@@ -1093,20 +1093,18 @@ impl Service {
     /// would keep its brake (and its `high` events, the push) where it once was.
     fn lower_brake_at_charge(&mut self, i: usize, charge: u64) {
         let slot = &self.slots[i];
-        let (Some(written), Some(Some(want)), Some(dir)) =
-            (slot.brake_at_charge, slot.brake, &slot.cgroup)
-        else {
+        let (Some(written), Some(Some(want))) = (slot.brake_at_charge, slot.brake) else {
             return;
         };
         if charge.saturating_add(brake::LOWER_BY) > written {
             return;
         }
-        let high = brake::not_below_charge(Some(want), Some(charge));
-        let result = brake::set_high(&self.opts.cgroup_root, dir, high);
-        let written = result.is_ok();
-        tell_brake(&mut self.out, &slot.name, result, high, Some(want));
         // A failure is told once: the brake stays where it was until it next moves.
-        self.slots[i].brake_at_charge = high.filter(|&h| written && h != want);
+        self.write_brake(
+            i,
+            brake::not_below_charge(Some(want), Some(charge)),
+            Some(want),
+        );
     }
 
     /// Feeds a kernel reading of slot `i`, and learns from it how much of the service's
