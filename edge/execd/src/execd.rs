@@ -474,17 +474,15 @@ impl Execd {
             ));
             ExecdError::SpawnFailed(errno_of(e))
         };
-        let pair = |wanted: bool| wanted.then(oomd_proto::seqpacket_pair).transpose();
-        let memstat = pair(spec.memstat).map_err(|e| failed(self, "socketpair", &e))?;
-        // oomd's end refuses descriptors from the service before the service holds its end:
-        // a descriptor oomd does not take is released in oomd's thread, where its release can
-        // block (`memstat::publish::refuse_descriptors`). A kernel without the option (before
-        // 6.16) cannot refuse them; oomd says so.
-        if let Some((watchdog_end, _)) = &memstat {
-            let _ = memstat::publish::refuse_descriptors(watchdog_end.as_fd());
-        }
-        let authority =
-            pair(spec.role == Some(Role::Watchdog)).map_err(|e| failed(self, "socketpair", &e))?;
+        let memstat = spec
+            .memstat
+            .then(memstat_channel)
+            .transpose()
+            .map_err(|e| failed(self, "socketpair", &e))?;
+        let authority = (spec.role == Some(Role::Watchdog))
+            .then(oomd_proto::seqpacket_pair)
+            .transpose()
+            .map_err(|e| failed(self, "socketpair", &e))?;
         let cgroup = match &self.cgroups {
             Some(root) => Some(
                 root.prepare(&spec.name)
@@ -830,5 +828,39 @@ impl Drop for Execd {
         if let Some((_, path)) = &self.listener {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+/// A new memstat channel: (oomd's end, the service's end). oomd's end refuses descriptors
+/// from the service before the service holds its end: a descriptor oomd does not take is
+/// released in oomd's thread, where its release can block
+/// (`memstat::publish::refuse_descriptors`). A kernel without the option (before 6.16) cannot
+/// refuse them; oomd says so at start.
+fn memstat_channel() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (watchdog_end, service_end) = oomd_proto::seqpacket_pair()?;
+    let _ = memstat::publish::refuse_descriptors(watchdog_end.as_fd());
+    Ok((watchdog_end, service_end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_cannot_pass_a_descriptor_to_oomd_on_its_memstat_channel() {
+        let (probe, _) = oomd_proto::seqpacket_pair().expect("socketpair");
+        if !memstat::publish::refuse_descriptors(probe.as_fd()).expect("setsockopt") {
+            println!("skipped: this kernel has no SO_PASSRIGHTS (Linux 6.16)");
+            return;
+        }
+        let (_watchdog_end, service_end) = memstat_channel().expect("channel");
+        let (passed, _other) = oomd_proto::seqpacket_pair().expect("socketpair");
+        let sent = oomd_proto::send(service_end.as_fd(), b"frame", &[passed.as_fd()]);
+        assert!(
+            matches!(&sent, Err(oomd_proto::WireError::Io(e)) if e.raw_os_error() == Some(1)),
+            "a descriptor reached oomd's end (EPERM expected): {sent:?}"
+        );
+        // A frame without one still goes through.
+        oomd_proto::send(service_end.as_fd(), b"frame", &[]).expect("a plain frame");
     }
 }
